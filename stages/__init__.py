@@ -1,0 +1,1 @@
+"""A DVC pipeline that classifies BreakHis histopathology images as benign or malignant."""

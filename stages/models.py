@@ -1,0 +1,100 @@
+"""The three classifiers: a 4-block CNN from scratch, and VGG19 / ResNet50 backbones from
+keras.applications with a small head. All output the probability of `malignant`.
+
+Models take images as produced by `stages.input_pipeline.preprocess` for their name, contain no
+Lambda layers, and load with `keras.saving.load_model(path, safe_mode=True)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import layers
+
+BACKBONES = {"vgg19": keras.applications.VGG19, "resnet50": keras.applications.ResNet50}
+MODEL_NAMES = ("custom", *BACKBONES)
+
+
+class WeightsError(ValueError):
+    """The requested backbone weights cannot be used."""
+
+
+def build_custom_cnn(image_size: tuple[int, int], filters: list[int], dropout: float, batch_norm: bool) -> keras.Model:
+    """Four convolution blocks (conv, optional batch norm, ReLU, max-pool), then a dense head."""
+    inputs = keras.Input((*image_size, 3), name="image")
+    x = layers.Rescaling(1 / 255)(inputs)
+    for block, width in enumerate(filters, start=1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm, name=f"block{block}_conv")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.Activation("relu", name=f"block{block}_relu")(x)
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")(x)
+    return keras.Model(inputs, outputs, name="custom")
+
+
+def resolve_weights(weights: str) -> str | None:
+    """`none` -> None, `imagenet` -> 'imagenet', anything else must be an existing weights file."""
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        return weights
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"weights file '{weights}' does not exist (use 'imagenet', 'none' or a path to a weights file)")
+    return str(path)
+
+
+def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> keras.Model:
+    """A keras.applications backbone without its top, global-average pooled."""
+    resolved = resolve_weights(weights)
+    try:
+        return BACKBONES[name](include_top=False, weights=resolved, input_shape=(*image_size, 3), pooling="avg")
+    except Exception as exc:  # download errors come as several types (URLError, OSError, Exception)
+        if resolved == "imagenet":
+            raise WeightsError(
+                f"train.{name}.weights=imagenet: the ImageNet weights could not be downloaded ({exc}). "
+                f"Put the weights file in the Keras cache (~/.keras/models/), or set "
+                f"train.{name}.weights to a local weights file path, or to 'none' to train from scratch."
+            ) from exc
+        if resolved is not None:
+            raise WeightsError(f"train.{name}.weights='{weights}': the file does not fit {name} ({exc})") from exc
+        raise
+
+
+@dataclass
+class TransferModel:
+    """A backbone with a head; `head` maps pooled backbone features to the probability."""
+
+    model: keras.Model
+    backbone: keras.Model
+    head: keras.Model
+    pretrained: bool
+
+
+def build_transfer_model(name: str, image_size: tuple[int, int], weights: str, dropout: float) -> TransferModel:
+    backbone = build_backbone(name, image_size, weights)
+    pretrained = weights != "none"
+    dropout_layer = layers.Dropout(dropout, name="dropout")
+    classifier = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")
+
+    inputs = keras.Input((*image_size, 3), name="image")
+    # A pretrained backbone keeps its BatchNorm statistics (inference mode) even when fine-tuned.
+    features = backbone(inputs, training=False) if pretrained else backbone(inputs)
+    model = keras.Model(inputs, classifier(dropout_layer(features)), name=name)
+
+    feature_input = keras.Input(backbone.output_shape[1:], name="features")
+    head = keras.Model(feature_input, classifier(dropout_layer(feature_input)), name=f"{name}_head")
+    return TransferModel(model, backbone, head, pretrained)
+
+
+def unfreeze_top(backbone: keras.Model, count: int) -> None:
+    """Make the top `count` layers trainable (BatchNorm layers stay frozen), the rest frozen."""
+    backbone.trainable = True
+    cut = len(backbone.layers) - count
+    for index, layer in enumerate(backbone.layers):
+        layer.trainable = index >= cut and not isinstance(layer, layers.BatchNormalization)

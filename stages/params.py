@@ -1,0 +1,140 @@
+"""The schema of params.yaml, validated before any stage does heavy work.
+
+Unknown keys and values of the wrong type are refused with an error that names the key, so a
+typo in `dvc exp run -S train.epoch=3` fails at once instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+ImageSize = tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]]
+Magnification = Literal[40, 100, 200, 400]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticParams(Section):
+    benign_patients: Annotated[int, Field(ge=2)] = 12
+    malignant_patients: Annotated[int, Field(ge=2)] = 26
+    images_per_magnification: PositiveInt = 3
+    image_size: ImageSize = (230, 350)
+
+
+class DataParams(Section):
+    source: Literal["synthetic", "breakhis", "kaggle"] = "synthetic"
+    path: str | None = None
+    magnifications: list[Magnification] = Field(default=[40, 100, 200, 400], min_length=1)
+    synthetic: SyntheticParams = SyntheticParams()
+
+    @model_validator(mode="after")
+    def _path_for_real_sources(self) -> DataParams:
+        if self.source != "synthetic" and not self.path:
+            raise ValueError(f"data.path is required when data.source is '{self.source}'")
+        return self
+
+
+class IngestParams(Section):
+    image_size: ImageSize = (230, 350)
+    workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
+
+
+class SplitParams(Section):
+    val_size: Fraction = 0.15
+    test_size: Fraction = 0.2
+    group_by: Literal["root", "folder"] = "root"
+
+
+class AugmentParams(Section):
+    target_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # minority / majority after
+    flip: bool = True
+    rotate90: bool = True
+    hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.04
+
+
+class ModelOverrides(Section):
+    """Per-model values that override the shared `train.*` ones when set."""
+
+    image_size: ImageSize | None = None
+    epochs: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
+    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class CustomCNNParams(ModelOverrides):
+    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=4, max_length=4)
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
+    batch_norm: bool = True
+
+
+class BackboneParams(ModelOverrides):
+    weights: str = "none"  # none | imagenet | path to a weights file
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
+    head_epochs: Annotated[int, Field(ge=0)] = 3
+    fine_tune_layers: Annotated[int, Field(ge=0)] = 20
+    fine_tune_learning_rate: Annotated[float, Field(gt=0.0)] = 1e-5
+
+
+class TrainParams(Section):
+    image_size: ImageSize = (64, 64)
+    epochs: PositiveInt = 8
+    batch_size: PositiveInt = 32
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
+    patience: PositiveInt = 4
+    class_weights: bool = True
+    custom: CustomCNNParams = CustomCNNParams()
+    vgg19: BackboneParams = BackboneParams()
+    resnet50: BackboneParams = BackboneParams()
+
+
+class EvaluateParams(Section):
+    threshold: Fraction = 0.5
+
+
+class Params(Section):
+    seed: Annotated[int, Field(ge=0)] = 42
+    data: DataParams = DataParams()
+    ingest: IngestParams = IngestParams()
+    split: SplitParams = SplitParams()
+    augment: AugmentParams = AugmentParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or does not match the schema; the message names the key."""
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    lines = [f"{source}: invalid params"]
+    for issue in error.errors():
+        key = ".".join(str(part) for part in issue["loc"]) or "(top level)"
+        if issue["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {issue['msg']} (got {issue.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming each bad key."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ParamsError(f"{path}: not found (run the stage from the project root)") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc, path)) from None
