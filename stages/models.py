@@ -28,7 +28,8 @@ def build_custom_cnn(image_size: tuple[int, int], filters: list[int], dropout: f
     for block, width in enumerate(filters, start=1):
         x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm, name=f"block{block}_conv")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+            # momentum 0.9: small datasets give few steps, and 0.99 leaves the moving statistics unconverged
+            x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn")(x)
         x = layers.Activation("relu", name=f"block{block}_relu")(x)
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -79,6 +80,12 @@ class TransferModel:
 def build_transfer_model(name: str, image_size: tuple[int, int], weights: str, dropout: float) -> TransferModel:
     backbone = build_backbone(name, image_size, weights)
     pretrained = weights != "none"
+    if not pretrained:
+        # From scratch on a small dataset there are few steps; 0.99 leaves BatchNorm's moving
+        # statistics far from the data and validation predictions meaningless.
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
     dropout_layer = layers.Dropout(dropout, name="dropout")
     classifier = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")
 

@@ -91,6 +91,7 @@ class TrainParams(Section):
     batch_size: PositiveInt = 32
     learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
     patience: PositiveInt = 4
+    monitor: Literal["val_loss", "val_auc"] = "val_loss"  # early stopping and best epoch
     class_weights: bool = True
     custom: CustomCNNParams = CustomCNNParams()
     vgg19: BackboneParams = BackboneParams()

@@ -23,16 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SUBTYPES: dict[str, tuple[str, str]] = {
-    "A": ("benign", "adenosis"),
-    "F": ("benign", "fibroadenoma"),
-    "PT": ("benign", "phyllodes_tumor"),
-    "TA": ("benign", "tubular_adenoma"),
-    "DC": ("malignant", "ductal_carcinoma"),
-    "LC": ("malignant", "lobular_carcinoma"),
-    "MC": ("malignant", "mucinous_carcinoma"),
-    "PC": ("malignant", "papillary_carcinoma"),
-}
+from stages.dataset import SUBTYPES, image_filename, patient_folder
+
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])
 EOSIN_OD = np.array([0.17, 0.86, 0.48])
@@ -66,11 +58,10 @@ class Patient:
 
     @property
     def folder(self) -> str:
-        return f"SOB_{self.label[0].upper()}_{self.code}_{self.year}-{self.slide}"
+        return patient_folder(self.label[0].upper(), self.code, self.year, self.slide)
 
     def file_name(self, mag: int, seq: int) -> str:
-        prefix = f"SOB_{self.label[0].upper()}_{self.code}"
-        return f"{prefix}-{self.year}-{self.slide}-{mag}-{seq:03d}.png"
+        return image_filename(self.label[0].upper(), self.code, self.year, self.slide, mag, seq)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -85,12 +76,14 @@ def _make_patients(seed: int, benign: int, malignant: int) -> list[Patient]:
     for label, count in (("benign", benign), ("malignant", malignant)):
         codes = [code for code, (lab, _) in SUBTYPES.items() if lab == label]
         plan += [codes[i % len(codes)] for i in range(count)]
-    patients = []
+    patients: list[Patient] = []
     for i, code in enumerate(plan):
         suffix = str(ids_rng.choice(["", "", "", "A", "D", "AB", "EF"]))
-        if benign and malignant and i in (0, benign):  # shared root: 21998AB/21998CD
-            numbers[i], suffix = numbers[0], ("AB" if i == 0 else "CD")
         year = int(ids_rng.choice([13, 14, 15], p=[0.1, 0.8, 0.1]))
+        if benign and malignant and i == benign:  # shared root: 14-21998AB/14-21998CD
+            numbers[i], year = numbers[0], patients[0].year
+        if benign and malignant and i in (0, benign):
+            suffix = "AB" if i == 0 else "CD"
         rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_PATIENT, i]))
         patients.append(
             Patient(

@@ -22,8 +22,6 @@ from stages.input_pipeline import image_dataset
 from stages.models import build_custom_cnn, build_transfer_model, unfreeze_top
 from stages.params import BackboneParams, CustomCNNParams, TrainParams
 
-MONITOR = "val_auc"
-
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -87,10 +85,12 @@ class Trainer:
         )
 
     def fit(self, model: keras.Model, train_data, val_data, *, epochs: int, class_weight) -> float:
-        """Fit for up to `epochs` more epochs; keep the best weights; return the best val AUC."""
-        stopping = keras.callbacks.EarlyStopping(
-            MONITOR, mode="max", patience=self.params.patience, restore_best_weights=True
-        )
+        """Fit for up to `epochs` more epochs; keep the best weights; return the best monitored value.
+
+        Values are returned so that higher is better (the loss is negated)."""
+        monitor = self.params.monitor
+        mode = "min" if monitor.endswith("loss") else "max"
+        stopping = keras.callbacks.EarlyStopping(monitor, mode=mode, patience=self.params.patience, restore_best_weights=True)
         history = model.fit(
             *train_data,
             validation_data=val_data,
@@ -101,7 +101,7 @@ class Trainer:
             verbose=self.verbose,
         )
         self.epoch += len(history.epoch)
-        return float(stopping.best)
+        return -float(stopping.best) if mode == "min" else float(stopping.best)
 
     def run(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> keras.Model:
         keras.utils.set_random_seed(self.seed)

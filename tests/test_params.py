@@ -1,0 +1,63 @@
+"""params.yaml validation: the shipped file is valid; bad keys and types are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.params import ParamsError, load_params
+from tests.conftest import PROJECT_ROOT
+
+
+def write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def shipped() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def test_the_shipped_params_are_valid() -> None:
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    assert params.data.source == "synthetic"
+    assert params.train.image_size == (64, 64)
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["train"]["epoch"] = 3
+    with pytest.raises(ParamsError, match=r"train\.epoch: unknown key"):
+        load_params(write(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "named"),
+    [
+        ("train", "epochs", "many", "train.epochs"),
+        ("train", "image_size", [64], "train.image_size"),
+        ("data", "source", "imagenet", "data.source"),
+        ("data", "magnifications", [50], "data.magnifications.0"),
+        ("split", "test_size", 1.5, "split.test_size"),
+    ],
+)
+def test_wrong_values_are_named(tmp_path: Path, section: str, key: str, value: object, named: str) -> None:
+    raw = shipped()
+    raw[section][key] = value
+    with pytest.raises(ParamsError, match=named.replace(".", r"\.")):
+        load_params(write(tmp_path, raw))
+
+
+def test_real_sources_need_a_path(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["data"]["source"] = "breakhis"
+    with pytest.raises(ParamsError, match="data.path is required"):
+        load_params(write(tmp_path, raw))
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
