@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The project's entry points. Each sets up a virtualenv in .venv/ on first use and reuses it.
 
-    python3 run.py repro [DVC ARGS]    dvc repro of params.yaml (embedded synthetic data by default)
-    python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs included
-    python3 run.py dvc ARGS            any dvc command inside the virtualenv (exp run, exp show, ...)
+python3 run.py repro [DVC ARGS]    dvc repro of params.yaml (embedded synthetic data by default)
+python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs included
+python3 run.py dvc ARGS            any dvc command inside the virtualenv (exp run, exp show, ...)
 """
 
 from __future__ import annotations

@@ -71,13 +71,18 @@ def parse_image_path(path: Path) -> ImageRecord:
     """Parse a file's name and check it against its folders (`<label>/SOB/<subtype>/<folder>/<mag>X`)."""
     match = FILE_NAME.match(path.name)
     if match is None:
-        raise LayoutError(f"{path}: file name does not follow the BreakHis grammar SOB_<B|M>_<type>-<yy>-<slide>-<mag>-<seq>.png")
+        raise LayoutError(
+            f"{path}: file name does not follow the BreakHis grammar "
+            "SOB_<B|M>_<type>-<yy>-<slide>-<mag>-<seq>.png"
+        )
     fields = match.groupdict()
     if fields["subtype"] not in SUBTYPES:
         raise LayoutError(f"{path}: unknown tumour type '{fields['subtype']}' (known: {', '.join(SUBTYPES)})")
     label, subtype_dir = SUBTYPES[fields["subtype"]]
     if LABELS[fields["label"]] != label:
-        raise LayoutError(f"{path}: type {fields['subtype']} is {label}, but the name says {LABELS[fields['label']]}")
+        raise LayoutError(
+            f"{path}: type {fields['subtype']} is {label}, but the name says {LABELS[fields['label']]}"
+        )
     magnification = int(fields["magnification"])
     if magnification not in MAGNIFICATIONS:
         raise LayoutError(f"{path}: magnification {magnification} is not one of {MAGNIFICATIONS}")
@@ -110,13 +115,19 @@ def find_slides_root(path: Path) -> Path:
     if not path.is_dir():
         raise LayoutError(f"data.path '{path}' is not a folder")
     for candidate in [path, *sorted(path.rglob("histology_slides"))]:
-        breast = candidate / "breast" if candidate.name == "histology_slides" else candidate / "histology_slides" / "breast"
+        breast = (
+            candidate / "breast"
+            if candidate.name == "histology_slides"
+            else candidate / "histology_slides" / "breast"
+        )
         if breast.is_dir():
             return breast
     raise LayoutError(f"data.path '{path}': no BreaKHis_v1 tree (histology_slides/breast) found below it")
 
 
-def scan_images(path: Path, magnifications: tuple[int, ...] | list[int] = MAGNIFICATIONS) -> list[ImageRecord]:
+def scan_images(
+    path: Path, magnifications: tuple[int, ...] | list[int] = MAGNIFICATIONS
+) -> list[ImageRecord]:
     """Every image of the tree at `path`, parsed, sorted by file name; all layout errors at once."""
     breast = find_slides_root(path)
     records, problems = [], []
@@ -129,7 +140,9 @@ def scan_images(path: Path, magnifications: tuple[int, ...] | list[int] = MAGNIF
         if record.magnification in magnifications:
             records.append(record)
     if problems:
-        raise LayoutError(f"{len(problems)} file(s) do not fit the BreakHis layout:\n  " + "\n  ".join(problems))
+        raise LayoutError(
+            f"{len(problems)} file(s) do not fit the BreakHis layout:\n  " + "\n  ".join(problems)
+        )
     records.sort(key=lambda record: record.filename)
     if not records:
         raise LayoutError(f"data.path '{path}': no images at magnifications {list(magnifications)}")

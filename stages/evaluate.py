@@ -31,7 +31,9 @@ def predict(name: str, rows: pd.DataFrame) -> np.ndarray:
     """Malignant probabilities of the named model, at the image size it was trained on."""
     model = keras.saving.load_model(Path("models") / f"{name}.keras", safe_mode=True)
     image_size = tuple(model.input_shape[1:3])
-    data = image_dataset(rows["path"].tolist(), None, model_name=name, image_size=image_size, batch_size=BATCH_SIZE)
+    data = image_dataset(
+        rows["path"].tolist(), None, model_name=name, image_size=image_size, batch_size=BATCH_SIZE
+    )
     probabilities = model.predict(data, verbose=0).reshape(-1)
     keras.backend.clear_session()
     return probabilities
@@ -47,16 +49,29 @@ def write_plots(rows: pd.DataFrame, probabilities: dict[str, np.ndarray], thresh
         for folder, frame in (
             ("roc", roc[name]),
             ("precision_recall", precision_recall[name]),
-            ("predictions", rows[["filename", "patient", "magnification"]].assign(
-                actual=[CLASS_NAMES[t] for t in targets], predicted=[CLASS_NAMES[p] for p in predicted],
-                probability=probs.round(6))),
+            (
+                "predictions",
+                rows[["filename", "patient", "magnification"]].assign(
+                    actual=[CLASS_NAMES[t] for t in targets],
+                    predicted=[CLASS_NAMES[p] for p in predicted],
+                    probability=probs.round(6),
+                ),
+            ),
         ):
             (PLOTS_DIR / folder).mkdir(parents=True, exist_ok=True)
             frame.to_csv(PLOTS_DIR / folder / f"{name}.csv", index=False)
-        counts = pd.crosstab(targets, predicted).reindex(index=[0, 1], columns=[0, 1], fill_value=0).to_numpy()
+        counts = (
+            pd.crosstab(targets, predicted).reindex(index=[0, 1], columns=[0, 1], fill_value=0).to_numpy()
+        )
         confusion_png(counts, f"{name} (test, threshold {threshold})", PLOTS_DIR / f"confusion_{name}.png")
     curves_png(roc, "fpr", "tpr", "ROC, test split", PLOTS_DIR / "roc.png")
-    curves_png(precision_recall, "recall", "precision", "Precision-recall, test split", PLOTS_DIR / "precision_recall.png")
+    curves_png(
+        precision_recall,
+        "recall",
+        "precision",
+        "Precision-recall, test split",
+        PLOTS_DIR / "precision_recall.png",
+    )
 
 
 def main() -> None:
@@ -69,13 +84,21 @@ def main() -> None:
     probabilities["ensemble"] = np.mean(list(probabilities.values()), axis=0)
 
     results = {name: evaluate_predictions(rows, probs, threshold) for name, probs in probabilities.items()}
-    summary = {"threshold": threshold, "test_images": len(rows), "majority_baseline": majority_baseline(rows), **results}
+    summary = {
+        "threshold": threshold,
+        "test_images": len(rows),
+        "majority_baseline": majority_baseline(rows),
+        **results,
+    }
     write_json(METRICS_FILE, summary)
     write_plots(rows, probabilities, threshold)
     write_report(REPORT_FILE, summary, PLOTS_DIR)
     for name, result in results.items():
-        print(f"{name:>9}: image accuracy {result['image']['accuracy']:.3f}, "
-              f"patient recognition rate {result['patient']['recognition_rate']:.3f}", file=sys.stderr)
+        print(
+            f"{name:>9}: image accuracy {result['image']['accuracy']:.3f}, "
+            f"patient recognition rate {result['patient']['recognition_rate']:.3f}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def ingest(params: Params, source: Path) -> dict[str, object]:
     staging = OUT_DIR.with_name(OUT_DIR.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     images_dir = staging / "images"
-    processed = list(process_images(records, images_dir, params.ingest.image_size, worker_count(params.ingest.workers)))
+    processed = list(
+        process_images(records, images_dir, params.ingest.image_size, worker_count(params.ingest.workers))
+    )
     errors = [item.error for item in processed if item.error]
     if errors:
         shutil.rmtree(staging)
@@ -64,7 +66,9 @@ def main() -> None:
     else:
         summary = ingest(params, Path(data.path or ""))
     write_json(METRICS_FILE, {"source": data.source, **summary})
-    print(f"ingest: {summary['images']} images of {summary['patients']} patients -> {OUT_DIR}", file=sys.stderr)
+    print(
+        f"ingest: {summary['images']} images of {summary['patients']} patients -> {OUT_DIR}", file=sys.stderr
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from stages.dataset import ImageRecord
-from stages.parallel import map_in_processes
 from stages.images import ImageError, cover_and_crop, pixel_hash, read_rgb, write_rgb
+from stages.parallel import map_in_processes
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,31 @@ def build_manifest(processed: Sequence[Processed]) -> tuple[pd.DataFrame, pd.Dat
     for item in processed:
         kept = kept_by_hash.setdefault(item.pixel_hash, item.record.filename)
         if kept != item.record.filename:
-            duplicates.append({"filename": item.record.filename, "patient": item.record.patient, "duplicate_of": kept})
+            duplicates.append(
+                {"filename": item.record.filename, "patient": item.record.patient, "duplicate_of": kept}
+            )
             continue
         row = item.record.as_row()
         row["target"] = item.record.target
-        row.update(pixel_hash=item.pixel_hash, original_height=item.original_height, original_width=item.original_width)
+        row.update(
+            pixel_hash=item.pixel_hash,
+            original_height=item.original_height,
+            original_width=item.original_width,
+        )
         rows.append(row)
-    columns = ["filename", "label", "target", "subtype", "patient", "patient_group", "magnification",
-               "original_height", "original_width", "pixel_hash", "source"]
+    columns = [
+        "filename",
+        "label",
+        "target",
+        "subtype",
+        "patient",
+        "patient_group",
+        "magnification",
+        "original_height",
+        "original_width",
+        "pixel_hash",
+        "source",
+    ]
     manifest = pd.DataFrame(rows, columns=columns)
     return manifest, pd.DataFrame(duplicates, columns=["filename", "patient", "duplicate_of"])
 
@@ -78,5 +95,7 @@ def summarise(manifest: pd.DataFrame, files: int, duplicates: int, rejected: int
         "subtypes": int(manifest["subtype"].nunique()),
         "by_class": {k: int(v) for k, v in manifest["label"].value_counts().sort_index().items()},
         "patients_by_class": {k: int(v) for k, v in manifest.groupby("label")["patient"].nunique().items()},
-        "by_magnification": {f"{k}X": int(v) for k, v in manifest["magnification"].value_counts().sort_index().items()},
+        "by_magnification": {
+            f"{k}X": int(v) for k, v in manifest["magnification"].value_counts().sort_index().items()
+        },
     }

@@ -24,7 +24,10 @@ def image_metrics(targets: np.ndarray, probabilities: np.ndarray, threshold: flo
         "f1": float(skm.f1_score(targets, predicted, zero_division=0)),
         "roc_auc": float(skm.roc_auc_score(targets, probabilities)),
         "pr_auc": float(skm.average_precision_score(targets, probabilities)),
-        "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp),
+        "tn": int(tn),
+        "fp": int(fp),
+        "fn": int(fn),
+        "tp": int(tp),
     }
 
 
@@ -38,12 +41,16 @@ def patient_metrics(
     )
     return {
         "recognition_rate": float(per_patient["correct"].mean()),
-        "accuracy": float(((per_patient["probability"] >= threshold).astype(int) == per_patient["target"]).mean()),
+        "accuracy": float(
+            ((per_patient["probability"] >= threshold).astype(int) == per_patient["target"]).mean()
+        ),
         "patients": len(per_patient),
     }
 
 
-def evaluate_predictions(rows: pd.DataFrame, probabilities: np.ndarray, threshold: float) -> dict[str, object]:
+def evaluate_predictions(
+    rows: pd.DataFrame, probabilities: np.ndarray, threshold: float
+) -> dict[str, object]:
     """Image and patient metrics overall and per magnification, for rows of a split."""
     targets = rows["target"].to_numpy()
     result: dict[str, object] = {
@@ -57,7 +64,9 @@ def evaluate_predictions(rows: pd.DataFrame, probabilities: np.ndarray, threshol
         predicted = (probabilities[index] >= threshold).astype(int)
         by_magnification[f"{magnification}X"] = {
             "accuracy": float(skm.accuracy_score(mag_targets, predicted)),
-            "patient_recognition_rate": patient_metrics(group["patient"], mag_targets, probabilities[index], threshold)["recognition_rate"],
+            "patient_recognition_rate": patient_metrics(
+                group["patient"], mag_targets, probabilities[index], threshold
+            )["recognition_rate"],
         }
     result["by_magnification"] = by_magnification
     return result

@@ -21,7 +21,9 @@ class WeightsError(ValueError):
     """The requested backbone weights cannot be used."""
 
 
-def build_custom_cnn(image_size: tuple[int, int], filters: list[int], dropout: float, batch_norm: bool) -> keras.Model:
+def build_custom_cnn(
+    image_size: tuple[int, int], filters: list[int], dropout: float, batch_norm: bool
+) -> keras.Model:
     """Four convolution blocks (conv, optional batch norm, ReLU, max-pool), then a dense head."""
     inputs = keras.Input((*image_size, 3), name="image")
     x = layers.Rescaling(1 / 255)(inputs)
@@ -46,7 +48,9 @@ def resolve_weights(weights: str) -> str | None:
         return weights
     path = Path(weights)
     if not path.is_file():
-        raise WeightsError(f"weights file '{weights}' does not exist (use 'imagenet', 'none' or a path to a weights file)")
+        raise WeightsError(
+            f"weights file '{weights}' does not exist (use 'imagenet', 'none' or a path to a weights file)"
+        )
     return str(path)
 
 
@@ -54,7 +58,9 @@ def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> kera
     """A keras.applications backbone without its top, global-average pooled."""
     resolved = resolve_weights(weights)
     try:
-        return BACKBONES[name](include_top=False, weights=resolved, input_shape=(*image_size, 3), pooling="avg")
+        return BACKBONES[name](
+            include_top=False, weights=resolved, input_shape=(*image_size, 3), pooling="avg"
+        )
     except Exception as exc:  # download errors come as several types (URLError, OSError, Exception)
         if resolved == "imagenet":
             raise WeightsError(
@@ -63,7 +69,9 @@ def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> kera
                 f"train.{name}.weights to a local weights file path, or to 'none' to train from scratch."
             ) from exc
         if resolved is not None:
-            raise WeightsError(f"train.{name}.weights='{weights}': the file does not fit {name} ({exc})") from exc
+            raise WeightsError(
+                f"train.{name}.weights='{weights}': the file does not fit {name} ({exc})"
+            ) from exc
         raise
 
 
@@ -77,7 +85,9 @@ class TransferModel:
     pretrained: bool
 
 
-def build_transfer_model(name: str, image_size: tuple[int, int], weights: str, dropout: float) -> TransferModel:
+def build_transfer_model(
+    name: str, image_size: tuple[int, int], weights: str, dropout: float
+) -> TransferModel:
     backbone = build_backbone(name, image_size, weights)
     pretrained = weights != "none"
     if not pretrained:

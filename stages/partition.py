@@ -17,12 +17,16 @@ class LeakError(AssertionError):
     """A patient group or a pixel-identical image appears in two splits."""
 
 
-def _hold_out(frame: pd.DataFrame, fraction: float, groups: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _hold_out(
+    frame: pd.DataFrame, fraction: float, groups: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off about `fraction` of the rows as whole groups, stratified by target."""
     n_splits = max(2, round(1 / fraction))
     n_groups = frame[groups].nunique()
     if n_groups < n_splits:
-        raise ValueError(f"{n_groups} patient groups are too few to hold out {fraction:.0%} of them by patient")
+        raise ValueError(
+            f"{n_groups} patient groups are too few to hold out {fraction:.0%} of them by patient"
+        )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     keep, held = next(folds.split(frame, frame["target"], frame[groups]))
     return frame.iloc[keep], frame.iloc[held]
@@ -63,6 +67,8 @@ def describe(splits: dict[str, pd.DataFrame]) -> dict[str, object]:
             "patient_groups": int(frame["patient_group"].nunique()),
             "images_by_class": {k: int(v) for k, v in frame["label"].value_counts().sort_index().items()},
             "patients_by_class": {k: int(v) for k, v in frame.groupby("label")["patient"].nunique().items()},
-            "images_by_magnification": {f"{k}X": int(v) for k, v in frame["magnification"].value_counts().sort_index().items()},
+            "images_by_magnification": {
+                f"{k}X": int(v) for k, v in frame["magnification"].value_counts().sort_index().items()
+            },
         }
     return summary

@@ -48,8 +48,15 @@ def confusion_png(counts: np.ndarray, title: str, path: Path) -> None:
     for (row, col), count in np.ndenumerate(counts):
         colour = "white" if fractions[row, col] > 0.5 else "black"
         axes.text(col, row, f"{count}\n{fractions[row, col]:.0%}", ha="center", va="center", color=colour)
-    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES,
-             xlabel="predicted", ylabel="actual", title=title)
+    axes.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        xlabel="predicted",
+        ylabel="actual",
+        title=title,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -21,14 +21,18 @@ DATA_SUMMARIES = (Path("metrics/ingest.json"), Path("metrics/split.json"))
 
 
 def metrics_table(summary: dict[str, Any]) -> list[str]:
-    lines = ["| Model | " + " | ".join(title for *_, title in HEADLINE) + " |",
-             "|---|" + "---:|" * len(HEADLINE)]
+    lines = [
+        "| Model | " + " | ".join(title for *_, title in HEADLINE) + " |",
+        "|---|" + "---:|" * len(HEADLINE),
+    ]
     for model in MODELS:
         cells = [f"{summary[model][level][key]:.3f}" for level, key, _ in HEADLINE]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     baseline = summary["majority_baseline"]
-    lines.append(f"| majority class | {baseline['image_accuracy']:.3f} | 0.500 | | | 0.500 | | "
-                 f"{baseline['patient_accuracy']:.3f} |")
+    lines.append(
+        f"| majority class | {baseline['image_accuracy']:.3f} | 0.500 | | | 0.500 | | "
+        f"{baseline['patient_accuracy']:.3f} |"
+    )
     return lines
 
 
@@ -37,18 +41,26 @@ def data_lines() -> list[str]:
     ingest_file, split_file = DATA_SUMMARIES
     if ingest_file.exists():
         ingest = json.loads(ingest_file.read_text())
-        lines.append(f"- Data: {ingest['images']} images of {ingest['patients']} patients "
-                     f"({ingest['patient_groups']} patient groups), source `{ingest['source']}`, "
-                     f"{ingest['duplicates']} duplicate(s) dropped.")
+        lines.append(
+            f"- Data: {ingest['images']} images of {ingest['patients']} patients "
+            f"({ingest['patient_groups']} patient groups), source `{ingest['source']}`, "
+            f"{ingest['duplicates']} duplicate(s) dropped."
+        )
     if split_file.exists():
         split = json.loads(split_file.read_text())
         if split.get("leaky"):
-            lines.append("- **WARNING: this split is by image and leaks patients between train and test; "
-                         "these figures are inflated and not comparable to patient-level results.**")
-        parts = ", ".join(f"{name} {split[name]['images']} images / {split[name]['patients']} patients"
-                          for name in ("train", "val", "test"))
-        lines.append(f"- Split `{split['strategy']}` (grouped by `{split['group_by']}`): {parts}; "
-                     f"leak check {split['leak_check']}.")
+            lines.append(
+                "- **WARNING: this split is by image and leaks patients between train and test; "
+                "these figures are inflated and not comparable to patient-level results.**"
+            )
+        parts = ", ".join(
+            f"{name} {split[name]['images']} images / {split[name]['patients']} patients"
+            for name in ("train", "val", "test")
+        )
+        lines.append(
+            f"- Split `{split['strategy']}` (grouped by `{split['group_by']}`): {parts}; "
+            f"leak check {split['leak_check']}."
+        )
     return lines
 
 

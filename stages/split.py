@@ -35,7 +35,12 @@ def main() -> None:
 
     written = {name: pd.read_csv(OUT_DIR / f"{name}.csv") for name in splits}
     check_no_leak(written, GROUP_COLUMNS[params.split.group_by])
-    summary = {"strategy": "patient", "group_by": params.split.group_by, "leaky": False, "leak_check": "passed"}
+    summary = {
+        "strategy": "patient",
+        "group_by": params.split.group_by,
+        "leaky": False,
+        "leak_check": "passed",
+    }
     write_json(METRICS_FILE, {**summary, **describe(written)})
     counts = ", ".join(f"{name} {len(frame)}" for name, frame in written.items())
     print(f"split by patient: {counts} images", file=sys.stderr)

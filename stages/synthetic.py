@@ -107,10 +107,8 @@ def _draw_ellipses(canvas: np.ndarray, *ellipses: np.ndarray) -> None:
     """Draw filled ``Ellipses`` (sub-pixel via ``SHIFT``); later ones overwrite."""
     cx, cy, ax, ay, angle, value = (np.asarray(a, float) for a in ellipses)
     fixed = [np.round(a * (1 << SHIFT)).astype(int).tolist() for a in (cx, cy, ax, ay)]
-    for x, y, a, b, t, v in zip(*fixed, angle.tolist(), value.tolist()):
-        cv2.ellipse(
-            canvas, (x, y), (max(a, 1), max(b, 1)), t, 0, 360, v, -1, cv2.LINE_8, SHIFT
-        )
+    for x, y, a, b, t, v in zip(*fixed, angle.tolist(), value.tolist(), strict=True):
+        cv2.ellipse(canvas, (x, y), (max(a, 1), max(b, 1)), t, 0, 360, v, -1, cv2.LINE_8, SHIFT)
 
 
 def _smooth_noise(rng: Rng, shape: Shape, scale: float) -> np.ndarray:
@@ -149,11 +147,9 @@ def _benign_nuclei(rng: Rng, shape: Shape, r: float, white: np.ndarray) -> Ellip
     gx, gy = rng.uniform(0, w, n_glands), rng.uniform(0, h, n_glands)
     sizes = lumen * rng.uniform(0.7, 1.3, n_glands)
     aspect, tilt = rng.uniform(0.55, 1.0, n_glands), rng.uniform(0, np.pi, n_glands)
-    _draw_ellipses(
-        white, gx, gy, sizes, sizes * aspect, np.degrees(tilt), np.full(n_glands, 255)
-    )
+    _draw_ellipses(white, gx, gy, sizes, sizes * aspect, np.degrees(tilt), np.full(n_glands, 255))
     parts = []
-    for x, y, s, asp, tl in zip(gx, gy, sizes, aspect, tilt):
+    for x, y, s, asp, tl in zip(gx, gy, sizes, aspect, tilt, strict=True):
         a, b = s + 1.4 * r, s * asp + 1.4 * r
         m = max(6, int(2 * np.pi * (a + b) / 2 / (2.3 * r)))
         t = np.linspace(0, 2 * np.pi, m, endpoint=False) + rng.normal(0, 0.05, m)
@@ -161,7 +157,7 @@ def _benign_nuclei(rng: Rng, shape: Shape, r: float, white: np.ndarray) -> Ellip
         cx = x + px * np.cos(tl) - py * np.sin(tl) + rng.normal(0, 0.15 * r, m)
         cy = y + px * np.sin(tl) + py * np.cos(tl) + rng.normal(0, 0.15 * r, m)
         parts.append((cx, cy, np.degrees(t + tl)))
-    cx, cy, ang = (np.concatenate(p) for p in zip(*parts))
+    cx, cy, ang = (np.concatenate(p) for p in zip(*parts, strict=True))
     radii = r * rng.uniform(0.9, 1.1, cx.size)
     minor = radii * rng.uniform(0.7, 0.85, cx.size)
     return cx, cy, radii, minor, ang, rng.normal(0.95, 0.06, cx.size)
@@ -190,9 +186,7 @@ def _malignant_nuclei(rng: Rng, shape: Shape, r: float) -> Ellipses:
     return cx, cy, ax1, ax2, ang, np.concatenate([values, values[lobe]])
 
 
-def _holes_and_fibroblasts(
-    rng: Rng, shape: Shape, r: float, angle: float
-) -> tuple[Ellipses, Ellipses]:
+def _holes_and_fibroblasts(rng: Rng, shape: Shape, r: float, angle: float) -> tuple[Ellipses, Ellipses]:
     """Fat vacuoles / tears (both classes) and thin stromal nuclei along the fibres."""
     h, w = shape
     n = int(rng.integers(0, 3))

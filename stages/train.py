@@ -35,11 +35,13 @@ def main() -> None:
     model_path = Path("models") / f"{name}.keras"
     model_path.parent.mkdir(exist_ok=True)
     with Live(f"metrics/train/{name}", dvcyaml=None, save_dvc_exp=False) as live:
-        live.log_params({
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "device": ", ".join(d.name for d in tf.config.list_logical_devices()) or platform.processor(),
-        })
+        live.log_params(
+            {
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "device": ", ".join(d.name for d in tf.config.list_logical_devices()) or platform.processor(),
+            }
+        )
         model = Trainer(name, params.train, params.seed, live).run(train_rows, val_rows)
         model.save(model_path)
         live.log_metric("epochs_trained", live.step, plot=False)

@@ -90,7 +90,9 @@ class Trainer:
         Values are returned so that higher is better (the loss is negated)."""
         monitor = self.params.monitor
         mode = "min" if monitor.endswith("loss") else "max"
-        stopping = keras.callbacks.EarlyStopping(monitor, mode=mode, patience=self.params.patience, restore_best_weights=True)
+        stopping = keras.callbacks.EarlyStopping(
+            monitor, mode=mode, patience=self.params.patience, restore_best_weights=True
+        )
         history = model.fit(
             *train_data,
             validation_data=val_data,
@@ -105,8 +107,12 @@ class Trainer:
 
     def run(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> keras.Model:
         keras.utils.set_random_seed(self.seed)
-        self.live.log_params({"model": self.name, **asdict(self.settings), "image_size": list(self.settings.image_size)})
-        weights = balanced_class_weights(train_rows["target"].to_numpy()) if self.params.class_weights else None
+        self.live.log_params(
+            {"model": self.name, **asdict(self.settings), "image_size": list(self.settings.image_size)}
+        )
+        weights = (
+            balanced_class_weights(train_rows["target"].to_numpy()) if self.params.class_weights else None
+        )
         train_data = (self.dataset(train_rows, shuffle=True),)
         val_data = self.dataset(val_rows, shuffle=False)
         own = getattr(self.params, self.name)
@@ -117,7 +123,9 @@ class Trainer:
             return model
         return self.run_transfer(own, train_rows, val_rows, train_data, val_data, weights)
 
-    def run_transfer(self, own: BackboneParams, train_rows, val_rows, train_data, val_data, weights) -> keras.Model:
+    def run_transfer(
+        self, own: BackboneParams, train_rows, val_rows, train_data, val_data, weights
+    ) -> keras.Model:
         parts = build_transfer_model(self.name, self.settings.image_size, own.weights, own.dropout)
         if not parts.pretrained:  # nothing to transfer: train every layer from scratch
             compile_for_training(parts.model, self.settings.learning_rate)
@@ -131,13 +139,17 @@ class Trainer:
             for name, rows in (("train", train_rows), ("val", val_rows))
         }
         compile_for_training(parts.head, self.settings.learning_rate)
-        best = self.fit(
-            parts.head,
-            (features["train"], train_rows["target"].to_numpy("float32")),
-            (features["val"], val_rows["target"].to_numpy("float32")),
-            epochs=own.head_epochs,
-            class_weight=weights,
-        ) if own.head_epochs else -np.inf
+        best = (
+            self.fit(
+                parts.head,
+                (features["train"], train_rows["target"].to_numpy("float32")),
+                (features["val"], val_rows["target"].to_numpy("float32")),
+                epochs=own.head_epochs,
+                class_weight=weights,
+            )
+            if own.head_epochs
+            else -np.inf
+        )
         if own.fine_tune_layers == 0:
             return parts.model
 
@@ -145,6 +157,9 @@ class Trainer:
         head_weights = parts.model.get_weights()
         unfreeze_top(parts.backbone, own.fine_tune_layers)
         compile_for_training(parts.model, own.fine_tune_learning_rate)
-        if self.fit(parts.model, train_data, val_data, epochs=self.settings.epochs, class_weight=weights) < best:
+        if (
+            self.fit(parts.model, train_data, val_data, epochs=self.settings.epochs, class_weight=weights)
+            < best
+        ):
             parts.model.set_weights(head_weights)
         return parts.model

@@ -26,15 +26,17 @@ def crafted_manifest(benign_patients: int = 8, malignant_patients: int = 16, ima
             root = f"14-{label[0]}{p // 2}"
             patient = f"SOB_{label[0].upper()}_X_{root}{'CD' if p % 2 else 'AB'}"
             for i in range(images):
-                rows.append({
-                    "path": f"data/ingested/images/{patient}-{i}.png",
-                    "filename": f"{patient}-{i}.png",
-                    "label": label,
-                    "target": int(label == "malignant"),
-                    "subtype": "X",
-                    "patient": patient,
-                    "patient_group": root,
-                    "magnification": (40, 100, 200, 400)[i % 4],
-                    "pixel_hash": f"{patient}-{i}",
-                })
+                rows.append(
+                    {
+                        "path": f"data/ingested/images/{patient}-{i}.png",
+                        "filename": f"{patient}-{i}.png",
+                        "label": label,
+                        "target": int(label == "malignant"),
+                        "subtype": "X",
+                        "patient": patient,
+                        "patient_group": root,
+                        "magnification": (40, 100, 200, 400)[i % 4],
+                        "pixel_hash": f"{patient}-{i}",
+                    }
+                )
     return pd.DataFrame(rows)

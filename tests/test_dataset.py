@@ -16,7 +16,9 @@ def official_path(label: str, subtype_dir: str, folder: str, mag: str, name: str
 
 
 def test_parses_the_official_grammar() -> None:
-    record = parse_image_path(official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-100-001.png"))
+    record = parse_image_path(
+        official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-100-001.png")
+    )
     assert (record.label, record.subtype, record.magnification) == ("benign", "A", 100)
     assert record.patient == "SOB_B_A_14-22549AB"
     assert record.patient_group == "14-22549"
@@ -24,8 +26,14 @@ def test_parses_the_official_grammar() -> None:
 
 
 def test_letter_suffixes_share_the_numeric_root() -> None:
-    a = parse_image_path(official_path("benign", "phyllodes_tumor", "SOB_B_PT_14-21998AB", "40X", "SOB_B_PT-14-21998AB-40-001.png"))
-    b = parse_image_path(official_path("benign", "fibroadenoma", "SOB_B_F_14-21998CD", "40X", "SOB_B_F-14-21998CD-40-001.png"))
+    a = parse_image_path(
+        official_path(
+            "benign", "phyllodes_tumor", "SOB_B_PT_14-21998AB", "40X", "SOB_B_PT-14-21998AB-40-001.png"
+        )
+    )
+    b = parse_image_path(
+        official_path("benign", "fibroadenoma", "SOB_B_F_14-21998CD", "40X", "SOB_B_F-14-21998CD-40-001.png")
+    )
     assert a.patient != b.patient
     assert a.patient_group == b.patient_group == "14-21998"
 
@@ -34,13 +42,46 @@ def test_letter_suffixes_share_the_numeric_root() -> None:
     ("path", "message"),
     [
         (official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "IMG_0001.png"), "grammar"),
-        (official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_ZZ-14-22549AB-100-001.png"), "unknown tumour type"),
-        (official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_M_A-14-22549AB-100-001.png"), "name says malignant"),
-        (official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "40X", "SOB_B_A-14-22549AB-100-001.png"), "magnification folder"),
-        (official_path("benign", "adenosis", "SOB_B_A_14-11111", "100X", "SOB_B_A-14-22549AB-100-001.png"), "patient folder"),
-        (official_path("benign", "fibroadenoma", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-100-001.png"), "subtype folder"),
-        (official_path("malignant", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-100-001.png"), "class folder"),
-        (official_path("benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-300-001.png"), "magnification 300"),
+        (
+            official_path(
+                "benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_ZZ-14-22549AB-100-001.png"
+            ),
+            "unknown tumour type",
+        ),
+        (
+            official_path(
+                "benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_M_A-14-22549AB-100-001.png"
+            ),
+            "name says malignant",
+        ),
+        (
+            official_path(
+                "benign", "adenosis", "SOB_B_A_14-22549AB", "40X", "SOB_B_A-14-22549AB-100-001.png"
+            ),
+            "magnification folder",
+        ),
+        (
+            official_path("benign", "adenosis", "SOB_B_A_14-11111", "100X", "SOB_B_A-14-22549AB-100-001.png"),
+            "patient folder",
+        ),
+        (
+            official_path(
+                "benign", "fibroadenoma", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-100-001.png"
+            ),
+            "subtype folder",
+        ),
+        (
+            official_path(
+                "malignant", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-100-001.png"
+            ),
+            "class folder",
+        ),
+        (
+            official_path(
+                "benign", "adenosis", "SOB_B_A_14-22549AB", "100X", "SOB_B_A-14-22549AB-300-001.png"
+            ),
+            "magnification 300",
+        ),
     ],
 )
 def test_refuses_names_that_break_the_grammar_or_contradict_folders(path: Path, message: str) -> None:

@@ -45,11 +45,13 @@ def test_patient_recognition_rate_is_the_mean_of_per_patient_accuracy() -> None:
 
 
 def test_per_magnification_and_baseline() -> None:
-    rows = pd.DataFrame({
-        "patient": ["a", "a", "b", "b", "c", "c"],
-        "target": [1, 1, 0, 0, 1, 1],
-        "magnification": [40, 100, 40, 100, 40, 100],
-    })
+    rows = pd.DataFrame(
+        {
+            "patient": ["a", "a", "b", "b", "c", "c"],
+            "target": [1, 1, 0, 0, 1, 1],
+            "magnification": [40, 100, 40, 100, 40, 100],
+        }
+    )
     probabilities = np.array([0.9, 0.1, 0.2, 0.3, 0.8, 0.7])
     result = evaluate_predictions(rows, probabilities, 0.5)
     assert result["by_magnification"]["40X"]["accuracy"] == 1.0

@@ -16,7 +16,15 @@ from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml")
+PROJECT_FILES = (
+    "stages",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+)
 TINY = {
     "data.synthetic.benign_patients": 5,
     "data.synthetic.malignant_patients": 10,
@@ -33,8 +41,12 @@ COUNTS = {"tn", "fp", "fn", "tp", "patients"}
 
 def run(args: list[str], cwd: Path) -> str:
     """Run a command with the test's own Python first on PATH; fail with its output."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
@@ -53,8 +65,11 @@ def make_repo(path: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"],
+    ):
         run(command, path)
     return path
 
@@ -81,7 +96,9 @@ def declared_outputs(repo: Path) -> list[Path]:
 
 def numbers(tree: object, path: str = "") -> dict[str, float]:
     if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in numbers(value, f"{path}.{key}".strip(".")).items()}
+        return {
+            k: v for key, value in tree.items() for k, v in numbers(value, f"{path}.{key}".strip(".")).items()
+        }
     return {path: tree} if isinstance(tree, int | float) and not isinstance(tree, bool) else {}
 
 

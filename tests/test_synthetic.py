@@ -15,9 +15,7 @@ from stages.synthetic import SUBTYPES, main, write_synthetic_breakhis
 
 CODES = "A|F|PT|TA|DC|LC|MC|PC"
 FOLDER_RE = re.compile(rf"SOB_(B|M)_({CODES})_(1[345])-(\d+[A-Z]*)")
-FILE_RE = re.compile(
-    rf"SOB_(B|M)_({CODES})-(1[345])-(\d+[A-Z]*)-(40|100|200|400)-(\d{{3}})\.png"
-)
+FILE_RE = re.compile(rf"SOB_(B|M)_({CODES})-(1[345])-(\d+[A-Z]*)-(40|100|200|400)-(\d{{3}})\.png")
 MAGS = (40, 100, 200, 400)
 N_PER_CLASS, N_IMAGES = 8, 2
 
@@ -30,10 +28,7 @@ def _read(path: Path) -> np.ndarray:
 
 def _hashes(root: Path) -> dict[str, str]:
     files = sorted(root.rglob("*.png"))
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in files
-    }
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def _dark_fraction(pixels: np.ndarray) -> float:
@@ -60,9 +55,7 @@ def records(dataset: Path) -> list[dict[str, Any]]:
     for path in sorted(dataset.rglob("*.png")):
         small = cv2.resize(_read(path), (64, 64), interpolation=cv2.INTER_AREA)
         pixels = small.astype(np.float32)
-        rows.append(
-            {"label": path.parts[-6], "patient": path.parts[-3], "pixels": pixels}
-        )
+        rows.append({"label": path.parts[-6], "patient": path.parts[-3], "pixels": pixels})
     return rows
 
 
