@@ -1,5 +1,6 @@
-"""tf.data input: read PNGs in parallel, resize, apply the model's own preprocessing, batch and
-prefetch. Training, evaluation and prediction all read images through `image_dataset`.
+"""tf.data input: read PNGs in parallel, resize, optionally cache and augment on the fly, apply the
+model's own preprocessing, batch and prefetch. Training, evaluation and prediction all read images
+through `image_dataset`, so they see exactly the same pixels.
 """
 
 from __future__ import annotations
@@ -23,8 +24,20 @@ def preprocess(model_name: str, images: tf.Tensor) -> tf.Tensor:
 
 
 def load_image(path: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """Decode a PNG file to float RGB in [0, 255] at (height, width)."""
     image = tf.io.decode_png(tf.io.read_file(path), channels=3)
     return tf.image.resize(image, image_size, antialias=True)
+
+
+def online_augmenter(seed: int) -> keras.Sequential:
+    """Random flips and rotations: orientation carries no meaning in histology."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed),
+        ],
+        name="online_augmentation",
+    )
 
 
 def image_dataset(
@@ -36,22 +49,36 @@ def image_dataset(
     batch_size: int,
     shuffle_seed: int | None = None,
     cache: bool = False,
+    augment: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (image, label), or of images alone when labels is None; shuffled when seeded."""
+    """Batches of (image, label), or of images alone when labels is None.
+
+    Shuffled (every epoch) when `shuffle_seed` is set; `cache` keeps decoded images in memory after
+    the first epoch; `augment` applies random flips/rotations (training only).
+    """
     items = (list(paths),) if labels is None else (list(paths), np.asarray(labels, dtype="float32"))
     dataset = tf.data.Dataset.from_tensor_slices(items)
-
-    def load(path: tf.Tensor, *label: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
-        image = preprocess(model_name, load_image(path, image_size))
-        return (image, *label) if label else image
 
     def shuffled(ds: tf.data.Dataset) -> tf.data.Dataset:
         if shuffle_seed is None:
             return ds
         return ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
 
+    def load(path: tf.Tensor, *label: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return (load_image(path, image_size), *label)
+
     if cache:  # decode once, keep decoded images in memory, reshuffle them every epoch
         dataset = shuffled(dataset.map(load, num_parallel_calls=AUTOTUNE).cache())
     else:  # shuffle the (small) paths, decode every epoch
         dataset = shuffled(dataset).map(load, num_parallel_calls=AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+
+    augmenter = online_augmenter(shuffle_seed or 0) if augment else None
+
+    def finish(images: tf.Tensor, *label: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, ...]:
+        if augmenter is not None:
+            images = augmenter(images, training=True)
+        images = preprocess(model_name, images)
+        return (images, *label) if label else images
+
+    return dataset.map(finish, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

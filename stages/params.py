@@ -92,7 +92,14 @@ class TrainParams(Section):
     learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
     patience: PositiveInt = 4
     monitor: Literal["val_loss", "val_auc"] = "val_loss"  # early stopping and best epoch
+    lr_schedule: Literal["constant", "plateau", "cosine"] = "plateau"
     class_weights: bool = True
+    cache: bool = False  # keep decoded images in memory after the first epoch
+    online_augmentation: bool = False  # random flips / rotations on the fly (recomputes frozen features)
+    deterministic: bool = True  # op determinism: identical results for identical params on CPU
+    mixed_precision: bool = False  # float16 compute, float32 output (GPUs with tensor cores)
+    jit_compile: bool = False  # XLA
+    cpu_replicas: Annotated[int, Field(ge=0)] = 0  # >1: mirror over this many logical CPUs (tests)
     custom: CustomCNNParams = CustomCNNParams()
     vgg19: BackboneParams = BackboneParams()
     resnet50: BackboneParams = BackboneParams()

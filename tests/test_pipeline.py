@@ -3,79 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.pipeline_repo import TINY, dvc, make_repo, set_args
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = (
-    "stages",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-    "pyproject.toml",
-)
-TINY = {
-    "data.synthetic.benign_patients": 5,
-    "data.synthetic.malignant_patients": 10,
-    "data.synthetic.images_per_magnification": 2,
-    "data.synthetic.image_size": "[96,128]",
-    "data.magnifications": "[100,400]",
-    "ingest.image_size": "[64,96]",
-    "train.image_size": "[32,32]",
-    "train.epochs": 2,
-    "train.batch_size": 16,
-}
 COUNTS = {"tn", "fp", "fn", "tp", "patients"}
-
-
-def run(args: list[str], cwd: Path) -> str:
-    """Run a command with the test's own Python first on PATH; fail with its output."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def dvc(*args: str, cwd: Path) -> str:
-    return run([sys.executable, "-m", "dvc", *args], cwd)
-
-
-def make_repo(path: Path) -> Path:
-    """A git repository holding a copy of the project, committed."""
-    for name in PROJECT_FILES:
-        source, target = PROJECT_ROOT / name, path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"],
-    ):
-        run(command, path)
-    return path
-
-
-def set_args(overrides: dict[str, object]) -> list[str]:
-    return [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
 
 
 @pytest.fixture(scope="module")
