@@ -12,6 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+CACHE_LIMIT_BYTES = 2 * 1024**3  # `cache: auto` keeps decoded images in memory below this
+
+
+def should_cache(cache: bool | str, images: int, image_size: tuple[int, int]) -> bool:
+    """`cache: auto` caches when the decoded float32 images fit in CACHE_LIMIT_BYTES."""
+    if cache == "auto":
+        return images * image_size[0] * image_size[1] * 3 * 4 <= CACHE_LIMIT_BYTES
+    return bool(cache)
 
 
 def preprocess(model_name: str, images: tf.Tensor) -> tf.Tensor:
@@ -48,13 +56,14 @@ def image_dataset(
     image_size: tuple[int, int],
     batch_size: int,
     shuffle_seed: int | None = None,
-    cache: bool = False,
+    cache: bool | str = False,
     augment: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (image, label), or of images alone when labels is None.
 
-    Shuffled (every epoch) when `shuffle_seed` is set; `cache` keeps decoded images in memory after
-    the first epoch; `augment` applies random flips/rotations (training only).
+    Shuffled (every epoch) when `shuffle_seed` is set; `cache` (True, False or "auto") keeps decoded
+    images in memory after the first epoch; `augment` applies random flips/rotations (training only).
+    Without the cache, memory is bounded by the batch size and prefetch, not by the dataset.
     """
     items = (list(paths),) if labels is None else (list(paths), np.asarray(labels, dtype="float32"))
     dataset = tf.data.Dataset.from_tensor_slices(items)
@@ -67,7 +76,7 @@ def image_dataset(
     def load(path: tf.Tensor, *label: tf.Tensor) -> tuple[tf.Tensor, ...]:
         return (load_image(path, image_size), *label)
 
-    if cache:  # decode once, keep decoded images in memory, reshuffle them every epoch
+    if should_cache(cache, len(paths), image_size):  # decode once, keep decoded images in memory, reshuffle them every epoch
         dataset = shuffled(dataset.map(load, num_parallel_calls=AUTOTUNE).cache())
     else:  # shuffle the (small) paths, decode every epoch
         dataset = shuffled(dataset).map(load, num_parallel_calls=AUTOTUNE)

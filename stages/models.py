@@ -68,7 +68,8 @@ def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> kera
             raise WeightsError(
                 f"train.{name}.weights=imagenet: the ImageNet weights could not be downloaded ({exc}). "
                 f"Without network access, put the weights file in the Keras cache ({cache}/), or set "
-                f"train.{name}.weights to the path of a local weights file, or to 'none' to train from scratch."
+                f"train.{name}.weights to the path of a local weights file, or to 'none' "
+                "to train from scratch."
             ) from exc
         if resolved is not None:
             raise WeightsError(

@@ -94,7 +94,8 @@ class TrainParams(Section):
     monitor: Literal["val_loss", "val_auc"] = "val_loss"  # early stopping and best epoch
     lr_schedule: Literal["constant", "plateau", "cosine"] = "plateau"
     class_weights: bool = True
-    cache: bool = False  # keep decoded images in memory after the first epoch
+    # keep decoded images in memory after the first epoch: auto = when they take under 2 GiB
+    cache: bool | Literal["auto"] = "auto"
     online_augmentation: bool = False  # random flips / rotations on the fly (recomputes frozen features)
     deterministic: bool = True  # op determinism: identical results for identical params on CPU
     mixed_precision: bool = False  # float16 compute, float32 output (GPUs with tensor cores)
@@ -106,7 +107,11 @@ class TrainParams(Section):
 
 
 class EvaluateParams(Section):
-    threshold: Fraction = 0.5
+    # a fixed probability, or chosen per model on the validation split: youden (= balanced accuracy) | f1
+    threshold: Fraction | Literal["youden", "f1"] = 0.5
+    ensemble: Literal["mean", "val_auc"] = "mean"  # soft vote: equal weights or by validation AUC
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = 1000  # patient-level resamples for intervals
+    confidence: Fraction = 0.95
 
 
 class Params(Section):

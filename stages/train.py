@@ -38,9 +38,11 @@ def main() -> None:
     resume = ResumeState(
         Path("models/.resume") / name, resume_config(name, params.train, params.seed, [TRAIN_ROWS, VAL_ROWS])
     )
+    live_dir = Path("metrics/train") / name
     if resume.resuming:
         print(f"train {name}: resuming an interrupted run from {resume.root}", file=sys.stderr)
-    with Live(f"metrics/train/{name}", resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
+        resume.restore_live(live_dir)
+    with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params(runtime.describe())
         trainer = Trainer(name, params.train, params.seed, runtime, live, resume)
         model = trainer.run(train_rows, val_rows)

@@ -63,9 +63,10 @@ def file_digest(path: Path) -> str:
 
 
 class ResumeState:
-    """What survives a killed training run: Keras BackupAndRestore state of the running phase, and
-    the weights of a finished phase 1. It belongs to one configuration (params and data): a
-    different one discards it. `clear()` removes it when training has finished.
+    """What survives a killed training run: Keras BackupAndRestore state of the running phase, the
+    weights of a finished phase 1, and a copy of the DVCLive folder (DVC deletes stage outputs
+    before re-running a stage). It belongs to one configuration (params and data): a different one
+    discards it. `clear()` removes it when training has finished.
     """
 
     def __init__(self, root: Path, config: dict[str, Any]) -> None:
@@ -77,8 +78,23 @@ class ResumeState:
         root.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(config, sort_keys=True))
 
-    def backup(self, phase: str) -> keras.callbacks.BackupAndRestore:
-        return keras.callbacks.BackupAndRestore(str(self.root / phase))
+    def callbacks(self, phase: str, live: Live) -> list[keras.callbacks.Callback]:
+        """Run after the epoch is logged: copy the DVCLive folder, then back up the training state."""
+        snapshot = self.root / "dvclive"
+
+        def copy_live(epoch: int, logs: dict[str, Any] | None = None) -> None:
+            shutil.copytree(live.dir, snapshot, dirs_exist_ok=True)
+
+        return [
+            keras.callbacks.LambdaCallback(on_epoch_end=copy_live),
+            keras.callbacks.BackupAndRestore(str(self.root / phase)),
+        ]
+
+    def restore_live(self, live_dir: Path) -> None:
+        """Put back the DVCLive folder of the interrupted run, so its curves continue."""
+        snapshot = self.root / "dvclive"
+        if self.resuming and snapshot.exists():
+            shutil.copytree(snapshot, live_dir, dirs_exist_ok=True)
 
     def finished(self, phase: str, model: keras.Model) -> dict[str, Any] | None:
         """The record of a finished phase, with its weights loaded into `model`; None if not finished."""
@@ -173,7 +189,7 @@ class Trainer:
                     monitor, mode=mode, factor=0.5, patience=max(1, self.params.patience // 2)
                 )
             )
-        callbacks.append(self.resume.backup(phase))  # last: backs up after the epoch is logged
+        callbacks += self.resume.callbacks(phase, self.live)  # last: after the epoch is logged
         in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
         start = self.epoch
         history = model.fit(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline_repo import TINY, dvc, make_repo, set_args
+from tests.pipeline_repo import TINY, dvc, make_repo, run, set_args, stage
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,8 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def declared_outputs(repo: Path) -> list[Path]:
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     paths = []
-    for stage in stages.values():
-        for entry in stage.get("outs", []) + stage.get("metrics", []):
+    for definition in stages.values():
+        for entry in definition.get("outs", []) + definition.get("metrics", []):
             paths.append(repo / (entry if isinstance(entry, str) else next(iter(entry))))
     return paths
 
@@ -41,8 +41,8 @@ def numbers(tree: object, path: str = "") -> dict[str, float]:
 
 def test_every_stage_ran_and_every_output_exists(pipeline_run: tuple[Path, str]) -> None:
     repo, output = pipeline_run
-    for stage in ("ingest", "split", "augment", "train-custom", "train-vgg19", "train-resnet50", "evaluate"):
-        assert f"Running stage '{stage}'" in output
+    for name in ("ingest", "split", "augment", "train-custom", "train-vgg19", "train-resnet50", "evaluate"):
+        assert f"Running stage '{name}'" in output
     missing = [str(p.relative_to(repo)) for p in declared_outputs(repo) if not p.exists()]
     assert not missing, f"declared outputs not written: {missing}"
     for name in ("custom", "vgg19", "resnet50"):
@@ -53,7 +53,16 @@ def test_every_stage_ran_and_every_output_exists(pipeline_run: tuple[Path, str])
 def test_every_metric_is_a_number_in_unit_range(pipeline_run: tuple[Path, str]) -> None:
     repo, _ = pipeline_run
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert set(evaluation) >= {"custom", "vgg19", "resnet50", "ensemble", "majority_baseline", "threshold"}
+    assert set(evaluation) >= {
+        "custom",
+        "vgg19",
+        "resnet50",
+        "ensemble",
+        "majority_baseline",
+        "ensemble_weights",
+    }
+    assert evaluation["ensemble"]["threshold"] == 0.5
+    assert evaluation["ensemble"]["ci"]["roc_auc"]["low"] <= evaluation["ensemble"]["image"]["roc_auc"]
     values = numbers(evaluation)
     assert "ensemble.patient.recognition_rate" in values
     rates = {k: v for k, v in values.items() if k.rsplit(".", 1)[-1] not in COUNTS and k != "test_images"}
@@ -84,3 +93,46 @@ def test_second_repro_runs_nothing(pipeline_run: tuple[Path, str]) -> None:
     output = dvc("repro", cwd=repo)
     assert "Running stage" not in output
     assert "up to date" in output
+
+
+def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str], tmp_path: Path) -> None:
+    """What a reviewer sees in a PR: metrics diff, plots diff, and the PR comment."""
+    repo, _ = pipeline_run
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline results"], repo)
+    output = dvc("exp", "run", "-S", "evaluate.threshold=youden", cwd=repo)
+    assert "Running stage 'evaluate'" in output and "Running stage 'train-custom'" not in output
+
+    diff = json.loads(dvc("metrics", "diff", "HEAD", "--json", cwd=repo))
+    changed = diff["metrics/evaluate.json"]
+    assert any(key.endswith(".threshold") for key in changed), changed
+    dvc("plots", "diff", "HEAD", "-o", str(tmp_path / "plots"), cwd=repo)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "ROC (test split)" in html and "Infinity" not in html
+
+    comment = stage("pr_comment", "--base", "HEAD", cwd=repo)
+    assert "| Model | Metric | `HEAD` | this PR | change |" in comment
+    assert "evaluate.threshold" in comment  # the params diff
+    assert "![ROC](plots/evaluate/roc.png)" in comment
+
+
+def test_a_queued_sweep_lists_both_experiments_with_metrics(pipeline_run: tuple[Path, str]) -> None:
+    repo, _ = pipeline_run
+    run(["git", "add", "-A"], repo)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "threshold on validation"], repo
+    )
+    dvc("exp", "run", "--queue", "-S", "evaluate.confidence=0.9,0.8", cwd=repo)
+    output = dvc("exp", "run", "--run-all", cwd=repo)
+    assert "Running stage 'train-resnet50'" not in output  # unchanged stages come from the cache
+
+    shown = json.loads(dvc("exp", "show", "--json", cwd=repo))
+    experiments = [exp for entry in shown for exp in (entry.get("experiments") or [])]
+    confidences, recognition_rates = set(), []
+    for experiment in experiments:
+        data = experiment["revs"][0]["data"]
+        confidences.add(data["params"]["params.yaml"]["data"]["evaluate"]["confidence"])
+        metrics = data["metrics"]["metrics/evaluate.json"]["data"]
+        recognition_rates.append(metrics["ensemble"]["patient"]["recognition_rate"])
+    assert {0.9, 0.8} <= confidences
+    assert all(0.0 <= rate <= 1.0 for rate in recognition_rates)

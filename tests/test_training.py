@@ -4,6 +4,7 @@ transfer learning with a weights file, weights errors, and the multi-device path
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
     process.wait()
     killed_at = json.loads(backup.read_text())["epoch"]
     assert 3 <= killed_at < 30
+    shutil.rmtree(repo / "metrics/train/custom")  # as `dvc repro` does before re-running a stage
 
     output = stage("train", "custom", cwd=repo)
     assert "resuming an interrupted run" in output
@@ -66,6 +68,8 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
     ]
     assert epochs_run[0] == killed_at + 1  # Keras counts from 1: the first epoch not yet completed
     assert live_metrics(repo, "custom")["epochs_trained"] == 30
+    curve = pd.read_csv(repo / "metrics/train/custom/plots/metrics/eval/loss.tsv", sep="\t")
+    assert sorted(set(curve["step"])) == list(range(30)), "the curve continues across the interruption"
     assert (repo / "models/custom.keras").exists()
     assert not (repo / "models/.resume/custom").exists(), "a finished run must leave no resume state"
 
