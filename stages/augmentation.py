@@ -74,7 +74,7 @@ def augment_image(
     image: np.ndarray, transforms: Transforms, rng: np.random.Generator
 ) -> tuple[np.ndarray, str]:
     """One random variant of an RGB image, of the same shape, and a short description of it."""
-    out, done = image, []
+    out, done = image, list[str]()
     # orientation: a mirror and a number of quarter turns, drawn uniformly from the symmetries
     # allowed (8 on square images; 4 that keep the shape of non-square ones: turns 0 or 2)
     mirror = transforms.flip and rng.random() < 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,7 +25,7 @@ def _save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def split_chart(summary: Mapping[str, object], path: Path) -> None:
+def split_chart(summary: Mapping[str, Any], path: Path) -> None:
     """Images and patients per split, stacked by class, from the metrics/split.json summary."""
     figure, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     for ax, (key, what) in zip(
@@ -32,7 +33,7 @@ def split_chart(summary: Mapping[str, object], path: Path) -> None:
     ):
         bottom = [0] * len(SPLIT_NAMES)
         for label, colour in CLASS_COLOURS.items():
-            values = [int(summary[name][key].get(label, 0)) for name in SPLIT_NAMES]  # type: ignore[index]
+            values = [int(summary[name][key].get(label, 0)) for name in SPLIT_NAMES]
             bars = ax.bar(SPLIT_NAMES, values, bottom=bottom, color=colour, label=label)
             ax.bar_label(
                 bars,
