@@ -47,7 +47,7 @@ def split_chart(summary: Mapping[str, Any], path: Path) -> None:
         ax.margins(y=0.12)
         for i, total in enumerate(bottom):
             ax.text(i, total, str(total), ha="center", va="bottom", fontsize=8)
-    axes[1].legend(loc="upper right", fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fold = summary.get("fold")
     title = f"split '{summary['strategy']}' by {summary['group_by']}"
     if fold is not None:
@@ -55,6 +55,8 @@ def split_chart(summary: Mapping[str, Any], path: Path) -> None:
         if "official_fold" in summary:
             title += f" (Folds.csv fold {summary['official_fold']})"
     title += f"; leak check: {summary['leak_check']}"
+    if summary.get("leaky"):
+        title = "LEAKY: " + title
     figure.suptitle(title, fontsize=9, color="red" if summary.get("leaky") else "black")
     figure.tight_layout()
     _save(figure, path)

@@ -360,7 +360,7 @@ def make_splits(
         "strategy": params.strategy,
         "group_by": params.group_by,
         "leaky": params.strategy == "image",
-        "stratified_by": "class, then class+subtype as far as the groups allow",
+        "stratified_by": "class, then subtype",
         "patient_groups": int(keys.nunique()),
         "linked_by_pixel_twins": linked_groups(keys),
     }
