@@ -50,16 +50,35 @@ class IngestParams(Section):
 
 
 class SplitParams(Section):
-    val_size: Fraction = 0.15
-    test_size: Fraction = 0.2
+    strategy: Literal["patient", "kfold", "official", "image"] = "patient"
+    val_size: Fraction = 0.15  # of all images, held out by patient group (every strategy)
+    test_size: Fraction = 0.2  # patient and image; kfold tests one fold, official as published
     group_by: Literal["root", "folder"] = "root"
+    folds: Annotated[int, Field(ge=2)] = 5  # kfold
+    fold: Annotated[int, Field(ge=0)] = 0  # kfold and official: the test fold, 0-based
+
+    @model_validator(mode="after")
+    def _sizes_and_fold(self) -> SplitParams:
+        if self.strategy in ("patient", "image") and self.val_size + self.test_size >= 1:
+            raise ValueError(
+                f"split.val_size + split.test_size must be below 1 (got {self.val_size + self.test_size:g})"
+            )
+        if self.strategy == "kfold" and self.fold >= self.folds:
+            raise ValueError(f"split.fold must be below split.folds={self.folds} (got {self.fold})")
+        if self.strategy == "official" and self.fold >= 5:
+            raise ValueError(f"split.fold must be 0..4 for the 5 official folds (got {self.fold})")
+        return self
 
 
 class AugmentParams(Section):
     target_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # minority / majority after
+    extra_per_image: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0  # new images per image, every class
     flip: bool = True
     rotate90: bool = True
     hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.04
+    hed_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    zoom: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
 
 
 class ModelOverrides(Section):
