@@ -76,7 +76,9 @@ def image_dataset(
     def load(path: tf.Tensor, *label: tf.Tensor) -> tuple[tf.Tensor, ...]:
         return (load_image(path, image_size), *label)
 
-    if should_cache(cache, len(paths), image_size):  # decode once, keep decoded images in memory, reshuffle them every epoch
+    if should_cache(
+        cache, len(paths), image_size
+    ):  # decode once, keep decoded images in memory, reshuffle them every epoch
         dataset = shuffled(dataset.map(load, num_parallel_calls=AUTOTUNE).cache())
     else:  # shuffle the (small) paths, decode every epoch
         dataset = shuffled(dataset).map(load, num_parallel_calls=AUTOTUNE)
