@@ -111,7 +111,8 @@ def plan_augmentation(
     the minority class until minority / majority >= target_ratio. Sources are drawn round-robin
     over a seeded shuffle of their class, so every image is used before any is used twice.
     """
-    counts = train["target"].value_counts().sort_index()
+    targets = train["target"].to_numpy(dtype=int)
+    counts = {int(cls): int((targets == cls).sum()) for cls in np.unique(targets)}
     if len(counts) < 2:
         raise ValueError("the train split has only one class; nothing to balance against")
     wanted = {cls: round(extra_per_image * n) for cls, n in counts.items()}
@@ -121,7 +122,7 @@ def plan_augmentation(
     wanted[minority] += max(0, math.ceil(target_ratio * majority - 1e-9) - after[minority])
     plan = []
     for cls, n in wanted.items():
-        pool = train[train["target"] == cls].sample(frac=1.0, random_state=seed + int(cls))
+        pool = train[train["target"] == cls].sample(frac=1.0, random_state=seed + cls)
         plan.append(pool.iloc[np.arange(n) % len(pool)])
     return pd.concat(plan)
 

@@ -88,7 +88,7 @@ def _twin_links(
         group_by = "folder" if column == "patient" else "root"
         for row in duplicates.itertuples():
             if row.duplicate_of in kept.index:
-                links.append((str(kept[row.duplicate_of]), folder_group(str(row.patient), group_by)))
+                links.append((str(kept.loc[str(row.duplicate_of)]), folder_group(str(row.patient), group_by)))
     return [(a, b) for a, b in links if a != b]
 
 

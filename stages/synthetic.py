@@ -58,10 +58,10 @@ class Patient:
 
     @property
     def folder(self) -> str:
-        return patient_folder(self.label[0].upper(), self.code, self.year, self.slide)
+        return patient_folder(self.label[0].upper(), self.code, str(self.year), self.slide)
 
     def file_name(self, mag: int, seq: int) -> str:
-        return image_filename(self.label[0].upper(), self.code, self.year, self.slide, mag, seq)
+        return image_filename(self.label[0].upper(), self.code, str(self.year), self.slide, mag, seq)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
