@@ -29,6 +29,7 @@ class SyntheticParams(Section):
     malignant_patients: Annotated[int, Field(ge=2)] = 26
     images_per_magnification: PositiveInt = 3
     image_size: ImageSize = (230, 350)
+    atypical_fraction: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.15  # images with the other class's look
 
 
 class DataParams(Section):
