@@ -24,6 +24,7 @@ PROJECT_FILES = (
     ".dvcignore",
     ".gitignore",
     "pyproject.toml",
+    "data/raw/README.md",  # data.path's default, ingest's DVC dependency
 )
 TINY = {
     "data.synthetic.benign_patients": 5,
