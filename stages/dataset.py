@@ -11,8 +11,9 @@ the safe default for splits.
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from stages.archives import ARCHIVE_SUFFIXES
@@ -60,7 +61,7 @@ class ImageRecord:
         return int(self.label == "malignant")
 
     def as_row(self) -> dict[str, object]:
-        return asdict(self)
+        return dict(vars(self))
 
 
 def patient_folder(label_letter: str, subtype: str, year: str, slide: str) -> str:
@@ -157,11 +158,6 @@ class TreeScan:
     other_magnifications: int  # images at magnifications not asked for
 
 
-def _image_position(path: Path) -> bool:
-    """Whether a file is meant to be an image: a .png, or anything inside a `<mag>X` folder."""
-    return path.suffix.lower() == ".png" or MAGNIFICATION_FOLDER.fullmatch(path.parent.name) is not None
-
-
 def scan_tree(
     path: Path,
     magnifications: tuple[int, ...] | list[int] = MAGNIFICATIONS,
@@ -171,24 +167,28 @@ def scan_tree(
 
     Files in image positions (any .png, anything in a `<mag>X` folder) must follow the grammar and
     agree with their folders. Other files (documentation such as spreadsheets or READMEs, OS
-    clutter) are listed as ignored.
+    clutter) are listed as ignored; hidden and `__MACOSX` folders are not entered.
     """
     breast = find_slides_root(path, shown_as)
     records, problems, ignored, other = [], [], [], 0
-    for file in sorted(p for p in breast.rglob("*") if p.is_file()):
-        relative = file.relative_to(breast)
-        if _hidden(relative) or not _image_position(file):
-            ignored.append(str(file))
-            continue
-        try:
-            record = parse_image_path(file)
-        except LayoutError as exc:
-            problems.append(str(exc))
-            continue
-        if record.magnification in magnifications:
-            records.append(record)
-        else:
-            other += 1
+    for folder, subfolders, files in os.walk(breast):
+        subfolders[:] = sorted(d for d in subfolders if not (d.startswith(".") or d in CLUTTER))
+        in_magnification = MAGNIFICATION_FOLDER.fullmatch(os.path.basename(folder)) is not None
+        for name in sorted(files):
+            file = os.path.join(folder, name)
+            hidden = name.startswith(".") or name in CLUTTER
+            if hidden or not (in_magnification or name.lower().endswith(".png")):
+                ignored.append(file)
+                continue
+            try:
+                record = parse_image_path(Path(file))
+            except LayoutError as exc:
+                problems.append(str(exc))
+                continue
+            if record.magnification in magnifications:
+                records.append(record)
+            else:
+                other += 1
     if problems:
         raise LayoutError(
             f"{len(problems)} file(s) do not fit the BreakHis layout:\n  " + "\n  ".join(problems)
@@ -197,7 +197,7 @@ def scan_tree(
     if not records:
         shown = path if shown_as is None else shown_as
         raise LayoutError(f"data.path '{shown}': no images at magnifications {list(magnifications)}")
-    return TreeScan(records, ignored, other)
+    return TreeScan(records, sorted(ignored), other)
 
 
 def scan_images(

@@ -12,6 +12,7 @@ a portrait, square or strip image is not a BreakHis field of view).
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
@@ -27,11 +28,7 @@ MAX_UPSCALE = 1.05
 MAX_ASPECT_CHANGE = 1.25
 
 
-def decode_rgb(data: np.ndarray) -> np.ndarray:
-    """Decode an encoded 3-channel 8-bit image as RGB; ImageError says why anything else is refused."""
-    if data.size == 0:
-        raise ImageError("empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+def _as_rgb(image: np.ndarray | None) -> np.ndarray:
     if image is None:
         raise ImageError("not a readable image (truncated, corrupt or not an image file)")
     if image.dtype != np.uint8:
@@ -43,10 +40,30 @@ def decode_rgb(data: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_rgb(path: Path | str) -> np.ndarray:
-    """Decode a 3-channel 8-bit image file as RGB, refusing anything else with the file and reason."""
+def decode_rgb(data: np.ndarray) -> np.ndarray:
+    """Decode an encoded 3-channel 8-bit image as RGB; ImageError says why anything else is refused."""
+    if data.size == 0:
+        raise ImageError("empty file")
+    return _as_rgb(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+
+
+def load_rgb(path: Path | str) -> np.ndarray:
+    """Decode a 3-channel 8-bit image file as RGB; ImageError says why anything else is refused."""
     try:
-        return decode_rgb(np.fromfile(str(path), dtype=np.uint8))
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise ImageError(f"cannot read the file: {exc.strerror}") from None
+    if size == 0:
+        raise ImageError("empty file")
+    if not os.access(path, os.R_OK):
+        raise ImageError("cannot read the file: permission denied")
+    return _as_rgb(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))  # reads the file as it decodes
+
+
+def read_rgb(path: Path | str) -> np.ndarray:
+    """`load_rgb`, with the file named in the error."""
+    try:
+        return load_rgb(path)
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
 

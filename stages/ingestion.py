@@ -9,12 +9,12 @@ are in flight, so memory does not grow with the number of images.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from stages.dataset import ImageRecord
@@ -22,7 +22,7 @@ from stages.images import (
     BREAKHIS_ASPECT,
     ImageError,
     cover_and_crop,
-    decode_rgb,
+    load_rgb,
     pixel_hash,
     size_problem,
     write_rgb,
@@ -77,11 +77,9 @@ class Ingested:
 def process_image(record: ImageRecord, out_dir: Path, resizing: Resizing) -> Processed:
     """Decode and check one image; if usable, write it resized to out_dir and return its pixel hash."""
     try:
-        image = decode_rgb(np.fromfile(record.source, dtype=np.uint8))
+        image = load_rgb(record.source)
     except ImageError as exc:
         return Processed(record, error=str(exc))
-    except OSError as exc:
-        return Processed(record, error=f"cannot read the file: {exc.strerror or exc}")
     height, width = image.shape[:2]
     problem = size_problem(image.shape, resizing.size, resizing.expected_aspect)
     if problem:
@@ -99,9 +97,12 @@ def process_images(
     return map_in_threads(task, records, workers=workers, desc="ingest")
 
 
-def relative_source(record: ImageRecord, root: Path) -> str:
+def relative_source(source: str, root: Path) -> str:
     """The raw file's path inside data.path (inside the archive for archives), POSIX style."""
-    return Path(record.source).relative_to(root).as_posix()
+    prefix = os.path.join(root, "")
+    if source.startswith(prefix):
+        return source[len(prefix) :].replace(os.sep, "/")
+    return Path(source).relative_to(root).as_posix()
 
 
 def sort_out(processed: Sequence[Processed], root: Path) -> Ingested:
@@ -113,7 +114,7 @@ def sort_out(processed: Sequence[Processed], root: Path) -> Ingested:
     rows, duplicates, rejected = [], [], []
     kept: dict[str, ImageRecord] = {}
     for item in processed:
-        record, source = item.record, relative_source(item.record, root)
+        record, source = item.record, relative_source(item.record.source, root)
         if item.error:
             rejected.append([record.filename, record.patient, item.error, source])
             continue
