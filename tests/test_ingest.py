@@ -169,6 +169,8 @@ def test_a_folds_csv_with_wrong_columns_or_missing_images_is_named(
 ) -> None:
     kaggle = tmp_path / "kaggle"
     copy_tree(tree, kaggle / "BreaKHis_v1")
+    run(tree)
+    before = outputs(project)
     folds = kaggle / "Folds.csv"
     folds.write_text("fold,magnification,grp,filename\n1,100,train,x.png\n")
     with pytest.raises(FoldsError, match=r"Folds.csv: missing column\(s\) mag"):
@@ -176,6 +178,7 @@ def test_a_folds_csv_with_wrong_columns_or_missing_images_is_named(
     folds.write_text("\n".join(line for line in folds_rows(tree) if SHORT_IMAGE not in line) + "\n")
     with pytest.raises(FoldsError, match=f"{SHORT_IMAGE}: not in Folds.csv"):
         run(kaggle, source="kaggle")
+    assert outputs(project) == before
 
 
 def test_a_truncated_png_stops_ingest_and_keeps_the_earlier_output(project: Path, tree: Path) -> None:
@@ -191,6 +194,8 @@ def test_a_truncated_png_stops_ingest_and_keeps_the_earlier_output(project: Path
 
 
 def test_every_unusable_image_is_reported_in_one_error(project: Path, tree: Path) -> None:
+    run(tree)
+    before = outputs(project)
     folder = image_path(tree, "SOB_B_F-14-14134E-400-001.png").parent
     color = cv2.imread(str(folder / "SOB_B_F-14-14134E-400-001.png"))
     bad = {
@@ -212,7 +217,7 @@ def test_every_unusable_image_is_reported_in_one_error(project: Path, tree: Path
         run(tree)
     for name, reason in bad.items():
         assert any(name in line and reason in line for line in str(error.value).splitlines()), name
-    assert not (project / "data/ingested").exists()
+    assert outputs(project) == before
 
 
 def test_skip_leaves_bad_images_out_and_lists_them(project: Path, tree: Path) -> None:
@@ -241,9 +246,12 @@ def test_a_file_renamed_against_its_folder_is_named(project: Path, tree: Path) -
 
 def test_a_file_name_outside_the_grammar_is_named(project: Path, tree: Path) -> None:
     original = image_path(tree, "SOB_M_DC-14-3909-100-014.png")
+    run(tree)
+    before = outputs(project)
     original.rename(original.with_name("IMG_0001.png"))
     with pytest.raises(LayoutError, match="IMG_0001.png: file name does not follow"):
         run(tree)
+    assert outputs(project) == before
 
 
 def test_clutter_and_documents_are_ignored(project: Path, tree: Path) -> None:
@@ -295,8 +303,10 @@ def test_an_unchanged_archive_is_extracted_once(
     assert second != first  # the stale extraction is gone
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "blank", "file"])
-def test_a_missing_or_empty_data_path_is_named(project: Path, tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["missing", "empty", "blank", "null", "file"])
+def test_a_missing_or_empty_data_path_is_named(project: Path, tree: Path, tmp_path: Path, kind: str) -> None:
+    run(tree)
+    before = outputs(project)
     target = tmp_path / "nowhere"
     if kind == "missing":
         with pytest.raises(FileNotFoundError, match=f"data.path '{target}' does not exist"):
@@ -305,14 +315,14 @@ def test_a_missing_or_empty_data_path_is_named(project: Path, tmp_path: Path, ki
         target.mkdir()
         with pytest.raises(LayoutError, match=f"data.path '{target}': no BreaKHis_v1 tree"):
             run(target)
-    elif kind == "blank":
-        with pytest.raises(ParamsError, match="data.path is required"):
-            run("")
+    elif kind in ("blank", "null"):
+        with pytest.raises(ParamsError, match="data.path is required when data.source is 'breakhis'"):
+            run("" if kind == "blank" else None)
     else:
         target.write_text("not data")
         with pytest.raises(ArchiveError, match=f"data.path '{target}' is neither a folder nor an archive"):
             run(target)
-    assert not (project / "data/ingested").exists()
+    assert outputs(project) == before
 
 
 def test_one_or_several_workers_give_identical_output(project: Path, tree: Path) -> None:
