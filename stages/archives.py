@@ -25,6 +25,8 @@ from pathlib import Path, PurePosixPath
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 EXTRACT_CACHE = Path("data/extracted")
+# tarfile's "data" filter (Python 3.11.4+) is a second line of defence behind the checks below
+DATA_FILTER: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 class ArchiveError(ValueError):
@@ -82,8 +84,7 @@ def _extract_tar(archive: Path, target: Path) -> None:
             if reason:
                 problems.append(f"{member.name}: {reason}")
             elif not problems:
-                # the "data" filter is a second line of defence behind the checks above
-                tar.extract(member, target, set_attrs=False, filter="data")
+                tar.extract(member, target, set_attrs=False, **DATA_FILTER)
     if problems:
         raise _refuse(archive, problems)
 

@@ -67,6 +67,9 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
         raise
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     staging.rename(OUT_DIR)
+    if scan.ignored:
+        shown = ", ".join(scan.ignored[:3]) + (", ..." if len(scan.ignored) > 3 else "")
+        print(f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {shown}", file=sys.stderr)
     if len(result.rejected):
         print(
             f"ingest: left out {len(result.rejected)} unusable image(s), see {OUT_DIR / 'rejected.csv'}",
