@@ -52,9 +52,8 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
                 + "\nNothing was written. Fix or remove them, or set ingest.on_error=skip to leave them out."
             )
         if result.manifest.empty:
-            raise IngestError(
-                f"no usable images in data.path '{shown_as}':\n  " + rejection_report(result.rejected, root)
-            )
+            report = rejection_report(result.rejected, root)
+            raise IngestError(f"data.path '{shown_as}' has no usable image. {report}")
         manifest = result.manifest
         manifest.insert(0, "path", [(OUT_DIR / "images" / name).as_posix() for name in manifest["filename"]])
         if folds is not None:

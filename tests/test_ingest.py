@@ -363,3 +363,11 @@ def test_the_stage_exits_with_one_readable_line(project: Path, tmp_path: Path) -
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: data.path '{tmp_path / 'gone.tar.gz'}' does not exist"
+
+
+def test_skip_with_nothing_usable_is_an_error(project: Path, tree: Path) -> None:
+    for file in tree.rglob("*.png"):
+        truncate(file)
+    with pytest.raises(ingest_stage.IngestError, match=f"data.path '{tree}' has no usable image. 11 image"):
+        run(tree, on_error="skip")
+    assert not (project / "data/ingested").exists()
