@@ -4,7 +4,7 @@ ratio of a plain single-process `cv2.imread` + `cv2.resize` loop over the same f
 measured in this run, alternating, on warm files; medians taken. Target: ratio >= 1.6 on 2 cores.
 Also prints the peak memory ingest allocates for half and for all of the images (it must not grow).
 
-    python benchmarks/ingest.py [--images 400] [--rounds 3]
+    python benchmarks/ingest.py [--images 400] [--rounds 3] [--png-compression 0]
 
 The images are the shared sample's 700x460 images (../shared/breakhis-sample), copied into an
 official BreaKHis_v1 tree under new names, each made pixel-unique by one stamped pixel; without
@@ -101,6 +101,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="0: one per core (the default)")
+    parser.add_argument(
+        "--png-compression", type=int, default=IngestParams().png_compression, help="ingest.png_compression"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         tmp_path = Path(tmp)
@@ -111,7 +114,9 @@ def main() -> None:
             Path(file).read_bytes()
         params = Params(
             data=DataParams(source="breakhis", path=str(root)),
-            ingest=IngestParams(image_size=TARGET, workers=args.workers),
+            ingest=IngestParams(
+                image_size=TARGET, workers=args.workers, png_compression=args.png_compression
+            ),
         )
         run_ingest(root, params, tmp_path / "out")  # warm-up (first-use costs, not measured)
         base_times: list[Timing] = []
