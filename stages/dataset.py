@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,7 +161,7 @@ class TreeScan:
 
 def scan_tree(
     path: Path,
-    magnifications: tuple[int, ...] | list[int] = MAGNIFICATIONS,
+    magnifications: Sequence[int] = MAGNIFICATIONS,
     shown_as: Path | str | None = None,
 ) -> TreeScan:
     """Every image of the tree at `path`, parsed and sorted by file name; all layout errors at once.
@@ -200,8 +201,6 @@ def scan_tree(
     return TreeScan(records, sorted(ignored), other)
 
 
-def scan_images(
-    path: Path, magnifications: tuple[int, ...] | list[int] = MAGNIFICATIONS
-) -> list[ImageRecord]:
+def scan_images(path: Path, magnifications: Sequence[int] = MAGNIFICATIONS) -> list[ImageRecord]:
     """The images of the tree at `path` (see `scan_tree`)."""
     return scan_tree(path, magnifications).records

@@ -153,7 +153,7 @@ def ingest_images(
 
 def rejection_report(rejected: pd.DataFrame, root: Path) -> str:
     """All rejected images with their reasons, as one message (the first SHOWN in full)."""
-    lines = [f"{root / row.source}: {row.reason}" for row in rejected.head(SHOWN).itertuples()]
+    lines = [f"{root / str(row.source)}: {row.reason}" for row in rejected.head(SHOWN).itertuples()]
     if len(rejected) > SHOWN:
         lines.append(
             f"... and {len(rejected) - SHOWN} more (ingest.on_error=skip lists them all in rejected.csv)"
@@ -185,5 +185,5 @@ def summarise(
         "by_magnification": {
             f"{k}X": int(v) for k, v in manifest["magnification"].value_counts().sort_index().items()
         },
-        "original_sizes": {f"{w}x{h}": int(n) for (w, h), n in sizes.items()},
+        "original_sizes": {f"{w}x{h}": int(n) for (w, h), n in zip(sizes.index, sizes, strict=True)},
     }
