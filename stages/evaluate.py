@@ -12,8 +12,10 @@ import keras
 import numpy as np
 import pandas as pd
 
+from stages.gradcam import write_gradcam_grid
 from stages.input_pipeline import image_dataset
 from stages.metrics import evaluate_predictions, majority_baseline
+from stages.model_card import MODEL_CARD_FILE, write_model_card
 from stages.models import MODEL_NAMES
 from stages.params import load_params
 from stages.plots import CLASS_NAMES, confusion_png, curves_png, precision_recall_points, roc_points
@@ -93,6 +95,9 @@ def main() -> None:
     write_json(METRICS_FILE, summary)
     write_plots(rows, probabilities, threshold)
     write_report(REPORT_FILE, summary, PLOTS_DIR)
+    models = {name: Path("models") / f"{name}.keras" for name in MODEL_NAMES}
+    write_gradcam_grid(models, rows, probabilities["ensemble"], threshold, PLOTS_DIR / "gradcam.png")
+    write_model_card(MODEL_CARD_FILE, params, summary)
     for name, result in results.items():
         print(
             f"{name:>9}: image accuracy {result['image']['accuracy']:.3f}, "

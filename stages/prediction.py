@@ -1,0 +1,228 @@
+"""Running trained models on new image files, with the same preprocessing as training.
+
+A raw file goes the way an ingested image went before training, through the same functions:
+`images.read_rgb` -> `images.cover_and_crop` to `ingest.image_size` (so a raw 700x460 BreakHis PNG
+and an already ingested one end identical) -> `input_pipeline.resize_image` to the model's input
+size -> `input_pipeline.preprocess` for the model. Models load with `safe_mode=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from stages.dataset import LayoutError, parse_image_name
+from stages.images import ImageError, cover_and_crop, read_rgb
+from stages.input_pipeline import preprocess, resize_image
+from stages.models import MODEL_NAMES
+
+ENSEMBLE = "ensemble"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# Size policy for new images (ingest's cover-and-crop handles any size; these are the limits
+# beyond which the result would not resemble a training image any more).
+MIN_SIDE = 32  # pixels; below this there is no tissue detail to classify
+MIN_KEPT_FRACTION = 0.5  # cover-and-crop may discard at most half the image (aspect ratio)
+MAX_DOWNSCALE = 8.0  # a much larger field of view (a whole slide) must be tiled first
+
+
+class ModelFileError(ValueError):
+    """A model file is missing or cannot be loaded."""
+
+
+def model_file(models_dir: Path, name: str) -> Path:
+    return Path(models_dir) / f"{name}.keras"
+
+
+def require_model_file(path: Path) -> None:
+    if not Path(path).is_file():
+        raise ModelFileError(
+            f"{path}: model file not found (train it with `dvc repro`, fetch it with `dvc pull`, "
+            "or point --models-dir at the folder that holds it)"
+        )
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a .keras model with `safe_mode=True` (no arbitrary code), or say clearly why not."""
+    require_model_file(path)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # keras raises ValueError, OSError, zipfile errors, ...
+        raise ModelFileError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def model_image_size(model: keras.Model) -> tuple[int, int]:
+    height, width = model.input_shape[1:3]
+    return int(height), int(width)
+
+
+def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int]) -> None:
+    """Refuse images that cover-and-crop to `size` cannot turn into something like a training image."""
+    height, width = shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageError(f"{path}: {width}x{height} pixels is too small (at least {MIN_SIDE} per side)")
+    target_h, target_w = size
+    scale = max(target_h / height, target_w / width)
+    kept = (target_h * target_w) / (height * width * scale * scale)
+    if kept < MIN_KEPT_FRACTION:
+        raise ImageError(
+            f"{path}: {width}x{height} pixels has an aspect ratio too far from the training images' "
+            f"{target_w}x{target_h}: cropping to it would discard {1 - kept:.0%} of the image"
+        )
+    if scale < 1 / MAX_DOWNSCALE:
+        raise ImageError(
+            f"{path}: {width}x{height} pixels is more than {MAX_DOWNSCALE:g} times the training images' "
+            f"{target_w}x{target_h}: a larger field of view (a whole slide?) must be tiled first"
+        )
+
+
+def load_for_model(path: Path | str, size: tuple[int, int] | None) -> np.ndarray:
+    """A raw or ingested image file as ingest would have stored it: RGB uint8, cover-and-cropped
+    to `size` (`ingest.image_size`); `size=None` keeps the file's own size (already ingested)."""
+    image = read_rgb(path)
+    if size is None:
+        return image
+    check_size(path, image.shape, size)
+    return cover_and_crop(image, size)
+
+
+def check_images(paths: Sequence[str], size: tuple[int, int], workers: int = 4) -> None:
+    """Decode and size-check every image first; raise one ImageError listing all the bad ones."""
+
+    def problem(path: str) -> str:
+        try:
+            load_for_model(path, size)
+        except ImageError as exc:
+            return str(exc)
+        return ""
+
+    with ThreadPoolExecutor(workers) as pool:  # OpenCV releases the GIL while decoding
+        problems = [p for p in pool.map(problem, paths) if p]
+    if problems:
+        raise ImageError(f"{len(problems)} image(s) cannot be used:\n  " + "\n  ".join(problems))
+
+
+def model_inputs(model_name: str, model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """A batch of ingest-sized RGB uint8 images -> the named model's input (training's own functions)."""
+    return np.asarray(preprocess(model_name, resize_image(images, model_image_size(model))))
+
+
+def predict_batch(models: Mapping[str, keras.Model], images: np.ndarray) -> dict[str, np.ndarray]:
+    """Malignant probability of every model for a batch of ingest-sized RGB uint8 images."""
+    return {
+        name: np.asarray(model(model_inputs(name, model, images), training=False)).reshape(-1)
+        for name, model in models.items()
+    }
+
+
+def ensemble_members(model: str, models_dir: Path) -> tuple[list[str], list[str]]:
+    """The models to run for `--model` (ensemble: whichever of the three exist) and the missing ones."""
+    if model != ENSEMBLE:
+        if model not in MODEL_NAMES:
+            raise ValueError(f"unknown model '{model}' (choose from {', '.join((*MODEL_NAMES, ENSEMBLE))})")
+        require_model_file(model_file(models_dir, model))
+        return [model], []
+    present = [name for name in MODEL_NAMES if model_file(models_dir, name).is_file()]
+    missing = [name for name in MODEL_NAMES if name not in present]
+    if not present:
+        raise ModelFileError(
+            f"{models_dir}: no model files ({', '.join(f'{n}.keras' for n in MODEL_NAMES)}); "
+            "train them with `dvc repro`, fetch them with `dvc pull`, or pass --models-dir"
+        )
+    return present, missing
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+def _paths_from_csv(csv_path: Path) -> list[str]:
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{csv_path}: not a readable CSV ({exc})") from exc
+    if "path" not in frame.columns:
+        raise ValueError(f"{csv_path}: no 'path' column (columns: {', '.join(frame.columns) or 'none'})")
+    paths = []
+    for value in frame["path"]:
+        if not value:
+            raise ValueError(f"{csv_path}: empty value in the 'path' column")
+        candidate = Path(value)
+        # relative paths: from the current folder (like data/split/*.csv), else from the CSV's folder
+        if not candidate.is_absolute() and not candidate.exists() and (csv_path.parent / candidate).exists():
+            candidate = csv_path.parent / candidate
+        paths.append(str(candidate))
+    return paths
+
+
+def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
+    """Image paths from files, folders (searched recursively for image files) and CSVs of paths.
+
+    Raises FileNotFoundError naming every path that does not exist, and ValueError for an empty
+    folder or a CSV without a `path` column."""
+    paths: list[str] = []
+    missing: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            paths.extend(str(p) for p in found)
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            listed = _paths_from_csv(path)
+            missing.extend(f"{p} (listed in {path})" for p in listed if not Path(p).is_file())
+            paths.extend(listed)
+        elif path.is_file():
+            paths.append(str(path))
+        else:
+            missing.append(str(path))
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} input(s) not found:\n  " + "\n  ".join(missing))
+    if not paths:
+        raise ValueError("no input images given")
+    return paths
+
+
+# ---- BreakHis names and patients ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameInfo:
+    """What a BreakHis file name says; empty strings for other names."""
+
+    patient: str = ""
+    patient_group: str = ""
+    magnification: str = ""
+    label_from_name: str = ""
+
+
+def name_info(path: str) -> NameInfo:
+    try:
+        record = parse_image_name(Path(path))
+    except LayoutError:
+        return NameInfo()
+    return NameInfo(record.patient, record.patient_group, f"{record.magnification}X", record.label)
+
+
+def aggregate_by_patient(predictions: pd.DataFrame, probability: str, threshold: float) -> pd.DataFrame:
+    """Per patient (BreakHis-named rows only), as in stages.metrics: the mean probability decides
+    the patient's class; `malignant_fraction` is the fraction of their images predicted malignant."""
+    named = predictions[predictions["patient"] != ""]
+    frame = named.assign(malignant=(named[probability] >= threshold).astype(float))
+    per_patient = frame.groupby("patient", sort=True).agg(
+        patient_group=("patient_group", "first"),
+        label_from_name=("label_from_name", "first"),
+        images=("path", "size"),
+        mean_probability=(probability, "mean"),
+        malignant_fraction=("malignant", "mean"),
+    )
+    per_patient["predicted_class"] = np.where(
+        per_patient["mean_probability"] >= threshold, "malignant", "benign"
+    )
+    per_patient["threshold"] = threshold
+    return per_patient.reset_index().round({"mean_probability": 6, "malignant_fraction": 6})
