@@ -216,14 +216,16 @@ def write_gradcam_grid(
     chosen = select_examples(targets, np.asarray(probabilities), threshold, per_group)
     paths = [str(rows["path"].iloc[i]) for i, _ in chosen]
     images = [load_for_model(path, image_size) for path in paths]
-    columns: dict[str, list[tuple[np.ndarray, float]]] = {}
+    columns: dict[str, list[tuple[np.ndarray, str]]] = {}
     for name, path in model_paths.items():
         model = load_model(path)
         cam = GradCam(model)
         cells = []
         for image in images:
             maps, probs = heatmaps(cam, name, image[np.newaxis], threshold)
-            cells.append((overlay(image, maps[0]), float(probs[0])))
+            # an all-zero map: nothing in the image raises the score of the class the model chose
+            note = "" if maps[0].max() > 0 else ", no positive evidence"
+            cells.append((overlay(image, maps[0]), f"p(malignant)={probs[0]:.2f}{note}"))
         columns[f"{name} ({cam.layer_name})"] = cells
         del cam, model
         keras.backend.clear_session()
@@ -238,11 +240,11 @@ def write_gradcam_grid(
     for r, ((index, caption), image) in enumerate(zip(chosen, images, strict=True)):
         name = rows["filename"].iloc[index] if "filename" in rows else Path(paths[r]).name
         axes[r, 0].imshow(image)
-        axes[r, 0].set_title(f"{caption}, p={probabilities[index]:.2f}\n{name}", fontsize=6)
+        axes[r, 0].set_title(f"{caption}, ensemble p={probabilities[index]:.2f}\n{name}", fontsize=6)
         for c, (column, cells) in enumerate(columns.items(), start=1):
-            picture, probability = cells[r]
+            picture, label = cells[r]
             axes[r, c].imshow(picture)
-            axes[r, c].set_title(f"{column}\np(malignant)={probability:.2f}", fontsize=6)
+            axes[r, c].set_title(f"{column}\n{label}", fontsize=6)
     figure.suptitle(f"Grad-CAM on test images (threshold {threshold})", fontsize=9)
     figure.tight_layout()
     figure.savefig(out_path, dpi=100)

@@ -28,7 +28,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # beyond which the result would not resemble a training image any more).
 MIN_SIDE = 32  # pixels; below this there is no tissue detail to classify
 MIN_KEPT_FRACTION = 0.5  # cover-and-crop may discard at most half the image (aspect ratio)
-MAX_DOWNSCALE = 8.0  # a much larger field of view (a whole slide) must be tiled first
+MAX_PIXELS = 40_000_000  # larger is a whole-slide image, which must be tiled first
 
 
 class ModelFileError(ValueError):
@@ -74,10 +74,10 @@ def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int]) 
             f"{path}: {width}x{height} pixels has an aspect ratio too far from the training images' "
             f"{target_w}x{target_h}: cropping to it would discard {1 - kept:.0%} of the image"
         )
-    if scale < 1 / MAX_DOWNSCALE:
+    if height * width > MAX_PIXELS:
         raise ImageError(
-            f"{path}: {width}x{height} pixels is more than {MAX_DOWNSCALE:g} times the training images' "
-            f"{target_w}x{target_h}: a larger field of view (a whole slide?) must be tiled first"
+            f"{path}: {width}x{height} pixels looks like a whole-slide image; the models classify single "
+            f"fields of view (BreakHis: 700x460), so tile it first"
         )
 
 

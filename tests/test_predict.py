@@ -106,7 +106,8 @@ def test_input_errors_name_the_problem(tmp_path: Path) -> None:
         collect_inputs([tmp_path / "nopath.csv"])
 
 
-def test_bad_images_are_all_reported_at_once(tmp_path: Path) -> None:
+def test_bad_images_are_all_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("stages.prediction.MAX_PIXELS", 1000 * 1000)
     good = write_png(tmp_path / "good.png", tissue())
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:100])
@@ -115,19 +116,17 @@ def test_bad_images_are_all_reported_at_once(tmp_path: Path) -> None:
     grey = write_png(tmp_path / "grey.png", tissue()[..., 0])
     small = write_png(tmp_path / "small.png", tissue(20, 30))
     strip = write_png(tmp_path / "strip.png", tissue(40, 1000))
-    huge = write_png(tmp_path / "huge.png", np.zeros((2000, 3000, 3), np.uint8))
+    huge = write_png(tmp_path / "huge.png", np.zeros((1000, 1500, 3), np.uint8))
+    large = write_png(tmp_path / "large.png", np.zeros((800, 1200, 3), np.uint8))  # fine
     bad = [truncated, text, grey, small, strip, huge]
     with pytest.raises(ImageError) as error:
-        check_images([str(p) for p in [good, *bad]], SIZE)
+        check_images([str(p) for p in [good, large, *bad]], SIZE)
     message = str(error.value)
     assert message.startswith("6 image(s) cannot be used")
-    for path, reason in zip(
-        bad,
-        ["not a readable image", "not a readable image", "1 channel", "too small", "aspect ratio", "tiled"],
-        strict=True,
-    ):
+    reasons = ["not a readable image"] * 2 + ["1 channel", "too small", "aspect ratio", "whole-slide"]
+    for path, reason in zip(bad, reasons, strict=True):
         assert any(str(path) in line and reason in line for line in message.splitlines()), (path, message)
-    assert str(good) not in message
+    assert str(good) not in message and str(large) not in message
 
 
 def test_raw_and_ingested_files_give_the_same_image(sample_tree: Path, tmp_path: Path) -> None:
