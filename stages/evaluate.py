@@ -1,6 +1,7 @@
 """Stage `evaluate`: every model and their soft-vote ensemble on the test split.
 
-Writes metrics/evaluate.json, plot data and PNGs under plots/evaluate/, and metrics/report.md.
+Writes metrics/evaluate.json, plot data and PNGs under plots/evaluate/ (Grad-CAM grid included),
+metrics/report.md and metrics/model_card.md.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class GradCam:
         """(feature map of the target layer, malignant logit) by calling the layers in order."""
         hidden, feature_map = inputs, None
         for index, layer in enumerate(self.chain):
-            if layer is self.parent:
+            if self.inner is not None and layer is self.parent:
                 feature_map, hidden = self.inner(hidden, training=False)
             elif index == len(self.chain) - 1 and _is_sigmoid_dense(layer):
                 hidden = keras.ops.matmul(hidden, layer.kernel) + layer.bias  # the logit, unsaturated
@@ -171,7 +171,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA
     """An RGB uint8 image with the heat map (same height and width, in [0, 1]) blended over it in 'jet'."""
     if heatmap.shape != image.shape[:2]:
         raise ValueError(f"heat map {heatmap.shape} does not match the image {image.shape[:2]}")
-    colours = cv2.applyColorMap(np.uint8(np.round(255 * heatmap)), cv2.COLORMAP_JET)
+    colours = cv2.applyColorMap((255 * heatmap).round().astype(np.uint8), cv2.COLORMAP_JET)
     colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(image, 1 - alpha, colours, alpha, 0)
 
@@ -186,7 +186,7 @@ def select_examples(
     (row position, caption) pairs in a fixed order."""
     predicted = (probabilities >= threshold).astype(int)
     confidence = np.abs(probabilities - threshold)
-    chosen = []
+    chosen: list[tuple[int, str]] = []
     for actual in (0, 1):
         for outcome, correct in (("correct", True), ("wrong", False)):
             mask = (targets == actual) & ((predicted == actual) == correct)

@@ -111,7 +111,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         raise ValueError(f"--threshold {threshold}: must be between 0 and 1")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
-    size = tuple(params.ingest.image_size)
+    size = params.ingest.image_size
 
     # everything that can be wrong with the inputs is found before any model is loaded
     names, missing = ensemble_members(args.model, args.models_dir)
@@ -175,7 +175,11 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (`breakhis-predict`); bad input exits 1 with one readable message."""
-    run_stage(lambda: predict_command(argv))
+
+    def run() -> None:
+        predict_command(argv)
+
+    run_stage(run)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def check_images(paths: Sequence[str], size: tuple[int, int], workers: int = 4) 
 
     def problem(path: str) -> str:
         try:
-            load_for_model(path, size)
+            check_size(path, read_rgb(path).shape, size)
         except ImageError as exc:
             return str(exc)
         return ""
