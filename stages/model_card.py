@@ -176,8 +176,8 @@ def _models_section(params: Params, models_dir: Path) -> list[str]:
         )
     lines += [
         "",
-        f"**Ensemble**: soft vote, the mean of the three models' malignant probabilities; an image is "
-        f"called malignant when a probability is at least the threshold **{params.evaluate.threshold}** "
+        "**Ensemble**: soft vote, the mean of the three models' malignant probabilities. An image is "
+        f"called malignant when its probability is at least the threshold **{params.evaluate.threshold}** "
         "(`evaluate.threshold`). Early stopping monitors "
         f"`{params.train.monitor}` on the validation split (patience {params.train.patience}); "
         f"class weights {'on' if params.train.class_weights else 'off'}.",
