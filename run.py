@@ -46,7 +46,7 @@ def ensure_git_repo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"repro", "test", "dvc"}:
+    if not argv or argv[0] not in {"repro", "test", "check", "dvc"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
@@ -55,6 +55,9 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT, env=env)
     ensure_git_repo()
+    if command == "check":
+        hooks = [str(BIN / "pre-commit"), "run", "--all-files", "--show-diff-on-failure", *args]
+        return subprocess.call(hooks, cwd=ROOT, env=env)
     dvc_args = ["repro", *args] if command == "repro" else args
     return subprocess.call([str(BIN / "dvc"), *dvc_args], cwd=ROOT, env=env)
 

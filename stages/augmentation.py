@@ -1,13 +1,18 @@
 """Offline augmentation that suits histology: orientation carries no meaning and stain varies
-between labs, so flips, 90-degree rotations and a small HSV jitter make plausible new images.
+between labs, so flips, 90-degree rotations, a small HSV or H&E-stain perturbation and an
+optional small zoom make plausible new images.
 
-Used to balance the classes of the train split: each new image is derived from one source image
-of the minority class and keeps its patient, class and magnification.
+Used on the train split only, to balance the classes (and optionally to add new images of every
+class): each new image is derived from one source image and keeps its patient, class and
+magnification. Every new image has its own random stream, keyed by the seed and its index in the
+plan, so the output does not depend on how many processes make it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -15,56 +20,151 @@ import numpy as np
 import pandas as pd
 
 from stages.images import pixel_hash, read_rgb, write_rgb
+from stages.parallel import map_in_processes
+
+# Ruifrok & Johnston stain vectors (optical density per unit stain, RGB): hematoxylin, eosin, DAB
+RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+RGB_FROM_HED = RGB_FROM_HED / np.linalg.norm(RGB_FROM_HED, axis=1, keepdims=True)
+HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
 
 
 @dataclass(frozen=True)
 class Transforms:
-    flip: bool = True
-    rotate90: bool = True
+    flip: bool = True  # mirror images (horizontal or vertical flips)
+    rotate90: bool = True  # quarter turns (half turns only, on non-square images)
     hsv_jitter: float = 0.04  # max relative shift of hue, saturation and value
+    hed_jitter: float = 0.0  # max relative scale and shift of the H, E, D stain concentrations
+    zoom: float = 0.0  # max zoom-in: a random crop of 1/(1+z) of each side, resized back
+
+    def enabled(self) -> bool:
+        return self.flip or self.rotate90 or self.hsv_jitter > 0 or self.hed_jitter > 0 or self.zoom > 0
 
 
-def augment_image(image: np.ndarray, transforms: Transforms, rng: np.random.Generator) -> np.ndarray:
-    """One random variant of an RGB image."""
-    out = image
-    if transforms.flip and rng.random() < 0.5:
-        out = out[:, ::-1]
-    if transforms.rotate90:
-        out = np.rot90(out, k=int(rng.integers(4)))
+def _matmul3(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """image (..., 3) @ matrix (3, 3), written out so no BLAS kernel can change the rounding."""
+    return np.stack([sum(image[..., i] * matrix[i, j] for i in range(3)) for j in range(3)], axis=-1)
+
+
+def hed_perturb(image: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Scale (alpha) and shift (beta) the stain concentrations of an RGB image (Tellez et al. 2018)."""
+    density = -np.log((image.astype(np.float64) + 1.0) / 256.0)
+    stains = _matmul3(density, HED_FROM_RGB) * alpha + beta
+    rgb = 256.0 * np.exp(-_matmul3(stains, RGB_FROM_HED)) - 1.0
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def hsv_perturb(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Shift hue (fraction of the circle) and scale saturation and value by 1 + shift."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + shift[0] * 180) % 180
+    hsv[..., 1:] *= 1 + shift[1:].astype(np.float32)
+    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def zoom_in(image: np.ndarray, scale: float, corner: np.ndarray) -> np.ndarray:
+    """Crop 1/scale of each side at `corner` (fractions of the free margin), resize back."""
+    height, width = image.shape[:2]
+    crop_h, crop_w = max(1, round(height / scale)), max(1, round(width / scale))
+    top, left = round(corner[0] * (height - crop_h)), round(corner[1] * (width - crop_w))
+    crop = image[top : top + crop_h, left : left + crop_w]
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def augment_image(
+    image: np.ndarray, transforms: Transforms, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
+    """One random variant of an RGB image, of the same shape, and a short description of it."""
+    out, done = image, list[str]()
+    # orientation: a mirror and a number of quarter turns, drawn uniformly from the symmetries
+    # allowed (8 on square images; 4 that keep the shape of non-square ones: turns 0 or 2)
+    mirror = transforms.flip and rng.random() < 0.5
+    square = image.shape[0] == image.shape[1]
+    if transforms.rotate90 and square:
+        turns = int(rng.integers(4))
+    elif transforms.rotate90 or transforms.flip:  # two flips make a half turn
+        turns = 2 * int(rng.integers(2))
+    else:
+        turns = 0
+    if mirror:
+        out, done = out[:, ::-1], [*done, "mirror"]
+    if turns:
+        out, done = np.rot90(out, k=turns), [*done, f"rot{90 * turns}"]
+    if transforms.zoom > 0:
+        scale = 1 + float(rng.uniform(0, transforms.zoom))
+        out, done = zoom_in(np.ascontiguousarray(out), scale, rng.random(2)), [*done, f"zoom{scale:.2f}"]
+    if transforms.hed_jitter > 0:
+        alpha = rng.uniform(1 - transforms.hed_jitter, 1 + transforms.hed_jitter, size=3)
+        beta = rng.uniform(-transforms.hed_jitter, transforms.hed_jitter, size=3)
+        out, done = hed_perturb(out, alpha, beta), [*done, "hed"]
     if transforms.hsv_jitter > 0:
-        hsv = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2HSV).astype(np.float32)
         shift = rng.uniform(-transforms.hsv_jitter, transforms.hsv_jitter, size=3)
-        hsv[..., 0] = (hsv[..., 0] + shift[0] * 180) % 180
-        hsv[..., 1:] *= 1 + shift[1:]
-        out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
-    return np.ascontiguousarray(out)
+        out, done = hsv_perturb(out, shift), [*done, "hsv"]
+    return np.ascontiguousarray(out), "+".join(done) or "copy"
 
 
-def plan_balancing(train: pd.DataFrame, target_ratio: float, seed: int) -> pd.DataFrame:
-    """Rows of the minority class to derive new images from, so minority/majority >= target_ratio.
+def plan_augmentation(
+    train: pd.DataFrame, *, target_ratio: float, extra_per_image: float = 0.0, seed: int
+) -> pd.DataFrame:
+    """The train rows to derive new images from, one row per new image.
 
-    Sources are drawn round-robin over a seeded shuffle, so every minority image is used
-    before any is used twice.
+    First `extra_per_image` new images per image of every class (rounded per class), then more of
+    the minority class until minority / majority >= target_ratio. Sources are drawn round-robin
+    over a seeded shuffle of their class, so every image is used before any is used twice.
     """
-    counts = train["target"].value_counts()
+    targets = train["target"].to_numpy(dtype=int)
+    counts = {int(cls): int((targets == cls).sum()) for cls in np.unique(targets)}
     if len(counts) < 2:
         raise ValueError("the train split has only one class; nothing to balance against")
-    minority = counts.idxmin()
-    needed = int(np.ceil(target_ratio * counts.max())) - counts.min()
-    if needed <= 0:
-        return train.iloc[0:0]
-    pool = train[train["target"] == minority].sample(frac=1.0, random_state=seed)
-    return pool.iloc[np.arange(needed) % len(pool)]
+    wanted = {cls: round(extra_per_image * n) for cls, n in counts.items()}
+    after = {cls: n + wanted[cls] for cls, n in counts.items()}
+    minority = min(after, key=lambda cls: (after[cls], cls))
+    majority = max(after.values())
+    wanted[minority] += max(0, math.ceil(target_ratio * majority - 1e-9) - after[minority])
+    plan = []
+    for cls, n in wanted.items():
+        pool = train[train["target"] == cls].sample(frac=1.0, random_state=seed + cls)
+        plan.append(pool.iloc[np.arange(n) % len(pool)])
+    return pd.concat(plan)
 
 
-def make_variant(job: tuple[int, str, str], transforms: Transforms, seed: int) -> str:
-    """Write the variant number `index` of `source` to `target`; returns its pixel hash."""
+def _make_variant(job: tuple[int, str, str], transforms: Transforms, seed: int) -> tuple[str, str]:
+    """Write variant number `index` of `source` to `target`; return its pixel hash and description."""
     index, source, target = job
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-    image = augment_image(read_rgb(source), transforms, rng)
+    image, description = augment_image(read_rgb(source), transforms, rng)
     write_rgb(target, image)
-    return pixel_hash(image)
+    return pixel_hash(image), description
 
 
 def variant_name(source: str, index: int) -> str:
     return f"{Path(source).stem}-aug{index:05d}.png"
+
+
+def derive_images(
+    plan: pd.DataFrame, out_dir: Path, transforms: Transforms, *, seed: int, workers: int
+) -> pd.DataFrame:
+    """Make one new image per plan row in out_dir, in parallel; their manifest rows.
+
+    Each row keeps its source's patient, class, subtype and magnification; `source_path` links it
+    to the source image and `augmentation` says what was done to it. Workers read one image at a
+    time and return only its hash, so memory does not grow with the dataset.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(i, source, str(out_dir / variant_name(source, i))) for i, source in enumerate(plan["path"])]
+    task = partial(_make_variant, transforms=transforms, seed=seed)
+    results = list(map_in_processes(task, jobs, workers=workers, desc="augment"))
+    return plan.assign(
+        source_path=plan["path"].to_numpy(),
+        path=[target for _, _, target in jobs],
+        filename=[Path(target).name for _, _, target in jobs],
+        pixel_hash=[digest for digest, _ in results],
+        augmentation=[description for _, description in results],
+    ).reset_index(drop=True)
+
+
+def preview_rows(new: pd.DataFrame, count: int = 8) -> pd.DataFrame:
+    """Up to `count` new images spread evenly over the plan (so every class shows)."""
+    if new.empty:
+        return new
+    picks = np.unique(np.linspace(0, len(new) - 1, min(count, len(new))).round().astype(int))
+    return new.iloc[picks]

@@ -101,7 +101,10 @@ class GradCam:
             if self.inner is not None and layer is self.parent:
                 feature_map, hidden = self.inner(hidden, training=False)
             elif index == len(self.chain) - 1 and _is_sigmoid_dense(layer):
-                hidden = keras.ops.matmul(hidden, layer.kernel) + layer.bias  # the logit, unsaturated
+                # the logit, unsaturated (cast: under mixed precision the features are float16)
+                hidden = (
+                    keras.ops.matmul(keras.ops.cast(hidden, layer.kernel.dtype), layer.kernel) + layer.bias
+                )
             else:
                 hidden = layer(hidden, training=False)
                 if layer is self.layer:
@@ -200,7 +203,7 @@ def write_gradcam_grid(
     model_paths: Mapping[str, Path],
     rows: pd.DataFrame,
     probabilities: np.ndarray,
-    threshold: float,
+    thresholds: float | Mapping[str, float],
     out_path: Path,
     *,
     per_group: int = 2,
@@ -210,8 +213,16 @@ def write_gradcam_grid(
     classified by `probabilities` (the ensemble's), one column per model.
 
     rows: the split's rows (`path`, `target`, optionally `filename`), positionally aligned with
-    `probabilities`. image_size: `ingest.image_size` for raw files; None for ingested images.
+    `probabilities`. thresholds: one for all, or per model name with the ensemble's under
+    "ensemble" (each model's map explains the class it predicts at its own threshold).
+    image_size: `ingest.image_size` for raw files; None for ingested images (kept as they are).
     Returns the chosen rows with their captions."""
+    if isinstance(thresholds, Mapping):
+        threshold = float(thresholds["ensemble"])
+        own = {name: float(thresholds.get(name, threshold)) for name in model_paths}
+    else:
+        threshold = float(thresholds)
+        own = dict.fromkeys(model_paths, threshold)
     targets = rows["target"].to_numpy()
     chosen = select_examples(targets, np.asarray(probabilities), threshold, per_group)
     paths = [str(rows["path"].iloc[i]) for i, _ in chosen]
@@ -222,7 +233,7 @@ def write_gradcam_grid(
         cam = GradCam(model)
         cells = []
         for image in images:
-            maps, probs = heatmaps(cam, name, image[np.newaxis], threshold)
+            maps, probs = heatmaps(cam, name, image[np.newaxis], own[name])
             # an all-zero map: nothing in the image raises the score of the class the model chose
             note = "" if maps[0].max() > 0 else ", no positive evidence"
             cells.append((overlay(image, maps[0]), f"p(malignant)={probs[0]:.2f}{note}"))
@@ -245,7 +256,7 @@ def write_gradcam_grid(
             picture, label = cells[r]
             axes[r, c].imshow(picture)
             axes[r, c].set_title(f"{column}\n{label}", fontsize=6)
-    figure.suptitle(f"Grad-CAM on test images (threshold {threshold})", fontsize=9)
+    figure.suptitle(f"Grad-CAM on test images (ensemble threshold {threshold:.2f})", fontsize=9)
     figure.tight_layout()
     figure.savefig(out_path, dpi=100)
     plt.close(figure)

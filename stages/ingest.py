@@ -61,6 +61,7 @@ def main() -> None:
                 images_per_magnification=synthetic.images_per_magnification,
                 magnifications=data.magnifications,
                 image_size=synthetic.image_size,
+                atypical_fraction=synthetic.atypical_fraction,
             )
             summary = ingest(params, tree)
     else:

@@ -1,4 +1,5 @@
-"""Image-level and patient-level metrics of binary predictions (1 = malignant).
+"""Image-level and patient-level metrics of binary predictions (1 = malignant), decision
+thresholds chosen on validation data, and patient-resampled bootstrap confidence intervals.
 
 Patient level follows BreakHis practice: the patient recognition rate is the mean over patients
 of the fraction of that patient's images classified correctly; patient accuracy classifies each
@@ -7,44 +8,51 @@ patient by the mean probability of their images.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
 
 def image_metrics(targets: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """Threshold metrics, confusion counts, and ROC/PR AUC (omitted when only one class is present)."""
     predicted = (probabilities >= threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(targets, predicted, labels=[0, 1]).ravel()
-    return {
+    result = {
         "accuracy": float(skm.accuracy_score(targets, predicted)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(targets, predicted)),
         "precision": float(skm.precision_score(targets, predicted, zero_division=0)),
         "recall": float(skm.recall_score(targets, predicted, zero_division=0)),
         "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
         "f1": float(skm.f1_score(targets, predicted, zero_division=0)),
-        "roc_auc": float(skm.roc_auc_score(targets, probabilities)),
-        "pr_auc": float(skm.average_precision_score(targets, probabilities)),
-        "tn": int(tn),
-        "fp": int(fp),
-        "fn": int(fn),
-        "tp": int(tp),
     }
+    if len(np.unique(targets)) == 2:
+        result["roc_auc"] = float(skm.roc_auc_score(targets, probabilities))
+        result["pr_auc"] = float(skm.average_precision_score(targets, probabilities))
+    return {**result, "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+
+
+def per_patient(
+    patients: np.ndarray, targets: np.ndarray, probabilities: np.ndarray, threshold: float
+) -> pd.DataFrame:
+    """One row per patient: label, mean probability, fraction of images classified correctly."""
+    frame = pd.DataFrame({"patient": patients, "target": targets, "probability": probabilities})
+    frame["correct"] = (frame["probability"] >= threshold).astype(int) == frame["target"]
+    return frame.groupby("patient", sort=True).agg(
+        target=("target", "first"), probability=("probability", "mean"), correct=("correct", "mean")
+    )
 
 
 def patient_metrics(
-    patients: pd.Series, targets: np.ndarray, probabilities: np.ndarray, threshold: float
+    patients: pd.Series | np.ndarray, targets: np.ndarray, probabilities: np.ndarray, threshold: float
 ) -> dict[str, float]:
-    frame = pd.DataFrame({"patient": patients.to_numpy(), "target": targets, "probability": probabilities})
-    frame["correct"] = (frame["probability"] >= threshold).astype(int) == frame["target"]
-    per_patient = frame.groupby("patient").agg(
-        target=("target", "first"), probability=("probability", "mean"), correct=("correct", "mean")
-    )
+    table = per_patient(np.asarray(patients), targets, probabilities, threshold)
+    predicted = (table["probability"] >= threshold).astype(int)
     return {
-        "recognition_rate": float(per_patient["correct"].mean()),
-        "accuracy": float(
-            ((per_patient["probability"] >= threshold).astype(int) == per_patient["target"]).mean()
-        ),
-        "patients": len(per_patient),
+        "recognition_rate": float(table["correct"].mean()),
+        "accuracy": float((predicted == table["target"]).mean()),
+        "patients": len(table),
     }
 
 
@@ -53,23 +61,80 @@ def evaluate_predictions(
 ) -> dict[str, object]:
     """Image and patient metrics overall and per magnification, for rows of a split."""
     targets = rows["target"].to_numpy()
+    patients = rows["patient"].to_numpy()
     result: dict[str, object] = {
+        "threshold": float(threshold),
         "image": image_metrics(targets, probabilities, threshold),
-        "patient": patient_metrics(rows["patient"], targets, probabilities, threshold),
+        "patient": patient_metrics(patients, targets, probabilities, threshold),
     }
     by_magnification = {}
-    for magnification, group in rows.groupby("magnification"):
-        index = group.index.to_numpy()
-        mag_targets = targets[index]
-        predicted = (probabilities[index] >= threshold).astype(int)
+    for magnification in sorted(rows["magnification"].unique()):
+        mask = (rows["magnification"] == magnification).to_numpy()
+        image = image_metrics(targets[mask], probabilities[mask], threshold)
+        patient = patient_metrics(patients[mask], targets[mask], probabilities[mask], threshold)
         by_magnification[f"{magnification}X"] = {
-            "accuracy": float(skm.accuracy_score(mag_targets, predicted)),
-            "patient_recognition_rate": patient_metrics(
-                group["patient"], mag_targets, probabilities[index], threshold
-            )["recognition_rate"],
+            "accuracy": image["accuracy"],
+            "balanced_accuracy": image["balanced_accuracy"],
+            **({"roc_auc": image["roc_auc"]} if "roc_auc" in image else {}),
+            "patient_recognition_rate": patient["recognition_rate"],
+            "patient_accuracy": patient["accuracy"],
         }
     result["by_magnification"] = by_magnification
     return result
+
+
+def choose_threshold(
+    targets: np.ndarray, probabilities: np.ndarray, criterion: Literal["youden", "f1"]
+) -> float:
+    """The threshold that maximises the criterion on these (validation) predictions.
+
+    Youden's J (sensitivity + specificity - 1) is 2 x balanced accuracy - 1: both pick the same
+    threshold. Ties resolve to the lowest qualifying threshold.
+    """
+    candidates = np.unique(np.clip(probabilities, 0.0, 1.0))
+    if len(np.unique(targets)) < 2:
+        raise ValueError("the validation split has one class only: a threshold cannot be chosen on it")
+    scores = []
+    for threshold in candidates:
+        predicted = (probabilities >= threshold).astype(int)
+        if criterion == "youden":
+            scores.append(skm.balanced_accuracy_score(targets, predicted))
+        else:
+            scores.append(skm.f1_score(targets, predicted, zero_division=0))
+    return float(candidates[int(np.argmax(scores))])
+
+
+def bootstrap_intervals(
+    rows: pd.DataFrame,
+    probabilities: np.ndarray,
+    threshold: float,
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Percentile intervals of image accuracy, ROC AUC and patient recognition rate, resampling
+    whole patients with replacement (images of one patient are not independent)."""
+    patients = rows["patient"].to_numpy()
+    targets = rows["target"].to_numpy()
+    groups = list(pd.Series(np.arange(len(rows))).groupby(patients, sort=True).indices.values())
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {"image_accuracy": [], "roc_auc": [], "patient_recognition_rate": []}
+    correct = (probabilities >= threshold).astype(int) == targets
+    patient_rates = np.array([correct[index].mean() for index in groups])
+    for _ in range(resamples):
+        chosen = rng.integers(len(groups), size=len(groups))
+        index = np.concatenate([groups[i] for i in chosen])
+        samples["image_accuracy"].append(float(correct[index].mean()))
+        samples["patient_recognition_rate"].append(float(patient_rates[chosen].mean()))
+        if len(np.unique(targets[index])) == 2:
+            samples["roc_auc"].append(float(skm.roc_auc_score(targets[index], probabilities[index])))
+    tail = (1 - confidence) / 2 * 100
+    return {
+        name: {"low": float(np.percentile(values, tail)), "high": float(np.percentile(values, 100 - tail))}
+        for name, values in samples.items()
+        if values
+    }
 
 
 def majority_baseline(rows: pd.DataFrame) -> dict[str, float]:
@@ -79,3 +144,14 @@ def majority_baseline(rows: pd.DataFrame) -> dict[str, float]:
         "image_accuracy": float(max(rows["target"].mean(), 1 - rows["target"].mean())),
         "patient_accuracy": float(max(patients.mean(), 1 - patients.mean())),
     }
+
+
+def ensemble_weights(val_aucs: dict[str, float], method: Literal["mean", "val_auc"]) -> dict[str, float]:
+    """Soft-vote weights: equal, or proportional to each model's validation ROC AUC above chance."""
+    if method == "mean":
+        return {name: 1 / len(val_aucs) for name in val_aucs}
+    margins = {name: max(auc - 0.5, 0.0) for name, auc in val_aucs.items()}
+    total = sum(margins.values())
+    if total == 0:  # no model beats chance on validation: fall back to equal weights
+        return {name: 1 / len(val_aucs) for name in val_aucs}
+    return {name: margin / total for name, margin in margins.items()}

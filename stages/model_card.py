@@ -23,17 +23,17 @@ from typing import Any
 
 import yaml
 
-from stages.models import MODEL_NAMES
 from stages.params import Params, load_params
+from stages.report import MODELS
 from stages.runner import run_stage
-from stages.training import fit_settings
 
 MODEL_CARD_FILE = Path("metrics/model_card.md")
 EVALUATE_FILE = Path("metrics/evaluate.json")
 INGEST_FILE = Path("metrics/ingest.json")
 SPLIT_FILE = Path("metrics/split.json")
 MODELS_DIR = Path("models")
-MODELS = (*MODEL_NAMES, "ensemble")
+MODEL_NAMES = tuple(m for m in MODELS if m != "ensemble")
+CRITERIA = {"youden": "Youden's J (balanced accuracy)", "f1": "F1"}
 METRICS = (
     ("image", "accuracy", "Accuracy"),
     ("image", "balanced_accuracy", "Balanced acc."),
@@ -160,30 +160,57 @@ def _models_section(params: Params, models_dir: Path) -> list[str]:
         "| Model | Architecture | Initial weights | Input size | Max epochs | Batch | Learning rate | File |",
         "|---|---|---|---|---:|---:|---:|---|",
     ]
+    train = params.train
     for name in MODEL_NAMES:
-        settings = fit_settings(params.train, name)
-        own = getattr(params.train, name)
+        own = getattr(train, name)
+
+        def setting(key: str, own: Any = own) -> Any:  # train.<model>.<key> overrides train.<key>
+            value = getattr(own, key)
+            return getattr(train, key) if value is None else value
+
         weights = getattr(own, "weights", "none")
-        epochs = str(settings.epochs)
+        epochs = str(setting("epochs"))
         if weights != "none":  # two-phase transfer learning
-            epochs = f"{own.head_epochs} head + {settings.epochs} fine-tune"
-        height, width = settings.image_size
+            epochs = f"{own.head_epochs} head + {epochs} fine-tune"
+        height, width = setting("image_size")
         lines.append(
             f"| {name} | {DESCRIPTIONS[name]} | "
             f"{'none (from scratch)' if weights == 'none' else weights} | {height}x{width} | {epochs} | "
-            f"{settings.batch_size} | {settings.learning_rate:g} | "
+            f"{setting('batch_size')} | {setting('learning_rate'):g} | "
             f"`{models_dir / f'{name}.keras'}` ({file_digest(models_dir / f'{name}.keras')}) |"
         )
     lines += [
         "",
-        "**Ensemble**: soft vote, the mean of the three models' malignant probabilities. An image is "
-        f"called malignant when its probability is at least the threshold **{params.evaluate.threshold}** "
-        "(`evaluate.threshold`). Early stopping monitors "
-        f"`{params.train.monitor}` on the validation split (patience {params.train.patience}); "
-        f"class weights {'on' if params.train.class_weights else 'off'}.",
+        f"Early stopping monitors `{train.monitor}` on the validation split (patience {train.patience}); "
+        f"class weights {'on' if train.class_weights else 'off'}.",
         "",
     ]
     return lines
+
+
+def _decision_lines(params: Params, summary: Mapping[str, Any]) -> list[str]:
+    evaluate = params.evaluate
+    weights = summary.get("ensemble_weights")
+    if evaluate.ensemble == "val_auc":
+        how = "weighted by each model's validation ROC AUC above chance"
+    else:
+        how = "the mean"
+    if isinstance(weights, Mapping) and weights:
+        how += " (weights " + ", ".join(f"{n} {float(w):.3f}" for n, w in weights.items()) + ")"
+    if isinstance(evaluate.threshold, float):
+        rule = f"at least the threshold **{evaluate.threshold:g}** (`evaluate.threshold`)"
+    else:
+        criterion = CRITERIA.get(evaluate.threshold, evaluate.threshold)
+        rule = (
+            f"at least a threshold chosen per model on the validation split to maximise {criterion} "
+            "(never on test; the thresholds are in the table below)"
+        )
+    return [
+        f"**Ensemble**: soft vote, {how} of the three models' malignant probabilities "
+        f"(`evaluate.ensemble: {evaluate.ensemble}`). An image is called malignant when its "
+        f"probability is {rule}.",
+        "",
+    ]
 
 
 def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str, Any]) -> list[str]:
@@ -219,9 +246,15 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
             "- **WARNING: this split is by image; patients are in more than one split and the "
             "metrics are inflated.**"
         )
+    strategy = split.get("strategy", params.split.strategy)
+    fold = {
+        "kfold": f" (test fold {params.split.fold} of {params.split.folds})",
+        "official": f" (official fold {params.split.fold + 1} of 5)",
+    }.get(strategy, "")
     lines += [
-        f"- Split by **{split.get('strategy', 'n/a')}**, grouped by "
-        f"`{split.get('group_by', params.split.group_by)}`, stratified by class, seed {params.seed}; "
+        f"- Split strategy **{strategy}**{fold}, grouped by "
+        f"`{split.get('group_by', params.split.group_by)}`, stratified by "
+        f"{split.get('stratified_by', 'class')}, seed {params.seed}; "
         f"leak check: {split.get('leak_check', 'n/a')}.",
         "",
         "| Split | Images | Benign / malignant images | Patients | Benign / malignant patients "
@@ -237,44 +270,62 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
             f"{patients.get('benign', 'n/a')} / {patients.get('malignant', 'n/a')} | "
             f"{part.get('patient_groups', 'n/a')} |"
         )
+    augment = params.augment
+    transforms = [
+        name
+        for name, on in (
+            ("flips", augment.flip),
+            ("quarter turns", augment.rotate90),
+            (f"HSV jitter {augment.hsv_jitter:g}", augment.hsv_jitter),
+            (f"H&E stain jitter {augment.hed_jitter:g}", augment.hed_jitter),
+            (f"zoom {augment.zoom:g}", augment.zoom),
+        )
+        if on
+    ]
     lines += [
         "",
-        "Train is balanced offline by the augment stage (flips, rotations, colour jitter of minority-class "
-        "train images); validation and test are never augmented.",
+        f"Train is augmented offline (classes balanced to a minority/majority ratio of "
+        f"{augment.target_ratio:g}; {', '.join(transforms) or 'no transforms'}); validation and test "
+        "are never augmented.",
         "",
     ]
     return lines
 
 
-def _metrics_section(summary: Mapping[str, Any]) -> list[str]:
+def _metrics_section(params: Params, summary: Mapping[str, Any]) -> list[str]:
     if not summary:
         return ["## Metrics (test split)", "", f"No metrics found ({EVALUATE_FILE}).", ""]
     has_intervals = any(
         interval(summary, model, level, metric) for model in MODELS for level, metric, _ in METRICS
     )
-    confidence = lookup(summary, "ci_level") or lookup(summary, "bootstrap.confidence")
+    evaluate = params.evaluate
     lines = [
         "## Metrics (test split)",
         "",
-        f"Threshold {summary.get('threshold', 'n/a')}, {summary.get('test_images', 'n/a')} test images."
+        f"{summary.get('test_images', 'n/a')} test images."
         + (
-            f" In brackets: {f'{float(confidence):.0%} ' if number(confidence) else ''}confidence intervals "
-            "from metrics/evaluate.json."
+            f" In brackets: {evaluate.confidence:.0%} confidence intervals from "
+            f"{evaluate.bootstrap_resamples} bootstrap resamples of whole test patients."
             if has_intervals
             else ""
         ),
         "",
-        "| Model | " + " | ".join(title for *_, title in METRICS) + " |",
-        "|---|" + "---:|" * len(METRICS),
+        *_decision_lines(params, summary),
+        "| Model | Threshold | " + " | ".join(title for *_, title in METRICS) + " |",
+        "|---|---:|" + "---:|" * len(METRICS),
     ]
     for model in MODELS:
         if model in summary or any(k.startswith(f"{model}.") for k in summary):
+            threshold = number(lookup(summary, f"{model}.threshold"))
+            if threshold is None:
+                threshold = number(summary.get("threshold"))
             cells = [metric_cell(summary, model, level, metric) for level, metric, _ in METRICS]
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+            shown = "n/a" if threshold is None else f"{threshold:.2f}"
+            lines.append(f"| {model} | {shown} | " + " | ".join(cells) + " |")
     baseline = summary.get("majority_baseline", {})
     if baseline:
         lines.append(
-            f"| majority class | {baseline.get('image_accuracy', 0):.3f} | 0.500 | | | 0.500 | | "
+            f"| majority class | | {baseline.get('image_accuracy', 0):.3f} | 0.500 | | | 0.500 | | "
             f"{baseline.get('patient_accuracy', 0):.3f} |"
         )
     lines += [
@@ -376,7 +427,7 @@ def model_card(
         *_intended_use(),
         *_models_section(params, models_dir),
         *_data_section(params, ingest, split),
-        *_metrics_section(summary),
+        *_metrics_section(params, summary),
         *_issues_section(params, ingest),
         *_versions_section(params),
     ]

@@ -7,6 +7,7 @@ Lambda layers, and load with `keras.saving.load_model(path, safe_mode=True)`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,12 @@ def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> kera
         )
     except Exception as exc:  # download errors come as several types (URLError, OSError, Exception)
         if resolved == "imagenet":
+            cache = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
             raise WeightsError(
                 f"train.{name}.weights=imagenet: the ImageNet weights could not be downloaded ({exc}). "
-                f"Put the weights file in the Keras cache (~/.keras/models/), or set "
-                f"train.{name}.weights to a local weights file path, or to 'none' to train from scratch."
+                f"Without network access, put the weights file in the Keras cache ({cache}/), or set "
+                f"train.{name}.weights to the path of a local weights file, or to 'none' "
+                "to train from scratch."
             ) from exc
         if resolved is not None:
             raise WeightsError(

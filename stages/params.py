@@ -29,6 +29,7 @@ class SyntheticParams(Section):
     malignant_patients: Annotated[int, Field(ge=2)] = 26
     images_per_magnification: PositiveInt = 3
     image_size: ImageSize = (230, 350)
+    atypical_fraction: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.15  # images with the other class's look
 
 
 class DataParams(Section):
@@ -50,16 +51,35 @@ class IngestParams(Section):
 
 
 class SplitParams(Section):
-    val_size: Fraction = 0.15
-    test_size: Fraction = 0.2
+    strategy: Literal["patient", "kfold", "official", "image"] = "patient"
+    val_size: Fraction = 0.15  # of all images, held out by patient group (every strategy)
+    test_size: Fraction = 0.2  # patient and image; kfold tests one fold, official as published
     group_by: Literal["root", "folder"] = "root"
+    folds: Annotated[int, Field(ge=2)] = 5  # kfold
+    fold: Annotated[int, Field(ge=0)] = 0  # kfold and official: the test fold, 0-based
+
+    @model_validator(mode="after")
+    def _sizes_and_fold(self) -> SplitParams:
+        if self.strategy in ("patient", "image") and self.val_size + self.test_size >= 1:
+            raise ValueError(
+                f"split.val_size + split.test_size must be below 1 (got {self.val_size + self.test_size:g})"
+            )
+        if self.strategy == "kfold" and self.fold >= self.folds:
+            raise ValueError(f"split.fold must be below split.folds={self.folds} (got {self.fold})")
+        if self.strategy == "official" and self.fold >= 5:
+            raise ValueError(f"split.fold must be 0..4 for the 5 official folds (got {self.fold})")
+        return self
 
 
 class AugmentParams(Section):
     target_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # minority / majority after
+    extra_per_image: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0  # new images per image, every class
     flip: bool = True
     rotate90: bool = True
     hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.04
+    hed_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    zoom: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
 
 
 class ModelOverrides(Section):
@@ -92,14 +112,26 @@ class TrainParams(Section):
     learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
     patience: PositiveInt = 4
     monitor: Literal["val_loss", "val_auc"] = "val_loss"  # early stopping and best epoch
+    lr_schedule: Literal["constant", "plateau", "cosine"] = "plateau"
     class_weights: bool = True
+    # keep decoded images in memory after the first epoch: auto = when they take under 2 GiB
+    cache: bool | Literal["auto"] = "auto"
+    online_augmentation: bool = False  # random flips / rotations on the fly (recomputes frozen features)
+    deterministic: bool = True  # op determinism: identical results for identical params on CPU
+    mixed_precision: bool = False  # float16 compute, float32 output (GPUs with tensor cores)
+    jit_compile: bool = False  # XLA
+    cpu_replicas: Annotated[int, Field(ge=0)] = 0  # >1: mirror over this many logical CPUs (tests)
     custom: CustomCNNParams = CustomCNNParams()
     vgg19: BackboneParams = BackboneParams()
     resnet50: BackboneParams = BackboneParams()
 
 
 class EvaluateParams(Section):
-    threshold: Fraction = 0.5
+    # a fixed probability, or chosen per model on the validation split: youden (= balanced accuracy) | f1
+    threshold: Fraction | Literal["youden", "f1"] = 0.5
+    ensemble: Literal["mean", "val_auc"] = "mean"  # soft vote: equal weights or by validation AUC
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = 1000  # patient-level resamples for intervals
+    confidence: Fraction = 0.95
 
 
 class Params(Section):

@@ -1,74 +1,466 @@
-"""Splitting the manifest by patient: no patient group ever sits in two splits.
+"""Splitting the manifest into train/val/test without letting a patient sit in two splits.
 
-Splits come from scikit-learn's StratifiedGroupKFold: whole patient groups are assigned to
-folds, and folds are balanced by class as far as the groups allow.
+Strategies (`split.strategy`):
+  patient   train/val/test by patient group, sizes from params (the default);
+  kfold     `folds` patient-grouped folds; fold `fold` is the test split, val is carved from the rest;
+  official  the published Kaggle Folds.csv fold, repaired where a patient group or a pixel-identical
+            image sits on both sides; val is carved from train;
+  image     a random split by image: leaky on purpose, only to reproduce image-level figures.
+
+Patient groups: `split.group_by` picks the numeric slide root (`patient_group`) or the slide folder
+(`patient`). Groups that share a pixel-identical image (one row's `pixel_hash` equals another's, or
+ingest's duplicates.csv says a dropped file was a copy of a kept one) are linked into one group:
+identical pixels mean the same tissue, so they must land on the same side.
+
+Stratification: groups are assigned whole, by a seeded greedy pass (groups in random order, each to
+the part that leaves the smallest squared gap between the images each part has and the images it
+should have) polished by single-group moves and pairwise swaps until nothing improves. The gap is
+counted per class, plus half-weighted per class+subtype, so classes are matched first and subtypes
+as far as the groups allow (a subtype with fewer groups than parts cannot be everywhere).
+With one image per group this puts every part within one image of its share of every class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
+
+from stages.dataset import FOLDER_NAME
+from stages.params import SplitParams
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"root": "patient_group", "folder": "patient"}
+OFFICIAL_FOLDS = 5  # Folds.csv has folds 1..5; split.fold 0..4 picks one
+SUBTYPE_WEIGHT = 0.5  # weight of the per-subtype gap relative to the per-class gap
+POLISH_MAX_GROUPS = 2000  # the move/swap polish is quadratic; single-image groups do not need it
+POLISH_MAX_PASSES = 50
+TOLERANCE = 1e-6
+Seed = int | list[int]  # anything np.random.default_rng takes
 
 
 class LeakError(AssertionError):
     """A patient group or a pixel-identical image appears in two splits."""
 
 
-def _hold_out(
-    frame: pd.DataFrame, fraction: float, groups: str, seed: int
+@dataclass
+class SplitResult:
+    """The splits (rows of the manifest, in manifest order) and what the strategy did, for metrics."""
+
+    splits: dict[str, pd.DataFrame]
+    leaky: bool = False
+    info: dict[str, object] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# patient groups
+
+
+def official_fold_column(fold: int) -> str:
+    """Manifest column holding Folds.csv fold `fold + 1` (split.fold is 0-based)."""
+    return f"fold_{fold + 1}"
+
+
+def folder_group(folder: str, group_by: str) -> str:
+    """The patient group of a slide folder name (`SOB_M_LC_14-13412` -> `14-13412` by root)."""
+    if group_by == "folder":
+        return folder
+    match = FOLDER_NAME.match(folder)
+    if match is None:
+        return folder
+    root = match["slide"].rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # 22549AB -> 22549
+    return f"{match['year']}-{root}"
+
+
+def _twin_links(
+    manifest: pd.DataFrame, column: str, duplicates: pd.DataFrame | None
+) -> list[tuple[str, str]]:
+    """Pairs of groups that hold pixel-identical images."""
+    links = []
+    twins = manifest[manifest["pixel_hash"].duplicated(keep=False)]
+    for _, groups in twins.groupby("pixel_hash", sort=True)[column]:
+        members = sorted(set(groups))
+        links += [(members[0], other) for other in members[1:]]
+    if duplicates is not None and {"filename", "patient", "duplicate_of"} <= set(duplicates.columns):
+        kept = manifest.set_index("filename")[column]
+        group_by = "folder" if column == "patient" else "root"
+        for row in duplicates.itertuples():
+            if row.duplicate_of in kept.index:
+                links.append((str(kept.loc[str(row.duplicate_of)]), folder_group(str(row.patient), group_by)))
+    return [(a, b) for a, b in links if a != b]
+
+
+def group_keys(manifest: pd.DataFrame, group_by: str, duplicates: pd.DataFrame | None = None) -> pd.Series:
+    """The split unit of every row: its patient group, with groups linked by pixel twins merged.
+
+    A merged group is named by its members joined with '+', in sorted order.
+    """
+    column = GROUP_COLUMNS[group_by]
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in _twin_links(manifest, column, duplicates):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[str, set[str]] = {}
+    for name in set(manifest[column]) | set(parent):
+        members.setdefault(find(name), set()).add(name)
+    present = set(manifest[column])
+    names = {
+        name: "+".join(sorted(group & present))
+        for group in members.values()
+        for name in group
+        if name in present
+    }
+    return manifest[column].map(names).rename("group")
+
+
+def linked_groups(keys: pd.Series) -> list[str]:
+    """Groups that were merged because they share pixel-identical images."""
+    return sorted(key for key in keys.unique() if "+" in key)
+
+
+# ---------------------------------------------------------------------------------------------
+# stratified assignment of whole groups to parts
+
+
+def _polish(counts: np.ndarray, weights: np.ndarray, excess: np.ndarray, part: np.ndarray) -> None:
+    """Move or swap single groups between parts while that lowers the weighted squared gap."""
+    for _ in range(POLISH_MAX_PASSES):
+        improved = False
+        for g in range(len(counts)):
+            p, x = part[g], counts[g]
+            gains = 2 * ((excess - excess[p] + x) * x * weights).sum(axis=1)  # move g from p to q
+            q = int(np.argmin(gains))
+            if gains[q] < -TOLERANCE:
+                excess[p] -= x
+                excess[q] += x
+                part[g] = q
+                improved = True
+                continue
+            d = x - counts  # swap g (in p) with b (in part[b]): p loses d, part[b] gains d
+            gains = 2 * ((excess[part] - excess[p] + d) * d * weights).sum(axis=1)
+            gains[part == p] = np.inf
+            b = int(np.argmin(gains))
+            if gains[b] < -TOLERANCE:
+                q = part[b]
+                excess[p] -= d[b]
+                excess[q] += d[b]
+                part[g], part[b] = q, p
+                improved = True
+        if not improved:
+            return
+
+
+def assign_groups(frame: pd.DataFrame, keys: pd.Series, fractions: Sequence[float], seed: Seed) -> pd.Series:
+    """Part index (0..len(fractions)-1) of every group, each part getting about its fraction of
+    the images of every class, then of every subtype. Seeded; independent of row order."""
+    strata_class = frame["target"].astype(str)
+    strata_subtype = strata_class + "/" + frame["subtype"].astype(str)
+    by_class = pd.crosstab(keys, strata_class)
+    by_subtype = pd.crosstab(keys, strata_subtype).reindex(by_class.index)
+    counts = np.hstack([by_class.to_numpy(float), by_subtype.to_numpy(float)])
+    weights = np.concatenate([np.ones(by_class.shape[1]), np.full(by_subtype.shape[1], SUBTYPE_WEIGHT)])
+    shares = np.asarray(fractions, dtype=float)[:, None]
+    excess = -shares * counts.sum(axis=0)  # images a part has minus images it should have
+    part = np.zeros(len(counts), dtype=int)
+    for g in np.random.default_rng(seed).permutation(len(counts)):
+        x = counts[g]
+        p = int(np.argmin(((2 * excess + x) * x * weights).sum(axis=1)))
+        part[g] = p
+        excess[p] += x
+    if len(counts) <= POLISH_MAX_GROUPS:
+        _polish(counts, weights, excess, part)
+    return pd.Series(part, index=by_class.index, name="part")
+
+
+def _partition(
+    frame: pd.DataFrame, keys: pd.Series, names: Sequence[str], fractions: Sequence[float], seed: Seed
+) -> dict[str, pd.DataFrame]:
+    parts = assign_groups(frame, keys, fractions, seed)
+    row_part = keys.map(parts).to_numpy()
+    return {name: frame[row_part == i] for i, name in enumerate(names)}
+
+
+def _check_classes(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    for name, frame in splits.items():
+        if frame.empty:
+            raise ValueError(f"the {name} split is empty; more patient groups (or a larger share) are needed")
+        if frame["target"].nunique() < 2:
+            raise ValueError(f"the {name} split has only one class; more patients per class are needed")
+    return {name: splits[name].sort_index() for name in SPLITS}
+
+
+def _need_groups(keys: pd.Series, parts: int, what: str) -> None:
+    if keys.nunique() < parts:
+        raise ValueError(f"{keys.nunique()} patient groups are too few to make {parts} {what} by patient")
+
+
+def _carve_val(
+    rest: pd.DataFrame, keys: pd.Series, val_size: float, total: int, seed: Seed
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off about `fraction` of the rows as whole groups, stratified by target."""
-    n_splits = max(2, round(1 / fraction))
-    n_groups = frame[groups].nunique()
-    if n_groups < n_splits:
+    """Hold out `val_size` of all `total` images from `rest` as whole groups, stratified."""
+    share = val_size * total / len(rest)
+    if not 0 < share < 1:
         raise ValueError(
-            f"{n_groups} patient groups are too few to hold out {fraction:.0%} of them by patient"
+            f"split.val_size={val_size} asks for {share:.0%} of the {len(rest)} non-test images; "
+            "nothing would be left to train on"
         )
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    keep, held = next(folds.split(frame, frame["target"], frame[groups]))
-    return frame.iloc[keep], frame.iloc[held]
+    carved = _partition(rest, keys[rest.index], ("train", "val"), (1 - share, share), seed)
+    return carved["train"], carved["val"]
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies
 
 
 def split_by_patient(
-    manifest: pd.DataFrame, *, val_size: float, test_size: float, group_by: str, seed: int
+    manifest: pd.DataFrame,
+    *,
+    val_size: float,
+    test_size: float,
+    group_by: str,
+    seed: int,
+    duplicates: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """train/val/test by patient group, stratified by class; each split in manifest order."""
-    groups = GROUP_COLUMNS[group_by]
-    rest, test = _hold_out(manifest, test_size, groups, seed)
-    train, val = _hold_out(rest, val_size / (1 - test_size), groups, seed + 1)
-    splits = {"train": train, "val": val, "test": test}
-    for name, frame in splits.items():
-        if frame["target"].nunique() < 2:
-            raise ValueError(f"the {name} split has only one class; more patients per class are needed")
-    return {name: frame.sort_index() for name, frame in splits.items()}
+    """train/val/test by patient group, stratified by class (then subtype); manifest order."""
+    if val_size + test_size >= 1:
+        raise ValueError(
+            f"split.val_size + split.test_size = {val_size + test_size} leaves nothing to train on"
+        )
+    keys = group_keys(manifest, group_by, duplicates)
+    _need_groups(keys, 3, "splits")
+    splits = _partition(manifest, keys, SPLITS, (1 - val_size - test_size, val_size, test_size), seed)
+    return _check_classes(splits)
 
 
-def check_no_leak(splits: dict[str, pd.DataFrame], groups: str) -> None:
-    """Fail loudly if any patient group or pixel hash is found in two splits."""
-    for column in (groups, "pixel_hash"):
-        seen: dict[str, str] = {}
-        for name, frame in splits.items():
-            for value in frame[column].unique():
-                if value in seen:
-                    raise LeakError(f"{column} '{value}' is in both the {seen[value]} and the {name} split")
-                seen[value] = name
+def kfold_assignment(
+    manifest: pd.DataFrame, *, folds: int, group_by: str, seed: int, duplicates: pd.DataFrame | None = None
+) -> pd.Series:
+    """The fold (0..folds-1) of every row: whole groups, folds stratified; fixed by seed alone."""
+    keys = group_keys(manifest, group_by, duplicates)
+    _need_groups(keys, folds, "folds")
+    parts = assign_groups(manifest, keys, [1 / folds] * folds, seed)
+    return keys.map(parts).rename("fold")
+
+
+def split_kfold(
+    manifest: pd.DataFrame,
+    *,
+    folds: int,
+    fold: int,
+    val_size: float,
+    group_by: str,
+    seed: int,
+    duplicates: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Fold `fold` of `folds` patient-grouped folds is test; val is carved from the rest by patient."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"split.fold={fold} is not one of the {folds} folds (0..{folds - 1})")
+    keys = group_keys(manifest, group_by, duplicates)
+    assignment = kfold_assignment(manifest, folds=folds, group_by=group_by, seed=seed, duplicates=duplicates)
+    test, rest = manifest[assignment == fold], manifest[assignment != fold]
+    train, val = _carve_val(rest, keys, val_size, len(manifest), [seed, 1, fold])
+    return _check_classes({"train": train, "val": val, "test": test})
+
+
+def official_sides(manifest: pd.DataFrame, fold: int) -> pd.Series:
+    """`train`/`test` of every row in Folds.csv fold `fold + 1`, from the manifest's fold_<k> column."""
+    column = official_fold_column(fold)
+    if not 0 <= fold < OFFICIAL_FOLDS:
+        raise ValueError(f"split.fold={fold}: split.strategy 'official' has folds 0..{OFFICIAL_FOLDS - 1}")
+    if column not in manifest.columns:
+        raise ValueError(
+            f"split.strategy 'official' needs the manifest column '{column}' (the Kaggle Folds.csv "
+            f"assignment of each image to train or test in fold {fold + 1}); data/ingested/manifest.csv "
+            "has none. Use data.source 'kaggle' with its Folds.csv, or another split.strategy."
+        )
+    sides = manifest[column].astype("string").str.strip().str.lower()
+    bad = manifest.loc[~sides.isin(["train", "test"]).fillna(False).astype(bool), "filename"]
+    if len(bad):
+        raise ValueError(
+            f"split.strategy 'official': {len(bad)} image(s) have no train/test value in '{column}', "
+            f"e.g. {', '.join(bad.head(3))}"
+        )
+    return sides.astype(str)
+
+
+def split_official(
+    manifest: pd.DataFrame,
+    *,
+    fold: int,
+    val_size: float,
+    group_by: str,
+    seed: int,
+    duplicates: pd.DataFrame | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, object]]:
+    """The published train/test of Folds.csv fold `fold + 1`, repaired, and val carved from train.
+
+    A group (linked by pixel twins, under `group_by`) with images on both sides keeps its test
+    images, so the test side stays exactly as published; its train images are dropped. Returns the
+    splits and a report of what was repaired.
+    """
+    sides = official_sides(manifest, fold)
+    keys = group_keys(manifest, group_by, duplicates)
+    test_groups = set(keys[sides == "test"])
+    leaking = (sides == "train") & keys.isin(test_groups)
+    repairs = []
+    for key, rows in manifest[leaking].groupby(keys[leaking], sort=True):
+        in_test = manifest[(sides == "test") & (keys == key)]
+        repairs.append(
+            {
+                "group": key,
+                "train_images_dropped": len(rows),
+                "train_patients": sorted(set(rows["patient"])),
+                "test_images_kept": len(in_test),
+                "test_patients": sorted(set(in_test["patient"])),
+            }
+        )
+    published = {"train": int((sides == "train").sum()), "test": int((sides == "test").sum())}
+    test = manifest[sides == "test"]
+    rest = manifest[(sides == "train") & ~leaking]
+    train, val = _carve_val(rest, keys, val_size, len(manifest) - int(leaking.sum()), [seed, 1, fold])
+    report = {
+        "official_fold": fold + 1,
+        "published_images": published,
+        "repaired_groups": len(repairs),
+        "train_images_dropped": int(leaking.sum()),
+        "repairs": repairs,
+    }
+    return _check_classes({"train": train, "val": val, "test": test}), report
+
+
+def split_by_image(
+    manifest: pd.DataFrame, *, val_size: float, test_size: float, seed: int
+) -> dict[str, pd.DataFrame]:
+    """A random split by image, stratified by class (then subtype). Leaky: patients straddle splits."""
+    if val_size + test_size >= 1:
+        raise ValueError(
+            f"split.val_size + split.test_size = {val_size + test_size} leaves nothing to train on"
+        )
+    keys = pd.Series(manifest["filename"].to_numpy(), index=manifest.index)
+    splits = _partition(manifest, keys, SPLITS, (1 - val_size - test_size, val_size, test_size), seed)
+    return _check_classes(splits)
+
+
+def make_splits(
+    manifest: pd.DataFrame, params: SplitParams, seed: int, duplicates: pd.DataFrame | None = None
+) -> SplitResult:
+    """Run the strategy that `params.strategy` names."""
+    keys = group_keys(manifest, params.group_by, duplicates)
+    info: dict[str, object] = {
+        "strategy": params.strategy,
+        "group_by": params.group_by,
+        "leaky": params.strategy == "image",
+        "stratified_by": "class, then subtype",
+        "patient_groups": int(keys.nunique()),
+        "linked_by_pixel_twins": linked_groups(keys),
+    }
+    if params.strategy == "patient":
+        splits = split_by_patient(
+            manifest,
+            val_size=params.val_size,
+            test_size=params.test_size,
+            group_by=params.group_by,
+            seed=seed,
+            duplicates=duplicates,
+        )
+    elif params.strategy == "kfold":
+        splits = split_kfold(
+            manifest,
+            folds=params.folds,
+            fold=params.fold,
+            val_size=params.val_size,
+            group_by=params.group_by,
+            seed=seed,
+            duplicates=duplicates,
+        )
+        info.update(folds=params.folds, fold=params.fold)
+    elif params.strategy == "official":
+        splits, report = split_official(
+            manifest,
+            fold=params.fold,
+            val_size=params.val_size,
+            group_by=params.group_by,
+            seed=seed,
+            duplicates=duplicates,
+        )
+        info.update(fold=params.fold, **report)
+    else:
+        splits = split_by_image(manifest, val_size=params.val_size, test_size=params.test_size, seed=seed)
+    return SplitResult(splits, leaky=params.strategy == "image", info=info)
+
+
+# ---------------------------------------------------------------------------------------------
+# checks and summaries
+
+
+def check_no_leak(
+    splits: dict[str, pd.DataFrame], groups: str, duplicates: pd.DataFrame | None = None
+) -> None:
+    """Fail loudly if any patient group, linked group or pixel hash is found in two splits."""
+    tagged = pd.concat([frame.assign(_split=name) for name, frame in splits.items()], ignore_index=True)
+    group_by = "folder" if groups == "patient" else "root"
+    tagged["linked group"] = group_keys(tagged, group_by, duplicates)
+    for column in (groups, "pixel_hash", "linked group"):
+        seen = tagged.groupby(column, sort=True)["_split"].unique()
+        for value, names in seen.items():
+            if len(names) > 1:
+                raise LeakError(f"{column} '{value}' is in both the {names[0]} and the {names[1]} split")
+
+
+def leak_summary(splits: dict[str, pd.DataFrame], groups: str) -> dict[str, int]:
+    """How much a (leaky) split shares between train and test."""
+    train, test = splits["train"], splits["test"]
+    shared = set(train[groups]) & set(test[groups])
+    return {
+        "patient_groups_in_train_and_test": len(shared),
+        "test_images_of_groups_in_train": int(test[groups].isin(shared).sum()),
+        "pixel_hashes_in_train_and_test": len(set(train["pixel_hash"]) & set(test["pixel_hash"])),
+    }
+
+
+def group_table(
+    splits: dict[str, pd.DataFrame], group_by: str, duplicates: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per (group, split): where every patient group went, with its images and patients."""
+    tagged = pd.concat([frame.assign(split=name) for name, frame in splits.items()], ignore_index=True)
+    tagged["group"] = group_keys(tagged, group_by, duplicates)
+    table = tagged.groupby(["group", "split"], sort=True).agg(
+        images=("filename", "size"),
+        label=("label", lambda s: "/".join(sorted(set(s)))),
+        subtypes=("subtype", lambda s: "/".join(sorted(set(s)))),
+        patients=("patient", lambda s: " ".join(sorted(set(s)))),
+    )
+    return table.reset_index()
+
+
+def _counts(series: pd.Series, fmt: str = "{}") -> dict[str, int]:
+    return {fmt.format(k): int(v) for k, v in series.value_counts().sort_index().items()}
 
 
 def describe(splits: dict[str, pd.DataFrame]) -> dict[str, object]:
-    """Images and patients per split, by class and by magnification."""
+    """Images and patients per split, by class, subtype and magnification."""
+    total = sum(len(frame) for frame in splits.values())
     summary: dict[str, object] = {}
     for name, frame in splits.items():
         summary[name] = {
             "images": len(frame),
+            "image_fraction": round(len(frame) / total, 4) if total else 0.0,
+            "malignant_fraction": round(float(frame["target"].mean()), 4) if len(frame) else 0.0,
             "patients": int(frame["patient"].nunique()),
             "patient_groups": int(frame["patient_group"].nunique()),
-            "images_by_class": {k: int(v) for k, v in frame["label"].value_counts().sort_index().items()},
+            "images_by_class": _counts(frame["label"]),
             "patients_by_class": {k: int(v) for k, v in frame.groupby("label")["patient"].nunique().items()},
-            "images_by_magnification": {
-                f"{k}X": int(v) for k, v in frame["magnification"].value_counts().sort_index().items()
-            },
+            "images_by_magnification": _counts(frame["magnification"], "{}X"),
+            "images_by_subtype": _counts(frame["subtype"]),
         }
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +14,7 @@ import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 CLASS_NAMES = ("benign", "malignant")
+TRAINING_CURVES = Path("metrics/train")
 
 
 def roc_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
@@ -26,6 +28,12 @@ def precision_recall_points(targets: np.ndarray, probabilities: np.ndarray) -> p
     return pd.DataFrame({"recall": recall, "precision": precision, "threshold": np.append(thresholds, 1.0)})
 
 
+def save(figure: plt.Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def curves_png(curves: dict[str, pd.DataFrame], x: str, y: str, title: str, path: Path) -> None:
     """Several models' curves on one chart."""
     figure, axes = plt.subplots(figsize=(5, 5))
@@ -35,9 +43,7 @@ def curves_png(curves: dict[str, pd.DataFrame], x: str, y: str, title: str, path
         axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axes.set(xlabel=x, ylabel=y, title=title, xlim=(0, 1), ylim=(0, 1.02))
     axes.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save(figure, path)
 
 
 def confusion_png(counts: np.ndarray, title: str, path: Path) -> None:
@@ -57,6 +63,79 @@ def confusion_png(counts: np.ndarray, title: str, path: Path) -> None:
         ylabel="actual",
         title=title,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save(figure, path)
+
+
+def magnification_png(table: pd.DataFrame, path: Path) -> None:
+    """Grouped bars: accuracy per magnification (rows) for each model (columns)."""
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / len(table.columns)
+    for offset, model in enumerate(table.columns):
+        axes.bar(np.arange(len(table)) + offset * width, table[model], width, label=model)
+    axes.set(
+        xticks=np.arange(len(table)) + 0.4 - width / 2,
+        xticklabels=table.index,
+        ylim=(0, 1),
+        ylabel="image accuracy",
+        title="Accuracy per magnification (test split)",
+    )
+    axes.legend(loc="lower right", fontsize="small")
+    save(figure, path)
+
+
+def training_curves_png(models: list[str], path: Path) -> None:
+    """Validation loss and AUC per epoch of each model, from its DVCLive folder."""
+    figure, panels = plt.subplots(1, 2, figsize=(9, 3.5))
+    for panel, metric in zip(panels, ("loss", "auc"), strict=True):
+        for model in models:
+            curve = TRAINING_CURVES / model / "plots/metrics/eval" / f"{metric}.tsv"
+            if curve.exists():
+                points = pd.read_csv(curve, sep="\t")
+                panel.plot(points["step"], points[metric], marker=".", label=model)
+        panel.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"Validation {metric}")
+        panel.legend(fontsize="small")
+    save(figure, path)
+
+
+def write_evaluation_plots(
+    plots_dir: Path, rows: pd.DataFrame, probabilities: dict[str, np.ndarray], summary: dict[str, Any]
+) -> None:
+    """Plot data (CSV) for `dvc plots` and PNGs, for every model and the ensemble on the test rows."""
+    targets = rows["target"].to_numpy()
+    roc, precision_recall, accuracy_by_magnification = {}, {}, {}
+    for name, probs in probabilities.items():
+        threshold = summary[name]["threshold"]
+        predicted = (probs >= threshold).astype(int)
+        roc[name] = roc_points(targets, probs)
+        precision_recall[name] = precision_recall_points(targets, probs)
+        by_magnification = pd.DataFrame.from_dict(summary[name]["by_magnification"], orient="index")
+        accuracy_by_magnification[name] = by_magnification["accuracy"]
+        predictions = rows[["filename", "patient", "magnification"]].assign(
+            actual=[CLASS_NAMES[t] for t in targets],
+            predicted=[CLASS_NAMES[p] for p in predicted],
+            probability=probs.round(6),
+        )
+        for folder, frame in (
+            ("roc", roc[name]),
+            ("precision_recall", precision_recall[name]),
+            ("predictions", predictions),
+            ("by_magnification", by_magnification.rename_axis("magnification").reset_index()),
+        ):
+            (plots_dir / folder).mkdir(parents=True, exist_ok=True)
+            frame.to_csv(plots_dir / folder / f"{name}.csv", index=False)
+        counts = skm.confusion_matrix(targets, predicted, labels=[0, 1])
+        confusion_png(
+            counts, f"{name} (test, threshold {threshold:.2f})", plots_dir / f"confusion_{name}.png"
+        )
+    curves_png(roc, "fpr", "tpr", "ROC, test split", plots_dir / "roc.png")
+    curves_png(
+        precision_recall,
+        "recall",
+        "precision",
+        "Precision-recall, test split",
+        plots_dir / "precision_recall.png",
+    )
+    magnification_png(pd.DataFrame(accuracy_by_magnification), plots_dir / "by_magnification.png")
+    training_curves_png(
+        [name for name in probabilities if name != "ensemble"], plots_dir / "training_curves.png"
+    )

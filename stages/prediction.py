@@ -4,24 +4,31 @@ A raw file goes the way an ingested image went before training, through the same
 `images.read_rgb` -> `images.cover_and_crop` to `ingest.image_size` (so a raw 700x460 BreakHis PNG
 and an already ingested one end identical) -> `input_pipeline.resize_image` to the model's input
 size -> `input_pipeline.preprocess` for the model. Models load with `safe_mode=True`.
+
+TensorFlow is imported only by the functions that run models, so that the command checks its
+inputs (and fails on bad ones) in a second instead of after TensorFlow's import.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 import pandas as pd
 
 from stages.dataset import LayoutError, parse_image_name
 from stages.images import ImageError, cover_and_crop, read_rgb
-from stages.input_pipeline import preprocess, resize_image
-from stages.models import MODEL_NAMES
+from stages.params import EvaluateParams
 
+if TYPE_CHECKING:
+    import keras
+
+MODEL_NAMES = ("custom", "vgg19", "resnet50")  # as stages.models.MODEL_NAMES, without TensorFlow
 ENSEMBLE = "ensemble"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # Size policy for new images (ingest's cover-and-crop handles any size; these are the limits
@@ -50,6 +57,8 @@ def require_model_file(path: Path) -> None:
 def load_model(path: Path) -> keras.Model:
     """Load a .keras model with `safe_mode=True` (no arbitrary code), or say clearly why not."""
     require_model_file(path)
+    import keras
+
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # keras raises ValueError, OSError, zipfile errors, ...
@@ -109,6 +118,8 @@ def check_images(paths: Sequence[str], size: tuple[int, int], workers: int = 4) 
 
 def model_inputs(model_name: str, model: keras.Model, images: np.ndarray) -> np.ndarray:
     """A batch of ingest-sized RGB uint8 images -> the named model's input (training's own functions)."""
+    from stages.input_pipeline import preprocess, resize_image
+
     return np.asarray(preprocess(model_name, resize_image(images, model_image_size(model))))
 
 
@@ -135,6 +146,80 @@ def ensemble_members(model: str, models_dir: Path) -> tuple[list[str], list[str]
             "train them with `dvc repro`, fetch them with `dvc pull`, or pass --models-dir"
         )
     return present, missing
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How probabilities become a class: the ensemble's weights over the models run, and the threshold."""
+
+    weights: dict[str, float]
+    threshold: float
+    threshold_source: str
+    model_thresholds: dict[str, float]  # each model's own (for explaining the class it predicts)
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """metrics/evaluate.json of the run, or {} when there is none."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def decision_rule(
+    names: Sequence[str],
+    deciding: str,
+    evaluate: EvaluateParams,
+    metrics: Mapping[str, Any],
+    threshold: float | None = None,
+    metrics_path: Path = Path("metrics/evaluate.json"),
+) -> Decision:
+    """The weights and threshold evaluate used, so that predictions match the evaluated models.
+
+    threshold: `--threshold`, else `evaluate.threshold` when fixed, else (youden / f1: chosen per
+    model on validation) `<deciding>.threshold` from the run's metrics. Weights: equal for
+    `evaluate.ensemble: mean`; for `val_auc`, the run's `ensemble_weights` over the models present."""
+    if threshold is not None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"--threshold {threshold}: must be between 0 and 1")
+        chosen, source = threshold, "--threshold"
+    elif isinstance(evaluate.threshold, float):
+        chosen, source = evaluate.threshold, "evaluate.threshold"
+    else:
+        found = _stored_threshold(metrics, deciding)
+        if found is None:
+            raise ValueError(
+                f"evaluate.threshold is '{evaluate.threshold}' (chosen per model on the validation split "
+                f"by evaluate), but {metrics_path} has no '{deciding}.threshold': run `dvc repro evaluate`, "
+                "or pass --threshold"
+            )
+        chosen, source = found, f"{metrics_path} ({evaluate.threshold} on validation)"
+
+    weights = {name: 1.0 / len(names) for name in names}
+    if deciding == ENSEMBLE and evaluate.ensemble == "val_auc":
+        stored = metrics.get("ensemble_weights")
+        if not isinstance(stored, dict) or not all(isinstance(stored.get(n), int | float) for n in names):
+            raise ValueError(
+                f"evaluate.ensemble is 'val_auc', but {metrics_path} has no ensemble_weights for "
+                f"{', '.join(names)}: run `dvc repro evaluate`"
+            )
+        total = sum(float(stored[n]) for n in names)
+        if total > 0:  # else no model beat chance on validation: equal weights, as evaluate does
+            weights = {name: float(stored[name]) / total for name in names}
+    per_model = dict.fromkeys(names, chosen)
+    if threshold is None and not isinstance(evaluate.threshold, float):  # chosen per model
+        for name in names:
+            stored_threshold = _stored_threshold(metrics, name)
+            per_model[name] = chosen if stored_threshold is None else stored_threshold
+    return Decision(weights, chosen, source, per_model)
+
+
+def _stored_threshold(metrics: Mapping[str, Any], name: str) -> float | None:
+    result = metrics.get(name)
+    value = result.get("threshold") if isinstance(result, Mapping) else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 # ---- inputs -------------------------------------------------------------------------------------

@@ -7,47 +7,59 @@ import os
 from pathlib import Path
 from typing import Any
 
-HEADLINE = (
-    ("image", "accuracy", "Accuracy"),
-    ("image", "balanced_accuracy", "Balanced acc."),
-    ("image", "recall", "Sensitivity"),
-    ("image", "specificity", "Specificity"),
-    ("image", "roc_auc", "ROC AUC"),
-    ("patient", "recognition_rate", "Patient recognition rate"),
-    ("patient", "accuracy", "Patient accuracy"),
-)
 MODELS = ("custom", "vgg19", "resnet50", "ensemble")
-DATA_SUMMARIES = (Path("metrics/ingest.json"), Path("metrics/split.json"))
+# (level, metric, column title, key of its bootstrap interval)
+HEADLINE = (
+    ("image", "accuracy", "Accuracy", "image_accuracy"),
+    ("image", "balanced_accuracy", "Balanced acc.", None),
+    ("image", "recall", "Sensitivity", None),
+    ("image", "specificity", "Specificity", None),
+    ("image", "roc_auc", "ROC AUC", "roc_auc"),
+    ("patient", "recognition_rate", "Patient recognition rate", "patient_recognition_rate"),
+    ("patient", "accuracy", "Patient accuracy", None),
+)
+INGEST_SUMMARY = Path("metrics/ingest.json")
+SPLIT_SUMMARY = Path("metrics/split.json")
+FIGURES = (
+    ("ROC", "roc.png"),
+    ("Precision-recall", "precision_recall.png"),
+    ("Accuracy per magnification", "by_magnification.png"),
+    ("Training curves", "training_curves.png"),
+)
+
+
+def cell(result: dict[str, Any], level: str, metric: str, interval: str | None) -> str:
+    value = result[level].get(metric)
+    if value is None:
+        return "n/a"
+    ci = result.get("ci", {}).get(interval or "")
+    return f"{value:.3f} ({ci['low']:.2f}-{ci['high']:.2f})" if ci else f"{value:.3f}"
 
 
 def metrics_table(summary: dict[str, Any]) -> list[str]:
-    lines = [
-        "| Model | " + " | ".join(title for *_, title in HEADLINE) + " |",
-        "|---|" + "---:|" * len(HEADLINE),
-    ]
+    titles = [title for _, _, title, _ in HEADLINE]
+    lines = ["| Model | Threshold | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(HEADLINE)]
     for model in MODELS:
-        cells = [f"{summary[model][level][key]:.3f}" for level, key, _ in HEADLINE]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        result = summary[model]
+        cells = [cell(result, level, metric, interval) for level, metric, _, interval in HEADLINE]
+        lines.append(f"| {model} | {result['threshold']:.2f} | " + " | ".join(cells) + " |")
     baseline = summary["majority_baseline"]
-    lines.append(
-        f"| majority class | {baseline['image_accuracy']:.3f} | 0.500 | | | 0.500 | | "
-        f"{baseline['patient_accuracy']:.3f} |"
-    )
+    blanks = ["", "0.500", "", "", "0.500", "", f"{baseline['patient_accuracy']:.3f}"]
+    lines.append(f"| majority class | | {baseline['image_accuracy']:.3f} | " + " | ".join(blanks[1:]) + " |")
     return lines
 
 
 def data_lines() -> list[str]:
     lines = []
-    ingest_file, split_file = DATA_SUMMARIES
-    if ingest_file.exists():
-        ingest = json.loads(ingest_file.read_text())
+    if INGEST_SUMMARY.exists():
+        ingest = json.loads(INGEST_SUMMARY.read_text())
         lines.append(
             f"- Data: {ingest['images']} images of {ingest['patients']} patients "
             f"({ingest['patient_groups']} patient groups), source `{ingest['source']}`, "
             f"{ingest['duplicates']} duplicate(s) dropped."
         )
-    if split_file.exists():
-        split = json.loads(split_file.read_text())
+    if SPLIT_SUMMARY.exists():
+        split = json.loads(SPLIT_SUMMARY.read_text())
         if split.get("leaky"):
             lines.append(
                 "- **WARNING: this split is by image and leaks patients between train and test; "
@@ -64,20 +76,22 @@ def data_lines() -> list[str]:
     return lines
 
 
-def write_report(path: Path, summary: dict[str, Any], plots_dir: Path) -> None:
+def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidence: float) -> None:
     link = Path(os.path.relpath(plots_dir, path.parent))
+    weights = ", ".join(f"{name} {weight:.2f}" for name, weight in summary["ensemble_weights"].items())
     lines = [
         "# Evaluation on the test split",
         "",
         *data_lines(),
-        f"- Decision threshold {summary['threshold']}; {summary['test_images']} test images.",
+        f"- {summary['test_images']} test images; ensemble: soft vote with weights {weights}.",
         "",
         *metrics_table(summary),
         "",
-        "Patient recognition rate: mean over test patients of the fraction of their images "
-        "classified correctly. Patient accuracy: each patient classified by the mean probability.",
+        f"In brackets: {confidence:.0%} bootstrap intervals, resampling test patients (not images). "
+        "Patient recognition rate: mean over test patients of the fraction of their images classified "
+        "correctly. Patient accuracy: each patient classified by the mean probability of their images.",
         "",
-        f"![ROC]({link / 'roc.png'}) ![Precision-recall]({link / 'precision_recall.png'})",
+        " ".join(f"![{title}]({link / file})" for title, file in FIGURES),
         "",
         " ".join(f"![{m} confusion]({link / f'confusion_{m}.png'})" for m in MODELS),
         "",

@@ -58,10 +58,10 @@ class Patient:
 
     @property
     def folder(self) -> str:
-        return patient_folder(self.label[0].upper(), self.code, self.year, self.slide)
+        return patient_folder(self.label[0].upper(), self.code, str(self.year), self.slide)
 
     def file_name(self, mag: int, seq: int) -> str:
-        return image_filename(self.label[0].upper(), self.code, self.year, self.slide, mag, seq)
+        return image_filename(self.label[0].upper(), self.code, str(self.year), self.slide, mag, seq)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -203,17 +203,28 @@ def _holes_and_fibroblasts(rng: Rng, shape: Shape, r: float, angle: float) -> tu
 
 
 def render_image(
-    patient: Patient, mag: int, seq: int, seed: int, size: tuple[int, int] = (230, 350)
+    patient: Patient,
+    mag: int,
+    seq: int,
+    seed: int,
+    size: tuple[int, int] = (230, 350),
+    atypical_fraction: float = 0.0,
 ) -> np.ndarray:
-    """Render one H&E-like BGR uint8 image of ``patient`` at magnification ``mag``."""
+    """Render one H&E-like BGR uint8 image of ``patient`` at magnification ``mag``.
+
+    With probability ``atypical_fraction`` the field shows the other class's tissue pattern (in
+    the patient's own stain), as real slides hold fields that look benign in a carcinoma and vice
+    versa: no model can classify every image, and patient-level votes matter.
+    """
     key = [seed, _TAG_IMAGE, patient.index, mag, seq]
     rng = np.random.default_rng(np.random.SeedSequence(key))
+    atypical = atypical_fraction > 0 and rng.random() < atypical_fraction
     r = 3.2 * (mag / 100) ** 0.8  # benign nucleus radius in pixels
     white, nuclei = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
     fibre_angle = rng.uniform(0, np.pi)
     holes, fibroblasts = _holes_and_fibroblasts(rng, size, r, fibre_angle)
     _draw_ellipses(white, *holes)
-    if patient.label == "benign":
+    if (patient.label == "benign") != atypical:
         tissue_nuclei = _benign_nuclei(rng, size, r, white)
     else:
         tissue_nuclei = _malignant_nuclei(rng, size, r)
@@ -249,8 +260,11 @@ def write_synthetic_breakhis(
     images_per_magnification: int,
     magnifications: Sequence[int] = (40, 100, 200, 400),
     image_size: tuple[int, int] = (230, 350),
+    atypical_fraction: float = 0.0,
 ) -> Path:
-    """Write the tree under root and return the path of the BreaKHis_v1 folder."""
+    """Write the tree under root and return the path of the BreaKHis_v1 folder.
+
+    `atypical_fraction`: share of images that show the other class's pattern (see render_image)."""
     dataset = Path(root) / "BreaKHis_v1"
     breast = dataset / "histology_slides" / "breast"
     for patient in _make_patients(seed, benign_patients, malignant_patients):
@@ -260,7 +274,7 @@ def write_synthetic_breakhis(
             folder.mkdir(parents=True, exist_ok=True)
             for seq in range(1, images_per_magnification + 1):
                 path = folder / patient.file_name(mag, seq)
-                image = render_image(patient, mag, seq, seed, image_size)
+                image = render_image(patient, mag, seq, seed, image_size, atypical_fraction)
                 if not cv2.imwrite(str(path), image):
                     raise OSError(f"could not write {path}")
     return dataset

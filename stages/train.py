@@ -2,24 +2,25 @@
 
 Trains one model (one process per model, so accelerator memory is freed between models) on the
 augmented train split with early stopping on the validation split. Writes models/<model>.keras
-(the best epoch) and the DVCLive folder metrics/train/<model>/.
+(the best epoch) and the DVCLive folder metrics/train/<model>/. A killed run resumes from its last
+completed epoch when run again with the same params and data (state in models/.resume/<model>/,
+removed when training finishes).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 from pathlib import Path
 
-import keras
 import pandas as pd
-import tensorflow as tf
 from dvclive import Live
 
 from stages.models import MODEL_NAMES
 from stages.params import load_params
 from stages.runner import run_stage
-from stages.training import Trainer
+from stages.runtime import configure_runtime
+from stages.training import ResumeState, Trainer, resume_config
 
 TRAIN_ROWS = Path("data/augmented/train.csv")
 VAL_ROWS = Path("data/split/val.csv")
@@ -31,20 +32,23 @@ def main() -> None:
     name = parser.parse_args().model
     params = load_params()
     train_rows, val_rows = pd.read_csv(TRAIN_ROWS), pd.read_csv(VAL_ROWS)
+    runtime = configure_runtime(params.train, params.seed)
 
     model_path = Path("models") / f"{name}.keras"
-    model_path.parent.mkdir(exist_ok=True)
-    with Live(f"metrics/train/{name}", dvcyaml=None, save_dvc_exp=False) as live:
-        live.log_params(
-            {
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "device": ", ".join(d.name for d in tf.config.list_logical_devices()) or platform.processor(),
-            }
-        )
-        model = Trainer(name, params.train, params.seed, live).run(train_rows, val_rows)
+    resume = ResumeState(
+        Path("models/.resume") / name, resume_config(name, params.train, params.seed, [TRAIN_ROWS, VAL_ROWS])
+    )
+    live_dir = Path("metrics/train") / name
+    if resume.resuming:
+        print(f"train {name}: resuming an interrupted run from {resume.root}", file=sys.stderr)
+        resume.restore_live(live_dir)
+    with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
+        live.log_params(runtime.describe())
+        trainer = Trainer(name, params.train, params.seed, runtime, live, resume)
+        model = trainer.run(train_rows, val_rows)
         model.save(model_path)
-        live.log_metric("epochs_trained", live.step, plot=False)
+        live.log_metric("epochs_trained", trainer.epoch, plot=False)
+    resume.clear()
 
 
 if __name__ == "__main__":

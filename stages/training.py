@@ -1,26 +1,35 @@
-"""Fitting one model: early stopping on validation AUC with the best weights kept, DVCLive
-curves, and two-phase transfer learning for pretrained backbones.
+"""Fitting one model: early stopping with the best weights kept, a learning-rate schedule, DVCLive
+curves, resumable runs, and two-phase transfer learning for pretrained backbones.
 
 Phase 1 trains the head on backbone features computed once (augmentation is offline, so the
-features of an image never change); phase 2 unfreezes the top backbone layers and fine-tunes the
-whole model at a lower learning rate. Both phases log into one DVCLive step counter.
+features of an image never change; with online augmentation they are recomputed every epoch);
+phase 2 unfreezes the top backbone layers and fine-tunes the whole model at a lower learning rate.
+Both phases log into one DVCLive step counter.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import shutil
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
 from stages.input_pipeline import image_dataset
-from stages.models import build_custom_cnn, build_transfer_model, unfreeze_top
+from stages.models import MODEL_NAMES, build_custom_cnn, build_transfer_model, unfreeze_top
 from stages.params import BackboneParams, CustomCNNParams, TrainParams
+from stages.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -43,123 +52,267 @@ def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
     )
 
 
-def compile_for_training(model: keras.Model, learning_rate: float) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(name="auc"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
-        ],
-    )
-
-
 def balanced_class_weights(targets: np.ndarray) -> dict[int, float]:
     classes = np.unique(targets)
     weights = compute_class_weight("balanced", classes=classes, y=targets)
     return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
 
 
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class ResumeState:
+    """What survives a killed training run: Keras BackupAndRestore state of the running phase, the
+    weights of a finished phase 1, and a copy of the DVCLive folder (DVC deletes stage outputs
+    before re-running a stage). It belongs to one configuration (params and data): a different one
+    discards it. `clear()` removes it when training has finished.
+    """
+
+    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+        self.root = root
+        stamp = root / "config.json"
+        if root.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != config):
+            shutil.rmtree(root)
+        self.resuming = stamp.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(config, sort_keys=True))
+
+    def callbacks(self, phase: str, live: Live) -> list[keras.callbacks.Callback]:
+        """Run after the epoch is logged: copy the DVCLive folder, then back up the training state."""
+        snapshot = self.root / "dvclive"
+
+        def copy_live(epoch: int, logs: dict[str, Any] | None = None) -> None:
+            shutil.copytree(live.dir, snapshot, dirs_exist_ok=True)
+
+        return [
+            keras.callbacks.LambdaCallback(on_epoch_end=copy_live),
+            keras.callbacks.BackupAndRestore(str(self.root / phase)),
+        ]
+
+    def restore_live(self, live_dir: Path) -> None:
+        """Put back the DVCLive folder of the interrupted run, so its curves continue."""
+        snapshot = self.root / "dvclive"
+        if self.resuming and snapshot.exists():
+            shutil.copytree(snapshot, live_dir, dirs_exist_ok=True)
+
+    def finished(self, phase: str, model: keras.Model) -> dict[str, Any] | None:
+        """The record of a finished phase, with its weights loaded into `model`; None if not finished."""
+        record = self.root / f"{phase}.json"
+        if not record.exists():
+            return None
+        model.load_weights(self.root / f"{phase}.weights.h5")
+        return json.loads(record.read_text())
+
+    def mark_finished(self, phase: str, model: keras.Model, record: dict[str, Any]) -> None:
+        model.save_weights(self.root / f"{phase}.weights.h5")
+        (self.root / f"{phase}.json").write_text(json.dumps(record))
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 class Trainer:
     """Trains the named model on the train rows, validating on the val rows."""
 
-    def __init__(self, model_name: str, train: TrainParams, seed: int, live: Live) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        train: TrainParams,
+        seed: int,
+        runtime: Runtime,
+        live: Live,
+        resume: ResumeState,
+    ) -> None:
         self.name = model_name
         self.params = train
         self.settings = fit_settings(train, model_name)
         self.seed = seed
+        self.runtime = runtime
         self.live = live
+        self.resume = resume
+        self.batch_size = self.settings.batch_size * runtime.replicas  # global batch: per replica x replicas
         self.verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in CI logs
         self.epoch = 0  # one epoch counter across both phases
 
-    def dataset(self, rows: pd.DataFrame, *, shuffle: bool, labels: bool = True):
+    def dataset(self, rows: pd.DataFrame, *, training: bool, labels: bool = True) -> tf.data.Dataset:
         return image_dataset(
             rows["path"].tolist(),
             rows["target"].to_numpy() if labels else None,
             model_name=self.name,
             image_size=self.settings.image_size,
-            batch_size=self.settings.batch_size,
-            shuffle_seed=self.seed if shuffle else None,
+            batch_size=self.batch_size,
+            shuffle_seed=self.seed if training else None,
+            cache=self.params.cache,
+            augment=training and self.params.online_augmentation,
         )
 
-    def fit(self, model: keras.Model, train_data, val_data, *, epochs: int, class_weight) -> float:
-        """Fit for up to `epochs` more epochs; keep the best weights; return the best monitored value.
+    def compile(self, model: keras.Model, learning_rate: float, steps_per_epoch: int, epochs: int) -> None:
+        rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+        if self.params.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(
+                learning_rate, decay_steps=max(1, steps_per_epoch * epochs)
+            )
+        model.compile(
+            optimizer=keras.optimizers.Adam(rate),
+            loss="binary_crossentropy",
+            metrics=[
+                keras.metrics.BinaryAccuracy(name="accuracy"),
+                keras.metrics.AUC(name="auc"),
+                keras.metrics.Precision(name="precision"),
+                keras.metrics.Recall(name="recall"),
+            ],
+            jit_compile=self.params.jit_compile,
+        )
 
-        Values are returned so that higher is better (the loss is negated)."""
+    def fit(
+        self,
+        model: keras.Model,
+        phase: str,
+        train_data: tuple,
+        val_data: Any,
+        *,
+        epochs: int,
+        class_weight: dict[int, float] | None,
+    ) -> float:
+        """Fit up to `epochs` more epochs, resumable; keep the best weights; return the best
+        monitored value, signed so that higher is better."""
         monitor = self.params.monitor
         mode = "min" if monitor.endswith("loss") else "max"
         stopping = keras.callbacks.EarlyStopping(
             monitor, mode=mode, patience=self.params.patience, restore_best_weights=True
         )
+        callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=self.live), stopping]
+        if self.params.lr_schedule == "plateau":
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor, mode=mode, factor=0.5, patience=max(1, self.params.patience // 2)
+                )
+            )
+        callbacks += self.resume.callbacks(phase, self.live)  # last: after the epoch is logged
+        in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
+        start = self.epoch
         history = model.fit(
             *train_data,
+            batch_size=self.batch_size if in_memory else None,
             validation_data=val_data,
-            initial_epoch=self.epoch,
-            epochs=self.epoch + epochs,
+            initial_epoch=start,
+            epochs=start + epochs,
             class_weight=class_weight,
-            callbacks=[DVCLiveCallback(live=self.live), stopping],
+            callbacks=callbacks,
             verbose=self.verbose,
         )
-        self.epoch += len(history.epoch)
+        self.epoch = history.epoch[-1] + 1 if history.epoch else start + epochs
         return -float(stopping.best) if mode == "min" else float(stopping.best)
 
     def run(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> keras.Model:
-        keras.utils.set_random_seed(self.seed)
         self.live.log_params(
-            {"model": self.name, **asdict(self.settings), "image_size": list(self.settings.image_size)}
+            {
+                "model": self.name,
+                **asdict(self.settings),
+                "image_size": list(self.settings.image_size),
+                "global_batch_size": self.batch_size,
+            }
         )
         weights = (
             balanced_class_weights(train_rows["target"].to_numpy()) if self.params.class_weights else None
         )
-        train_data = (self.dataset(train_rows, shuffle=True),)
-        val_data = self.dataset(val_rows, shuffle=False)
+        steps = math.ceil(len(train_rows) / self.batch_size)
+        train_data = (self.dataset(train_rows, training=True),)
+        val_data = self.dataset(val_rows, training=False)
         own = getattr(self.params, self.name)
-        if isinstance(own, CustomCNNParams):
-            model = build_custom_cnn(self.settings.image_size, own.filters, own.dropout, own.batch_norm)
-            compile_for_training(model, self.settings.learning_rate)
-            self.fit(model, train_data, val_data, epochs=self.settings.epochs, class_weight=weights)
-            return model
-        return self.run_transfer(own, train_rows, val_rows, train_data, val_data, weights)
+        with self.runtime.strategy.scope():
+            if isinstance(own, CustomCNNParams):
+                model = build_custom_cnn(self.settings.image_size, own.filters, own.dropout, own.batch_norm)
+                self.compile(model, self.settings.learning_rate, steps, self.settings.epochs)
+                self.fit(
+                    model, "train", train_data, val_data, epochs=self.settings.epochs, class_weight=weights
+                )
+                return model
+            return self.run_transfer(own, train_rows, val_rows, train_data, val_data, weights, steps)
 
     def run_transfer(
-        self, own: BackboneParams, train_rows, val_rows, train_data, val_data, weights
+        self,
+        own: BackboneParams,
+        train_rows: pd.DataFrame,
+        val_rows: pd.DataFrame,
+        train_data: tuple,
+        val_data: Any,
+        weights: dict[int, float] | None,
+        steps: int,
     ) -> keras.Model:
         parts = build_transfer_model(self.name, self.settings.image_size, own.weights, own.dropout)
         if not parts.pretrained:  # nothing to transfer: train every layer from scratch
-            compile_for_training(parts.model, self.settings.learning_rate)
-            self.fit(parts.model, train_data, val_data, epochs=self.settings.epochs, class_weight=weights)
+            self.compile(parts.model, self.settings.learning_rate, steps, self.settings.epochs)
+            self.fit(
+                parts.model, "train", train_data, val_data, epochs=self.settings.epochs, class_weight=weights
+            )
             return parts.model
 
-        # Phase 1: the head on frozen-backbone features, computed once.
         parts.backbone.trainable = False
-        features = {
-            name: parts.backbone.predict(self.dataset(rows, shuffle=False, labels=False), verbose=0)
-            for name, rows in (("train", train_rows), ("val", val_rows))
-        }
-        compile_for_training(parts.head, self.settings.learning_rate)
-        best = (
-            self.fit(
-                parts.head,
-                (features["train"], train_rows["target"].to_numpy("float32")),
-                (features["val"], val_rows["target"].to_numpy("float32")),
-                epochs=own.head_epochs,
-                class_weight=weights,
-            )
-            if own.head_epochs
-            else -np.inf
-        )
+        done = self.resume.finished("phase1", parts.model)
+        if done is not None:
+            print(f"resuming after phase 1 ({done['epochs']} epochs)", file=sys.stderr)
+            self.epoch, best = done["epochs"], done["best"]
+        else:
+            best = self.train_head(parts, own, train_rows, val_rows, train_data, val_data, weights, steps)
+            self.resume.mark_finished("phase1", parts.model, {"epochs": self.epoch, "best": best})
         if own.fine_tune_layers == 0:
             return parts.model
 
         # Phase 2: fine-tune the top of the backbone at a lower rate; keep phase 1 if it was better.
-        head_weights = parts.model.get_weights()
+        phase1_weights = parts.model.get_weights()
         unfreeze_top(parts.backbone, own.fine_tune_layers)
-        compile_for_training(parts.model, own.fine_tune_learning_rate)
+        self.compile(parts.model, own.fine_tune_learning_rate, steps, self.settings.epochs)
         if (
-            self.fit(parts.model, train_data, val_data, epochs=self.settings.epochs, class_weight=weights)
+            self.fit(
+                parts.model, "phase2", train_data, val_data, epochs=self.settings.epochs, class_weight=weights
+            )
             < best
         ):
-            parts.model.set_weights(head_weights)
+            parts.model.set_weights(phase1_weights)
         return parts.model
+
+    def train_head(
+        self,
+        parts: Any,
+        own: BackboneParams,
+        train_rows: pd.DataFrame,
+        val_rows: pd.DataFrame,
+        train_data: tuple,
+        val_data: Any,
+        weights: dict[int, float] | None,
+        steps: int,
+    ) -> float:
+        """Phase 1: the head on the frozen backbone; returns the best monitored value."""
+        if not own.head_epochs:
+            return -math.inf
+        if self.params.online_augmentation:  # augmented images change every epoch: no reuse
+            self.compile(parts.model, self.settings.learning_rate, steps, own.head_epochs)
+            return self.fit(
+                parts.model, "phase1", train_data, val_data, epochs=own.head_epochs, class_weight=weights
+            )
+        features = {
+            split: parts.backbone.predict(self.dataset(rows, training=False, labels=False), verbose=0)
+            for split, rows in (("train", train_rows), ("val", val_rows))
+        }
+        self.compile(parts.head, self.settings.learning_rate, steps, own.head_epochs)
+        return self.fit(
+            parts.head,
+            "phase1",
+            (features["train"], train_rows["target"].to_numpy("float32")),
+            (features["val"], val_rows["target"].to_numpy("float32")),
+            epochs=own.head_epochs,
+            class_weight=weights,
+        )
+
+
+def resume_config(model_name: str, train: TrainParams, seed: int, data_files: list[Path]) -> dict[str, Any]:
+    """What a training run depends on: its params and the digests of its data files."""
+    others = set(MODEL_NAMES) - {model_name}
+    return {
+        "model": model_name,
+        "seed": seed,
+        "train": train.model_dump(mode="json", exclude=others),
+        "data": {str(path): file_digest(path) for path in data_files},
+    }

@@ -83,7 +83,6 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
     from stages.dataset import parse_image_name
     from stages.models import MODEL_NAMES, build_custom_cnn, build_transfer_model
     from stages.prediction import load_for_model, model_inputs
-    from stages.training import compile_for_training
 
     folder = tmp_path_factory.mktemp("models")
     images = np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images])
@@ -94,7 +93,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
             model = build_custom_cnn(TINY_MODEL_SIZE, [8, 16, 16, 32], 0.2, True)
         else:
             model = build_transfer_model(name, TINY_MODEL_SIZE, "none", 0.2).model
-        compile_for_training(model, 1e-3)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
         model.fit(model_inputs(name, model, images), targets, epochs=2, batch_size=8, verbose=0)
         model.save(folder / f"{name}.keras")
         keras.backend.clear_session()

@@ -99,7 +99,8 @@ def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_pa
     probabilities = np.tile([0.9, 0.2, 0.35, 0.7], 6)  # some right, some wrong in each class
     out = tmp_path / "plots" / "gradcam.png"
     models = {name: tiny_models / f"{name}.keras" for name in ("custom", "vgg19", "resnet50")}
-    chosen = write_gradcam_grid(models, rows, probabilities, 0.5, out, image_size=TINY_INGEST_SIZE)
+    thresholds = {"ensemble": 0.5, "custom": 0.4, "vgg19": 0.5, "resnet50": 0.6}  # per model, as evaluate
+    chosen = write_gradcam_grid(models, rows, probabilities, thresholds, out, image_size=TINY_INGEST_SIZE)
     assert list(chosen["caption"].unique()) == [
         "benign, correct",
         "benign, wrong",

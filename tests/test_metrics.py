@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.metrics import evaluate_predictions, image_metrics, majority_baseline, patient_metrics
+from stages.metrics import (
+    bootstrap_intervals,
+    choose_threshold,
+    ensemble_weights,
+    evaluate_predictions,
+    image_metrics,
+    majority_baseline,
+    patient_metrics,
+)
 
 
 def test_image_metrics_by_hand() -> None:
@@ -58,3 +66,42 @@ def test_per_magnification_and_baseline() -> None:
     assert result["by_magnification"]["100X"]["accuracy"] == pytest.approx(2 / 3)
     baseline = majority_baseline(rows)
     assert baseline == {"image_accuracy": pytest.approx(4 / 6), "patient_accuracy": pytest.approx(2 / 3)}
+
+
+def test_threshold_from_validation_by_criterion() -> None:
+    targets = np.array([0, 1, 1, 1, 1])
+    probabilities = np.array([0.3, 0.2, 0.6, 0.7, 0.8])
+    # youden: t=0.6 gives sensitivity 3/4 and specificity 1 (J 0.75); f1: t=0.2 (precision 0.8, recall 1)
+    assert choose_threshold(targets, probabilities, "youden") == pytest.approx(0.6)
+    assert choose_threshold(targets, probabilities, "f1") == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="one class"):
+        choose_threshold(np.array([1, 1]), np.array([0.2, 0.9]), "youden")
+
+
+def test_ensemble_weights() -> None:
+    aucs = {"custom": 0.9, "vgg19": 0.7, "resnet50": 0.5}
+    assert ensemble_weights(aucs, "mean") == pytest.approx(dict.fromkeys(aucs, 1 / 3))
+    assert ensemble_weights(aucs, "val_auc") == pytest.approx(
+        {"custom": 2 / 3, "vgg19": 1 / 3, "resnet50": 0.0}
+    )
+    assert ensemble_weights({"a": 0.4, "b": 0.5}, "val_auc") == {"a": 0.5, "b": 0.5}
+
+
+def test_bootstrap_resamples_patients_not_images() -> None:
+    # patient a: 3 images, all right; patient b: 1 image, wrong. Resampling the two patients gives
+    # image accuracy 0 (b, b) a quarter of the time; resampling the 4 images would give 0 only 0.4%.
+    rows = pd.DataFrame({"patient": ["a", "a", "a", "b"], "target": [1, 1, 1, 0]})
+    probabilities = np.array([0.9, 0.8, 0.7, 0.6])
+    intervals = bootstrap_intervals(rows, probabilities, 0.5, resamples=2000, confidence=0.95, seed=0)
+    assert intervals["image_accuracy"] == {"low": 0.0, "high": 1.0}
+    assert intervals["patient_recognition_rate"] == {"low": 0.0, "high": 1.0}
+    # resamples with a single class (a, a or b, b: half of them) have no AUC; the rest have AUC 1
+    assert intervals["roc_auc"] == {"low": 1.0, "high": 1.0}
+
+
+def test_bootstrap_interval_is_a_point_when_every_patient_scores_the_same() -> None:
+    rows = pd.DataFrame({"patient": ["a", "a", "b", "b", "c", "c"], "target": [1, 1, 0, 0, 1, 1]})
+    probabilities = np.array([0.9, 0.1, 0.2, 0.7, 0.6, 0.4])  # each patient: one right, one wrong
+    intervals = bootstrap_intervals(rows, probabilities, 0.5, resamples=500, confidence=0.95, seed=1)
+    assert intervals["image_accuracy"] == {"low": 0.5, "high": 0.5}
+    assert intervals["patient_recognition_rate"] == {"low": 0.5, "high": 0.5}

@@ -59,19 +59,25 @@ def summary(with_intervals: bool) -> dict[str, object]:
             for i, name in enumerate(("custom", "vgg19", "resnet50", "ensemble"))
         },
     }
-    if with_intervals:
-        result["ci_level"] = 0.95
+    for name in ("custom", "vgg19", "resnet50", "ensemble"):
+        result[name]["threshold"] = 0.5 if name != "custom" else 0.35
+    result["ensemble_weights"] = {"custom": 0.2, "vgg19": 0.3, "resnet50": 0.5}
+    if with_intervals:  # as evaluate writes them
         result["ensemble"]["ci"] = {
-            "accuracy": [0.78, 0.86],
-            "patient.recognition_rate": {"low": 0.7, "high": 0.9},
+            "image_accuracy": {"low": 0.78, "high": 0.86},
+            "patient_recognition_rate": {"low": 0.7, "high": 0.9},
         }
-        result["resnet50.image.roc_auc_ci"] = [0.85, 0.95]  # a flat key is found too
+        result["resnet50.image.roc_auc_ci"] = [0.85, 0.95]  # other layouts are found too
     return result
 
 
 def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> None:
     params = Params.model_validate(
-        {"data": {"source": "breakhis", "path": "data/raw"}, "train": {"resnet50": {"weights": "imagenet"}}}
+        {
+            "data": {"source": "breakhis", "path": "data/raw"},
+            "train": {"resnet50": {"weights": "imagenet"}},
+            "evaluate": {"threshold": "youden", "ensemble": "val_auc"},
+        }
     )
     path = tmp_path / "metrics" / "model_card.md"
     write_model_card(path, params, summary(with_intervals=True), INGEST, SPLIT, models_dir=tmp_path)
@@ -88,10 +94,12 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
     assert "Not for diagnosis" in card
     assert "| test | 1608 | 536 / 1072 | 16 | 5 / 11 | 15 |" in card
     assert "7908 images of 82 patients (70 patient groups)" in card
-    assert "| ensemble | 0.830 (0.780-0.860) |" in card  # image accuracy with its interval
+    assert "| ensemble | 0.50 | 0.830 (0.780-0.860) |" in card  # image accuracy with its interval
+    assert "| custom | 0.35 | 0.800 |" in card  # the threshold chosen on validation
+    assert "Youden" in card and "weights custom 0.200, vgg19 0.300, resnet50 0.500" in card
     assert "0.820 (0.700-0.900)" in card  # patient recognition rate, interval given as {low, high}
     assert "0.910 (0.850-0.950)" in card  # from a flat key
-    assert "95% confidence intervals" in card
+    assert "95% confidence intervals from 1000 bootstrap resamples of whole test patients" in card
     assert "SOB_M_DC_14-13412" in card and "22549" in card  # duplicates, shared roots
     assert "| resnet50 | ResNet50" in card and "imagenet | 64x64 | 3 head + 8 fine-tune" in card
     assert "synthetic" not in card.split("## Known")[0]
@@ -101,7 +109,8 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
 
 def test_without_intervals_or_data_summaries_the_card_says_so() -> None:
     card = model_card(Params(), summary(with_intervals=False), ingest={}, split={})
-    assert "| ensemble | 0.830 | 0.780 |" in card
+    assert "| ensemble | 0.50 | 0.830 | 0.780 |" in card
+    assert "at least the threshold **0.5**" in card
     assert "95% Wilson interval" in card and "16 patients" in card
     assert "These data are synthetic" in card
     assert "Split summary not found" in card and "Ingest summary not found" in card
@@ -111,7 +120,7 @@ def test_missing_metrics_are_not_fatal() -> None:
     card = model_card(
         Params(), {"threshold": 0.5, "custom": {"image": {"accuracy": 0.7}}}, ingest={}, split={}
     )
-    assert "| custom | 0.700 | n/a |" in card
+    assert "| custom | 0.50 | 0.700 | n/a |" in card
     assert "| vgg19 |" not in card.split("## Metrics")[1].split("## Known")[0]
 
 

@@ -3,79 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.pipeline_repo import TINY, dvc, make_repo, run, set_args, stage
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = (
-    "stages",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-    "pyproject.toml",
-)
-TINY = {
-    "data.synthetic.benign_patients": 5,
-    "data.synthetic.malignant_patients": 10,
-    "data.synthetic.images_per_magnification": 2,
-    "data.synthetic.image_size": "[96,128]",
-    "data.magnifications": "[100,400]",
-    "ingest.image_size": "[64,96]",
-    "train.image_size": "[32,32]",
-    "train.epochs": 2,
-    "train.batch_size": 16,
-}
 COUNTS = {"tn", "fp", "fn", "tp", "patients"}
-
-
-def run(args: list[str], cwd: Path) -> str:
-    """Run a command with the test's own Python first on PATH; fail with its output."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def dvc(*args: str, cwd: Path) -> str:
-    return run([sys.executable, "-m", "dvc", *args], cwd)
-
-
-def make_repo(path: Path) -> Path:
-    """A git repository holding a copy of the project, committed."""
-    for name in PROJECT_FILES:
-        source, target = PROJECT_ROOT / name, path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"],
-    ):
-        run(command, path)
-    return path
-
-
-def set_args(overrides: dict[str, object]) -> list[str]:
-    return [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +25,8 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def declared_outputs(repo: Path) -> list[Path]:
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     paths = []
-    for stage in stages.values():
-        for entry in stage.get("outs", []) + stage.get("metrics", []):
+    for definition in stages.values():
+        for entry in definition.get("outs", []) + definition.get("metrics", []):
             paths.append(repo / (entry if isinstance(entry, str) else next(iter(entry))))
     return paths
 
@@ -104,8 +41,8 @@ def numbers(tree: object, path: str = "") -> dict[str, float]:
 
 def test_every_stage_ran_and_every_output_exists(pipeline_run: tuple[Path, str]) -> None:
     repo, output = pipeline_run
-    for stage in ("ingest", "split", "augment", "train-custom", "train-vgg19", "train-resnet50", "evaluate"):
-        assert f"Running stage '{stage}'" in output
+    for name in ("ingest", "split", "augment", "train-custom", "train-vgg19", "train-resnet50", "evaluate"):
+        assert f"Running stage '{name}'" in output
     missing = [str(p.relative_to(repo)) for p in declared_outputs(repo) if not p.exists()]
     assert not missing, f"declared outputs not written: {missing}"
     for name in ("custom", "vgg19", "resnet50"):
@@ -119,7 +56,16 @@ def test_every_stage_ran_and_every_output_exists(pipeline_run: tuple[Path, str])
 def test_every_metric_is_a_number_in_unit_range(pipeline_run: tuple[Path, str]) -> None:
     repo, _ = pipeline_run
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert set(evaluation) >= {"custom", "vgg19", "resnet50", "ensemble", "majority_baseline", "threshold"}
+    assert set(evaluation) >= {
+        "custom",
+        "vgg19",
+        "resnet50",
+        "ensemble",
+        "majority_baseline",
+        "ensemble_weights",
+    }
+    assert evaluation["ensemble"]["threshold"] == 0.5
+    assert evaluation["ensemble"]["ci"]["roc_auc"]["low"] <= evaluation["ensemble"]["image"]["roc_auc"]
     values = numbers(evaluation)
     assert "ensemble.patient.recognition_rate" in values
     rates = {k: v for k, v in values.items() if k.rsplit(".", 1)[-1] not in COUNTS and k != "test_images"}
@@ -150,3 +96,46 @@ def test_second_repro_runs_nothing(pipeline_run: tuple[Path, str]) -> None:
     output = dvc("repro", cwd=repo)
     assert "Running stage" not in output
     assert "up to date" in output
+
+
+def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str], tmp_path: Path) -> None:
+    """What a reviewer sees in a PR: metrics diff, plots diff, and the PR comment."""
+    repo, _ = pipeline_run
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline results"], repo)
+    output = dvc("exp", "run", "-S", "evaluate.threshold=youden", cwd=repo)
+    assert "Running stage 'evaluate'" in output and "Running stage 'train-custom'" not in output
+
+    diff = json.loads(dvc("metrics", "diff", "HEAD", "--json", cwd=repo))
+    changed = diff["metrics/evaluate.json"]
+    assert any(key.endswith(".threshold") for key in changed), changed
+    dvc("plots", "diff", "HEAD", "-o", str(tmp_path / "plots"), cwd=repo)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "ROC (test split)" in html and "Infinity" not in html
+
+    comment = stage("pr_comment", "--base", "HEAD", cwd=repo)
+    assert "| Model | Metric | `HEAD` | this PR | change |" in comment
+    assert "evaluate.threshold" in comment  # the params diff
+    assert "![ROC](plots/evaluate/roc.png)" in comment
+
+
+def test_a_queued_sweep_lists_both_experiments_with_metrics(pipeline_run: tuple[Path, str]) -> None:
+    repo, _ = pipeline_run
+    run(["git", "add", "-A"], repo)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "threshold on validation"], repo
+    )
+    dvc("exp", "run", "--queue", "-S", "evaluate.confidence=0.9,0.8", cwd=repo)
+    output = dvc("exp", "run", "--run-all", cwd=repo)
+    assert "Running stage 'train-resnet50'" not in output  # unchanged stages come from the cache
+
+    shown = json.loads(dvc("exp", "show", "--json", cwd=repo))
+    experiments = [exp for entry in shown for exp in (entry.get("experiments") or [])]
+    confidences, recognition_rates = set(), []
+    for experiment in experiments:
+        data = experiment["revs"][0]["data"]
+        confidences.add(data["params"]["params.yaml"]["data"]["evaluate"]["confidence"])
+        metrics = data["metrics"]["metrics/evaluate.json"]["data"]
+        recognition_rates.append(metrics["ensemble"]["patient"]["recognition_rate"])
+    assert {0.9, 0.8} <= confidences
+    assert all(0.0 <= rate <= 1.0 for rate in recognition_rates)

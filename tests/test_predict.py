@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,11 +16,14 @@ import pandas as pd
 import pytest
 
 from stages.images import ImageError, cover_and_crop, read_rgb, write_rgb
+from stages.params import EvaluateParams
 from stages.prediction import (
+    MODEL_NAMES,
     ModelFileError,
     aggregate_by_patient,
     check_images,
     collect_inputs,
+    decision_rule,
     ensemble_members,
     load_for_model,
     load_model,
@@ -192,6 +196,42 @@ def test_aggregates_per_patient_like_the_metrics() -> None:
     assert result.loc["P2", "images"] == 2
 
 
+# ---- thresholds and ensemble weights: the ones evaluate used ------------------------------------
+
+METRICS = {
+    "ensemble_weights": {"custom": 0.0, "vgg19": 0.25, "resnet50": 0.75},
+    "custom": {"threshold": 0.3},
+    "vgg19": {"threshold": 0.4},
+    "resnet50": {"threshold": 0.6},
+    "ensemble": {"threshold": 0.55},
+}
+
+
+def test_a_fixed_threshold_and_equal_weights() -> None:
+    rule = decision_rule(list(MODEL_NAMES), "ensemble", EvaluateParams(threshold=0.45), METRICS)
+    assert rule.threshold == 0.45 and rule.threshold_source == "evaluate.threshold"
+    assert rule.weights == dict.fromkeys(MODEL_NAMES, 1 / 3)
+    assert rule.model_thresholds == dict.fromkeys(MODEL_NAMES, 0.45)
+    assert decision_rule(["vgg19"], "vgg19", EvaluateParams(), {}, threshold=0.2).threshold == 0.2
+    with pytest.raises(ValueError, match="--threshold 1.5"):
+        decision_rule(["vgg19"], "vgg19", EvaluateParams(), {}, threshold=1.5)
+
+
+def test_thresholds_and_weights_chosen_on_validation_come_from_the_run() -> None:
+    evaluate = EvaluateParams(threshold="youden", ensemble="val_auc")
+    rule = decision_rule(["custom", "vgg19"], "ensemble", evaluate, METRICS)  # resnet50 missing
+    assert rule.threshold == 0.55 and "youden" in rule.threshold_source
+    assert rule.weights == {"custom": 0.0, "vgg19": 1.0}  # renormalised over the models present
+    assert rule.model_thresholds == {"custom": 0.3, "vgg19": 0.4}
+    assert decision_rule(["resnet50"], "resnet50", evaluate, METRICS).threshold == 0.6
+    only_custom = decision_rule(["custom"], "ensemble", evaluate, METRICS)
+    assert only_custom.weights == {"custom": 1.0}  # no weight left: equal weights, as evaluate does
+    with pytest.raises(ValueError, match=r"has no 'ensemble.threshold'[\s\S]*--threshold"):
+        decision_rule(["custom"], "ensemble", evaluate, {})
+    with pytest.raises(ValueError, match="no ensemble_weights"):
+        decision_rule(["custom"], "ensemble", evaluate, {}, threshold=0.5)
+
+
 # ---- models --------------------------------------------------------------------------------------
 
 
@@ -341,6 +381,22 @@ def test_the_ensemble_is_the_mean_of_the_models_present(
     )
     patients = pd.read_csv(tmp_path / "p_patients.csv")
     assert patients["images"].sum() == 5
+
+    # evaluate.ensemble: val_auc -> the run's weights, renormalised over the models present
+    params = tmp_path / "params.yaml"
+    params.write_text(tiny_params.read_text() + "  ensemble: val_auc\n")
+    metrics = tmp_path / "evaluate.json"
+    metrics.write_text(json.dumps({"ensemble_weights": {"custom": 0.1, "vgg19": 0.5, "resnet50": 0.3}}))
+    run_predict(
+        [*map(str, synthetic_images[:5]), "--models-dir", str(models), "--params", str(params)]
+        + ["--metrics", str(metrics), "--out", str(out)]
+    )
+    weighted = pd.read_csv(out)
+    np.testing.assert_allclose(
+        weighted["ensemble_probability"],
+        0.25 * weighted["custom_probability"] + 0.75 * weighted["resnet50_probability"],
+        atol=2e-6,
+    )
 
 
 @pytest.mark.slow

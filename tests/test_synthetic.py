@@ -164,3 +164,26 @@ def test_cli_writes_tree(tmp_path: Path) -> None:
     main([str(tmp_path), *options.split(), "--images-per-magnification", "1"])
     names = sorted(p.name for p in (tmp_path / "BreaKHis_v1").rglob("*.png"))
     assert len(names) == 8 and all(FILE_RE.fullmatch(n) for n in names)
+
+
+def test_atypical_fields_show_the_other_class_pattern(tmp_path: Path) -> None:
+    def dark_by_class(fraction: float, root: Path) -> dict[str, float]:
+        tree = write_synthetic_breakhis(
+            root,
+            seed=5,
+            benign_patients=4,
+            malignant_patients=4,
+            images_per_magnification=2,
+            magnifications=(100,),
+            atypical_fraction=fraction,
+        )
+        values: dict[str, list[float]] = {"benign": [], "malignant": []}
+        for path in tree.rglob("*.png"):
+            small = cv2.resize(_read(path), (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+            values[path.parts[-6]].append(_dark_fraction(small))
+        return {label: float(np.mean(v)) for label, v in values.items()}
+
+    typical = dark_by_class(0.0, tmp_path / "typical")
+    swapped = dark_by_class(0.999, tmp_path / "swapped")  # (nearly) every field atypical
+    assert typical["malignant"] > typical["benign"]
+    assert swapped["benign"] > swapped["malignant"]

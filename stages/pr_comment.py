@@ -1,0 +1,108 @@
+"""The pull-request comment: headline metrics against a base revision, all metric and param
+changes, and the key figures. Not a DVC stage: run it after `dvc repro` in a PR's CI job.
+
+    python -m stages.pr_comment [--base main] [--out pr_comment.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from stages.report import MODELS
+from stages.runner import run_stage
+
+HEADLINE = (
+    "image.accuracy",
+    "image.balanced_accuracy",
+    "image.roc_auc",
+    "patient.recognition_rate",
+    "patient.accuracy",
+)
+REPORT = Path("metrics/report.md")
+
+
+def dvc(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError(f"dvc {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
+    """Headline metrics of every model: base value, this revision's value, and the change."""
+    changes = diff.get("metrics/evaluate.json", {})
+    lines = [f"| Model | Metric | `{base}` | this PR | change |", "|---|---|---:|---:|---:|"]
+    for model in MODELS:
+        for metric in HEADLINE:
+            entry = changes.get(f"{model}.{metric}")
+            if entry is None:
+                continue
+            change = entry.get("diff")
+            arrow = (
+                "" if not isinstance(change, int | float) or change == 0 else (" ▲" if change > 0 else " ▼")
+            )
+            lines.append(
+                f"| {model} | {metric} | {fmt(entry.get('old'))} | {fmt(entry.get('new'))} | "
+                f"{fmt(change)}{arrow} |"
+            )
+    if len(lines) == 2:
+        lines.append("| | no headline metric changed | | | |")
+    return lines
+
+
+def build_comment(base: str) -> str:
+    diff = json.loads(dvc("metrics", "diff", base, "--json") or "{}")
+    params = dvc("params", "diff", base, "--md").strip() or "No params changed."
+    all_metrics = dvc("metrics", "diff", base, "--md", "--precision", "4").strip() or "No metric changed."
+    report = (
+        REPORT.read_text().split("\n", 2)[2] if REPORT.exists() else "(no metrics/report.md: run `dvc repro`)"
+    )
+    return "\n".join(
+        [
+            f"## BreakHis pipeline: this PR against `{base}`",
+            "",
+            *headline_table(diff, base),
+            "",
+            "### Params changed",
+            "",
+            params,
+            "",
+            "<details><summary>All metric changes</summary>",
+            "",
+            all_metrics,
+            "",
+            "</details>",
+            "",
+            "### Evaluation of this PR",
+            "",
+            report.replace("](../plots/", "](plots/"),  # the comment's images are relative to the repo root
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
+    parser.add_argument("--out", type=Path, help="write the comment here instead of printing it")
+    args = parser.parse_args()
+    comment = build_comment(args.base)
+    if args.out:
+        args.out.write_text(comment)
+    else:
+        print(comment)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,101 @@
+"""Running the real project in a temporary git repository: copy, commit, run DVC and stages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+PROJECT_FILES = (
+    "stages",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+)
+
+# Small enough for a 2-core CPU: 60 synthetic images, 32x32 training, 2 epochs.
+TINY = {
+    "data.synthetic.benign_patients": 5,
+    "data.synthetic.malignant_patients": 10,
+    "data.synthetic.images_per_magnification": 2,
+    "data.synthetic.image_size": [96, 128],
+    "data.magnifications": [100, 400],
+    "ingest.image_size": [64, 96],
+    "train.image_size": [32, 32],
+    "train.epochs": 2,
+    "train.batch_size": 16,
+}
+
+
+def environment() -> dict[str, str]:
+    """This Python's bin first on PATH, so stage commands (`python -m stages...`) use it."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def run(args: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None) -> str:
+    """Run a command; return its stdout and stderr; on failure (when checked) show them."""
+    result = subprocess.run(args, cwd=cwd, env=env or environment(), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    if check:
+        assert result.returncode == 0, f"{' '.join(args)} failed ({result.returncode}):\n{output}"
+    elif result.returncode == 0:
+        raise AssertionError(f"{' '.join(args)} succeeded but was expected to fail:\n{output}")
+    return output
+
+
+def dvc(*args: str, cwd: Path) -> str:
+    return run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+def stage(module: str, *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
+    return run([sys.executable, "-m", f"stages.{module}", *args], cwd, check=check, env=env)
+
+
+def make_repo(path: Path) -> Path:
+    """A git repository holding a copy of the project, committed."""
+    for name in PROJECT_FILES:
+        source, target = PROJECT_ROOT / name, path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"],
+    ):
+        run(command, path)
+    return path
+
+
+def set_args(overrides: dict[str, object]) -> list[str]:
+    """`-S key=value` arguments for `dvc exp run`."""
+    args = []
+    for key, value in overrides.items():
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        args += ["-S", f"{key}={text}"]
+    return args
+
+
+def write_params(repo: Path, overrides: dict[str, object]) -> None:
+    """Set dotted keys in the repo's params.yaml (as `dvc exp run -S` would)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))

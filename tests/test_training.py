@@ -1,0 +1,160 @@
+"""Real (tiny) training through the train stage: resume after a kill, determinism, two-phase
+transfer learning with a weights file, weights errors, and the multi-device path on CPUs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.pipeline_repo import TINY, dvc, environment, make_repo, stage, write_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project copy with tiny params and data up to the augment stage."""
+    path = make_repo(tmp_path_factory.mktemp("training"))
+    write_params(path, TINY)
+    dvc("repro", "augment", cwd=path)
+    return path
+
+
+def live_metrics(repo: Path, model: str) -> dict:
+    return json.loads((repo / "metrics/train" / model / "metrics.json").read_text())
+
+
+def live_params(repo: Path, model: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((repo / "metrics/train" / model / "params.yaml").read_text())
+
+
+def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
+    write_params(repo, {"train.epochs": 30, "train.patience": 30, "train.custom.epochs": None})
+    backup = repo / "models/.resume/custom/train/training_metadata.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "custom"],
+        cwd=repo,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if backup.exists() and json.loads(backup.read_text() or "{}").get("epoch", 0) >= 3:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(backup.read_text())["epoch"]
+    assert 3 <= killed_at < 30
+    shutil.rmtree(repo / "metrics/train/custom")  # as `dvc repro` does before re-running a stage
+
+    output = stage("train", "custom", cwd=repo)
+    assert "resuming an interrupted run" in output
+    epochs_run = [
+        int(line.split()[1].split("/")[0]) for line in output.splitlines() if line.startswith("Epoch ")
+    ]
+    assert epochs_run[0] == killed_at + 1  # Keras counts from 1: the first epoch not yet completed
+    assert live_metrics(repo, "custom")["epochs_trained"] == 30
+    curve = pd.read_csv(repo / "metrics/train/custom/plots/metrics/eval/loss.tsv", sep="\t")
+    assert sorted(set(curve["step"])) == list(range(30)), "the curve continues across the interruption"
+    assert (repo / "models/custom.keras").exists()
+    assert not (repo / "models/.resume/custom").exists(), "a finished run must leave no resume state"
+
+
+def test_same_seed_gives_identical_metrics(repo: Path) -> None:
+    write_params(repo, {"train.epochs": 2, "train.deterministic": True})
+    runs = []
+    for _ in range(2):
+        stage("train", "custom", cwd=repo)
+        runs.append(live_metrics(repo, "custom"))
+    assert runs[0] == runs[1]
+    assert runs[0]["eval"]["loss"] > 0
+
+
+def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
+    weights = repo / "resnet50-notop.weights.h5"
+    script = (
+        "from stages.models import build_backbone; "
+        f"build_backbone('resnet50', (32, 32), 'none').save_weights({str(weights)!r})"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=repo, env=environment(), check=True)
+    write_params(
+        repo,
+        {
+            "train.epochs": 2,
+            "train.patience": 5,
+            "train.resnet50.weights": str(weights),
+            "train.resnet50.head_epochs": 2,
+            "train.resnet50.fine_tune_layers": 10,
+        },
+    )
+    stage("train", "resnet50", cwd=repo)
+    # both phases log into one step counter: 2 head epochs, then 2 fine-tuning epochs
+    curve = pd.read_csv(repo / "metrics/train/resnet50/plots/metrics/eval/loss.tsv", sep="\t")
+    assert curve["step"].tolist() == [0, 1, 2, 3]
+    assert live_metrics(repo, "resnet50")["epochs_trained"] == 4
+    import keras
+
+    model = keras.saving.load_model(repo / "models/resnet50.keras", safe_mode=True)
+    assert model.output_shape == (None, 1)
+
+
+def test_a_weights_file_for_another_backbone_is_refused_by_name(repo: Path) -> None:
+    weights = repo / "resnet50-notop.weights.h5"
+    assert weights.exists(), "made by the two-phase test"
+    write_params(repo, {"train.vgg19.weights": str(weights)})
+    output = stage("train", "vgg19", cwd=repo, check=False)
+    assert "does not fit vgg19" in output and str(weights) in output
+    write_params(repo, {"train.vgg19.weights": "missing.weights.h5"})
+    output = stage("train", "vgg19", cwd=repo, check=False)
+    assert "'missing.weights.h5' does not exist" in output
+
+
+def test_imagenet_without_network_names_the_fixes(repo: Path, tmp_path: Path) -> None:
+    write_params(repo, {"train.vgg19.weights": "imagenet"})
+    offline = {
+        **environment(),
+        "KERAS_HOME": str(tmp_path),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
+    output = stage("train", "vgg19", cwd=repo, check=False, env=offline)
+    assert "could not be downloaded" in output
+    assert str(tmp_path / "models") in output and "'none'" in output and "weights file" in output
+    assert "Traceback" not in output
+    write_params(repo, {"train.vgg19.weights": "none"})
+
+
+def test_mirrored_over_two_logical_cpus(repo: Path) -> None:
+    write_params(repo, {"train.epochs": 1, "train.cpu_replicas": 2, "train.batch_size": 8})
+    stage("train", "custom", cwd=repo)
+    recorded = live_params(repo, "custom")
+    assert recorded["replicas"] == 2
+    assert recorded["global_batch_size"] == 16
+    assert recorded["precision"] == "float32"
+    write_params(repo, {"train.cpu_replicas": 0, "train.batch_size": 16})
+
+
+def test_mixed_precision_keeps_a_float32_output(repo: Path) -> None:
+    write_params(repo, {"train.epochs": 1, "train.mixed_precision": True})
+    stage("train", "custom", cwd=repo)
+    assert live_params(repo, "custom")["precision"] == "mixed_float16"
+    import keras
+
+    model = keras.saving.load_model(repo / "models/custom.keras", safe_mode=True)
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    write_params(repo, {"train.mixed_precision": False})
