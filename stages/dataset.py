@@ -11,9 +11,13 @@ the safe default for splits.
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from stages.archives import ARCHIVE_SUFFIXES
 
 SUBTYPES: dict[str, tuple[str, str]] = {
     "A": ("benign", "adenosis"),
@@ -32,6 +36,8 @@ FILE_NAME = re.compile(
     r"^SOB_(?P<label>[BM])_(?P<subtype>[A-Z]+)-(?P<year>\d{2})-(?P<slide>(?P<root>\d+)[A-Z]*)"
     r"-(?P<magnification>\d+)-(?P<seq>\d+)\.png$"
 )
+MAGNIFICATION_FOLDER = re.compile(r"\d+X")
+CLUTTER = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 FOLDER_NAME = re.compile(r"^SOB_(?P<label>[BM])_(?P<subtype>[A-Z]+)_(?P<year>\d{2})-(?P<slide>\d+[A-Z]*)$")
 
 
@@ -56,7 +62,7 @@ class ImageRecord:
         return int(self.label == "malignant")
 
     def as_row(self) -> dict[str, object]:
-        return asdict(self)
+        return dict(vars(self))
 
 
 def patient_folder(label_letter: str, subtype: str, year: str, slide: str) -> str:
@@ -112,42 +118,93 @@ def parse_image_path(path: Path) -> ImageRecord:
     return record
 
 
-def find_slides_root(path: Path) -> Path:
-    """The `histology_slides/breast` folder at or below `path` (official and Kaggle trees)."""
+def _hidden(path: Path) -> bool:
+    """OS and archiver clutter: dot files (.DS_Store, ._*), __MACOSX, Thumbs.db, desktop.ini."""
+    return any(part.startswith(".") or part in CLUTTER for part in path.parts)
+
+
+def find_slides_root(path: Path, shown_as: Path | str | None = None) -> Path:
+    """The one `histology_slides/breast` folder at or below `path` (official and Kaggle trees).
+
+    Errors name `shown_as` (the archive, when `path` is its extraction) or else `path`.
+    """
+    shown = path if shown_as is None else shown_as
     if not path.exists():
-        raise FileNotFoundError(f"data.path '{path}' does not exist")
+        raise FileNotFoundError(f"data.path '{shown}' does not exist")
     if not path.is_dir():
-        raise LayoutError(f"data.path '{path}' is not a folder")
-    for candidate in [path, *sorted(path.rglob("histology_slides"))]:
-        breast = (
-            candidate / "breast"
-            if candidate.name == "histology_slides"
-            else candidate / "histology_slides" / "breast"
+        raise LayoutError(f"data.path '{shown}' is not a folder")
+    if path.name == "breast" and path.parent.name == "histology_slides":
+        return path
+    found = sorted(
+        slides / "breast"
+        for slides in [path, *path.rglob("histology_slides")]
+        if slides.name == "histology_slides"
+        and (slides / "breast").is_dir()
+        and not _hidden(slides.relative_to(path))
+    )
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise LayoutError(
+            f"data.path '{shown}' holds {len(found)} BreaKHis trees; point it at one of them:\n  "
+            + "\n  ".join(str(f.parent.parent) for f in found)
         )
-        if breast.is_dir():
-            return breast
-    raise LayoutError(f"data.path '{path}': no BreaKHis_v1 tree (histology_slides/breast) found below it")
+    archives = sorted(p.name for p in path.iterdir() if p.name.lower().endswith(ARCHIVE_SUFFIXES))
+    hint = f" (it holds {', '.join(archives)}: set data.path to the archive itself)" if archives else ""
+    raise LayoutError(f"data.path '{shown}': no BreaKHis_v1 tree (histology_slides/breast) in it{hint}")
 
 
-def scan_images(
-    path: Path, magnifications: tuple[int, ...] | list[int] = MAGNIFICATIONS
-) -> list[ImageRecord]:
-    """Every image of the tree at `path`, parsed, sorted by file name; all layout errors at once."""
-    breast = find_slides_root(path)
-    records, problems = [], []
-    for file in sorted(p for p in breast.rglob("*") if p.is_file()):
-        try:
-            record = parse_image_path(file)
-        except LayoutError as exc:
-            problems.append(str(exc))
-            continue
-        if record.magnification in magnifications:
-            records.append(record)
+@dataclass(frozen=True)
+class TreeScan:
+    """What a BreaKHis tree holds: the images to ingest and the files that were left out."""
+
+    records: list[ImageRecord]
+    ignored: list[str]  # clutter and non-image files outside the magnification folders
+    other_magnifications: int  # images at magnifications not asked for
+
+
+def scan_tree(
+    path: Path,
+    magnifications: Sequence[int] = MAGNIFICATIONS,
+    shown_as: Path | str | None = None,
+) -> TreeScan:
+    """Every image of the tree at `path`, parsed and sorted by file name; all layout errors at once.
+
+    Files in image positions (any .png, anything in a `<mag>X` folder) must follow the grammar and
+    agree with their folders. Other files (documentation such as spreadsheets or READMEs, OS
+    clutter) are listed as ignored; hidden and `__MACOSX` folders are not entered.
+    """
+    breast = find_slides_root(path, shown_as)
+    records, problems, ignored, other = [], [], [], 0
+    for folder, subfolders, files in os.walk(breast):
+        subfolders[:] = sorted(d for d in subfolders if not (d.startswith(".") or d in CLUTTER))
+        in_magnification = MAGNIFICATION_FOLDER.fullmatch(os.path.basename(folder)) is not None
+        for name in sorted(files):
+            file = os.path.join(folder, name)
+            hidden = name.startswith(".") or name in CLUTTER
+            if hidden or not (in_magnification or name.lower().endswith(".png")):
+                ignored.append(file)
+                continue
+            try:
+                record = parse_image_path(Path(file))
+            except LayoutError as exc:
+                problems.append(str(exc))
+                continue
+            if record.magnification in magnifications:
+                records.append(record)
+            else:
+                other += 1
     if problems:
         raise LayoutError(
             f"{len(problems)} file(s) do not fit the BreakHis layout:\n  " + "\n  ".join(problems)
         )
     records.sort(key=lambda record: record.filename)
     if not records:
-        raise LayoutError(f"data.path '{path}': no images at magnifications {list(magnifications)}")
-    return records
+        shown = path if shown_as is None else shown_as
+        raise LayoutError(f"data.path '{shown}': no images at magnifications {list(magnifications)}")
+    return TreeScan(records, sorted(ignored), other)
+
+
+def scan_images(path: Path, magnifications: Sequence[int] = MAGNIFICATIONS) -> list[ImageRecord]:
+    """The images of the tree at `path` (see `scan_tree`)."""
+    return scan_tree(path, magnifications).records

@@ -2,11 +2,17 @@
 
 Size policy: scale so the image covers the target (aspect ratio kept), then crop the centre.
 700x460 and 700x456 both end at exactly `ingest.image_size`, losing at most a few edge pixels.
+
+Unexpected sizes are refused rather than distorted (`size_problem`): an image that would have to
+be enlarged by more than 5% to cover the target (a thumbnail, or a target bigger than the data),
+or whose width/height ratio is more than 25% away from the source's (BreakHis: 700/460, landscape;
+a portrait, square or strip image is not a BreakHis field of view).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
@@ -17,20 +23,69 @@ class ImageError(ValueError):
     """An image that cannot be used: unreadable, truncated, not RGB."""
 
 
-def read_rgb(path: Path | str) -> np.ndarray:
-    """Decode a 3-channel 8-bit image as RGB, refusing anything else with the reason."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
-        raise ImageError(f"{path}: empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+BREAKHIS_ASPECT = 700 / 460  # width / height of a BreakHis image
+MAX_UPSCALE = 1.05
+MAX_ASPECT_CHANGE = 1.25
+
+
+def _as_rgb(image: np.ndarray | None) -> np.ndarray:
     if image is None:
-        raise ImageError(f"{path}: not a readable image (truncated or not an image file)")
+        raise ImageError("not a readable image (truncated, corrupt or not an image file)")
     if image.dtype != np.uint8:
-        raise ImageError(f"{path}: {image.dtype} pixels, expected 8-bit")
+        raise ImageError(f"{image.dtype} pixels, expected 8-bit")
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels != 3:
-        raise ImageError(f"{path}: {channels} channel(s), expected 3 (RGB)")
+        kind = {1: "grayscale", 2: "grayscale with alpha", 4: "RGBA (4 channels)"}.get(channels, "")
+        raise ImageError(f"{kind or f'{channels} channels'}, expected 3-channel RGB")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_rgb(data: np.ndarray) -> np.ndarray:
+    """Decode an encoded 3-channel 8-bit image as RGB; ImageError says why anything else is refused."""
+    if data.size == 0:
+        raise ImageError("empty file")
+    return _as_rgb(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+
+
+def load_rgb(path: Path | str) -> np.ndarray:
+    """Decode a 3-channel 8-bit image file as RGB; ImageError says why anything else is refused."""
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise ImageError(f"cannot read the file: {exc.strerror}") from None
+    if size == 0:
+        raise ImageError("empty file")
+    if not os.access(path, os.R_OK):
+        raise ImageError("cannot read the file: permission denied")
+    return _as_rgb(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))  # reads the file as it decodes
+
+
+def read_rgb(path: Path | str) -> np.ndarray:
+    """`load_rgb`, with the file named in the error."""
+    try:
+        return load_rgb(path)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+
+
+def size_problem(
+    shape: tuple[int, ...], size: tuple[int, int], expected_aspect: float = BREAKHIS_ASPECT
+) -> str:
+    """Why an image of `shape` is an unexpected size for resizing to `size` ('' when it is fine)."""
+    height, width = shape[:2]
+    aspect = width / height
+    if max(aspect / expected_aspect, expected_aspect / aspect) > MAX_ASPECT_CHANGE:
+        return (
+            f"unexpected size {width}x{height}: width/height {aspect:.2f} is more than "
+            f"{MAX_ASPECT_CHANGE - 1:.0%} away from the expected {expected_aspect:.2f}"
+        )
+    scale = max(size[0] / height, size[1] / width)
+    if scale > MAX_UPSCALE:
+        return (
+            f"unexpected size {width}x{height}: smaller than ingest.image_size "
+            f"{size[1]}x{size[0]} (width x height), it would be enlarged {scale:.2f} times"
+        )
+    return ""
 
 
 def pixel_hash(image: np.ndarray) -> str:
@@ -52,6 +107,15 @@ def cover_and_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resized[top : top + height, left : left + width]
 
 
-def write_rgb(path: Path | str, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+def write_rgb(path: Path | str, image: np.ndarray, png_compression: int | None = None) -> None:
+    """Write an RGB image; for PNG, `png_compression` 0-9 trades speed for size (None: OpenCV's)."""
+    options = [] if png_compression is None else png_options(png_compression)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), options):
         raise ImageError(f"{path}: could not write image")
+
+
+def png_options(compression: int) -> list[int]:
+    """OpenCV PNG options: level 0 stores without filtering (fastest), 1-9 filter and deflate."""
+    if compression == 0:
+        return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    return [cv2.IMWRITE_PNG_COMPRESSION, compression]

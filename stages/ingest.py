@@ -1,8 +1,11 @@
-"""Stage `ingest`: bring a raw BreakHis tree (or the embedded synthetic one) into the pipeline.
+"""Stage `ingest`: bring a raw BreakHis dataset (or the embedded synthetic one) into the pipeline.
 
-Writes data/ingested/{images/, manifest.csv, duplicates.csv} and metrics/ingest.json. Output is
-built in a staging folder and swapped in only when every image is good, so a failed run loses
-nothing that was already there.
+`data.path` may be a BreaKHis_v1 tree (or any parent of it), the Kaggle "breakhis" folder, or a
+`.tar.gz` / `.zip` of either (extracted once into data/extracted/, see stages/archives.py).
+
+Writes data/ingested/{images/, manifest.csv, duplicates.csv, rejected.csv} and metrics/ingest.json.
+Output is built in a staging folder and swapped in only at the end, so a failed run loses nothing
+that was already there.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stages.dataset import scan_images
-from stages.ingestion import build_manifest, process_images, summarise
+from stages.archives import unpacked
+from stages.dataset import scan_tree
+from stages.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
+from stages.ingestion import Resizing, ingest_images, rejection_report, summarise
 from stages.parallel import worker_count
 from stages.params import Params, load_params
 from stages.runner import run_stage, write_json
@@ -23,37 +28,64 @@ OUT_DIR = Path("data/ingested")
 METRICS_FILE = Path("metrics/ingest.json")
 
 
-def ingest(params: Params, source: Path) -> dict[str, object]:
-    records = scan_images(source, params.data.magnifications)
+class IngestError(ValueError):
+    """Images that cannot be used, with ingest.on_error=fail (or none usable at all)."""
+
+
+def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str) -> dict[str, object]:
+    """Ingest the dataset under `root` into OUT_DIR; `shown_as` is how errors name data.path."""
+    scan = scan_tree(root, params.data.magnifications, shown_as)
+    folds = None
+    if params.data.source == "kaggle":
+        folds_file = find_folds_file(root, shown_as)
+        folds = read_folds(folds_file)
+        check_coverage(folds, scan.records, folds_file)
+
     staging = OUT_DIR.with_name(OUT_DIR.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    images_dir = staging / "images"
-    processed = list(
-        process_images(records, images_dir, params.ingest.image_size, worker_count(params.ingest.workers))
-    )
-    errors = [item.error for item in processed if item.error]
-    if errors:
-        shutil.rmtree(staging)
-        raise ValueError(f"{len(errors)} image(s) cannot be used:\n  " + "\n  ".join(errors))
-
-    manifest, duplicates = build_manifest(processed)
-    for filename in duplicates["filename"]:
-        (images_dir / filename).unlink()
-    manifest.insert(0, "path", [str(OUT_DIR / "images" / name) for name in manifest["filename"]])
-    manifest.to_csv(staging / "manifest.csv", index=False)
-    duplicates.to_csv(staging / "duplicates.csv", index=False)
+    workers = worker_count(params.ingest.workers)
+    try:
+        result = ingest_images(scan.records, root, staging / "images", resizing, workers)
+        if len(result.rejected) and params.ingest.on_error == "fail":
+            raise IngestError(
+                rejection_report(result.rejected, root)
+                + "\nNothing was written. Fix or remove them, or set ingest.on_error=skip to leave them out."
+            )
+        if result.manifest.empty:
+            report = rejection_report(result.rejected, root)
+            raise IngestError(f"data.path '{shown_as}' has no usable image. {report}")
+        manifest = result.manifest
+        manifest.insert(0, "path", [(OUT_DIR / "images" / name).as_posix() for name in manifest["filename"]])
+        if folds is not None:
+            manifest[list(FOLD_COLUMNS)] = fold_columns(manifest["filename"], folds)
+        manifest.to_csv(staging / "manifest.csv", index=False)
+        result.duplicates.to_csv(staging / "duplicates.csv", index=False)
+        result.rejected.to_csv(staging / "rejected.csv", index=False)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     staging.rename(OUT_DIR)
-    return summarise(manifest, files=len(records), duplicates=len(duplicates), rejected=0)
+    if scan.ignored:
+        shown = ", ".join(scan.ignored[:3]) + (", ..." if len(scan.ignored) > 3 else "")
+        print(f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {shown}", file=sys.stderr)
+    if len(result.rejected):
+        print(
+            f"ingest: left out {len(result.rejected)} unusable image(s), see {OUT_DIR / 'rejected.csv'}",
+            file=sys.stderr,
+        )
+    return summarise(result, len(scan.records), len(scan.ignored), scan.other_magnifications)
 
 
 def main() -> None:
     params = load_params()
-    data = params.data
+    data, size = params.data, params.ingest.image_size
+    compression = params.ingest.png_compression
     if data.source == "synthetic":
+        synthetic = data.synthetic
+        aspect = synthetic.image_size[1] / synthetic.image_size[0]
         with tempfile.TemporaryDirectory(prefix="synthetic-breakhis-") as tmp:
-            synthetic = data.synthetic
-            tree = write_synthetic_breakhis(
+            write_synthetic_breakhis(
                 Path(tmp),
                 seed=params.seed,
                 benign_patients=synthetic.benign_patients,
@@ -63,9 +95,10 @@ def main() -> None:
                 image_size=synthetic.image_size,
                 atypical_fraction=synthetic.atypical_fraction,
             )
-            summary = ingest(params, tree)
+            summary = ingest(params, Path(tmp), Resizing(size, aspect, compression), "(synthetic)")
     else:
-        summary = ingest(params, Path(data.path or ""))
+        path = Path(data.path or "")
+        summary = ingest(params, unpacked(path), Resizing(size, png_compression=compression), path)
     write_json(METRICS_FILE, {"source": data.source, **summary})
     print(
         f"ingest: {summary['images']} images of {summary['patients']} patients -> {OUT_DIR}", file=sys.stderr

@@ -1,12 +1,15 @@
 """Turning raw BreakHis images into the ingested dataset: decode, check, hash and resize every
-image in parallel on all cores, then drop pixel-identical duplicates.
+image in parallel on all cores, then set aside unusable images and pixel-identical duplicates.
 
-Workers write resized images straight to disk and return only a small summary per image, so
-memory does not grow with the number of images.
+Workers are threads: decoding, resizing, hashing and encoding run in OpenCV and hashlib with the
+GIL released, so threads use every core without process start-up or pickling. Each worker writes
+its resized image straight to disk and returns a small summary, and only a few images per worker
+are in flight, so memory does not grow with the number of images.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -15,8 +18,42 @@ from pathlib import Path
 import pandas as pd
 
 from stages.dataset import ImageRecord
-from stages.images import ImageError, cover_and_crop, pixel_hash, read_rgb, write_rgb
-from stages.parallel import map_in_processes
+from stages.images import (
+    BREAKHIS_ASPECT,
+    ImageError,
+    cover_and_crop,
+    load_rgb,
+    pixel_hash,
+    size_problem,
+    write_rgb,
+)
+from stages.parallel import map_in_threads
+
+MANIFEST_COLUMNS = [
+    "filename",
+    "label",
+    "target",
+    "subtype",
+    "patient",
+    "patient_group",
+    "magnification",
+    "original_height",
+    "original_width",
+    "pixel_hash",
+    "source",
+]
+DUPLICATE_COLUMNS = ["filename", "patient", "duplicate_of", "duplicate_of_patient", "pixel_hash", "source"]
+REJECTED_COLUMNS = ["filename", "patient", "reason", "source"]
+SHOWN = 50  # rejected images listed in full in one error message
+
+
+@dataclass(frozen=True)
+class Resizing:
+    """How every image is checked and brought to one size (the same for every source)."""
+
+    size: tuple[int, int]  # (height, width): ingest.image_size
+    expected_aspect: float = BREAKHIS_ASPECT  # width / height of the source's images
+    png_compression: int = 0
 
 
 @dataclass(frozen=True)
@@ -25,77 +62,128 @@ class Processed:
     pixel_hash: str = ""
     original_height: int = 0
     original_width: int = 0
-    error: str = ""
+    error: str = ""  # why the image cannot be used ('' when it can)
 
 
-def _process(record: ImageRecord, out_dir: Path, size: tuple[int, int]) -> Processed:
+@dataclass(frozen=True)
+class Ingested:
+    """The kept images, the duplicates set aside (each with its kept twin) and the rejected images."""
+
+    manifest: pd.DataFrame
+    duplicates: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def process_image(record: ImageRecord, out_dir: Path, resizing: Resizing) -> Processed:
+    """Decode and check one image; if usable, write it resized to out_dir and return its pixel hash."""
     try:
-        image = read_rgb(record.source)
+        image = load_rgb(record.source)
     except ImageError as exc:
         return Processed(record, error=str(exc))
-    write_rgb(out_dir / record.filename, cover_and_crop(image, size))
-    return Processed(record, pixel_hash(image), image.shape[0], image.shape[1])
+    height, width = image.shape[:2]
+    problem = size_problem(image.shape, resizing.size, resizing.expected_aspect)
+    if problem:
+        return Processed(record, original_height=height, original_width=width, error=problem)
+    write_rgb(out_dir / record.filename, cover_and_crop(image, resizing.size), resizing.png_compression)
+    return Processed(record, pixel_hash(image), height, width)
 
 
 def process_images(
-    records: Sequence[ImageRecord], out_dir: Path, size: tuple[int, int], workers: int
+    records: Sequence[ImageRecord], out_dir: Path, resizing: Resizing, workers: int
 ) -> Iterator[Processed]:
-    """Decode, check, hash and resize each record into out_dir, in order, on `workers` processes."""
+    """Decode, check, hash and resize each record into out_dir, in order, on `workers` threads."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    task = partial(_process, out_dir=out_dir, size=size)
-    return map_in_processes(task, records, workers=workers, desc="ingest")
+    task = partial(process_image, out_dir=out_dir, resizing=resizing)
+    return map_in_threads(task, records, workers=workers, desc="ingest")
 
 
-def build_manifest(processed: Sequence[Processed]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The manifest of kept images and the list of duplicates (each with its kept twin).
+def relative_source(source: str, root: Path) -> str:
+    """The raw file's path inside data.path (inside the archive for archives), POSIX style."""
+    prefix = os.path.join(root, "")
+    if source.startswith(prefix):
+        return source[len(prefix) :].replace(os.sep, "/")
+    return Path(source).relative_to(root).as_posix()
 
-    Images are in file-name order, so the kept twin of a duplicate pair is always the same one.
+
+def sort_out(processed: Sequence[Processed], root: Path) -> Ingested:
+    """Split processed images into kept, duplicate and rejected ones.
+
+    Images come in file-name order, so the kept twin of a duplicate pair is always the same one
+    (`SOB_M_DC-14-13412-...` is kept, `SOB_M_LC-14-13412-...` listed as its duplicate).
     """
-    rows, duplicates, kept_by_hash = [], [], {}
+    rows, duplicates, rejected = [], [], []
+    kept: dict[str, ImageRecord] = {}
     for item in processed:
-        kept = kept_by_hash.setdefault(item.pixel_hash, item.record.filename)
-        if kept != item.record.filename:
+        record, source = item.record, relative_source(item.record.source, root)
+        if item.error:
+            rejected.append([record.filename, record.patient, item.error, source])
+            continue
+        twin = kept.setdefault(item.pixel_hash, record)
+        if twin is not record:
             duplicates.append(
-                {"filename": item.record.filename, "patient": item.record.patient, "duplicate_of": kept}
+                [record.filename, record.patient, twin.filename, twin.patient, item.pixel_hash, source]
             )
             continue
-        row = item.record.as_row()
-        row["target"] = item.record.target
-        row.update(
-            pixel_hash=item.pixel_hash,
-            original_height=item.original_height,
-            original_width=item.original_width,
+        rows.append(
+            {
+                **record.as_row(),
+                "target": record.target,
+                "pixel_hash": item.pixel_hash,
+                "original_height": item.original_height,
+                "original_width": item.original_width,
+                "source": source,
+            }
         )
-        rows.append(row)
-    columns = [
-        "filename",
-        "label",
-        "target",
-        "subtype",
-        "patient",
-        "patient_group",
-        "magnification",
-        "original_height",
-        "original_width",
-        "pixel_hash",
-        "source",
-    ]
-    manifest = pd.DataFrame(rows, columns=columns)
-    return manifest, pd.DataFrame(duplicates, columns=["filename", "patient", "duplicate_of"])
+    return Ingested(
+        manifest=pd.DataFrame(rows, columns=MANIFEST_COLUMNS),
+        duplicates=pd.DataFrame(duplicates, columns=DUPLICATE_COLUMNS),
+        rejected=pd.DataFrame(rejected, columns=REJECTED_COLUMNS),
+    )
 
 
-def summarise(manifest: pd.DataFrame, files: int, duplicates: int, rejected: int) -> dict[str, object]:
+def ingest_images(
+    records: Sequence[ImageRecord], root: Path, images_dir: Path, resizing: Resizing, workers: int
+) -> Ingested:
+    """Process every record into images_dir; only kept images stay there."""
+    result = sort_out(list(process_images(records, images_dir, resizing, workers)), root)
+    for filename in result.duplicates["filename"]:
+        (images_dir / filename).unlink()
+    return result
+
+
+def rejection_report(rejected: pd.DataFrame, root: Path) -> str:
+    """All rejected images with their reasons, as one message (the first SHOWN in full)."""
+    lines = [f"{root / str(row.source)}: {row.reason}" for row in rejected.head(SHOWN).itertuples()]
+    if len(rejected) > SHOWN:
+        lines.append(
+            f"... and {len(rejected) - SHOWN} more (ingest.on_error=skip lists them all in rejected.csv)"
+        )
+    return f"{len(rejected)} image(s) cannot be used:\n  " + "\n  ".join(lines)
+
+
+def summarise(
+    ingested: Ingested, files: int, ignored: int = 0, other_magnifications: int = 0
+) -> dict[str, object]:
+    """Counts for metrics/ingest.json."""
+    manifest = ingested.manifest
+    sizes = manifest.groupby(["original_width", "original_height"]).size()
     return {
         "files": files,
         "images": len(manifest),
-        "duplicates": duplicates,
-        "rejected": rejected,
+        "duplicates": len(ingested.duplicates),
+        "rejected": len(ingested.rejected),
+        "ignored_files": ignored,
+        "other_magnifications": other_magnifications,
         "patients": int(manifest["patient"].nunique()),
         "patient_groups": int(manifest["patient_group"].nunique()),
         "subtypes": int(manifest["subtype"].nunique()),
         "by_class": {k: int(v) for k, v in manifest["label"].value_counts().sort_index().items()},
         "patients_by_class": {k: int(v) for k, v in manifest.groupby("label")["patient"].nunique().items()},
+        "patient_groups_by_class": {
+            k: int(v) for k, v in manifest.groupby("label")["patient_group"].nunique().items()
+        },
         "by_magnification": {
             f"{k}X": int(v) for k, v in manifest["magnification"].value_counts().sort_index().items()
         },
+        "original_sizes": {f"{w}x{h}": int(n) for (w, h), n in zip(sizes.index, sizes, strict=True)},
     }

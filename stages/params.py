@@ -34,7 +34,7 @@ class SyntheticParams(Section):
 
 class DataParams(Section):
     source: Literal["synthetic", "breakhis", "kaggle"] = "synthetic"
-    path: str | None = None
+    path: str | None = "data/raw"  # tree, folder or archive; ingest's DVC dependency (must exist)
     magnifications: list[Magnification] = Field(default=[40, 100, 200, 400], min_length=1)
     synthetic: SyntheticParams = SyntheticParams()
 
@@ -48,6 +48,8 @@ class DataParams(Section):
 class IngestParams(Section):
     image_size: ImageSize = (230, 350)
     workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
+    on_error: Literal["fail", "skip"] = "fail"  # unusable images: stop, or leave out (rejected.csv)
+    png_compression: Annotated[int, Field(ge=0, le=9)] = 0  # of the ingested PNGs; 0 = fastest
 
 
 class SplitParams(Section):

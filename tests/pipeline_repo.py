@@ -20,6 +20,7 @@ PROJECT_FILES = (
     ".dvcignore",
     ".gitignore",
     "pyproject.toml",
+    "data/raw/README.md",  # data.path's default, ingest's DVC dependency
 )
 
 # Small enough for a 2-core CPU: 60 synthetic images, 32x32 training, 2 epochs.

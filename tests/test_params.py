@@ -51,10 +51,19 @@ def test_wrong_values_are_named(tmp_path: Path, section: str, key: str, value: o
         load_params(write(tmp_path, raw))
 
 
-def test_real_sources_need_a_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", [None, ""])
+def test_real_sources_need_a_path(tmp_path: Path, path: str | None) -> None:
     raw = shipped()
     raw["data"]["source"] = "breakhis"
+    raw["data"]["path"] = path
     with pytest.raises(ParamsError, match="data.path is required"):
+        load_params(write(tmp_path, raw))
+
+
+def test_unknown_on_error_is_named(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["ingest"]["on_error"] = "ignore"
+    with pytest.raises(ParamsError, match=r"ingest\.on_error"):
         load_params(write(tmp_path, raw))
 
 

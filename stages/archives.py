@@ -1,0 +1,161 @@
+"""Dataset archives (`.tar.gz`, `.tgz`, `.tar`, `.zip`): safe extraction into a cache keyed by content.
+
+Safety: every member is checked before it is written. Members whose path is absolute or climbs
+out of the target (`..`), links (symbolic or hard) and device or FIFO entries are refused; all of
+them are named in one error, and nothing of a refused archive is kept.
+
+Caching: an archive is extracted once into `<cache>/<archive name>-<sha256 prefix>/` and reused
+while its content is unchanged, so an ingest re-run for another reason (a changed param or
+library file) does not extract 4 GB again. A changed archive gets a new folder and the old one is
+removed; an interrupted extraction leaves only a `.partial` folder that the next run deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+EXTRACT_CACHE = Path("data/extracted")
+# tarfile's "data" filter (Python 3.11.4+) is a second line of defence behind the checks below
+DATA_FILTER: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be read, or holds members that would be unsafe to extract."""
+
+
+def is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def unsafe_member_reason(name: str) -> str:
+    """Why a member path is unsafe to extract ('' when it is safe)."""
+    if not name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "path leaves the extraction folder ('..')"
+    return ""
+
+
+def _tar_member_reason(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"symbolic link to '{member.linkname}'"
+    if member.islnk():
+        return f"hard link to '{member.linkname}'"
+    if member.ischr() or member.isblk() or member.isfifo():
+        return "device or FIFO"
+    if not (member.isreg() or member.isdir()):
+        return f"unsupported member type {member.type!r}"
+    return unsafe_member_reason(member.name)
+
+
+def _zip_member_reason(info: zipfile.ZipInfo) -> str:
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "device, FIFO or socket"
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    return unsafe_member_reason(info.filename)
+
+
+def _refuse(archive: Path, problems: list[str]) -> ArchiveError:
+    return ArchiveError(
+        f"{archive}: refusing to extract {len(problems)} unsafe member(s):\n  " + "\n  ".join(problems)
+    )
+
+
+def _extract_tar(archive: Path, target: Path) -> None:
+    """One streaming pass: extract while every member so far is safe, keep checking after that."""
+    problems: list[str] = []
+    with tarfile.open(archive, "r|*") as tar:
+        for member in tar:
+            reason = _tar_member_reason(member)
+            if reason:
+                problems.append(f"{member.name}: {reason}")
+            elif not problems:
+                tar.extract(member, target, set_attrs=False, **DATA_FILTER)
+    if problems:
+        raise _refuse(archive, problems)
+
+
+def _extract_zip(archive: Path, target: Path) -> None:
+    with zipfile.ZipFile(archive) as bundle:
+        members = bundle.infolist()
+        problems = [f"{m.filename}: {reason}" for m in members if (reason := _zip_member_reason(m))]
+        if problems:
+            raise _refuse(archive, problems)
+        for member in members:
+            bundle.extract(member, target)
+
+
+def extract(archive: Path, target: Path) -> None:
+    """Extract `archive` into the (new) folder `target`, refusing unsafe members; all or nothing."""
+    target.mkdir(parents=True)
+    try:
+        if archive.name.lower().endswith(".zip"):
+            _extract_zip(archive, target)
+        else:
+            _extract_tar(archive, target)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ArchiveError(f"{archive}: not a readable archive (truncated or corrupt?): {exc}") from exc
+    except OSError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ArchiveError(f"{archive}: extraction into {target} failed: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def content_digest(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _stale(cache: Path, archive: Path, keep: Path) -> Iterator[Path]:
+    """Earlier extractions of an archive of the same name (other content), finished or not."""
+    pattern = re.compile(re.escape(archive.name) + r"-[0-9a-f]{16}(\.partial)?")
+    for folder in cache.iterdir():
+        if folder != keep and folder.is_dir() and pattern.fullmatch(folder.name):
+            yield folder
+
+
+def extracted(archive: Path, cache: Path = EXTRACT_CACHE) -> Path:
+    """The folder holding `archive`'s content: reused if this content was extracted before."""
+    folder = cache / f"{archive.name}-{content_digest(archive)[:16]}"
+    if folder.is_dir():
+        print(f"ingest: {archive} unchanged, reusing its extraction in {folder}", file=sys.stderr)
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    print(f"ingest: extracting {archive} into {folder}", file=sys.stderr)
+    extract(archive, partial)
+    partial.rename(folder)
+    for old in _stale(cache, archive, folder):
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def unpacked(path: Path, cache: Path = EXTRACT_CACHE) -> Path:
+    """The folder to read a dataset from: `path` itself if it is a folder, else its extraction."""
+    if not path.exists():
+        raise FileNotFoundError(f"data.path '{path}' does not exist")
+    if path.is_dir():
+        return path
+    if is_archive(path):
+        return extracted(path, cache)
+    raise ArchiveError(
+        f"data.path '{path}' is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})"
+    )
