@@ -37,6 +37,7 @@ from stages.prediction import (
     collect_inputs,
     decision_rule,
     ensemble_members,
+    expected_aspect,
     load_for_model,
     load_model,
     model_file,
@@ -125,7 +126,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
     params = read_params(args.params)
-    size = params.ingest.image_size
+    size, aspect = params.ingest.image_size, expected_aspect(params)
 
     # everything that can be wrong with the inputs is found before TensorFlow or a model is loaded
     names, missing = ensemble_members(args.model, args.models_dir)
@@ -134,7 +135,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     )
     paths = collect_inputs(args.inputs)
     workers = min(8, os.cpu_count() or 1)
-    check_images(paths, size, workers)
+    check_images(paths, size, aspect, workers)
     if missing:
         print(
             f"warning: {', '.join(f'{n}.keras' for n in missing)} not in {args.models_dir}; "
@@ -143,7 +144,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         )
 
     models = {name: load_model(model_file(args.models_dir, name)) for name in names}
-    probabilities = run_models(models, paths, size, rule, args, workers)
+    probabilities = run_models(models, paths, (size, aspect), rule, args, workers)
 
     table = pd.DataFrame({"path": paths})
     for name in names:
@@ -180,7 +181,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
 def run_models(
     models: dict[str, keras.Model],
     paths: list[str],
-    size: tuple[int, int],
+    sizing: tuple[tuple[int, int], float],
     rule: Decision,
     args: argparse.Namespace,
     workers: int,
@@ -200,7 +201,7 @@ def run_models(
     ):
         for start in range(0, len(paths), args.batch_size):
             batch = paths[start : start + args.batch_size]
-            images = np.stack(list(pool.map(lambda p: load_for_model(p, size), batch)))
+            images = np.stack(list(pool.map(lambda p: load_for_model(p, *sizing), batch)))
             for name, probs in predict_batch(models, images).items():
                 batches[name].append(probs)
             for name, cam in cams.items():

@@ -1,9 +1,10 @@
 """Running trained models on new image files, with the same preprocessing as training.
 
 A raw file goes the way an ingested image went before training, through the same functions:
-`images.read_rgb` -> `images.cover_and_crop` to `ingest.image_size` (so a raw 700x460 BreakHis PNG
-and an already ingested one end identical) -> `input_pipeline.resize_image` to the model's input
-size -> `input_pipeline.preprocess` for the model. Models load with `safe_mode=True`.
+`images.read_rgb` -> ingest's size check (`images.size_problem`) -> `images.cover_and_crop` to
+`ingest.image_size` (so a raw 700x460 BreakHis PNG and an already ingested one end identical)
+-> `input_pipeline.resize_image` to the model's input size -> `input_pipeline.preprocess` for the
+model. Models load with `safe_mode=True`.
 
 TensorFlow is imported only by the functions that run models, so that the command checks its
 inputs (and fails on bad ones) in a second instead of after TensorFlow's import.
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from stages.dataset import LayoutError, parse_image_name
-from stages.images import ImageError, cover_and_crop, read_rgb
-from stages.params import EvaluateParams
+from stages.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
+from stages.params import EvaluateParams, Params
 
 if TYPE_CHECKING:
     import keras
@@ -31,11 +32,8 @@ if TYPE_CHECKING:
 MODEL_NAMES = ("custom", "vgg19", "resnet50")  # as stages.models.MODEL_NAMES, without TensorFlow
 ENSEMBLE = "ensemble"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-# Size policy for new images (ingest's cover-and-crop handles any size; these are the limits
-# beyond which the result would not resemble a training image any more).
-MIN_SIDE = 32  # pixels; below this there is no tissue detail to classify
-MIN_KEPT_FRACTION = 0.5  # cover-and-crop may discard at most half the image (aspect ratio)
-MAX_PIXELS = 40_000_000  # larger is a whole-slide image, which must be tiled first
+# Sizes: those ingest refuses (images.size_problem), and beyond this a whole-slide image (tile it)
+MAX_PIXELS = 40_000_000
 
 
 class ModelFileError(ValueError):
@@ -70,42 +68,48 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int]) -> None:
-    """Refuse images that cover-and-crop to `size` cannot turn into something like a training image."""
+def expected_aspect(params: Params) -> float:
+    """Width / height of the training run's source images, as ingest expects them."""
+    if params.data.source == "synthetic":
+        height, width = params.data.synthetic.image_size
+        return width / height
+    return BREAKHIS_ASPECT
+
+
+def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int], aspect: float) -> None:
+    """Refuse the sizes ingest refuses (`images.size_problem`), and whole-slide images."""
     height, width = shape[:2]
-    if min(height, width) < MIN_SIDE:
-        raise ImageError(f"{path}: {width}x{height} pixels is too small (at least {MIN_SIDE} per side)")
-    target_h, target_w = size
-    scale = max(target_h / height, target_w / width)
-    kept = (target_h * target_w) / (height * width * scale * scale)
-    if kept < MIN_KEPT_FRACTION:
-        raise ImageError(
-            f"{path}: {width}x{height} pixels has an aspect ratio too far from the training images' "
-            f"{target_w}x{target_h}: cropping to it would discard {1 - kept:.0%} of the image"
-        )
     if height * width > MAX_PIXELS:
         raise ImageError(
             f"{path}: {width}x{height} pixels looks like a whole-slide image; the models classify single "
-            f"fields of view (BreakHis: 700x460), so tile it first"
+            "fields of view (BreakHis: 700x460), so tile it first"
         )
+    problem = size_problem(shape, size, aspect)
+    if problem:
+        raise ImageError(f"{path}: {problem}")
 
 
-def load_for_model(path: Path | str, size: tuple[int, int] | None) -> np.ndarray:
-    """A raw or ingested image file as ingest would have stored it: RGB uint8, cover-and-cropped
-    to `size` (`ingest.image_size`); `size=None` keeps the file's own size (already ingested)."""
+def load_for_model(
+    path: Path | str, size: tuple[int, int] | None, aspect: float = BREAKHIS_ASPECT
+) -> np.ndarray:
+    """A raw or ingested image file as ingest would have stored it: RGB uint8, size-checked and
+    cover-and-cropped to `size` (`ingest.image_size`; `aspect`: the source images' width / height);
+    `size=None` keeps the file as it is (an image ingest already wrote)."""
     image = read_rgb(path)
     if size is None:
         return image
-    check_size(path, image.shape, size)
+    check_size(path, image.shape, size, aspect)
     return cover_and_crop(image, size)
 
 
-def check_images(paths: Sequence[str], size: tuple[int, int], workers: int = 4) -> None:
+def check_images(
+    paths: Sequence[str], size: tuple[int, int], aspect: float = BREAKHIS_ASPECT, workers: int = 4
+) -> None:
     """Decode and size-check every image first; raise one ImageError listing all the bad ones."""
 
     def problem(path: str) -> str:
         try:
-            check_size(path, read_rgb(path).shape, size)
+            check_size(path, read_rgb(path).shape, size, aspect)
         except ImageError as exc:
             return str(exc)
         return ""

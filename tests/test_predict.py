@@ -57,7 +57,7 @@ PATIENT_COLUMNS = [
 ]
 
 
-def tissue(height: int = 60, width: int = 90, seed: int = 0) -> np.ndarray:
+def tissue(height: int = 230, width: int = 350, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
@@ -118,19 +118,20 @@ def test_bad_images_are_all_reported_at_once(tmp_path: Path, monkeypatch: pytest
     text = tmp_path / "text.png"
     text.write_text("hello")
     grey = write_png(tmp_path / "grey.png", tissue()[..., 0])
-    small = write_png(tmp_path / "small.png", tissue(20, 30))
-    strip = write_png(tmp_path / "strip.png", tissue(40, 1000))
-    huge = write_png(tmp_path / "huge.png", np.zeros((1000, 1500, 3), np.uint8))
-    large = write_png(tmp_path / "large.png", np.zeros((800, 1200, 3), np.uint8))  # fine
-    bad = [truncated, text, grey, small, strip, huge]
+    small = write_png(tmp_path / "small.png", tissue(150, 228))  # ingest would enlarge it
+    square = write_png(tmp_path / "square.png", tissue(300, 300))  # not a BreakHis field of view
+    huge = write_png(tmp_path / "huge.png", np.zeros((1000, 1522, 3), np.uint8))
+    large = write_png(tmp_path / "large.png", np.zeros((800, 1217, 3), np.uint8))  # fine
+    breakhis_456 = write_png(tmp_path / "456.png", tissue(456, 700))  # fine
+    bad = [truncated, text, grey, small, square, huge]
     with pytest.raises(ImageError) as error:
-        check_images([str(p) for p in [good, large, *bad]], SIZE)
+        check_images([str(p) for p in [good, large, breakhis_456, *bad]], SIZE)
     message = str(error.value)
     assert message.startswith("6 image(s) cannot be used")
-    reasons = ["not a readable image"] * 2 + ["1 channel", "too small", "aspect ratio", "whole-slide"]
+    reasons = ["not a readable image"] * 2 + ["grayscale", "enlarged", "width/height", "whole-slide"]
     for path, reason in zip(bad, reasons, strict=True):
         assert any(str(path) in line and reason in line for line in message.splitlines()), (path, message)
-    assert str(good) not in message and str(large) not in message
+    assert all(str(p) not in message for p in (good, large, breakhis_456))
 
 
 def test_raw_and_ingested_files_give_the_same_image(sample_tree: Path, tmp_path: Path) -> None:
