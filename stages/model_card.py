@@ -195,7 +195,7 @@ def _decision_lines(params: Params, summary: Mapping[str, Any]) -> list[str]:
         how = "weighted by each model's validation ROC AUC above chance"
     else:
         how = "the mean"
-    if isinstance(weights, Mapping) and weights:
+    if isinstance(weights, Mapping) and len({float(w) for w in weights.values()}) > 1:
         how += " (weights " + ", ".join(f"{n} {float(w):.3f}" for n, w in weights.items()) + ")"
     if isinstance(evaluate.threshold, float):
         rule = f"at least the threshold **{evaluate.threshold:g}** (`evaluate.threshold`)"

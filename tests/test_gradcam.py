@@ -1,4 +1,6 @@
-"""Grad-CAM on the three model types (flat custom CNN, nested VGG19 / ResNet50 backbones)."""
+"""Grad-CAM on the three model types (flat custom CNN, nested VGG19 / ResNet50 backbones).
+
+All slow: stages.gradcam imports TensorFlow, so it is imported inside the tests."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.gradcam import overlay, select_examples
 from tests.conftest import TINY_INGEST_SIZE
+
+pytestmark = pytest.mark.slow
 
 LAYERS = {  # at 32x32: the last block with a map of at least 4x4, and the very last block
     "custom": ("block4_relu", "block4_relu"),
@@ -20,6 +23,8 @@ LAYERS = {  # at 32x32: the last block with a map of at least 4x4, and the very 
 
 
 def test_overlay_keeps_the_image_size() -> None:
+    from stages.gradcam import overlay
+
     image = np.full((10, 20, 3), 200, np.uint8)
     heat = np.zeros((10, 20), np.float32)
     heat[:, 10:] = 1.0
@@ -31,6 +36,8 @@ def test_overlay_keeps_the_image_size() -> None:
 
 
 def test_examples_cover_each_class_right_and_wrong() -> None:
+    from stages.gradcam import select_examples
+
     targets = np.array([0, 0, 0, 1, 1, 1, 1])
     probabilities = np.array([0.1, 0.3, 0.8, 0.9, 0.6, 0.2, 0.95])
     chosen = select_examples(targets, probabilities, 0.5, per_group=2)
@@ -51,7 +58,6 @@ def images(synthetic_images: list[Path]) -> np.ndarray:
     return np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images[::3]])  # 8 images
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["custom", "vgg19", "resnet50"])
 def test_maps_have_the_image_size_and_are_not_constant(
     name: str, tiny_models: Path, images: np.ndarray
@@ -72,7 +78,6 @@ def test_maps_have_the_image_size_and_are_not_constant(
     np.testing.assert_allclose(probabilities, predict_batch({name: model}, images)[name], atol=1e-5)
 
 
-@pytest.mark.slow
 def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndarray) -> None:
     from stages.gradcam import GradCam, heatmaps
     from stages.prediction import load_model
@@ -84,7 +89,6 @@ def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndar
         GradCam(model, layer="nope")
 
 
-@pytest.mark.slow
 def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_path: Path) -> None:
     from stages.dataset import parse_image_name
     from stages.gradcam import write_gradcam_grid

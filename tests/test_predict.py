@@ -143,6 +143,7 @@ def test_raw_and_ingested_files_give_the_same_image(sample_tree: Path, tmp_path:
     assert np.array_equal(from_raw, load_for_model(ingested, None))
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_model_input_is_the_training_pipeline_s(sample_tree: Path, tmp_path: Path) -> None:
     """predict's path (raw file -> cover-and-crop -> model input) equals training's, which reads the
     ingested PNG with `input_pipeline.load_image` and applies `preprocess`."""
@@ -243,8 +244,16 @@ def test_missing_and_broken_model_files_are_named(tmp_path: Path) -> None:
         ensemble_members("vgg19", tmp_path)
     (tmp_path / "custom.keras").write_bytes(b"not a zip")
     assert ensemble_members("ensemble", tmp_path) == (["custom"], ["vgg19", "resnet50"])
+
+
+@pytest.mark.slow  # imports TensorFlow
+def test_a_broken_model_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "custom.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match=r"custom\.keras: not a loadable Keras model"):
         load_model(tmp_path / "custom.keras")
+    from stages import models
+
+    assert models.MODEL_NAMES == MODEL_NAMES  # prediction's copy, kept free of TensorFlow
 
 
 def test_the_command_fails_cleanly_before_loading_models(
