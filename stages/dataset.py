@@ -73,8 +73,8 @@ def image_filename(label_letter: str, subtype: str, year: str, slide: str, mag: 
     return f"SOB_{label_letter}_{subtype}-{year}-{slide}-{mag}-{seq:03d}.png"
 
 
-def parse_image_path(path: Path) -> ImageRecord:
-    """Parse a file's name and check it against its folders (`<label>/SOB/<subtype>/<folder>/<mag>X`)."""
+def parse_image_name(path: Path) -> ImageRecord:
+    """Parse a file's name alone (no folder checks): for images outside the official layout."""
     match = FILE_NAME.match(path.name)
     if match is None:
         raise LayoutError(
@@ -84,7 +84,7 @@ def parse_image_path(path: Path) -> ImageRecord:
     fields = match.groupdict()
     if fields["subtype"] not in SUBTYPES:
         raise LayoutError(f"{path}: unknown tumour type '{fields['subtype']}' (known: {', '.join(SUBTYPES)})")
-    label, subtype_dir = SUBTYPES[fields["subtype"]]
+    label, _ = SUBTYPES[fields["subtype"]]
     if LABELS[fields["label"]] != label:
         raise LayoutError(
             f"{path}: type {fields['subtype']} is {label}, but the name says {LABELS[fields['label']]}"
@@ -92,26 +92,30 @@ def parse_image_path(path: Path) -> ImageRecord:
     magnification = int(fields["magnification"])
     if magnification not in MAGNIFICATIONS:
         raise LayoutError(f"{path}: magnification {magnification} is not one of {MAGNIFICATIONS}")
-
-    folder = patient_folder(fields["label"], fields["subtype"], fields["year"], fields["slide"])
-    expected = {
-        "magnification folder": (path.parent.name, f"{magnification}X"),
-        "patient folder": (path.parent.parent.name, folder),
-        "subtype folder": (path.parent.parent.parent.name, subtype_dir),
-        "class folder": (path.parents[4].name if len(path.parents) > 4 else "", label),
-    }
-    for what, (found, wanted) in expected.items():
-        if found != wanted:
-            raise LayoutError(f"{path}: the name says {what} '{wanted}', but the file is in '{found}'")
     return ImageRecord(
         source=str(path),
         filename=path.name,
         label=label,
         subtype=fields["subtype"],
-        patient=folder,
+        patient=patient_folder(fields["label"], fields["subtype"], fields["year"], fields["slide"]),
         patient_group=f"{fields['year']}-{fields['root']}",
         magnification=magnification,
     )
+
+
+def parse_image_path(path: Path) -> ImageRecord:
+    """Parse a file's name and check it against its folders (`<label>/SOB/<subtype>/<folder>/<mag>X`)."""
+    record = parse_image_name(path)
+    expected = {
+        "magnification folder": (path.parent.name, f"{record.magnification}X"),
+        "patient folder": (path.parent.parent.name, record.patient),
+        "subtype folder": (path.parent.parent.parent.name, SUBTYPES[record.subtype][1]),
+        "class folder": (path.parents[4].name if len(path.parents) > 4 else "", record.label),
+    }
+    for what, (found, wanted) in expected.items():
+        if found != wanted:
+            raise LayoutError(f"{path}: the name says {what} '{wanted}', but the file is in '{found}'")
+    return record
 
 
 def _hidden(path: Path) -> bool:

@@ -2,7 +2,8 @@
 
 Thresholds (when not fixed) and ensemble weights are chosen on the validation split, never on
 test. Writes metrics/evaluate.json (`<model>.image.*`, `<model>.patient.*`, `<model>.ci.*`,
-`<model>.by_magnification.*`), plot data and PNGs under plots/evaluate/, and metrics/report.md.
+`<model>.by_magnification.*`), plot data and PNGs under plots/evaluate/ (a Grad-CAM grid too),
+metrics/report.md and metrics/model_card.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from stages.gradcam import write_gradcam_grid
 from stages.input_pipeline import image_dataset
 from stages.metrics import (
     bootstrap_intervals,
@@ -24,6 +26,7 @@ from stages.metrics import (
     image_metrics,
     majority_baseline,
 )
+from stages.model_card import MODEL_CARD_FILE, write_model_card
 from stages.models import MODEL_NAMES
 from stages.params import EvaluateParams, load_params
 from stages.plots import write_evaluation_plots
@@ -102,6 +105,14 @@ def main() -> None:
     test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
     write_evaluation_plots(PLOTS_DIR, splits["test"], test_probabilities, summary)
     write_report(REPORT_FILE, summary, PLOTS_DIR, params.evaluate.confidence)
+    write_gradcam_grid(
+        {name: Path("models") / f"{name}.keras" for name in MODEL_NAMES},
+        splits["test"],
+        test_probabilities["ensemble"],
+        {name: summary[name]["threshold"] for name in test_probabilities},
+        PLOTS_DIR / "gradcam.png",
+    )
+    write_model_card(MODEL_CARD_FILE, params, summary)
     for name in test_probabilities:
         result = summary[name]
         print(

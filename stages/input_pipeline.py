@@ -31,10 +31,14 @@ def preprocess(model_name: str, images: tf.Tensor) -> tf.Tensor:
     return images  # the custom CNN rescales inside the model
 
 
+def resize_image(images: tf.Tensor | np.ndarray, image_size: tuple[int, int]) -> tf.Tensor:
+    """Decoded RGB image(s) -> float images in [0, 255] at the model's input size (predict uses it too)."""
+    return tf.image.resize(images, image_size, antialias=True)
+
+
 def load_image(path: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
     """Decode a PNG file to float RGB in [0, 255] at (height, width)."""
-    image = tf.io.decode_png(tf.io.read_file(path), channels=3)
-    return tf.image.resize(image, image_size, antialias=True)
+    return resize_image(tf.io.decode_png(tf.io.read_file(path), channels=3), image_size)
 
 
 def online_augmenter(seed: int) -> keras.Sequential:

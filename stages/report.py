@@ -95,5 +95,9 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "",
         " ".join(f"![{m} confusion]({link / f'confusion_{m}.png'})" for m in MODELS),
         "",
+        f"![Grad-CAM on test images]({link / 'gradcam.png'})",
+        "",
+        "Intended use, limits, data issues and versions: [model card](model_card.md).",
+        "",
     ]
     path.write_text("\n".join(lines))

@@ -40,3 +40,61 @@ def crafted_manifest(benign_patients: int = 8, malignant_patients: int = 16, ima
                     }
                 )
     return pd.DataFrame(rows)
+
+
+# ---- tiny trained models for predict and Grad-CAM tests ------------------------------------------
+
+TINY_INGEST_SIZE = (48, 72)  # `ingest.image_size` of the tiny models' "run"
+TINY_MODEL_SIZE = (32, 32)
+
+
+@pytest.fixture(scope="session")
+def synthetic_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """24 synthetic BreakHis images (3 benign and 3 malignant patients, 100X and 400X, 64x96)."""
+    from stages.synthetic import write_synthetic_breakhis
+
+    tree = write_synthetic_breakhis(
+        tmp_path_factory.mktemp("synthetic"),
+        seed=7,
+        benign_patients=3,
+        malignant_patients=3,
+        images_per_magnification=2,
+        magnifications=(100, 400),
+        image_size=(64, 96),
+    )
+    return sorted(tree.rglob("*.png"), key=lambda p: p.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A params.yaml whose ingest size is the tiny models' (everything else default)."""
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(f"ingest:\n  image_size: {list(TINY_INGEST_SIZE)}\nevaluate:\n  threshold: 0.5\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list[Path]) -> Path:
+    """custom, vgg19 and resnet50 at 32x32 (weights: none), trained 2 epochs on the synthetic
+    images through the prediction preprocessing, saved as .keras; returns their folder."""
+    import keras
+    import numpy as np
+
+    from stages.dataset import parse_image_name
+    from stages.models import MODEL_NAMES, build_custom_cnn, build_transfer_model
+    from stages.prediction import load_for_model, model_inputs
+
+    folder = tmp_path_factory.mktemp("models")
+    images = np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images])
+    targets = np.array([parse_image_name(p).target for p in synthetic_images], dtype="float32")
+    for name in MODEL_NAMES:
+        keras.utils.set_random_seed(0)
+        if name == "custom":
+            model = build_custom_cnn(TINY_MODEL_SIZE, [8, 16, 16, 32], 0.2, True)
+        else:
+            model = build_transfer_model(name, TINY_MODEL_SIZE, "none", 0.2).model
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        model.fit(model_inputs(name, model, images), targets, epochs=2, batch_size=8, verbose=0)
+        model.save(folder / f"{name}.keras")
+        keras.backend.clear_session()
+    return folder

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.dataset import LayoutError, find_slides_root, parse_image_path, scan_images
+from stages.dataset import LayoutError, find_slides_root, parse_image_name, parse_image_path, scan_images
 
 BREAST = Path("BreaKHis_v1/histology_slides/breast")
 
@@ -88,6 +88,17 @@ def test_refuses_names_that_break_the_grammar_or_contradict_folders(path: Path, 
     with pytest.raises(LayoutError, match=message) as error:
         parse_image_path(path)
     assert path.name in str(error.value)
+
+
+def test_names_parse_alone_outside_the_layout(sample_tree: Path) -> None:
+    for record in scan_images(sample_tree):
+        assert parse_image_name(Path("elsewhere") / record.filename) == record.__class__(
+            **{**record.as_row(), "source": str(Path("elsewhere") / record.filename)}
+        )
+    with pytest.raises(LayoutError, match="grammar"):
+        parse_image_name(Path("IMG_0001.png"))
+    with pytest.raises(LayoutError, match="name says malignant"):
+        parse_image_name(Path("SOB_M_A-14-22549AB-100-001.png"))
 
 
 def test_scans_the_real_sample(sample_tree: Path) -> None:

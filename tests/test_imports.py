@@ -19,6 +19,9 @@ WITHOUT_TENSORFLOW = [
     "stages.augmentation",
     "stages.data_plots",
     "stages.pr_comment",
+    "stages.prediction",
+    "stages.predict",
+    "stages.model_card",
 ]
 
 
@@ -40,6 +43,8 @@ def test_fast_test_modules_do_not_import_tensorflow() -> None:
         "tests.test_augmentation",
         "tests.test_split_stage",
         "tests.test_workflow",
+        "tests.test_model_card",
+        "tests.test_predict",
     ]
     check = "; ".join(f"import {m}" for m in fast) + "; import sys; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", check], cwd=PROJECT_ROOT, capture_output=True, text=True)

@@ -48,6 +48,9 @@ def test_every_stage_ran_and_every_output_exists(pipeline_run: tuple[Path, str])
     for name in ("custom", "vgg19", "resnet50"):
         assert (repo / "metrics/train" / name / "plots/metrics/eval/auc.tsv").exists()
         assert (repo / "plots/evaluate" / f"confusion_{name}.png").stat().st_size > 1000
+    assert (repo / "plots/evaluate/gradcam.png").stat().st_size > 1000
+    card = (repo / "metrics/model_card.md").read_text()
+    assert "Not for diagnosis" in card and "| ensemble | " in card and "| test | " in card
 
 
 def test_every_metric_is_a_number_in_unit_range(pipeline_run: tuple[Path, str]) -> None:

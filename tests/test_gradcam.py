@@ -1,0 +1,116 @@
+"""Grad-CAM on the three model types (flat custom CNN, nested VGG19 / ResNet50 backbones).
+
+All slow: stages.gradcam imports TensorFlow, so it is imported inside the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import TINY_INGEST_SIZE
+
+pytestmark = pytest.mark.slow
+
+LAYERS = {  # at 32x32: the last block with a map of at least 4x4, and the very last block
+    "custom": ("block4_relu", "block4_relu"),
+    "vgg19": ("vgg19/block4_conv4", "vgg19/block5_conv4"),
+    "resnet50": ("resnet50/conv3_block4_out", "resnet50/conv5_block3_out"),
+}
+
+
+def test_overlay_keeps_the_image_size() -> None:
+    from stages.gradcam import overlay
+
+    image = np.full((10, 20, 3), 200, np.uint8)
+    heat = np.zeros((10, 20), np.float32)
+    heat[:, 10:] = 1.0
+    blended = overlay(image, heat)
+    assert blended.shape == image.shape and blended.dtype == np.uint8
+    assert not np.array_equal(blended[:, :10], blended[:, 10:])
+    with pytest.raises(ValueError, match="does not match"):
+        overlay(image, heat[:5])
+
+
+def test_examples_cover_each_class_right_and_wrong() -> None:
+    from stages.gradcam import select_examples
+
+    targets = np.array([0, 0, 0, 1, 1, 1, 1])
+    probabilities = np.array([0.1, 0.3, 0.8, 0.9, 0.6, 0.2, 0.95])
+    chosen = select_examples(targets, probabilities, 0.5, per_group=2)
+    assert chosen == [
+        (0, "benign, correct"),
+        (1, "benign, correct"),
+        (2, "benign, wrong"),
+        (6, "malignant, correct"),
+        (3, "malignant, correct"),
+        (5, "malignant, wrong"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def images(synthetic_images: list[Path]) -> np.ndarray:
+    from stages.prediction import load_for_model
+
+    return np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images[::3]])  # 8 images
+
+
+@pytest.mark.parametrize("name", ["custom", "vgg19", "resnet50"])
+def test_maps_have_the_image_size_and_are_not_constant(
+    name: str, tiny_models: Path, images: np.ndarray
+) -> None:
+    from stages.gradcam import GradCam, heatmaps
+    from stages.prediction import load_model, predict_batch
+
+    model = load_model(tiny_models / f"{name}.keras")
+    cam = GradCam(model)
+    assert cam.layer_name == LAYERS[name][0]
+    assert GradCam(model, min_side=1).layer_name == LAYERS[name][1]
+    maps, probabilities = heatmaps(cam, name, images, threshold=0.5)
+    assert maps.shape == (len(images), *TINY_INGEST_SIZE)
+    assert maps.min() >= 0.0 and maps.max() <= 1.0
+    assert (maps.std(axis=(1, 2)) > 0.01).all(), maps.std(axis=(1, 2))
+    assert (maps.max(axis=(1, 2)) > 0.9).all()  # normalised to the peak (bilinear resizing blurs it)
+    # the rebuilt forward pass reproduces the model
+    np.testing.assert_allclose(probabilities, predict_batch({name: model}, images)[name], atol=1e-5)
+
+
+def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndarray) -> None:
+    from stages.gradcam import GradCam, heatmaps
+    from stages.prediction import load_model
+
+    model = load_model(tiny_models / "resnet50.keras")
+    maps, _ = heatmaps(GradCam(model, layer="conv4_block6_out"), "resnet50", images[:2], 0.5)
+    assert maps.shape == (2, *TINY_INGEST_SIZE)
+    with pytest.raises(ValueError, match="no convolutional layer named 'nope'"):
+        GradCam(model, layer="nope")
+
+
+def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_path: Path) -> None:
+    from stages.dataset import parse_image_name
+    from stages.gradcam import write_gradcam_grid
+
+    rows = pd.DataFrame(
+        {
+            "path": [str(p) for p in synthetic_images],
+            "filename": [p.name for p in synthetic_images],
+            "target": [parse_image_name(p).target for p in synthetic_images],
+        }
+    )
+    probabilities = np.tile([0.9, 0.2, 0.35, 0.7], 6)  # some right, some wrong in each class
+    out = tmp_path / "plots" / "gradcam.png"
+    models = {name: tiny_models / f"{name}.keras" for name in ("custom", "vgg19", "resnet50")}
+    thresholds = {"ensemble": 0.5, "custom": 0.4, "vgg19": 0.5, "resnet50": 0.6}  # per model, as evaluate
+    chosen = write_gradcam_grid(models, rows, probabilities, thresholds, out, image_size=TINY_INGEST_SIZE)
+    assert list(chosen["caption"].unique()) == [
+        "benign, correct",
+        "benign, wrong",
+        "malignant, correct",
+        "malignant, wrong",
+    ]
+    assert len(chosen) == 8
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape[0] > 400 and picture.shape[1] > 400
