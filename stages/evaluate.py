@@ -72,6 +72,9 @@ def evaluate_all(
         split: np.sum([weights[name] * probabilities[name][split] for name in weights], axis=0)
         for split in ("val", "test")
     }
+    val_auc["ensemble"] = image_metrics(val_targets, probabilities["ensemble"]["val"], 0.5).get(
+        "roc_auc", 0.5
+    )
     summary: dict[str, Any] = {
         "test_images": len(test),
         "majority_baseline": majority_baseline(test),
@@ -91,7 +94,7 @@ def evaluate_all(
             confidence=params.confidence,
             seed=seed,
         )
-        result["val_roc_auc"] = image_metrics(val_targets, probs["val"], threshold).get("roc_auc", 0.5)
+        result["val_roc_auc"] = val_auc[name]
         summary[name] = result
     return summary
 

@@ -224,12 +224,21 @@ class Trainer:
         with self.runtime.strategy.scope():
             if isinstance(own, CustomCNNParams):
                 model = build_custom_cnn(self.settings.image_size, own.filters, own.dropout, own.batch_norm)
-                self.compile(model, self.settings.learning_rate, steps, self.settings.epochs)
-                self.fit(
-                    model, "train", train_data, val_data, epochs=self.settings.epochs, class_weight=weights
-                )
-                return model
+                return self.train_every_layer(model, train_data, val_data, weights, steps)
             return self.run_transfer(own, train_rows, val_rows, train_data, val_data, weights, steps)
+
+    def train_every_layer(
+        self,
+        model: keras.Model,
+        train_data: tuple,
+        val_data: Any,
+        weights: dict[int, float] | None,
+        steps: int,
+    ) -> keras.Model:
+        """One phase: every layer trainable, at the model's learning rate."""
+        self.compile(model, self.settings.learning_rate, steps, self.settings.epochs)
+        self.fit(model, "train", train_data, val_data, epochs=self.settings.epochs, class_weight=weights)
+        return model
 
     def run_transfer(
         self,
@@ -243,11 +252,7 @@ class Trainer:
     ) -> keras.Model:
         parts = build_transfer_model(self.name, self.settings.image_size, own.weights, own.dropout)
         if not parts.pretrained:  # nothing to transfer: train every layer from scratch
-            self.compile(parts.model, self.settings.learning_rate, steps, self.settings.epochs)
-            self.fit(
-                parts.model, "train", train_data, val_data, epochs=self.settings.epochs, class_weight=weights
-            )
-            return parts.model
+            return self.train_every_layer(parts.model, train_data, val_data, weights, steps)
 
         parts.backbone.trainable = False
         done = self.resume.finished("phase1", parts.model)

@@ -62,6 +62,11 @@ def stage(module: str, *args: str, cwd: Path, check: bool = True, env: dict[str,
     return run([sys.executable, "-m", f"stages.{module}", *args], cwd, check=check, env=env)
 
 
+def commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
+
+
 def make_repo(path: Path) -> Path:
     """A git repository holding a copy of the project, committed."""
     for name in PROJECT_FILES:
@@ -71,12 +76,8 @@ def make_repo(path: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"],
-    ):
-        run(command, path)
+    run(["git", "init", "-q"], path)
+    commit(path, "project")
     return path
 
 

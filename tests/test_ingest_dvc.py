@@ -4,34 +4,16 @@ dependency (a change re-runs ingest), and an unchanged archive is never extracte
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.pipeline_repo import commit, make_repo, run
 from tests.raw_data import SHORT_IMAGE, copy_tree, image_path, make_tar_gz
 
 pytestmark = pytest.mark.slow
-
-FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore", "data/raw/README.md")
-
-
-def run(args: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env["DVC_NO_ANALYTICS"] = "1"
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def commit(repo: Path, message: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
 
 
 def set_params(repo: Path, **sections: dict[str, object]) -> None:
@@ -44,16 +26,7 @@ def set_params(repo: Path, **sections: dict[str, object]) -> None:
 def test_raw_data_is_tracked_and_an_unchanged_archive_is_extracted_once(
     sample_tree: Path, tmp_path: Path
 ) -> None:
-    repo = tmp_path / "repo"
-    for name in FILES:
-        source, target = PROJECT_ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    run(["git", "init", "-q"], repo)
-    commit(repo, "project")
+    repo = make_repo(tmp_path / "repo")
     dvc = [sys.executable, "-m", "dvc"]
 
     # a fresh clone: the synthetic default runs with the (empty) data/raw as dependency

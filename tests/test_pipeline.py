@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline_repo import TINY, dvc, make_repo, run, set_args, stage
+from tests.pipeline_repo import TINY, commit, dvc, make_repo, set_args, stage
 
 pytestmark = pytest.mark.slow
 
@@ -101,8 +101,7 @@ def test_second_repro_runs_nothing(pipeline_run: tuple[Path, str]) -> None:
 def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str], tmp_path: Path) -> None:
     """What a reviewer sees in a PR: metrics diff, plots diff, and the PR comment."""
     repo, _ = pipeline_run
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline results"], repo)
+    commit(repo, "baseline results")
     output = dvc("exp", "run", "-S", "evaluate.threshold=youden", cwd=repo)
     assert "Running stage 'evaluate'" in output and "Running stage 'train-custom'" not in output
 
@@ -121,10 +120,7 @@ def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str],
 
 def test_a_queued_sweep_lists_both_experiments_with_metrics(pipeline_run: tuple[Path, str]) -> None:
     repo, _ = pipeline_run
-    run(["git", "add", "-A"], repo)
-    run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "threshold on validation"], repo
-    )
+    commit(repo, "threshold on validation")
     dvc("exp", "run", "--queue", "-S", "evaluate.confidence=0.9,0.8", cwd=repo)
     output = dvc("exp", "run", "--run-all", cwd=repo)
     assert "Running stage 'train-resnet50'" not in output  # unchanged stages come from the cache
