@@ -12,17 +12,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from stages.images import read_rgb  # noqa: E402
+from stages.plots import save_figure  # noqa: E402
 
 CLASS_COLOURS = {"benign": "#e7a3c3", "malignant": "#6a3d9a"}  # eosin pink, hematoxylin purple
 SPLIT_NAMES = ("train", "val", "test")
-# PNG metadata without the matplotlib version, so the figure's bytes depend on its content only
-PNG_METADATA = {"Software": None}
-
-
-def _save(figure: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, metadata=PNG_METADATA)
-    plt.close(figure)
 
 
 def split_chart(summary: Mapping[str, Any], path: Path) -> None:
@@ -59,7 +52,7 @@ def split_chart(summary: Mapping[str, Any], path: Path) -> None:
         title = "LEAKY: " + title
     figure.suptitle(title, fontsize=9, color="red" if summary.get("leaky") else "black")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def augment_preview(pairs: Sequence[tuple[str, str, str]], path: Path, pairs_per_row: int = 2) -> None:
@@ -74,7 +67,7 @@ def augment_preview(pairs: Sequence[tuple[str, str, str]], path: Path, pairs_per
             va="center",
         )
         ax.axis("off")
-        _save(figure, path)
+        save_figure(figure, path)
         return
     rows = -(-len(pairs) // pairs_per_row)
     columns = 2 * pairs_per_row
@@ -91,4 +84,4 @@ def augment_preview(pairs: Sequence[tuple[str, str, str]], path: Path, pairs_per
             ax.set_title(text, fontsize=6)
     figure.suptitle("augment: source image | its augmented version", fontsize=9)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path, photos=True)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from stages.plots import save_figure
 from stages.prediction import load_for_model, load_model, model_inputs
 
 matplotlib.use("Agg")
@@ -258,8 +259,7 @@ def write_gradcam_grid(
             axes[r, c].set_title(f"{column}\n{label}", fontsize=6)
     figure.suptitle(f"Grad-CAM on test images (ensemble threshold {threshold:.2f})", fontsize=9)
     figure.tight_layout()
-    figure.savefig(out_path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, out_path, photos=True)
     selected = rows.iloc[[i for i, _ in chosen]].copy()
     selected["caption"] = [caption for _, caption in chosen]
     return selected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 CLASS_NAMES = ("benign", "malignant")
+# PNG metadata without the matplotlib version, so a figure's bytes depend on its content only
+PNG_METADATA = {"Software": None}
 TRAINING_CURVES = Path("metrics/train")
 
 
@@ -28,10 +32,27 @@ def precision_recall_points(targets: np.ndarray, probabilities: np.ndarray) -> p
     return pd.DataFrame({"recall": recall, "precision": precision, "threshold": np.append(thresholds, 1.0)})
 
 
+def save_figure(figure: plt.Figure, path: Path, *, photos: bool = False) -> None:
+    """Write the figure as a PNG and close it.
+
+    `photos`: the figure shows tissue images, which compress badly; quantise it to 256 colours so
+    such grids stay a few hundred KB (git holds plots, and refuses files over 2 MB).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not photos:
+        figure.savefig(path, dpi=100, metadata=PNG_METADATA)
+        plt.close(figure)
+        return
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    image = Image.open(buffer).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    image.save(path, optimize=True)
+
+
 def save(figure: plt.Figure, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def curves_png(curves: dict[str, pd.DataFrame], x: str, y: str, title: str, path: Path) -> None:
