@@ -27,7 +27,7 @@ from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
 from stages.input_pipeline import image_dataset
-from stages.models import MODEL_NAMES, build_custom_cnn, build_transfer_model, unfreeze_top
+from stages.models import MODEL_NAMES, TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
 from stages.params import BackboneParams, CustomCNNParams, TrainParams
 from stages.runtime import Runtime
 
@@ -112,8 +112,21 @@ class ResumeState:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What every fit of one run shares: the rows, their datasets and the class weights."""
+
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    train: tuple[tf.data.Dataset]
+    val: tf.data.Dataset
+    class_weight: dict[int, float] | None
+
+
 class Trainer:
     """Trains the named model on the train rows, validating on the val rows."""
+
+    inputs: TrainingInputs  # set by run()
 
     def __init__(
         self,
@@ -147,12 +160,11 @@ class Trainer:
             augment=training and self.params.online_augmentation,
         )
 
-    def compile(self, model: keras.Model, learning_rate: float, steps_per_epoch: int, epochs: int) -> None:
+    def compile(self, model: keras.Model, learning_rate: float, epochs: int) -> None:
         rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
         if self.params.lr_schedule == "cosine":
-            rate = keras.optimizers.schedules.CosineDecay(
-                learning_rate, decay_steps=max(1, steps_per_epoch * epochs)
-            )
+            steps = math.ceil(len(self.inputs.train_rows) / self.batch_size) * epochs
+            rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
         model.compile(
             optimizer=keras.optimizers.Adam(rate),
             loss="binary_crossentropy",
@@ -165,16 +177,7 @@ class Trainer:
             jit_compile=self.params.jit_compile,
         )
 
-    def fit(
-        self,
-        model: keras.Model,
-        phase: str,
-        train_data: tuple,
-        val_data: Any,
-        *,
-        epochs: int,
-        class_weight: dict[int, float] | None,
-    ) -> float:
+    def fit(self, model: keras.Model, phase: str, train_data: tuple, val_data: Any, *, epochs: int) -> float:
         """Fit up to `epochs` more epochs, resumable; keep the best weights; return the best
         monitored value, signed so that higher is better."""
         monitor = self.params.monitor
@@ -198,7 +201,7 @@ class Trainer:
             validation_data=val_data,
             initial_epoch=start,
             epochs=start + epochs,
-            class_weight=class_weight,
+            class_weight=self.inputs.class_weight,
             callbacks=callbacks,
             verbose=self.verbose,
         )
@@ -214,45 +217,31 @@ class Trainer:
                 "global_batch_size": self.batch_size,
             }
         )
-        weights = (
-            balanced_class_weights(train_rows["target"].to_numpy()) if self.params.class_weights else None
+        targets = train_rows["target"].to_numpy()
+        self.inputs = TrainingInputs(
+            train_rows=train_rows,
+            val_rows=val_rows,
+            train=(self.dataset(train_rows, training=True),),
+            val=self.dataset(val_rows, training=False),
+            class_weight=balanced_class_weights(targets) if self.params.class_weights else None,
         )
-        steps = math.ceil(len(train_rows) / self.batch_size)
-        train_data = (self.dataset(train_rows, training=True),)
-        val_data = self.dataset(val_rows, training=False)
         own = getattr(self.params, self.name)
         with self.runtime.strategy.scope():
             if isinstance(own, CustomCNNParams):
                 model = build_custom_cnn(self.settings.image_size, own.filters, own.dropout, own.batch_norm)
-                return self.train_every_layer(model, train_data, val_data, weights, steps)
-            return self.run_transfer(own, train_rows, val_rows, train_data, val_data, weights, steps)
+                return self.train_every_layer(model)
+            return self.run_transfer(own)
 
-    def train_every_layer(
-        self,
-        model: keras.Model,
-        train_data: tuple,
-        val_data: Any,
-        weights: dict[int, float] | None,
-        steps: int,
-    ) -> keras.Model:
+    def train_every_layer(self, model: keras.Model) -> keras.Model:
         """One phase: every layer trainable, at the model's learning rate."""
-        self.compile(model, self.settings.learning_rate, steps, self.settings.epochs)
-        self.fit(model, "train", train_data, val_data, epochs=self.settings.epochs, class_weight=weights)
+        self.compile(model, self.settings.learning_rate, self.settings.epochs)
+        self.fit(model, "train", self.inputs.train, self.inputs.val, epochs=self.settings.epochs)
         return model
 
-    def run_transfer(
-        self,
-        own: BackboneParams,
-        train_rows: pd.DataFrame,
-        val_rows: pd.DataFrame,
-        train_data: tuple,
-        val_data: Any,
-        weights: dict[int, float] | None,
-        steps: int,
-    ) -> keras.Model:
+    def run_transfer(self, own: BackboneParams) -> keras.Model:
         parts = build_transfer_model(self.name, self.settings.image_size, own.weights, own.dropout)
         if not parts.pretrained:  # nothing to transfer: train every layer from scratch
-            return self.train_every_layer(parts.model, train_data, val_data, weights, steps)
+            return self.train_every_layer(parts.model)
 
         parts.backbone.trainable = False
         done = self.resume.finished("phase1", parts.model)
@@ -260,7 +249,7 @@ class Trainer:
             print(f"resuming after phase 1 ({done['epochs']} epochs)", file=sys.stderr)
             self.epoch, best = done["epochs"], done["best"]
         else:
-            best = self.train_head(parts, own, train_rows, val_rows, train_data, val_data, weights, steps)
+            best = self.train_head(parts, own)
             self.resume.mark_finished("phase1", parts.model, {"epochs": self.epoch, "best": best})
         if own.fine_tune_layers == 0:
             return parts.model
@@ -268,47 +257,34 @@ class Trainer:
         # Phase 2: fine-tune the top of the backbone at a lower rate; keep phase 1 if it was better.
         phase1_weights = parts.model.get_weights()
         unfreeze_top(parts.backbone, own.fine_tune_layers)
-        self.compile(parts.model, own.fine_tune_learning_rate, steps, self.settings.epochs)
+        self.compile(parts.model, own.fine_tune_learning_rate, self.settings.epochs)
         if (
-            self.fit(
-                parts.model, "phase2", train_data, val_data, epochs=self.settings.epochs, class_weight=weights
-            )
+            self.fit(parts.model, "phase2", self.inputs.train, self.inputs.val, epochs=self.settings.epochs)
             < best
         ):
             parts.model.set_weights(phase1_weights)
         return parts.model
 
-    def train_head(
-        self,
-        parts: Any,
-        own: BackboneParams,
-        train_rows: pd.DataFrame,
-        val_rows: pd.DataFrame,
-        train_data: tuple,
-        val_data: Any,
-        weights: dict[int, float] | None,
-        steps: int,
-    ) -> float:
+    def train_head(self, parts: TransferModel, own: BackboneParams) -> float:
         """Phase 1: the head on the frozen backbone; returns the best monitored value."""
         if not own.head_epochs:
             return -math.inf
         if self.params.online_augmentation:  # augmented images change every epoch: no reuse
-            self.compile(parts.model, self.settings.learning_rate, steps, own.head_epochs)
-            return self.fit(
-                parts.model, "phase1", train_data, val_data, epochs=own.head_epochs, class_weight=weights
-            )
+            self.compile(parts.model, self.settings.learning_rate, own.head_epochs)
+            return self.fit(parts.model, "phase1", self.inputs.train, self.inputs.val, epochs=own.head_epochs)
+        rows = {"train": self.inputs.train_rows, "val": self.inputs.val_rows}
         features = {
-            split: parts.backbone.predict(self.dataset(rows, training=False, labels=False), verbose=0)
-            for split, rows in (("train", train_rows), ("val", val_rows))
+            split: parts.backbone.predict(self.dataset(frame, training=False, labels=False), verbose=0)
+            for split, frame in rows.items()
         }
-        self.compile(parts.head, self.settings.learning_rate, steps, own.head_epochs)
+        targets = {split: frame["target"].to_numpy("float32") for split, frame in rows.items()}
+        self.compile(parts.head, self.settings.learning_rate, own.head_epochs)
         return self.fit(
             parts.head,
             "phase1",
-            (features["train"], train_rows["target"].to_numpy("float32")),
-            (features["val"], val_rows["target"].to_numpy("float32")),
+            (features["train"], targets["train"]),
+            (features["val"], targets["val"]),
             epochs=own.head_epochs,
-            class_weight=weights,
         )
 
 
