@@ -20,7 +20,7 @@ from stages.models import MODEL_NAMES
 from stages.params import load_params
 from stages.runner import run_stage
 from stages.runtime import configure_runtime
-from stages.training import ResumeState, Trainer, resume_config
+from stages.training import ResumeState, Trainer, inference_copy, resume_config
 
 TRAIN_ROWS = Path("data/augmented/train.csv")
 VAL_ROWS = Path("data/split/val.csv")
@@ -46,7 +46,7 @@ def main() -> None:
         live.log_params(runtime.describe())
         trainer = Trainer(name, params.train, params.seed, runtime, live, resume)
         model = trainer.run(train_rows, val_rows)
-        model.save(model_path)
+        inference_copy(model).save(model_path)
         live.log_metric("epochs_trained", trainer.epoch, plot=False)
     resume.clear()
 

@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import h5py
 import pandas as pd
 import pytest
 
@@ -110,6 +112,8 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
 
     model = keras.saving.load_model(repo / "models/resnet50.keras", safe_mode=True)
     assert model.output_shape == (None, 1)
+    with zipfile.ZipFile(repo / "models/resnet50.keras") as saved, saved.open("model.weights.h5") as weights:
+        assert "optimizer" not in h5py.File(weights, "r")  # saved for inference: no optimizer state
 
 
 def test_a_weights_file_for_another_backbone_is_refused_by_name(repo: Path) -> None:
