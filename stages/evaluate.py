@@ -27,8 +27,7 @@ from stages.metrics import (
     majority_baseline,
 )
 from stages.model_card import MODEL_CARD_FILE, write_model_card
-from stages.models import MODEL_NAMES
-from stages.params import EvaluateParams, load_params
+from stages.params import MODEL_NAMES, EvaluateParams, load_params
 from stages.plots import write_evaluation_plots
 from stages.report import write_report
 from stages.runner import run_stage, write_json

@@ -18,7 +18,7 @@ from pathlib import Path
 from stages.archives import unpacked
 from stages.dataset import scan_tree
 from stages.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
-from stages.ingestion import Resizing, ingest_images, rejection_report, summarise
+from stages.ingestion import Resizing, ingest_images, rejection_report, source_aspect, summarise
 from stages.parallel import worker_count
 from stages.params import Params, load_params
 from stages.runner import run_stage, write_json
@@ -79,11 +79,10 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
 
 def main() -> None:
     params = load_params()
-    data, size = params.data, params.ingest.image_size
-    compression = params.ingest.png_compression
+    data = params.data
+    resizing = Resizing(params.ingest.image_size, source_aspect(data), params.ingest.png_compression)
     if data.source == "synthetic":
         synthetic = data.synthetic
-        aspect = synthetic.image_size[1] / synthetic.image_size[0]
         with tempfile.TemporaryDirectory(prefix="synthetic-breakhis-") as tmp:
             write_synthetic_breakhis(
                 Path(tmp),
@@ -95,10 +94,10 @@ def main() -> None:
                 image_size=synthetic.image_size,
                 atypical_fraction=synthetic.atypical_fraction,
             )
-            summary = ingest(params, Path(tmp), Resizing(size, aspect, compression), "(synthetic)")
+            summary = ingest(params, Path(tmp), resizing, "(synthetic)")
     else:
         path = Path(data.path or "")
-        summary = ingest(params, unpacked(path), Resizing(size, png_compression=compression), path)
+        summary = ingest(params, unpacked(path), resizing, path)
     write_json(METRICS_FILE, {"source": data.source, **summary})
     print(
         f"ingest: {summary['images']} images of {summary['patients']} patients -> {OUT_DIR}", file=sys.stderr

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from stages.params import Params, load_params
+from stages.params import MODEL_NAMES, Params, fit_settings, load_params
 from stages.report import MODELS
 from stages.runner import run_stage
 
@@ -32,7 +32,6 @@ EVALUATE_FILE = Path("metrics/evaluate.json")
 INGEST_FILE = Path("metrics/ingest.json")
 SPLIT_FILE = Path("metrics/split.json")
 MODELS_DIR = Path("models")
-MODEL_NAMES = tuple(m for m in MODELS if m != "ensemble")
 CRITERIA = {"youden": "Youden's J (balanced accuracy)", "f1": "F1"}
 METRICS = (
     ("image", "accuracy", "Accuracy"),
@@ -163,20 +162,16 @@ def _models_section(params: Params, models_dir: Path) -> list[str]:
     train = params.train
     for name in MODEL_NAMES:
         own = getattr(train, name)
-
-        def setting(key: str, own: Any = own) -> Any:  # train.<model>.<key> overrides train.<key>
-            value = getattr(own, key)
-            return getattr(train, key) if value is None else value
-
+        settings = fit_settings(train, name)
         weights = getattr(own, "weights", "none")
-        epochs = str(setting("epochs"))
+        epochs = str(settings.epochs)
         if weights != "none":  # two-phase transfer learning
             epochs = f"{own.head_epochs} head + {epochs} fine-tune"
-        height, width = setting("image_size")
+        height, width = settings.image_size
         lines.append(
             f"| {name} | {DESCRIPTIONS[name]} | "
             f"{'none (from scratch)' if weights == 'none' else weights} | {height}x{width} | {epochs} | "
-            f"{setting('batch_size')} | {setting('learning_rate'):g} | "
+            f"{settings.batch_size} | {settings.learning_rate:g} | "
             f"`{models_dir / f'{name}.keras'}` ({file_digest(models_dir / f'{name}.keras')}) |"
         )
     lines += [

@@ -15,7 +15,6 @@ import keras
 from keras import layers
 
 BACKBONES = {"vgg19": keras.applications.VGG19, "resnet50": keras.applications.ResNet50}
-MODEL_NAMES = ("custom", *BACKBONES)
 
 
 class WeightsError(ValueError):

@@ -6,6 +6,7 @@ typo in `dvc exp run -S train.epoch=3` fails at once instead of being silently i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = Path("params.yaml")
+MODEL_NAMES = ("custom", "vgg19", "resnet50")  # each has a train.<name> section and a train stage
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -126,6 +128,27 @@ class TrainParams(Section):
     custom: CustomCNNParams = CustomCNNParams()
     vgg19: BackboneParams = BackboneParams()
     resnet50: BackboneParams = BackboneParams()
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Shared `train.*` values with the model's own overrides applied."""
+
+    image_size: tuple[int, int]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+
+
+def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
+    """`train.<model>.<key>` overrides `train.<key>` when set."""
+    own: ModelOverrides = getattr(train, model_name)
+    return FitSettings(
+        image_size=own.image_size or train.image_size,
+        epochs=own.epochs or train.epochs,
+        batch_size=own.batch_size or train.batch_size,
+        learning_rate=own.learning_rate or train.learning_rate,
+    )
 
 
 class EvaluateParams(Section):

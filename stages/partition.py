@@ -246,7 +246,10 @@ def kfold_assignment(
     manifest: pd.DataFrame, *, folds: int, group_by: str, seed: int, duplicates: pd.DataFrame | None = None
 ) -> pd.Series:
     """The fold (0..folds-1) of every row: whole groups, folds stratified; fixed by seed alone."""
-    keys = group_keys(manifest, group_by, duplicates)
+    return _fold_of_rows(manifest, group_keys(manifest, group_by, duplicates), folds, seed)
+
+
+def _fold_of_rows(manifest: pd.DataFrame, keys: pd.Series, folds: int, seed: int) -> pd.Series:
     _need_groups(keys, folds, "folds")
     parts = assign_groups(manifest, keys, [1 / folds] * folds, seed)
     return keys.map(parts).rename("fold")
@@ -266,7 +269,7 @@ def split_kfold(
     if not 0 <= fold < folds:
         raise ValueError(f"split.fold={fold} is not one of the {folds} folds (0..{folds - 1})")
     keys = group_keys(manifest, group_by, duplicates)
-    assignment = kfold_assignment(manifest, folds=folds, group_by=group_by, seed=seed, duplicates=duplicates)
+    assignment = _fold_of_rows(manifest, keys, folds, seed)
     test, rest = manifest[assignment == fold], manifest[assignment != fold]
     train, val = _carve_val(rest, keys, val_size, len(manifest), [seed, 1, fold])
     return _check_classes({"train": train, "val": val, "test": test})

@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.images import write_rgb
+from stages.ingestion import source_aspect
 from stages.params import PARAMS_FILE, Params, load_params
 from stages.prediction import (
     ENSEMBLE,
@@ -37,7 +38,6 @@ from stages.prediction import (
     collect_inputs,
     decision_rule,
     ensemble_members,
-    expected_aspect,
     load_for_model,
     load_model,
     model_file,
@@ -126,7 +126,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
     params = read_params(args.params)
-    size, aspect = params.ingest.image_size, expected_aspect(params)
+    size, aspect = params.ingest.image_size, source_aspect(params.data)
 
     # everything that can be wrong with the inputs is found before TensorFlow or a model is loaded
     names, missing = ensemble_members(args.model, args.models_dir)

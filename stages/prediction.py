@@ -24,12 +24,11 @@ import pandas as pd
 
 from stages.dataset import LayoutError, parse_image_name
 from stages.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
-from stages.params import EvaluateParams, Params
+from stages.params import MODEL_NAMES, EvaluateParams
 
 if TYPE_CHECKING:
     import keras
 
-MODEL_NAMES = ("custom", "vgg19", "resnet50")  # as stages.models.MODEL_NAMES, without TensorFlow
 ENSEMBLE = "ensemble"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # Sizes: those ingest refuses (images.size_problem), and beyond this a whole-slide image (tile it)
@@ -66,14 +65,6 @@ def load_model(path: Path) -> keras.Model:
 def model_image_size(model: keras.Model) -> tuple[int, int]:
     height, width = model.input_shape[1:3]
     return int(height), int(width)
-
-
-def expected_aspect(params: Params) -> float:
-    """Width / height of the training run's source images, as ingest expects them."""
-    if params.data.source == "synthetic":
-        height, width = params.data.synthetic.image_size
-        return width / height
-    return BREAKHIS_ASPECT
 
 
 def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int], aspect: float) -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 import pandas as pd
 from dvclive import Live
 
-from stages.models import MODEL_NAMES
-from stages.params import load_params
+from stages.params import MODEL_NAMES, load_params
 from stages.runner import run_stage
 from stages.runtime import configure_runtime
 from stages.training import ResumeState, Trainer, inference_copy, resume_config

@@ -27,29 +27,9 @@ from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
 from stages.input_pipeline import image_dataset
-from stages.models import MODEL_NAMES, TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
-from stages.params import BackboneParams, CustomCNNParams, TrainParams
+from stages.models import TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
+from stages.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
 from stages.runtime import Runtime
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    """Shared `train.*` values with the model's own overrides applied."""
-
-    image_size: tuple[int, int]
-    epochs: int
-    batch_size: int
-    learning_rate: float
-
-
-def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
-    own = getattr(train, model_name)
-    return FitSettings(
-        image_size=own.image_size or train.image_size,
-        epochs=own.epochs or train.epochs,
-        batch_size=own.batch_size or train.batch_size,
-        learning_rate=own.learning_rate or train.learning_rate,
-    )
 
 
 def balanced_class_weights(targets: np.ndarray) -> dict[int, float]:

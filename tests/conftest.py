@@ -81,7 +81,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
     import numpy as np
 
     from stages.dataset import parse_image_name
-    from stages.models import MODEL_NAMES, build_custom_cnn, build_transfer_model
+    from stages.models import build_custom_cnn, build_transfer_model
+    from stages.params import MODEL_NAMES
     from stages.prediction import load_for_model, model_inputs
 
     folder = tmp_path_factory.mktemp("models")

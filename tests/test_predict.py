@@ -251,9 +251,6 @@ def test_a_broken_model_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "custom.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match=r"custom\.keras: not a loadable Keras model"):
         load_model(tmp_path / "custom.keras")
-    from stages import models
-
-    assert models.MODEL_NAMES == MODEL_NAMES  # prediction's copy, kept free of TensorFlow
 
 
 def test_the_command_fails_cleanly_before_loading_models(
