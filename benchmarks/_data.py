@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.dataset import scan_images
-from stages.synthetic import write_synthetic_breakhis
+from stages.data.dataset import scan_images
+from stages.data.synthetic import write_synthetic_breakhis
 
 
 def synthetic_images(

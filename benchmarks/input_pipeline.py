@@ -1,5 +1,5 @@
 """Is training input-bound? Training throughput with images read from disk through the project's
-tf.data pipeline (`stages.input_pipeline.image_dataset`), as a ratio of the same model trained on
+tf.data pipeline (`stages.modeling.input_pipeline.image_dataset`), as a ratio of the same model trained on
 the same images already decoded in memory. Both measured in this run, alternating, medians taken,
 after a warm-up epoch. Measured with the default `train.cache: auto` (these images fit, so epochs
 after the first read decoded images from memory) and with streaming (`cache: false`, every epoch
@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks._data import synthetic_images  # noqa: E402
-from stages.input_pipeline import image_dataset  # noqa: E402
-from stages.models import build_custom_cnn, build_transfer_model  # noqa: E402
+from stages.modeling.architectures import build_custom_cnn, build_transfer_model  # noqa: E402
+from stages.modeling.input_pipeline import image_dataset  # noqa: E402
 
 IMAGE_SIZE = (64, 64)
 BATCH = 32

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from stages.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
-from stages.data_plots import augment_preview
-from stages.parallel import worker_count
-from stages.params import load_params
-from stages.runner import run_stage
-
-TRAIN_SPLIT = Path("data/split/train.csv")
-OUT_DIR = Path("data/augmented")
-PREVIEW_FILE = Path("plots/augment_preview.png")
+from stages.data.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
+from stages.data.parallel import worker_count
+from stages.data.plots import augment_preview
+from stages.pipeline.params import load_params
+from stages.pipeline.paths import AUGMENT_PREVIEW, AUGMENTED, TRAIN_SPLIT
+from stages.pipeline.stage import run_stage
 
 
 def main() -> None:
@@ -42,15 +38,15 @@ def main() -> None:
     if not transforms.enabled():
         print("augment: every transform is off, so new images are plain copies", file=sys.stderr)
 
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
+    shutil.rmtree(AUGMENTED, ignore_errors=True)
     new = derive_images(
-        plan, OUT_DIR / "images", transforms, seed=params.seed, workers=worker_count(options.workers)
+        plan, AUGMENTED / "images", transforms, seed=params.seed, workers=worker_count(options.workers)
     )
     combined = pd.concat([train.assign(source_path="", augmentation=""), new], ignore_index=True)
-    combined.to_csv(OUT_DIR / "train.csv", index=False)
+    combined.to_csv(AUGMENTED / "train.csv", index=False)
     shown = preview_rows(new)
     augment_preview(
-        list(zip(shown["source_path"], shown["path"], shown["augmentation"], strict=True)), PREVIEW_FILE
+        list(zip(shown["source_path"], shown["path"], shown["augmentation"], strict=True)), AUGMENT_PREVIEW
     )
     counts = combined["label"].value_counts().sort_index().to_dict()
     print(f"augment: {len(new)} new images; train split now {counts}", file=sys.stderr)

@@ -9,16 +9,14 @@ metrics/report.md and metrics/model_card.md.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
-from stages.gradcam import write_gradcam_grid
-from stages.input_pipeline import image_dataset
-from stages.metrics import (
+from stages.evaluation.card import write_model_card
+from stages.evaluation.metrics import (
     bootstrap_intervals,
     choose_threshold,
     ensemble_weights,
@@ -26,22 +24,21 @@ from stages.metrics import (
     image_metrics,
     majority_baseline,
 )
-from stages.model_card import MODEL_CARD_FILE, write_model_card
-from stages.params import MODEL_NAMES, EvaluateParams, load_params
-from stages.plots import write_evaluation_plots
-from stages.report import write_report
-from stages.runner import run_stage, write_json
+from stages.evaluation.plots import write_evaluation_plots
+from stages.evaluation.report import write_report
+from stages.modeling.gradcam import write_gradcam_grid
+from stages.modeling.input_pipeline import image_dataset
+from stages.pipeline.files import write_json
+from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
+from stages.pipeline.paths import EVALUATE_METRICS, EVALUATE_PLOTS, MODEL_CARD, REPORT, SPLIT_DIR, model_file
+from stages.pipeline.stage import run_stage
 
-SPLIT_DIR = Path("data/split")
-PLOTS_DIR = Path("plots/evaluate")
-METRICS_FILE = Path("metrics/evaluate.json")
-REPORT_FILE = Path("metrics/report.md")
 BATCH_SIZE = 64
 
 
 def predict(name: str, splits: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
     """Malignant probabilities of the named model on each split, at the size it was trained on."""
-    model = keras.saving.load_model(Path("models") / f"{name}.keras", safe_mode=True)
+    model = keras.saving.load_model(model_file(name), safe_mode=True)
     image_size = tuple(model.input_shape[1:3])
     probabilities = {}
     for split, rows in splits.items():
@@ -67,13 +64,11 @@ def evaluate_all(
         for name, probs in probabilities.items()
     }
     weights = ensemble_weights(val_auc, params.ensemble)
-    probabilities["ensemble"] = {
+    probabilities[ENSEMBLE] = {
         split: np.sum([weights[name] * probabilities[name][split] for name in weights], axis=0)
         for split in ("val", "test")
     }
-    val_auc["ensemble"] = image_metrics(val_targets, probabilities["ensemble"]["val"], 0.5).get(
-        "roc_auc", 0.5
-    )
+    val_auc[ENSEMBLE] = image_metrics(val_targets, probabilities[ENSEMBLE]["val"], 0.5).get("roc_auc", 0.5)
     summary: dict[str, Any] = {
         "test_images": len(test),
         "majority_baseline": majority_baseline(test),
@@ -103,18 +98,18 @@ def main() -> None:
     splits = {name: pd.read_csv(SPLIT_DIR / f"{name}.csv") for name in ("val", "test")}
     probabilities = {name: predict(name, splits) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
-    write_json(METRICS_FILE, summary)
+    write_json(EVALUATE_METRICS, summary)
     test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
-    write_evaluation_plots(PLOTS_DIR, splits["test"], test_probabilities, summary)
-    write_report(REPORT_FILE, summary, PLOTS_DIR, params.evaluate.confidence)
+    write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_probabilities, summary)
+    write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence)
     write_gradcam_grid(
-        {name: Path("models") / f"{name}.keras" for name in MODEL_NAMES},
+        {name: model_file(name) for name in MODEL_NAMES},
         splits["test"],
-        test_probabilities["ensemble"],
+        test_probabilities[ENSEMBLE],
         {name: summary[name]["threshold"] for name in test_probabilities},
-        PLOTS_DIR / "gradcam.png",
+        EVALUATE_PLOTS / "gradcam.png",
     )
-    write_model_card(MODEL_CARD_FILE, params, summary)
+    write_model_card(MODEL_CARD, params, summary)
     for name in test_probabilities:
         result = summary[name]
         print(

@@ -15,17 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stages.archives import unpacked
-from stages.dataset import scan_tree
-from stages.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
-from stages.ingestion import Resizing, ingest_images, rejection_report, source_aspect, summarise
-from stages.parallel import worker_count
-from stages.params import Params, load_params
-from stages.runner import run_stage, write_json
-from stages.synthetic import write_synthetic_breakhis
-
-OUT_DIR = Path("data/ingested")
-METRICS_FILE = Path("metrics/ingest.json")
+from stages.data.archives import unpacked
+from stages.data.dataset import scan_tree
+from stages.data.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
+from stages.data.ingestion import Resizing, ingest_images, rejection_report, source_aspect, summarise
+from stages.data.parallel import worker_count
+from stages.data.synthetic import write_synthetic_breakhis
+from stages.pipeline.files import write_json
+from stages.pipeline.params import Params, load_params
+from stages.pipeline.paths import INGEST_METRICS, INGESTED
+from stages.pipeline.stage import run_stage
 
 
 class IngestError(ValueError):
@@ -33,7 +32,7 @@ class IngestError(ValueError):
 
 
 def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str) -> dict[str, object]:
-    """Ingest the dataset under `root` into OUT_DIR; `shown_as` is how errors name data.path."""
+    """Ingest the dataset under `root` into INGESTED; `shown_as` is how errors name data.path."""
     scan = scan_tree(root, params.data.magnifications, shown_as)
     folds = None
     if params.data.source == "kaggle":
@@ -41,7 +40,7 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
         folds = read_folds(folds_file)
         check_coverage(folds, scan.records, folds_file)
 
-    staging = OUT_DIR.with_name(OUT_DIR.name + ".partial")
+    staging = INGESTED.with_name(INGESTED.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     workers = worker_count(params.ingest.workers)
     try:
@@ -55,7 +54,7 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
             report = rejection_report(result.rejected, root)
             raise IngestError(f"data.path '{shown_as}' has no usable image. {report}")
         manifest = result.manifest
-        manifest.insert(0, "path", [(OUT_DIR / "images" / name).as_posix() for name in manifest["filename"]])
+        manifest.insert(0, "path", [(INGESTED / "images" / name).as_posix() for name in manifest["filename"]])
         if folds is not None:
             manifest[list(FOLD_COLUMNS)] = fold_columns(manifest["filename"], folds)
         manifest.to_csv(staging / "manifest.csv", index=False)
@@ -64,14 +63,14 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
-    staging.rename(OUT_DIR)
+    shutil.rmtree(INGESTED, ignore_errors=True)
+    staging.rename(INGESTED)
     if scan.ignored:
         shown = ", ".join(scan.ignored[:3]) + (", ..." if len(scan.ignored) > 3 else "")
         print(f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {shown}", file=sys.stderr)
     if len(result.rejected):
         print(
-            f"ingest: left out {len(result.rejected)} unusable image(s), see {OUT_DIR / 'rejected.csv'}",
+            f"ingest: left out {len(result.rejected)} unusable image(s), see {INGESTED / 'rejected.csv'}",
             file=sys.stderr,
         )
     return summarise(result, len(scan.records), len(scan.ignored), scan.other_magnifications)
@@ -98,9 +97,9 @@ def main() -> None:
     else:
         path = Path(data.path or "")
         summary = ingest(params, unpacked(path), resizing, path)
-    write_json(METRICS_FILE, {"source": data.source, **summary})
+    write_json(INGEST_METRICS, {"source": data.source, **summary})
     print(
-        f"ingest: {summary['images']} images of {summary['patients']} patients -> {OUT_DIR}", file=sys.stderr
+        f"ingest: {summary['images']} images of {summary['patients']} patients -> {INGESTED}", file=sys.stderr
     )
 
 

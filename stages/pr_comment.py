@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages.report import MODELS
-from stages.runner import run_stage
+from stages.pipeline.params import SCORED_MODELS
+from stages.pipeline.paths import EVALUATE_METRICS, REPORT
+from stages.pipeline.stage import run_stage
 
 HEADLINE = (
     "image.accuracy",
@@ -23,7 +24,6 @@ HEADLINE = (
     "patient.recognition_rate",
     "patient.accuracy",
 )
-REPORT = Path("metrics/report.md")
 
 
 def dvc(*args: str) -> str:
@@ -39,9 +39,9 @@ def fmt(value: Any) -> str:
 
 def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
     """Headline metrics of every model: base value, this revision's value, and the change."""
-    changes = diff.get("metrics/evaluate.json", {})
+    changes = diff.get(str(EVALUATE_METRICS), {})
     lines = [f"| Model | Metric | `{base}` | this PR | change |", "|---|---|---:|---:|---:|"]
-    for model in MODELS:
+    for model in SCORED_MODELS:
         for metric in HEADLINE:
             entry = changes.get(f"{model}.{metric}")
             if entry is None:

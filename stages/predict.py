@@ -4,7 +4,7 @@
                      [--threshold T] [--models-dir models] [--explain DIR] [--params params.yaml]
 
 INPUT: image files, folders (searched recursively for images) or CSV files with a `path` column.
-Images get the training preprocessing (see stages.prediction). BreakHis-named files (by name alone,
+Images get the training preprocessing (see stages.modeling.prediction). BreakHis-named files (by name alone,
 in or out of the official layout) are also summarised per patient. The threshold and the ensemble's
 weights are those evaluate used (params.yaml, and metrics/evaluate.json where evaluate chose them on
 the validation split). Not a DVC stage.
@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.images import write_rgb
-from stages.ingestion import source_aspect
-from stages.params import PARAMS_FILE, Params, load_params
-from stages.prediction import (
+from stages.data.images import write_rgb
+from stages.data.ingestion import source_aspect
+from stages.modeling.prediction import (
     ENSEMBLE,
     MODEL_NAMES,
     Decision,
@@ -45,7 +44,9 @@ from stages.prediction import (
     predict_batch,
     read_metrics,
 )
-from stages.runner import run_stage
+from stages.pipeline.params import Params, load_params
+from stages.pipeline.paths import EVALUATE_METRICS, MODELS_DIR, PARAMS_FILE
+from stages.pipeline.stage import run_stage
 
 if TYPE_CHECKING:
     import keras
@@ -68,7 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=ENSEMBLE,
         help="one model, or the ensemble of the models present (default; weighted as evaluate.ensemble)",
     )
-    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="folder of <model>.keras")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="folder of <model>.keras")
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="per-image CSV")
     parser.add_argument(
         "--patients-out",
@@ -85,7 +86,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics",
         type=Path,
-        default=Path("metrics/evaluate.json"),
+        default=EVALUATE_METRICS,
         help="the run's evaluation: thresholds and ensemble weights chosen on validation",
     )
     parser.add_argument(
@@ -188,7 +189,7 @@ def run_models(
 ) -> dict[str, np.ndarray]:
     """Every model's probabilities, batch by batch (memory bounded by the batch), with a progress
     bar; with --explain, also the Grad-CAM overlay of every image and model."""
-    from stages.gradcam import GradCam, heatmaps, overlay
+    from stages.modeling.gradcam import GradCam, heatmaps, overlay
 
     cams = {name: GradCam(model) for name, model in models.items()} if args.explain else {}
     if args.explain:

@@ -9,13 +9,10 @@ no patient group and no pixel hash may be in two splits.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from stages.data_plots import split_chart
-from stages.params import load_params
-from stages.partition import (
+from stages.data.partition import (
     GROUP_COLUMNS,
     SPLITS,
     check_no_leak,
@@ -24,13 +21,11 @@ from stages.partition import (
     leak_summary,
     make_splits,
 )
-from stages.runner import run_stage, write_json
-
-MANIFEST = Path("data/ingested/manifest.csv")
-DUPLICATES = Path("data/ingested/duplicates.csv")  # optional: links dropped pixel twins to kept ones
-OUT_DIR = Path("data/split")
-METRICS_FILE = Path("metrics/split.json")
-PLOT_FILE = Path("plots/split.png")
+from stages.data.plots import split_chart
+from stages.pipeline.files import write_json
+from stages.pipeline.params import load_params
+from stages.pipeline.paths import DUPLICATES, MANIFEST, SPLIT_DIR, SPLIT_METRICS, SPLIT_PLOT
+from stages.pipeline.stage import run_stage
 
 
 def main() -> None:
@@ -45,10 +40,10 @@ def main() -> None:
             file=sys.stderr,
         )
 
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    SPLIT_DIR.mkdir(parents=True, exist_ok=True)
     for name, frame in result.splits.items():
-        frame.to_csv(OUT_DIR / f"{name}.csv", index=False)
-    written = {name: pd.read_csv(OUT_DIR / f"{name}.csv") for name in SPLITS}
+        frame.to_csv(SPLIT_DIR / f"{name}.csv", index=False)
+    written = {name: pd.read_csv(SPLIT_DIR / f"{name}.csv") for name in SPLITS}
 
     groups = GROUP_COLUMNS[params.split.group_by]
     if result.leaky:
@@ -56,11 +51,11 @@ def main() -> None:
     else:
         check_no_leak(written, groups, duplicates)  # raises LeakError, naming the group or hash
         leak = {"leak_check": "passed"}
-    group_table(written, params.split.group_by, duplicates).to_csv(OUT_DIR / "groups.csv", index=False)
+    group_table(written, params.split.group_by, duplicates).to_csv(SPLIT_DIR / "groups.csv", index=False)
 
     summary = {**result.info, **leak, **describe(written)}
-    write_json(METRICS_FILE, summary)
-    split_chart(summary, PLOT_FILE)
+    write_json(SPLIT_METRICS, summary)
+    split_chart(summary, SPLIT_PLOT)
     counts = ", ".join(f"{name} {len(frame)}" for name, frame in written.items())
     print(f"split ({params.split.strategy}, by {groups}): {counts} images", file=sys.stderr)
 

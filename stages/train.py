@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 from dvclive import Live
 
-from stages.params import MODEL_NAMES, load_params
-from stages.runner import run_stage
-from stages.runtime import configure_runtime
-from stages.training import ResumeState, Trainer, inference_copy, resume_config
-
-TRAIN_ROWS = Path("data/augmented/train.csv")
-VAL_ROWS = Path("data/split/val.csv")
+from stages.modeling.runtime import configure_runtime
+from stages.modeling.training import ResumeState, Trainer, inference_copy, resume_config
+from stages.pipeline.params import MODEL_NAMES, load_params
+from stages.pipeline.paths import AUGMENTED_TRAIN, RESUME_DIR, VAL_SPLIT, model_file, train_log_dir
+from stages.pipeline.stage import run_stage
 
 
 def main() -> None:
@@ -30,14 +27,14 @@ def main() -> None:
     parser.add_argument("model", choices=MODEL_NAMES)
     name = parser.parse_args().model
     params = load_params()
-    train_rows, val_rows = pd.read_csv(TRAIN_ROWS), pd.read_csv(VAL_ROWS)
+    train_rows, val_rows = pd.read_csv(AUGMENTED_TRAIN), pd.read_csv(VAL_SPLIT)
     runtime = configure_runtime(params.train, params.seed)
 
-    model_path = Path("models") / f"{name}.keras"
+    model_path = model_file(name)
     resume = ResumeState(
-        Path("models/.resume") / name, resume_config(name, params.train, params.seed, [TRAIN_ROWS, VAL_ROWS])
+        RESUME_DIR / name, resume_config(name, params.train, params.seed, [AUGMENTED_TRAIN, VAL_SPLIT])
     )
-    live_dir = Path("metrics/train") / name
+    live_dir = train_log_dir(name)
     if resume.resuming:
         print(f"train {name}: resuming an interrupted run from {resume.root}", file=sys.stderr)
         resume.restore_live(live_dir)

@@ -51,7 +51,7 @@ TINY_MODEL_SIZE = (32, 32)
 @pytest.fixture(scope="session")
 def synthetic_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """24 synthetic BreakHis images (3 benign and 3 malignant patients, 100X and 400X, 64x96)."""
-    from stages.synthetic import write_synthetic_breakhis
+    from stages.data.synthetic import write_synthetic_breakhis
 
     tree = write_synthetic_breakhis(
         tmp_path_factory.mktemp("synthetic"),
@@ -80,10 +80,10 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
     import keras
     import numpy as np
 
-    from stages.dataset import parse_image_name
-    from stages.models import build_custom_cnn, build_transfer_model
-    from stages.params import MODEL_NAMES
-    from stages.prediction import load_for_model, model_inputs
+    from stages.data.dataset import parse_image_name
+    from stages.modeling.architectures import build_custom_cnn, build_transfer_model
+    from stages.modeling.prediction import load_for_model, model_inputs
+    from stages.pipeline.params import MODEL_NAMES
 
     folder = tmp_path_factory.mktemp("models")
     images = np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.archives import ArchiveError, extract, extracted, unpacked, unsafe_member_reason
+from stages.data.archives import ArchiveError, extract, extracted, unpacked, unsafe_member_reason
 from tests.raw_data import tar_member
 
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from stages import augment as augment_stage
-from stages.augmentation import Transforms, augment_image, hed_perturb, plan_augmentation
-from stages.images import pixel_hash, read_rgb, write_rgb
+from stages.data.augmentation import Transforms, augment_image, hed_perturb, plan_augmentation
+from stages.data.images import pixel_hash, read_rgb, write_rgb
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 
 

@@ -1,6 +1,6 @@
 """Grad-CAM on the three model types (flat custom CNN, nested VGG19 / ResNet50 backbones).
 
-All slow: stages.gradcam imports TensorFlow, so it is imported inside the tests."""
+All slow: stages.modeling.gradcam imports TensorFlow, so it is imported inside the tests."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ LAYERS = {  # at 32x32: the last block with a map of at least 4x4, and the very 
 
 
 def test_overlay_keeps_the_image_size() -> None:
-    from stages.gradcam import overlay
+    from stages.modeling.gradcam import overlay
 
     image = np.full((10, 20, 3), 200, np.uint8)
     heat = np.zeros((10, 20), np.float32)
@@ -36,7 +36,7 @@ def test_overlay_keeps_the_image_size() -> None:
 
 
 def test_examples_cover_each_class_right_and_wrong() -> None:
-    from stages.gradcam import select_examples
+    from stages.modeling.gradcam import select_examples
 
     targets = np.array([0, 0, 0, 1, 1, 1, 1])
     probabilities = np.array([0.1, 0.3, 0.8, 0.9, 0.6, 0.2, 0.95])
@@ -53,7 +53,7 @@ def test_examples_cover_each_class_right_and_wrong() -> None:
 
 @pytest.fixture(scope="module")
 def images(synthetic_images: list[Path]) -> np.ndarray:
-    from stages.prediction import load_for_model
+    from stages.modeling.prediction import load_for_model
 
     return np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images[::3]])  # 8 images
 
@@ -62,8 +62,8 @@ def images(synthetic_images: list[Path]) -> np.ndarray:
 def test_maps_have_the_image_size_and_are_not_constant(
     name: str, tiny_models: Path, images: np.ndarray
 ) -> None:
-    from stages.gradcam import GradCam, heatmaps
-    from stages.prediction import load_model, predict_batch
+    from stages.modeling.gradcam import GradCam, heatmaps
+    from stages.modeling.prediction import load_model, predict_batch
 
     model = load_model(tiny_models / f"{name}.keras")
     cam = GradCam(model)
@@ -79,8 +79,8 @@ def test_maps_have_the_image_size_and_are_not_constant(
 
 
 def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndarray) -> None:
-    from stages.gradcam import GradCam, heatmaps
-    from stages.prediction import load_model
+    from stages.modeling.gradcam import GradCam, heatmaps
+    from stages.modeling.prediction import load_model
 
     model = load_model(tiny_models / "resnet50.keras")
     maps, _ = heatmaps(GradCam(model, layer="conv4_block6_out"), "resnet50", images[:2], 0.5)
@@ -90,8 +90,8 @@ def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndar
 
 
 def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_path: Path) -> None:
-    from stages.dataset import parse_image_name
-    from stages.gradcam import write_gradcam_grid
+    from stages.data.dataset import parse_image_name
+    from stages.modeling.gradcam import write_gradcam_grid
 
     rows = pd.DataFrame(
         {

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from stages import ingest as ingest_stage
-from stages.archives import ArchiveError
-from stages.dataset import LayoutError
-from stages.folds import FoldsError
-from stages.params import ParamsError
+from stages.data.archives import ArchiveError
+from stages.data.dataset import LayoutError
+from stages.data.folds import FoldsError
+from stages.pipeline.params import ParamsError
 from tests.raw_data import (
     DUPLICATE,
     DUPLICATE_OF,

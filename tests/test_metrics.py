@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.metrics import (
+from stages.evaluation.metrics import (
     bootstrap_intervals,
     choose_threshold,
     ensemble_weights,

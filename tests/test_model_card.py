@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.model_card import as_interval, lookup, model_card, wilson_interval, write_model_card
-from stages.params import Params
+from stages.evaluation.card import as_interval, lookup, model_card, wilson_interval, write_model_card
+from stages.pipeline.params import Params
 
 INGEST = {
     "source": "breakhis",

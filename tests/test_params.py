@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.params import ParamsError, load_params
+from stages.pipeline.params import ParamsError, load_params
 from tests.conftest import PROJECT_ROOT
 
 

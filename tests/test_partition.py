@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.params import SplitParams
-from stages.partition import (
+from stages.data.partition import (
     GROUP_COLUMNS,
     SPLITS,
     LeakError,
@@ -25,6 +24,7 @@ from stages.partition import (
     split_kfold,
     split_official,
 )
+from stages.pipeline.params import SplitParams
 from tests.conftest import crafted_manifest
 
 

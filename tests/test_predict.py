@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.images import ImageError, cover_and_crop, read_rgb, write_rgb
-from stages.params import EvaluateParams
-from stages.prediction import (
+from stages.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
+from stages.modeling.prediction import (
     MODEL_NAMES,
     ModelFileError,
     aggregate_by_patient,
@@ -29,6 +28,7 @@ from stages.prediction import (
     load_model,
     name_info,
 )
+from stages.pipeline.params import EvaluateParams
 from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE
 
 SIZE = (230, 350)
@@ -111,7 +111,7 @@ def test_input_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_bad_images_are_all_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("stages.prediction.MAX_PIXELS", 1000 * 1000)
+    monkeypatch.setattr("stages.modeling.prediction.MAX_PIXELS", 1000 * 1000)
     good = write_png(tmp_path / "good.png", tissue())
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:100])
@@ -150,8 +150,8 @@ def test_model_input_is_the_training_pipeline_s(sample_tree: Path, tmp_path: Pat
     import keras
     import tensorflow as tf
 
-    from stages.input_pipeline import load_image, preprocess
-    from stages.prediction import model_inputs
+    from stages.modeling.input_pipeline import load_image, preprocess
+    from stages.modeling.prediction import model_inputs
 
     raw = next(sample_tree.rglob("SOB_B_A-14-22549AB-100-027.png"))
     ingested = tmp_path / "ingested.png"

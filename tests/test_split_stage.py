@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from stages import split as split_stage
-from stages.params import ParamsError, load_params
-from stages.partition import LeakError, SplitResult
+from stages.data.partition import LeakError, SplitResult
+from stages.pipeline.params import ParamsError, load_params
 from tests.conftest import crafted_manifest
 from tests.test_partition import with_official_folds
 

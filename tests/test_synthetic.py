@@ -1,4 +1,4 @@
-"""Tests for stages.synthetic: grammar, determinism, class signal, patient signature."""
+"""Tests for stages.data.synthetic: grammar, determinism, class signal, patient signature."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.synthetic import SUBTYPES, main, write_synthetic_breakhis
+from stages.data.synthetic import SUBTYPES, main, write_synthetic_breakhis
 
 CODES = "A|F|PT|TA|DC|LC|MC|PC"
 FOLDER_RE = re.compile(rf"SOB_(B|M)_({CODES})_(1[345])-(\d+[A-Z]*)")

@@ -89,7 +89,7 @@ def test_same_seed_gives_identical_metrics(repo: Path) -> None:
 def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
     weights = repo / "resnet50-notop.weights.h5"
     script = (
-        "from stages.models import build_backbone; "
+        "from stages.modeling.architectures import build_backbone; "
         f"build_backbone('resnet50', (32, 32), 'none').save_weights({str(weights)!r})"
     )
     subprocess.run([sys.executable, "-c", script], cwd=repo, env=environment(), check=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from stages.params import TrainParams
+from stages.pipeline.params import TrainParams
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ removed; an interrupted extraction leaves only a `.partial` folder that the next
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import stat
@@ -24,8 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from stages.pipeline.files import file_digest
+from stages.pipeline.paths import EXTRACTED_ARCHIVES
+
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-EXTRACT_CACHE = Path("data/extracted")
 # tarfile's "data" filter (Python 3.11.4+) is a second line of defence behind the checks below
 DATA_FILTER: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
@@ -119,11 +120,6 @@ def extract(archive: Path, target: Path) -> None:
         raise
 
 
-def content_digest(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def _stale(cache: Path, archive: Path, keep: Path) -> Iterator[Path]:
     """Earlier extractions of an archive of the same name (other content), finished or not."""
     pattern = re.compile(re.escape(archive.name) + r"-[0-9a-f]{16}(\.partial)?")
@@ -132,9 +128,9 @@ def _stale(cache: Path, archive: Path, keep: Path) -> Iterator[Path]:
             yield folder
 
 
-def extracted(archive: Path, cache: Path = EXTRACT_CACHE) -> Path:
+def extracted(archive: Path, cache: Path = EXTRACTED_ARCHIVES) -> Path:
     """The folder holding `archive`'s content: reused if this content was extracted before."""
-    folder = cache / f"{archive.name}-{content_digest(archive)[:16]}"
+    folder = cache / f"{archive.name}-{file_digest(archive)[:16]}"
     if folder.is_dir():
         print(f"ingest: {archive} unchanged, reusing its extraction in {folder}", file=sys.stderr)
         return folder
@@ -148,7 +144,7 @@ def extracted(archive: Path, cache: Path = EXTRACT_CACHE) -> Path:
     return folder
 
 
-def unpacked(path: Path, cache: Path = EXTRACT_CACHE) -> Path:
+def unpacked(path: Path, cache: Path = EXTRACTED_ARCHIVES) -> Path:
     """The folder to read a dataset from: `path` itself if it is a folder, else its extraction."""
     if not path.exists():
         raise FileNotFoundError(f"data.path '{path}' does not exist")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.dataset import FILE_NAME, ImageRecord
+from stages.data.dataset import FILE_NAME, ImageRecord
 
 FOLDS = (1, 2, 3, 4, 5)
 FOLD_COLUMNS = tuple(f"fold_{k}" for k in FOLDS)

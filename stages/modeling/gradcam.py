@@ -1,7 +1,7 @@
 """Grad-CAM heat maps (Selvaraju et al., 2017): where in the image the evidence for a model's
 decision lies, from the gradients of its decision score over its last convolutional block.
 
-Works for the three models of `stages.models`: the custom CNN (a flat chain of layers) and the
+Works for the three models of `stages.modeling.architectures`: the custom CNN (a flat chain of layers) and the
 transfer models, whose keras.applications backbone is a nested functional Model. Keras 3 cannot
 take an intermediate output of a nested model from the outer model's graph, so the forward pass is
 rebuilt: the outer layers are called in order, and the backbone is replaced by a model of its own
@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from stages.plots import save_figure
-from stages.prediction import load_for_model, load_model, model_inputs
+from stages.modeling.prediction import load_for_model, load_model, model_inputs
+from stages.pipeline.figures import save_figure
+from stages.pipeline.params import ENSEMBLE
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -219,7 +220,7 @@ def write_gradcam_grid(
     image_size: `ingest.image_size` for raw files; None for ingested images (kept as they are).
     Returns the chosen rows with their captions."""
     if isinstance(thresholds, Mapping):
-        threshold = float(thresholds["ensemble"])
+        threshold = float(thresholds[ENSEMBLE])
         own = {name: float(thresholds.get(name, threshold)) for name in model_paths}
     else:
         threshold = float(thresholds)

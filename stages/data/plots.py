@@ -11,8 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from stages.images import read_rgb  # noqa: E402
-from stages.plots import save_figure  # noqa: E402
+from stages.data.images import read_rgb  # noqa: E402
+from stages.pipeline.figures import save_figure  # noqa: E402
 
 CLASS_COLOURS = {"benign": "#e7a3c3", "malignant": "#6a3d9a"}  # eosin pink, hematoxylin purple
 SPLIT_NAMES = ("train", "val", "test")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from stages.pipeline.figures import save_figure
+from stages.pipeline.params import ENSEMBLE
+from stages.pipeline.paths import TRAIN_LOGS
+
 CLASS_NAMES = ("benign", "malignant")
-# PNG metadata without the matplotlib version, so a figure's bytes depend on its content only
-PNG_METADATA = {"Software": None}
-TRAINING_CURVES = Path("metrics/train")
 
 
 def roc_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
@@ -30,24 +29,6 @@ def roc_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
 def precision_recall_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
     precision, recall, thresholds = skm.precision_recall_curve(targets, probabilities)
     return pd.DataFrame({"recall": recall, "precision": precision, "threshold": np.append(thresholds, 1.0)})
-
-
-def save_figure(figure: plt.Figure, path: Path, *, photos: bool = False) -> None:
-    """Write the figure as a PNG and close it.
-
-    `photos`: the figure shows tissue images, which compress badly; quantise it to 256 colours so
-    such grids stay a few hundred KB (git holds plots, and refuses files over 2 MB).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not photos:
-        figure.savefig(path, dpi=100, metadata=PNG_METADATA)
-        plt.close(figure)
-        return
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    image = Image.open(buffer).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
-    image.save(path, optimize=True)
 
 
 def save(figure: plt.Figure, path: Path) -> None:
@@ -109,7 +90,7 @@ def training_curves_png(models: list[str], path: Path) -> None:
     figure, panels = plt.subplots(1, 2, figsize=(9, 3.5))
     for panel, metric in zip(panels, ("loss", "auc"), strict=True):
         for model in models:
-            curve = TRAINING_CURVES / model / "plots/metrics/eval" / f"{metric}.tsv"
+            curve = TRAIN_LOGS / model / "plots/metrics/eval" / f"{metric}.tsv"
             if curve.exists():
                 points = pd.read_csv(curve, sep="\t")
                 panel.plot(points["step"], points[metric], marker=".", label=model)
@@ -158,5 +139,5 @@ def write_evaluation_plots(
     )
     magnification_png(pd.DataFrame(accuracy_by_magnification), plots_dir / "by_magnification.png")
     training_curves_png(
-        [name for name in probabilities if name != "ensemble"], plots_dir / "training_curves.png"
+        [name for name in probabilities if name != ENSEMBLE], plots_dir / "training_curves.png"
     )

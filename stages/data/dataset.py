@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.archives import ARCHIVE_SUFFIXES
+from stages.data.archives import ARCHIVE_SUFFIXES
 
 SUBTYPES: dict[str, tuple[str, str]] = {
     "A": ("benign", "adenosis"),

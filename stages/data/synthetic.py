@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stages.dataset import SUBTYPES, image_filename, patient_folder
+from stages.data.dataset import SUBTYPES, image_filename, patient_folder
 
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])

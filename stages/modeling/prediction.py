@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from stages.dataset import LayoutError, parse_image_name
-from stages.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
-from stages.params import MODEL_NAMES, EvaluateParams
+from stages.data.dataset import LayoutError, parse_image_name
+from stages.data.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
+from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams
+from stages.pipeline.paths import EVALUATE_METRICS
 
 if TYPE_CHECKING:
     import keras
 
-ENSEMBLE = "ensemble"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # Sizes: those ingest refuses (images.size_problem), and beyond this a whole-slide image (tile it)
 MAX_PIXELS = 40_000_000
@@ -113,7 +113,7 @@ def check_images(
 
 def model_inputs(model_name: str, model: keras.Model, images: np.ndarray) -> np.ndarray:
     """A batch of ingest-sized RGB uint8 images -> the named model's input (training's own functions)."""
-    from stages.input_pipeline import preprocess, resize_image
+    from stages.modeling.input_pipeline import preprocess, resize_image
 
     return np.asarray(preprocess(model_name, resize_image(images, model_image_size(model))))
 
@@ -169,7 +169,7 @@ def decision_rule(
     evaluate: EvaluateParams,
     metrics: Mapping[str, Any],
     threshold: float | None = None,
-    metrics_path: Path = Path("metrics/evaluate.json"),
+    metrics_path: Path = EVALUATE_METRICS,
 ) -> Decision:
     """The weights and threshold evaluate used, so that predictions match the evaluated models.
 
@@ -290,7 +290,7 @@ def name_info(path: str) -> NameInfo:
 
 
 def aggregate_by_patient(predictions: pd.DataFrame, probability: str, threshold: float) -> pd.DataFrame:
-    """Per patient (BreakHis-named rows only), as in stages.metrics: the mean probability decides
+    """Per patient (BreakHis-named rows only), as in stages.evaluation.metrics: the mean probability decides
     the patient's class; `malignant_fraction` is the fraction of their images predicted malignant."""
     named = predictions[predictions["patient"] != ""]
     frame = named.assign(malignant=(named[probability] >= threshold).astype(float))

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from stages.images import pixel_hash, read_rgb, write_rgb
-from stages.parallel import map_in_processes
+from stages.data.images import pixel_hash, read_rgb, write_rgb
+from stages.data.parallel import map_in_processes
 
 # Ruifrok & Johnston stain vectors (optical density per unit stain, RGB): hematoxylin, eosin, DAB
 RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.dataset import ImageRecord
-from stages.images import (
+from stages.data.dataset import ImageRecord
+from stages.data.images import (
     BREAKHIS_ASPECT,
     ImageError,
     cover_and_crop,
@@ -27,8 +27,8 @@ from stages.images import (
     size_problem,
     write_rgb,
 )
-from stages.parallel import map_in_threads
-from stages.params import DataParams
+from stages.data.parallel import map_in_threads
+from stages.pipeline.params import DataParams
 
 MANIFEST_COLUMNS = [
     "filename",

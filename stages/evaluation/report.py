@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-MODELS = ("custom", "vgg19", "resnet50", "ensemble")
+from stages.pipeline.params import SCORED_MODELS
+from stages.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
+
 # (level, metric, column title, key of its bootstrap interval)
 HEADLINE = (
     ("image", "accuracy", "Accuracy", "image_accuracy"),
@@ -18,8 +20,6 @@ HEADLINE = (
     ("patient", "recognition_rate", "Patient recognition rate", "patient_recognition_rate"),
     ("patient", "accuracy", "Patient accuracy", None),
 )
-INGEST_SUMMARY = Path("metrics/ingest.json")
-SPLIT_SUMMARY = Path("metrics/split.json")
 FIGURES = (
     ("ROC", "roc.png"),
     ("Precision-recall", "precision_recall.png"),
@@ -39,7 +39,7 @@ def cell(result: dict[str, Any], level: str, metric: str, interval: str | None) 
 def metrics_table(summary: dict[str, Any]) -> list[str]:
     titles = [title for _, _, title, _ in HEADLINE]
     lines = ["| Model | Threshold | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(HEADLINE)]
-    for model in MODELS:
+    for model in SCORED_MODELS:
         result = summary[model]
         cells = [cell(result, level, metric, interval) for level, metric, _, interval in HEADLINE]
         lines.append(f"| {model} | {result['threshold']:.2f} | " + " | ".join(cells) + " |")
@@ -51,15 +51,15 @@ def metrics_table(summary: dict[str, Any]) -> list[str]:
 
 def data_lines() -> list[str]:
     lines = []
-    if INGEST_SUMMARY.exists():
-        ingest = json.loads(INGEST_SUMMARY.read_text())
+    if INGEST_METRICS.exists():
+        ingest = json.loads(INGEST_METRICS.read_text())
         lines.append(
             f"- Data: {ingest['images']} images of {ingest['patients']} patients "
             f"({ingest['patient_groups']} patient groups), source `{ingest['source']}`, "
             f"{ingest['duplicates']} duplicate(s) dropped."
         )
-    if SPLIT_SUMMARY.exists():
-        split = json.loads(SPLIT_SUMMARY.read_text())
+    if SPLIT_METRICS.exists():
+        split = json.loads(SPLIT_METRICS.read_text())
         if split.get("leaky"):
             lines.append(
                 "- **WARNING: this split is by image and leaks patients between train and test; "
@@ -93,7 +93,7 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "",
         " ".join(f"![{title}]({link / file})" for title, file in FIGURES),
         "",
-        " ".join(f"![{m} confusion]({link / f'confusion_{m}.png'})" for m in MODELS),
+        " ".join(f"![{m} confusion]({link / f'confusion_{m}.png'})" for m in SCORED_MODELS),
         "",
         f"![Grad-CAM on test images]({link / 'gradcam.png'})",
         "",

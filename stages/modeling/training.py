@@ -9,7 +9,6 @@ Both phases log into one DVCLive step counter.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -26,20 +25,17 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
-from stages.input_pipeline import image_dataset
-from stages.models import TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
-from stages.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
-from stages.runtime import Runtime
+from stages.modeling.architectures import TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
+from stages.modeling.input_pipeline import image_dataset
+from stages.modeling.runtime import Runtime
+from stages.pipeline.files import file_digest
+from stages.pipeline.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
 
 
 def balanced_class_weights(targets: np.ndarray) -> dict[int, float]:
     classes = np.unique(targets)
     weights = compute_class_weight("balanced", classes=classes, y=targets)
     return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class ResumeState:

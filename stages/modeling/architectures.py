@@ -1,7 +1,7 @@
 """The three classifiers: a 4-block CNN from scratch, and VGG19 / ResNet50 backbones from
 keras.applications with a small head. All output the probability of `malignant`.
 
-Models take images as produced by `stages.input_pipeline.preprocess` for their name, contain no
+Models take images as produced by `stages.modeling.input_pipeline.preprocess` for their name, contain no
 Lambda layers, and load with `keras.saving.load_model(path, safe_mode=True)`.
 """
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stages.dataset import FOLDER_NAME
-from stages.params import SplitParams
+from stages.data.dataset import FOLDER_NAME
+from stages.pipeline.params import SplitParams
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"root": "patient_group", "folder": "patient"}

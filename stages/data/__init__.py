@@ -1,0 +1,1 @@
+"""The dataset, without TensorFlow: BreaKHis layout and sources, images, ingest, splits, augmentation."""

@@ -1,0 +1,1 @@
+"""What ties the stages together: the params schema, every path, how a stage runs and writes files."""

@@ -1,0 +1,52 @@
+"""Every path the pipeline reads or writes, in one place (the catalogue `dvc.yaml` mirrors).
+
+Paths are relative to the project root, where DVC runs every stage. Stage modules and the library
+import them from here; no other module spells out a pipeline path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+
+# ingest
+EXTRACTED_ARCHIVES = Path("data/extracted")  # unpacked raw archives, reused while their content is the same
+INGESTED = Path("data/ingested")
+MANIFEST = INGESTED / "manifest.csv"
+DUPLICATES = INGESTED / "duplicates.csv"  # dropped pixel twins and the image kept for each
+INGEST_METRICS = Path("metrics/ingest.json")
+
+# split
+SPLIT_DIR = Path("data/split")
+TRAIN_SPLIT = SPLIT_DIR / "train.csv"
+VAL_SPLIT = SPLIT_DIR / "val.csv"
+TEST_SPLIT = SPLIT_DIR / "test.csv"
+SPLIT_METRICS = Path("metrics/split.json")
+SPLIT_PLOT = Path("plots/split.png")
+
+# augment
+AUGMENTED = Path("data/augmented")
+AUGMENTED_TRAIN = AUGMENTED / "train.csv"
+AUGMENT_PREVIEW = Path("plots/augment_preview.png")
+
+# train-<model>
+MODELS_DIR = Path("models")
+RESUME_DIR = MODELS_DIR / ".resume"  # state of interrupted training runs
+TRAIN_LOGS = Path("metrics/train")  # one DVCLive folder per model
+
+# evaluate
+EVALUATE_METRICS = Path("metrics/evaluate.json")
+EVALUATE_PLOTS = Path("plots/evaluate")
+REPORT = Path("metrics/report.md")
+MODEL_CARD = Path("metrics/model_card.md")
+
+
+def model_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """The saved model of a train stage."""
+    return models_dir / f"{name}.keras"
+
+
+def train_log_dir(name: str) -> Path:
+    """A train stage's DVCLive folder."""
+    return TRAIN_LOGS / name
