@@ -31,8 +31,6 @@ def main() -> None:
     transforms = Transforms(
         flip=options.flip,
         rotate90=options.rotate90,
-        hsv_jitter=options.hsv_jitter,
-        hed_jitter=options.hed_jitter,
         zoom=options.zoom,
     )
     if not transforms.enabled():

@@ -15,6 +15,13 @@ import keras
 import numpy as np
 import pandas as pd
 
+from stages.evaluation.baselines import (
+    COLOUR_BASELINE,
+    collapse_warnings,
+    colour_baseline_probabilities,
+    output_spread,
+    paired_auc_difference,
+)
 from stages.evaluation.card import write_model_card
 from stages.evaluation.metrics import (
     bootstrap_intervals,
@@ -27,7 +34,8 @@ from stages.evaluation.metrics import (
 from stages.evaluation.plots import write_evaluation_plots
 from stages.evaluation.report import write_report
 from stages.modeling.gradcam import write_gradcam_grid
-from stages.modeling.input_pipeline import image_dataset
+from stages.modeling.input_pipeline import field_size, image_dataset
+from stages.modeling.views import ViewParams, mean_over_views, view_params, views_per_image
 from stages.pipeline.files import write_json
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, EVALUATE_PLOTS, MODEL_CARD, REPORT, SPLIT_DIR, model_file
@@ -36,16 +44,19 @@ from stages.pipeline.stage import run_stage
 BATCH_SIZE = 64
 
 
-def predict(name: str, splits: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
-    """Malignant probabilities of the named model on each split, at the size it was trained on."""
+def predict(name: str, splits: dict[str, pd.DataFrame], view: ViewParams) -> dict[str, np.ndarray]:
+    """Malignant probabilities of the named model on each split, one per image: the mean over the
+    model's views of the image (the field, or the grid of patches; with test-time flips)."""
     model = keras.saving.load_model(model_file(name), safe_mode=True)
-    image_size = tuple(model.input_shape[1:3])
+    image_size = (int(model.input_shape[1]), int(model.input_shape[2]))
     probabilities = {}
     for split, rows in splits.items():
+        paths = rows["path"].tolist()
         data = image_dataset(
-            rows["path"].tolist(), None, model_name=name, image_size=image_size, batch_size=BATCH_SIZE
+            paths, None, model_name=name, image_size=image_size, batch_size=BATCH_SIZE, view=view
         )
-        probabilities[split] = model.predict(data, verbose=0).reshape(-1).astype("float64")
+        views = views_per_image(field_size(paths[0]), image_size, view)
+        probabilities[split] = mean_over_views(model.predict(data, verbose=0).reshape(-1), views)
     keras.backend.clear_session()
     return probabilities
 
@@ -57,7 +68,7 @@ def evaluate_all(
     seed: int,
 ) -> dict[str, Any]:
     """Metrics of every model and the ensemble on test, with thresholds and weights from val."""
-    val, test = splits["val"], splits["test"]
+    train, val, test = splits["train"], splits["val"], splits["test"]
     val_targets = val["target"].to_numpy()
     val_auc = {
         name: image_metrics(val_targets, probs["val"], 0.5).get("roc_auc", 0.5)
@@ -71,9 +82,10 @@ def evaluate_all(
     val_auc[ENSEMBLE] = image_metrics(val_targets, probabilities[ENSEMBLE]["val"], 0.5).get("roc_auc", 0.5)
     summary: dict[str, Any] = {
         "test_images": len(test),
-        "majority_baseline": majority_baseline(test),
+        "majority_baseline": majority_baseline(test, train),
         "ensemble_weights": weights,
     }
+    probabilities[COLOUR_BASELINE] = colour_baseline_probabilities(train, {"val": val, "test": test})
     for name, probs in probabilities.items():
         if isinstance(params.threshold, float):
             threshold = params.threshold
@@ -88,15 +100,29 @@ def evaluate_all(
             confidence=params.confidence,
             seed=seed,
         )
-        result["val_roc_auc"] = val_auc[name]
+        result["val_roc_auc"] = val_auc.get(
+            name, image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
+        )
+        result["output"] = output_spread(probs["test"])
+        if name != COLOUR_BASELINE:
+            result["vs_colour_baseline"] = paired_auc_difference(
+                test,
+                probs["test"],
+                probabilities[COLOUR_BASELINE]["test"],
+                resamples=params.bootstrap_resamples,
+                confidence=params.confidence,
+                seed=seed,
+            )
         summary[name] = result
     return summary
 
 
 def main() -> None:
     params = load_params()
-    splits = {name: pd.read_csv(SPLIT_DIR / f"{name}.csv") for name in ("val", "test")}
-    probabilities = {name: predict(name, splits) for name in MODEL_NAMES}
+    splits = {name: pd.read_csv(SPLIT_DIR / f"{name}.csv") for name in ("train", "val", "test")}
+    view = view_params(params.train, test_time_flips=params.evaluate.test_time_flips)
+    scored = {name: splits[name] for name in ("val", "test")}
+    probabilities = {name: predict(name, scored, view) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
     write_json(EVALUATE_METRICS, summary)
     test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
@@ -106,10 +132,13 @@ def main() -> None:
         {name: model_file(name) for name in MODEL_NAMES},
         splits["test"],
         test_probabilities[ENSEMBLE],
-        {name: summary[name]["threshold"] for name in test_probabilities},
+        {name: summary[name]["threshold"] for name in (*MODEL_NAMES, ENSEMBLE)},
         EVALUATE_PLOTS / "gradcam.png",
+        view=view,
     )
     write_model_card(MODEL_CARD, params, summary)
+    for warning in collapse_warnings(summary):
+        print(f"warning: {warning}", file=sys.stderr)
     for name in test_probabilities:
         result = summary[name]
         print(

@@ -68,6 +68,15 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
     if scan.ignored:
         shown = ", ".join(scan.ignored[:3]) + (", ..." if len(scan.ignored) > 3 else "")
         print(f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {shown}", file=sys.stderr)
+    kept_as_is = manifest[manifest["stain"].str.startswith("kept as is")]
+    if len(kept_as_is):
+        print(
+            f"ingest: stain normalisation kept {len(kept_as_is)} image(s) as they are (too little tissue "
+            f"or no stable estimate; column `stain` of {INGESTED / 'manifest.csv'}): "
+            + ", ".join(kept_as_is["filename"].head(5))
+            + (", ..." if len(kept_as_is) > 5 else ""),
+            file=sys.stderr,
+        )
     if len(result.rejected):
         print(
             f"ingest: left out {len(result.rejected)} unusable image(s), see {INGESTED / 'rejected.csv'}",
@@ -79,7 +88,12 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
 def main() -> None:
     params = load_params()
     data = params.data
-    resizing = Resizing(params.ingest.image_size, source_aspect(data), params.ingest.png_compression)
+    resizing = Resizing(
+        params.ingest.image_size,
+        source_aspect(data),
+        params.ingest.png_compression,
+        params.ingest.stain_normalization,
+    )
     if data.source == "synthetic":
         synthetic = data.synthetic
         with tempfile.TemporaryDirectory(prefix="synthetic-breakhis-") as tmp:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from stages.data.images import write_rgb
 from stages.data.ingestion import source_aspect
+from stages.data.stain import StainNormalization
 from stages.modeling.prediction import (
     ENSEMBLE,
     MODEL_NAMES,
@@ -44,6 +45,7 @@ from stages.modeling.prediction import (
     predict_batch,
     read_metrics,
 )
+from stages.modeling.views import ViewParams, view_params
 from stages.pipeline.params import Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, MODELS_DIR, PARAMS_FILE
 from stages.pipeline.stage import run_stage
@@ -128,6 +130,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
     params = read_params(args.params)
     size, aspect = params.ingest.image_size, source_aspect(params.data)
+    view = view_params(params.train, test_time_flips=params.evaluate.test_time_flips)
 
     # everything that can be wrong with the inputs is found before TensorFlow or a model is loaded
     names, missing = ensemble_members(args.model, args.models_dir)
@@ -145,7 +148,8 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         )
 
     models = {name: load_model(model_file(args.models_dir, name)) for name in names}
-    probabilities = run_models(models, paths, (size, aspect), rule, args, workers)
+    sizing = (size, aspect, params.ingest.stain_normalization)
+    probabilities = run_models(models, paths, sizing, view, rule, args, workers)
 
     table = pd.DataFrame({"path": paths})
     for name in names:
@@ -182,7 +186,8 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
 def run_models(
     models: dict[str, keras.Model],
     paths: list[str],
-    sizing: tuple[tuple[int, int], float],
+    sizing: tuple[tuple[int, int], float, StainNormalization],
+    view: ViewParams,
     rule: Decision,
     args: argparse.Namespace,
     workers: int,
@@ -203,10 +208,10 @@ def run_models(
         for start in range(0, len(paths), args.batch_size):
             batch = paths[start : start + args.batch_size]
             images = np.stack(list(pool.map(lambda p: load_for_model(p, *sizing), batch)))
-            for name, probs in predict_batch(models, images).items():
+            for name, probs in predict_batch(models, images, view).items():
                 batches[name].append(probs)
             for name, cam in cams.items():
-                maps, _ = heatmaps(cam, name, images, rule.model_thresholds[name])
+                maps, _ = heatmaps(cam, name, images, rule.model_thresholds[name], view)
                 for stem, image, heatmap in zip(stems[start : start + len(batch)], images, maps, strict=True):
                     write_rgb(args.explain / f"{stem}__{name}.png", overlay(image, heatmap))
             progress.update(len(batch))

@@ -1,4 +1,4 @@
-"""Shared fixtures: the project root, the shared BreakHis sample, and tiny crafted manifests."""
+"""Shared fixtures: the project root, the BreakHis sample in tests/data, and tiny crafted manifests."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_TREE = PROJECT_ROOT.parent / "shared" / "breakhis-sample" / "BreaKHis_v1"
+# 11 real BreakHis images in the official layout (tests/data/breakhis-sample/README.md): part of the
+# repository, so the tests that need real images run on every clone instead of skipping
+SAMPLE_TREE = PROJECT_ROOT / "tests" / "data" / "breakhis-sample" / "BreaKHis_v1"
 
 
 @pytest.fixture
 def sample_tree() -> Path:
-    if not SAMPLE_TREE.is_dir():
-        pytest.skip(f"the shared BreakHis sample is not at {SAMPLE_TREE}")
+    assert SAMPLE_TREE.is_dir(), f"the BreakHis sample is missing from {SAMPLE_TREE}"
     return SAMPLE_TREE
 
 

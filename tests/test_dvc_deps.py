@@ -68,21 +68,27 @@ def test_stage_depends_on_exactly_the_code_it_imports(name: str) -> None:
     imported = code_dependencies(command[2])
     declared = declared_code(stage)
     assert not imported - declared, f"{name}: dvc.yaml misses deps {sorted(imported - declared)}"
-    assert not declared - imported, f"{name}: dvc.yaml lists code it never imports {sorted(declared - imported)}"
+    assert not declared - imported, (
+        f"{name}: dvc.yaml lists code it never imports {sorted(declared - imported)}"
+    )
 
 
 def test_package_init_files_hold_no_code() -> None:
     """The exemption above holds only while __init__.py files are docstrings."""
     for init in (PROJECT_ROOT / PACKAGE).rglob("__init__.py"):
         body = ast.parse(init.read_text()).body
-        assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{init}: holds code; list it in dvc.yaml deps"
+        assert len(body) == 1 and isinstance(body[0], ast.Expr), (
+            f"{init}: holds code; list it in dvc.yaml deps"
+        )
 
 
 def test_train_stages_share_their_params_but_their_own_section() -> None:
     """DVC templating cannot express the shared list once without renaming the stages (`foreach` makes
     `train@custom`), so the three lists are checked to differ only in the model's own section."""
     lists = {
-        name.removeprefix("train-"): stage["params"] for name, stage in STAGES.items() if name.startswith("train-")
+        name.removeprefix("train-"): stage["params"]
+        for name, stage in STAGES.items()
+        if name.startswith("train-")
     }
     assert set(lists) == {"custom", "vgg19", "resnet50"}
     shared = {model: [key for key in keys if key != f"train.{model}"] for model, keys in lists.items()}

@@ -1,6 +1,9 @@
-"""Offline augmentation that suits histology: orientation carries no meaning and stain varies
-between labs, so flips, 90-degree rotations, a small HSV or H&E-stain perturbation and an
-optional small zoom make plausible new images.
+"""Offline augmentation that suits histology: orientation carries no meaning, so flips and
+90-degree rotations (and an optional small zoom) make plausible new images.
+
+Colour is not changed here: these copies balance the classes, so they are mostly of one class, and
+colour jitter on them alone would be a class cue. Colour and stain augmentation run on-line in
+training (`train.hed_jitter`, `train.hsv_jitter`), the same for every train image of both classes.
 
 Used on the train split only, to balance the classes (and optionally to add new images of every
 class): each new image is derived from one source image and keeps its patient, class and
@@ -22,43 +25,15 @@ import pandas as pd
 from stages.data.images import pixel_hash, read_rgb, write_rgb
 from stages.data.parallel import map_in_processes
 
-# Ruifrok & Johnston stain vectors (optical density per unit stain, RGB): hematoxylin, eosin, DAB
-RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
-RGB_FROM_HED = RGB_FROM_HED / np.linalg.norm(RGB_FROM_HED, axis=1, keepdims=True)
-HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
-
 
 @dataclass(frozen=True)
 class Transforms:
     flip: bool = True  # mirror images (horizontal or vertical flips)
     rotate90: bool = True  # quarter turns (half turns only, on non-square images)
-    hsv_jitter: float = 0.04  # max relative shift of hue, saturation and value
-    hed_jitter: float = 0.0  # max relative scale and shift of the H, E, D stain concentrations
     zoom: float = 0.0  # max zoom-in: a random crop of 1/(1+z) of each side, resized back
 
     def enabled(self) -> bool:
-        return self.flip or self.rotate90 or self.hsv_jitter > 0 or self.hed_jitter > 0 or self.zoom > 0
-
-
-def _matmul3(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """image (..., 3) @ matrix (3, 3), written out so no BLAS kernel can change the rounding."""
-    return np.stack([sum(image[..., i] * matrix[i, j] for i in range(3)) for j in range(3)], axis=-1)
-
-
-def hed_perturb(image: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Scale (alpha) and shift (beta) the stain concentrations of an RGB image (Tellez et al. 2018)."""
-    density = -np.log((image.astype(np.float64) + 1.0) / 256.0)
-    stains = _matmul3(density, HED_FROM_RGB) * alpha + beta
-    rgb = 256.0 * np.exp(-_matmul3(stains, RGB_FROM_HED)) - 1.0
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def hsv_perturb(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Shift hue (fraction of the circle) and scale saturation and value by 1 + shift."""
-    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + shift[0] * 180) % 180
-    hsv[..., 1:] *= 1 + shift[1:].astype(np.float32)
-    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+        return self.flip or self.rotate90 or self.zoom > 0
 
 
 def zoom_in(image: np.ndarray, scale: float, corner: np.ndarray) -> np.ndarray:
@@ -92,13 +67,6 @@ def augment_image(
     if transforms.zoom > 0:
         scale = 1 + float(rng.uniform(0, transforms.zoom))
         out, done = zoom_in(np.ascontiguousarray(out), scale, rng.random(2)), [*done, f"zoom{scale:.2f}"]
-    if transforms.hed_jitter > 0:
-        alpha = rng.uniform(1 - transforms.hed_jitter, 1 + transforms.hed_jitter, size=3)
-        beta = rng.uniform(-transforms.hed_jitter, transforms.hed_jitter, size=3)
-        out, done = hed_perturb(out, alpha, beta), [*done, "hed"]
-    if transforms.hsv_jitter > 0:
-        shift = rng.uniform(-transforms.hsv_jitter, transforms.hsv_jitter, size=3)
-        out, done = hsv_perturb(out, shift), [*done, "hsv"]
     return np.ascontiguousarray(out), "+".join(done) or "copy"
 
 

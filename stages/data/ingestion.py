@@ -28,6 +28,7 @@ from stages.data.images import (
     write_rgb,
 )
 from stages.data.parallel import map_in_threads
+from stages.data.stain import StainNormalization, normalize_stain
 from stages.pipeline.params import DataParams
 
 MANIFEST_COLUMNS = [
@@ -42,6 +43,7 @@ MANIFEST_COLUMNS = [
     "original_width",
     "pixel_hash",
     "source",
+    "stain",
 ]
 DUPLICATE_COLUMNS = ["filename", "patient", "duplicate_of", "duplicate_of_patient", "pixel_hash", "source"]
 REJECTED_COLUMNS = ["filename", "patient", "reason", "source"]
@@ -63,6 +65,7 @@ class Resizing:
     size: tuple[int, int]  # (height, width): ingest.image_size
     expected_aspect: float = BREAKHIS_ASPECT  # width / height of the source's images
     png_compression: int = 0
+    stain_normalization: StainNormalization = "none"  # applied after resizing (stages/data/stain.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Processed:
     original_height: int = 0
     original_width: int = 0
     error: str = ""  # why the image cannot be used ('' when it can)
+    stain: str = "none"  # `normalized`, `none`, or why normalisation kept it as it is
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,13 @@ def process_image(record: ImageRecord, out_dir: Path, resizing: Resizing) -> Pro
     problem = size_problem(image.shape, resizing.size, resizing.expected_aspect)
     if problem:
         return Processed(record, original_height=height, original_width=width, error=problem)
-    write_rgb(out_dir / record.filename, cover_and_crop(image, resizing.size), resizing.png_compression)
-    return Processed(record, pixel_hash(image), height, width)
+    resized = cover_and_crop(image, resizing.size)
+    stain = "none"
+    if resizing.stain_normalization != "none":
+        normalized = normalize_stain(resized, resizing.stain_normalization)
+        resized, stain = normalized.image, normalized.problem or "normalized"
+    write_rgb(out_dir / record.filename, resized, resizing.png_compression)
+    return Processed(record, pixel_hash(image), height, width, stain=stain)
 
 
 def process_images(
@@ -141,6 +150,7 @@ def sort_out(processed: Sequence[Processed], root: Path) -> Ingested:
                 "original_height": item.original_height,
                 "original_width": item.original_width,
                 "source": source,
+                "stain": item.stain,
             }
         )
     return Ingested(
@@ -194,5 +204,6 @@ def summarise(
         "by_magnification": {
             f"{k}X": int(v) for k, v in manifest["magnification"].value_counts().sort_index().items()
         },
+        "stain_kept_as_is": int(manifest["stain"].str.startswith("kept as is").sum()),
         "original_sizes": {f"{w}x{h}": int(n) for (w, h), n in zip(sizes.index, sizes, strict=True)},
     }

@@ -1,15 +1,36 @@
 """Deterministic synthetic BreaKHis_v1 dataset (real layout and file-name grammar).
 
-Generative model, per image (all randomness from ``np.random.SeedSequence`` keys):
-  * Two stain-density maps are painted and turned into colour by Beer-Lambert,
-    ``rgb = white * exp(-(H * h_od + E * e_od))`` (hematoxylin purple, eosin pink).
-  * Eosin: wavy fibrous stroma (smeared, warped noise); white lumen / fat holes.
-  * Hematoxylin: nuclei as filled cv2 ellipses, pale cytoplasm around them.
-      benign    -> small, round, regular, sparse nuclei ringed around gland lumens;
-      malignant -> large, pleomorphic (lobulated, varied), darker, crowded clusters.
-  * Nucleus radius grows and count shrinks with magnification (40X many small dots).
-  * Each patient has its own stain vectors and strengths, white balance, blur and
-    noise, drawn independently of the class, so image-level splits leak identity.
+The class is in the morphology, not in the colour, so that only a model that looks at nuclei and
+their arrangement can separate it (a colour histogram plus a linear model stays near chance).
+
+Generative model (all randomness from ``np.random.SeedSequence`` keys, so one seed gives
+byte-identical files):
+  * Patients. Subtypes go round-robin within each class. A few slide roots per class hold 2-3
+    suffixed slides (``22549AB``, ``22549CD``, ``22549G``): same class, possibly other subtypes,
+    same year, and nearly the same stain. Each patient has images per magnification drawn around
+    ``images_per_magnification`` (a patient weight times a small per-magnification factor); the
+    total per class and magnification is exactly ``patients x images_per_magnification``.
+  * Stain, per patient and from ONE distribution for both classes: hematoxylin and eosin optical
+    density vectors, stain strengths, white balance and brightness, blur and noise. This
+    appearance signature varies far more between patients than anything between the classes, so
+    a split by image leaks the patient and a split by patient does not.
+  * Composition, per image and from ONE distribution for both classes: the share of white space
+    (lumens, vacuoles, clefts) and of nuclear area; each class's painter fills exactly these
+    budgets (measured on the canvas), and the total nuclear hematoxylin of the image is scaled to
+    the same target, so the colour histograms of the classes match.
+  * Morphology, by class (the only class signal):
+      benign    -> small, round, uniform nuclei (radius ~3 px at 100X in a 230x350 field) in
+                   organised glands: a lumen ringed by a luminal and a flat myoepithelial layer,
+                   small rosettes, evenly spaced cords along the stroma;
+      malignant -> large (radius ~5-9 px at 100X), pleomorphic nuclei (lognormal sizes, lobulated
+                   irregular outlines, random orientation), crowded and overlapping in
+                   disorganised sheets, some scattered single cells, irregular empty clefts.
+    Nucleus size grows with magnification (40X: small dots showing the architecture) and with
+    the image size (the field of view stays that of a 700x460 BreakHis image).
+  * Colour by Beer-Lambert: ``rgb = white * exp(-(H * h_od + E * e_od))``, hematoxylin purple
+    nuclei and pale cytoplasm over pink, fibrous eosin stroma.
+  * ``atypical_fraction`` of the fields show the other class's morphology (in the patient's own
+    stain), as real slides hold benign-looking fields in a carcinoma and vice versa.
 """
 
 from __future__ import annotations
@@ -28,17 +49,22 @@ from stages.data.dataset import SUBTYPES, image_filename, patient_folder
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])
 EOSIN_OD = np.array([0.17, 0.86, 0.48])
-SHIFT = 2  # fractional bits for sub-pixel cv2.ellipse coordinates
+BASE_SIZE = (230, 350)  # (height, width) at which the radii below are given
+BENIGN_RADIUS = 3.1  # px, 100X, BASE_SIZE
+MALIGNANT_RADIUS = 6.6  # median px, 100X, BASE_SIZE (lognormal spread: about 5-9 px)
+MAGNIFICATION_EXPONENT = 0.7  # radius ~ (mag / 100) ** exponent
+SHIFT = 2  # fractional bits for sub-pixel cv2 drawing
+# Suffixes of the slides that share a numeric root (as 22549AB / 22549CD / 22549G in BreakHis).
+SHARED_SUFFIXES = (("AB", "CD", "G"), ("A", "B", "C"), ("CD", "EF", "GH"))
 # SeedSequence key tags; keys never end in 0 ([s, 0] and [s] give the same stream).
-_TAG_PATIENT, _TAG_IMAGE, _TAG_IDS = 1, 2, 3
-Ellipses = tuple[np.ndarray, ...]  # (cx, cy, axis_a, axis_b, angle_deg, value) arrays
+_TAG_PATIENT, _TAG_IMAGE, _TAG_IDS, _TAG_SLIDE, _TAG_COUNTS = 1, 2, 3, 4, 5
 Rng = np.random.Generator
 Shape = tuple[int, int]  # (height, width)
 
 
 @dataclass(frozen=True, eq=False)
 class Patient:
-    """Identity and appearance signature of one synthetic patient."""
+    """Identity and appearance signature of one synthetic patient (slide folder)."""
 
     index: int
     code: str
@@ -68,47 +94,144 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return np.asarray(v / np.linalg.norm(v), np.float32)
 
 
+def _shared_roots(rng: Rng, first: int, count: int) -> dict[int, tuple[int, int]]:
+    """{patient: (root patient, position in root)} for the slides of a class that share a root:
+    one shared root per 8 patients of the class, each of 2 or 3 slides."""
+    members = rng.permutation(count) + first
+    shared: dict[int, tuple[int, int]] = {}
+    start = 0
+    for _ in range(count // 8):
+        size = int(rng.integers(2, 4))
+        group = [int(i) for i in members[start : start + size]]
+        shared.update({i: (group[0], k) for k, i in enumerate(group)})
+        start += size
+    return shared
+
+
 def _make_patients(seed: int, benign: int, malignant: int) -> list[Patient]:
-    """Subtypes round-robin within each class; unique slide ids; per-patient style."""
+    """Subtypes round-robin within each class; unique slide ids, a few shared roots per class;
+    a stain signature per slide, from one distribution for both classes."""
     ids_rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_IDS]))
     numbers = ids_rng.choice(20000, size=benign + malignant, replace=False) + 10000
     plan = []
     for label, count in (("benign", benign), ("malignant", malignant)):
         codes = [code for code, (lab, _) in SUBTYPES.items() if lab == label]
         plan += [codes[i % len(codes)] for i in range(count)]
+    shared = {**_shared_roots(ids_rng, 0, benign), **_shared_roots(ids_rng, benign, malignant)}
+    suffixes = ids_rng.choice(["", "", "", "A", "D", "AB", "EF"], size=len(plan)).tolist()
+    roots = sorted({root for root, _ in shared.values()})
+    patterns = {root: SHARED_SUFFIXES[int(ids_rng.integers(len(SHARED_SUFFIXES)))] for root in roots}
+    for i, (root, position) in shared.items():
+        suffixes[i] = patterns[root][position]
+    years = ids_rng.choice([13, 14, 15], size=len(plan), p=[0.1, 0.8, 0.1])
     patients: list[Patient] = []
     for i, code in enumerate(plan):
-        suffix = str(ids_rng.choice(["", "", "", "A", "D", "AB", "EF"]))
-        year = int(ids_rng.choice([13, 14, 15], p=[0.1, 0.8, 0.1]))
-        if benign and malignant and i == benign:  # shared root: 14-21998AB/14-21998CD
-            numbers[i], year = numbers[0], patients[0].year
-        if benign and malignant and i in (0, benign):
-            suffix = "AB" if i == 0 else "CD"
+        root, position = shared.get(i, (i, -1))
         rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_PATIENT, i]))
+        brightness = rng.uniform(200, 255)
         patients.append(
             Patient(
                 index=i,
                 code=code,
-                year=year,
-                slide=f"{numbers[i]}{suffix}",
-                h_od=_unit(HEMATOXYLIN_OD + rng.normal(0, 0.07, 3)),
-                e_od=_unit(EOSIN_OD + rng.normal(0, 0.09, 3)),
-                h_scale=float(rng.uniform(0.8, 1.2)),
-                e_scale=float(rng.uniform(0.6, 1.4)),
-                white=rng.uniform(215, 255) - rng.uniform(0, 18, 3),
-                blur=float(rng.uniform(0.0, 1.3)),
-                noise=float(rng.uniform(1.0, 7.0)),
+                year=int(years[root]),
+                slide=f"{numbers[root]}{suffixes[i]}",
+                h_od=_unit(HEMATOXYLIN_OD + rng.normal(0, 0.08, 3)),
+                e_od=_unit(EOSIN_OD + rng.normal(0, 0.11, 3)),
+                h_scale=float(np.exp(rng.normal(0, 0.22))),
+                e_scale=float(np.exp(rng.normal(0, 0.28))),
+                white=brightness - rng.uniform(0, 24, 3),
+                blur=float(rng.uniform(0.0, 1.2)),
+                noise=float(rng.uniform(1.0, 6.0)),
             )
         )
     return patients
 
 
-def _draw_ellipses(canvas: np.ndarray, *ellipses: np.ndarray) -> None:
-    """Draw filled ``Ellipses`` (sub-pixel via ``SHIFT``); later ones overwrite."""
-    cx, cy, ax, ay, angle, value = (np.asarray(a, float) for a in ellipses)
-    fixed = [np.round(a * (1 << SHIFT)).astype(int).tolist() for a in (cx, cy, ax, ay)]
-    for x, y, a, b, t, v in zip(*fixed, angle.tolist(), value.tolist(), strict=True):
+def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``total`` into len(weights) integers >= 1, proportional to the weights beyond one each
+    (largest remainders)."""
+    quota = (total - weights.size) * weights / weights.sum()
+    counts = np.floor(quota).astype(int)
+    left = total - weights.size - int(counts.sum())
+    counts[np.argsort(counts - quota, kind="stable")[:left]] += 1
+    return counts + 1
+
+
+def image_counts(
+    seed: int, patients: Sequence[Patient], magnifications: Sequence[int], per_magnification: int
+) -> dict[tuple[int, int], int]:
+    """{(patient index, magnification): number of images}: each patient gets a weight (some have
+    many images, some few, as in BreakHis) times a small per-magnification factor; every class
+    has exactly ``len(patients of the class) x per_magnification`` images per magnification."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_COUNTS]))
+    weight = rng.lognormal(0, 0.7, len(patients))
+    counts: dict[tuple[int, int], int] = {}
+    for mag in magnifications:
+        mag_rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_COUNTS, mag]))
+        factor = mag_rng.lognormal(0, 0.25, len(patients))
+        for label in ("benign", "malignant"):
+            members = [p.index for p in patients if p.label == label]
+            if members:
+                split = _apportion(len(members) * per_magnification, weight[members] * factor[members])
+                counts.update({(i, mag): int(n) for i, n in zip(members, split, strict=True)})
+    return counts
+
+
+# ---- drawing ------------------------------------------------------------------------------------
+
+
+def _fixed(a: np.ndarray) -> list[int]:
+    return np.round(np.asarray(a, float) * (1 << SHIFT)).astype(int).tolist()  # type: ignore[no-any-return]
+
+
+def _draw_ellipses(
+    canvas: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    angle: np.ndarray,
+    value: np.ndarray,
+) -> None:
+    """Draw filled ellipses (sub-pixel via ``SHIFT``); later ones overwrite."""
+    fixed = [_fixed(a) for a in (cx, cy, ax, ay)]
+    angles, values = np.asarray(angle, float).tolist(), np.asarray(value, float).tolist()
+    for x, y, a, b, t, v in zip(*fixed, angles, values, strict=True):
         cv2.ellipse(canvas, (x, y), (max(a, 1), max(b, 1)), t, 0, 360, v, -1, cv2.LINE_8, SHIFT)
+
+
+def _draw_blobs(
+    rng: Rng,
+    canvas: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    radius: np.ndarray,
+    elongation: np.ndarray,
+    value: np.ndarray,
+    irregularity: float,
+) -> None:
+    """Filled irregular outlines (ellipses with random low harmonics, lobulated), random angles."""
+    n, k = cx.size, 16
+    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    wobble = np.ones((n, k))
+    for harmonic in (2, 3, 4):
+        amplitude = rng.normal(0, irregularity / harmonic * 2, (n, 1))
+        wobble += amplitude * np.cos(harmonic * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+    wobble = np.maximum(wobble, 0.45)
+    px = radius[:, None] * wobble * np.cos(t)
+    py = (radius * elongation)[:, None] * wobble * np.sin(t)
+    theta = rng.uniform(0, np.pi, (n, 1))
+    x = cx[:, None] + px * np.cos(theta) - py * np.sin(theta)
+    y = cy[:, None] + px * np.sin(theta) + py * np.cos(theta)
+    points = np.round(np.stack([x, y], axis=-1) * (1 << SHIFT)).astype(np.int32)
+    for polygon, v in zip(points, np.asarray(value, float).tolist(), strict=True):
+        cv2.fillPoly(canvas, [polygon], v, cv2.LINE_8, SHIFT)
+
+
+def _covered(canvas: np.ndarray, white: np.ndarray | None = None) -> int:
+    """Pixels painted on ``canvas`` (and not under ``white``)."""
+    count = cv2.countNonZero(canvas)
+    return count if white is None else count - cv2.countNonZero(cv2.bitwise_and(canvas, white))
 
 
 def _smooth_noise(rng: Rng, shape: Shape, scale: float) -> np.ndarray:
@@ -139,67 +262,175 @@ def _fibers(rng: Rng, shape: Shape, angle: float) -> np.ndarray:
     return (tex - tex.mean()) / (tex.std() + 1e-6)
 
 
-def _benign_nuclei(rng: Rng, shape: Shape, r: float, white: np.ndarray) -> Ellipses:
-    """Glands: lumen (drawn into ``white``) ringed by small, regular nuclei."""
-    h, w = shape
-    lumen = rng.uniform(9, 16) * r / 3.2
-    n_glands = max(1, rng.poisson(0.2 * h * w / (np.pi * (lumen + 3 * r) ** 2)))
-    gx, gy = rng.uniform(0, w, n_glands), rng.uniform(0, h, n_glands)
-    sizes = lumen * rng.uniform(0.7, 1.3, n_glands)
-    aspect, tilt = rng.uniform(0.55, 1.0, n_glands), rng.uniform(0, np.pi, n_glands)
-    _draw_ellipses(white, gx, gy, sizes, sizes * aspect, np.degrees(tilt), np.full(n_glands, 255))
-    parts = []
-    for x, y, s, asp, tl in zip(gx, gy, sizes, aspect, tilt, strict=True):
-        a, b = s + 1.4 * r, s * asp + 1.4 * r
-        m = max(6, int(2 * np.pi * (a + b) / 2 / (2.3 * r)))
-        t = np.linspace(0, 2 * np.pi, m, endpoint=False) + rng.normal(0, 0.05, m)
+def _stain_values(rng: Rng, n: int) -> np.ndarray:
+    """Per-nucleus hematoxylin (uint8 canvas units, 100 = 1); one distribution for both classes."""
+    return np.clip(rng.normal(1.0, 0.1, n), 0.7, 1.3) * 100
+
+
+def _rank_match(key: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """An image whose pixels, in descending order of ``key``, take the values of ``profile``
+    (0 beyond it): the same histogram for every image, the shapes of ``key``."""
+    flat = key.ravel()
+    k = min(profile.size, flat.size - 1)
+    top = np.argpartition(-flat, k)[:k]
+    out = np.zeros(flat.size, np.float32)
+    out[top[np.argsort(-flat[top], kind="stable")]] = profile[:k]
+    return out.reshape(key.shape)
+
+
+def _nuclear_profile(area: int) -> np.ndarray:
+    """Hematoxylin of the darkest pixels of a field with ``area`` nuclear pixels: cores from dark
+    to medium (chromatin, nucleus-to-nucleus variation), then the blurred rims."""
+    core = np.linspace(1.3, 0.75, area, dtype=np.float32)
+    rim = np.linspace(0.75, 0.0, int(0.6 * area), endpoint=False, dtype=np.float32)
+    return np.concatenate([core, rim])
+
+
+# ---- tissue painters: fill a white-space and a nuclear-area budget --------------------------------
+
+
+@dataclass
+class _Canvas:
+    """The field being painted: white space (0/255) and nuclear hematoxylin (100 = 1 unit)."""
+
+    rng: Rng
+    white: np.ndarray
+    nuclei: np.ndarray
+    r: float  # benign nucleus radius in pixels here
+    fibre_angle: float
+
+    @property
+    def shape(self) -> Shape:
+        h, w = self.white.shape
+        return h, w
+
+    def white_area(self) -> int:
+        return cv2.countNonZero(self.white)
+
+    def nuclear_area(self) -> int:
+        return _covered(self.nuclei, self.white)
+
+    def free(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each point lies in the field, off white space and off nuclei."""
+        h, w = self.shape
+        xi, yi = np.clip(x.astype(int), 0, w - 1), np.clip(y.astype(int), 0, h - 1)
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        return inside & (self.white[yi, xi] == 0) & (self.nuclei[yi, xi] == 0)
+
+    def fibroblasts(self, density: float) -> None:
+        """Thin, elongated stromal nuclei along the fibres (both classes)."""
+        rng, (h, w), r = self.rng, self.shape, self.r
+        n = int(density * h * w / (np.pi * r**2))
+        length = r * rng.uniform(1.1, 1.6, n)
+        angle = np.degrees(self.fibre_angle) + rng.normal(0, 10, n)
+        x, y = rng.uniform(0, w, n), rng.uniform(0, h, n)
+        _draw_ellipses(self.nuclei, x, y, length, 0.33 * length, angle, _stain_values(rng, n))
+
+    def vacuoles(self, target: int) -> None:
+        """Round fat vacuoles / tears until ``target`` white pixels (both classes)."""
+        rng, (h, w), r = self.rng, self.shape, self.r
+        for _ in range(60):
+            if self.white_area() >= target:
+                return
+            size = r * rng.uniform(2.5, 6.0)
+            ellipse = rng.uniform(0, w), rng.uniform(0, h), size, size * rng.uniform(0.6, 1.0)
+            _draw_ellipses(self.white, *map(np.atleast_1d, (*ellipse, rng.uniform(0, 180), 255)))
+
+    def ring(
+        self, x: float, y: float, a: float, b: float, tilt: float, spacing: float
+    ) -> Sequence[np.ndarray]:
+        """Centres and tangent angles (deg) of nuclei evenly spaced on an ellipse."""
+        rng = self.rng
+        m = max(5, int(np.pi * (a + b) / spacing))
+        t = np.linspace(0, 2 * np.pi, m, endpoint=False) + rng.uniform(0, 2 * np.pi) + rng.normal(0, 0.04, m)
         px, py = a * np.cos(t), b * np.sin(t)
-        cx = x + px * np.cos(tl) - py * np.sin(tl) + rng.normal(0, 0.15 * r, m)
-        cy = y + px * np.sin(tl) + py * np.cos(tl) + rng.normal(0, 0.15 * r, m)
-        parts.append((cx, cy, np.degrees(t + tl)))
-    cx, cy, ang = (np.concatenate(p) for p in zip(*parts, strict=True))
-    radii = r * rng.uniform(0.9, 1.1, cx.size)
-    minor = radii * rng.uniform(0.7, 0.85, cx.size)
-    return cx, cy, radii, minor, ang, rng.normal(0.95, 0.06, cx.size)
+        cx = x + px * np.cos(tilt) - py * np.sin(tilt) + rng.normal(0, 0.1 * self.r, m)
+        cy = y + px * np.sin(tilt) + py * np.cos(tilt) + rng.normal(0, 0.1 * self.r, m)
+        return cx, cy, np.degrees(t + tilt)
+
+    def gland(self, x: float, y: float, lumen: float, layers: int) -> None:
+        """A lumen ringed by regular luminal nuclei (radial) and flat myoepithelial ones."""
+        rng, r = self.rng, self.r
+        aspect, tilt = rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)
+        a, b = lumen, lumen * aspect
+        _draw_ellipses(self.white, *map(np.atleast_1d, (x, y, a, b, np.degrees(tilt), 255)))
+        cx, cy, tangent = self.ring(x, y, a + 1.2 * r, b + 1.2 * r, tilt, 2.2 * r)
+        n = cx.size
+        radius = r * rng.uniform(0.93, 1.07, n)
+        _draw_ellipses(self.nuclei, cx, cy, radius, 0.78 * radius, tangent + 90, _stain_values(rng, n))
+        if layers > 1:
+            cx, cy, tangent = self.ring(x, y, a + 3.0 * r, b + 3.0 * r, tilt, 3.0 * r)
+            n = cx.size
+            radius = r * rng.uniform(1.0, 1.15, n)
+            _draw_ellipses(self.nuclei, cx, cy, radius, 0.5 * radius, tangent, _stain_values(rng, n))
+
+    def cord(self, x: float, y: float, length: int) -> None:
+        """A short straight row of evenly spaced regular nuclei along the fibres."""
+        rng, r = self.rng, self.r
+        angle = self.fibre_angle + rng.normal(0, 0.2)
+        step = np.arange(length) * 2.3 * r
+        cx, cy = x + step * np.cos(angle), y + step * np.sin(angle)
+        radius = r * rng.uniform(0.93, 1.07, length)
+        values = _stain_values(rng, length)
+        _draw_ellipses(self.nuclei, cx, cy, radius, 0.78 * radius, np.full(length, np.degrees(angle)), values)
 
 
-def _malignant_nuclei(rng: Rng, shape: Shape, r: float) -> Ellipses:
-    """Crowded clusters of large, pleomorphic, dark nuclei, some with a second lobe."""
-    h, w = shape
-    rm = 1.75 * r
-    n = int(0.32 * h * w / (np.pi * rm**2 * 0.9))
-    centres = rng.uniform((0, 0), (w, h), (rng.integers(1, 4), 2))
-    pick = centres[rng.integers(0, len(centres), n)]
-    clustered = pick + rng.normal(0, 0.28, (n, 2)) * (w, h)
-    scattered = rng.uniform((0, 0), (w, h), (n, 2))
-    pos = np.where(rng.random((n, 1)) < 0.75, clustered, scattered)
-    radii = rm * rng.lognormal(0, 0.3, n)
-    ax2 = radii * rng.uniform(0.5, 1.0, n)
-    values = np.clip(rng.normal(1.45, 0.22, n), 0.9, 2.3)
-    lobe = rng.random(n) < 0.5
-    theta = rng.uniform(0, 2 * np.pi, n)
-    offset = 0.5 * radii[:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    cx, cy = np.concatenate([pos, (pos + offset)[lobe]]).T
-    ax1 = np.concatenate([radii, 0.65 * radii[lobe]])
-    ax2 = np.concatenate([ax2, 0.55 * radii[lobe]])
-    ang = rng.uniform(0, 180, cx.size)
-    return cx, cy, ax1, ax2, ang, np.concatenate([values, values[lobe]])
+def _benign_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+    """Organised glands (lumen + one or two layers of small regular nuclei), then rosettes and
+    cords, until the budgets are met."""
+    rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    glands: list[tuple[float, float, float]] = []
+    for _ in range(300):
+        if canvas.white_area() >= lumen_target or canvas.nuclear_area() >= 0.85 * nuclear_target:
+            break
+        lumen = r * rng.uniform(2.2, 4.5)
+        layers = 2 if rng.random() < 0.65 else 1
+        outer = lumen + (1.8 if layers == 1 else 3.6) * r
+        x, y = rng.uniform(-0.2 * outer, w + 0.2 * outer), rng.uniform(-0.2 * outer, h + 0.2 * outer)
+        if any(np.hypot(x - gx, y - gy) < 0.95 * (outer + go) for gx, gy, go in glands):
+            continue
+        glands.append((x, y, outer))
+        canvas.gland(x, y, lumen, layers)
+    for _ in range(400):
+        if canvas.nuclear_area() >= nuclear_target:
+            break
+        x, y = rng.uniform(0, w, 1), rng.uniform(0, h, 1)
+        if not canvas.free(x, y)[0]:
+            continue
+        if rng.random() < 0.5:
+            canvas.gland(float(x[0]), float(y[0]), r * rng.uniform(0.6, 1.2), 1)  # rosette
+        else:
+            canvas.cord(float(x[0]), float(y[0]), int(rng.integers(3, 8)))
+    canvas.vacuoles(lumen_target)
 
 
-def _holes_and_fibroblasts(rng: Rng, shape: Shape, r: float, angle: float) -> tuple[Ellipses, Ellipses]:
-    """Fat vacuoles / tears (both classes) and thin stromal nuclei along the fibres."""
-    h, w = shape
-    n = int(rng.integers(0, 3))
-    size = rng.uniform(6, 16, n) * r / 3.2
-    centres = rng.uniform((0, 0), (w, h), (n, 2)).T
-    holes = (*centres, size, size * rng.uniform(0.6, 1, n))
-    holes += (rng.uniform(0, 180, n), np.full(n, 255))
-    n = int(0.03 * h * w / (np.pi * r**2))
-    length = r * rng.uniform(1.0, 1.5, n)
-    centres = rng.uniform((0, 0), (w, h), (n, 2)).T
-    fibro = (*centres, length, 0.35 * length)
-    fibro += (np.degrees(angle) + rng.normal(0, 10, n), rng.normal(0.9, 0.05, n))
-    return holes, fibro
+def _malignant_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+    """Irregular clefts, then crowded sheets of large pleomorphic nuclei in random positions and
+    orientations (and some scattered single cells), until the budgets are met."""
+    rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    for _ in range(60):
+        if canvas.white_area() >= 0.7 * lumen_target:
+            break
+        n = 1
+        size = r * rng.uniform(2.0, 6.0, n)
+        x, y = rng.uniform(0, w, n), rng.uniform(0, h, n)
+        _draw_blobs(rng, canvas.white, x, y, size, rng.uniform(0.35, 0.9, n), np.full(n, 255), 0.25)
+    canvas.vacuoles(lumen_target)
+    sheet_share = min(0.85, nuclear_target / (h * w) / 0.55)
+    sheets = _smooth_noise(rng, (h, w), 9 * r)
+    sheets = sheets > np.quantile(sheets, 1 - sheet_share)
+    big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
+    for _ in range(200):
+        if canvas.nuclear_area() >= nuclear_target:
+            break
+        n = 8
+        x, y = rng.uniform(0, w, 4 * n), rng.uniform(0, h, 4 * n)
+        xi, yi = x.astype(int).clip(0, w - 1), y.astype(int).clip(0, h - 1)
+        keep = (sheets[yi, xi] | (rng.random(4 * n) < 0.04)) & (canvas.white[yi, xi] == 0)
+        x, y = x[keep][:n], y[keep][:n]
+        radius = big * rng.lognormal(0, 0.22, x.size)
+        elongation = rng.uniform(0.6, 1.0, x.size)
+        _draw_blobs(rng, canvas.nuclei, x, y, radius, elongation, _stain_values(rng, x.size), 0.12)
 
 
 def render_image(
@@ -207,46 +438,52 @@ def render_image(
     mag: int,
     seq: int,
     seed: int,
-    size: tuple[int, int] = (230, 350),
+    size: tuple[int, int] = BASE_SIZE,
     atypical_fraction: float = 0.0,
 ) -> np.ndarray:
     """Render one H&E-like BGR uint8 image of ``patient`` at magnification ``mag``.
 
-    With probability ``atypical_fraction`` the field shows the other class's tissue pattern (in
-    the patient's own stain), as real slides hold fields that look benign in a carcinoma and vice
+    With probability ``atypical_fraction`` the field shows the other class's morphology (in the
+    patient's own stain), as real slides hold fields that look benign in a carcinoma and vice
     versa: no model can classify every image, and patient-level votes matter.
     """
     key = [seed, _TAG_IMAGE, patient.index, mag, seq]
     rng = np.random.default_rng(np.random.SeedSequence(key))
     atypical = atypical_fraction > 0 and rng.random() < atypical_fraction
-    r = 3.2 * (mag / 100) ** 0.8  # benign nucleus radius in pixels
-    white, nuclei = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
-    fibre_angle = rng.uniform(0, np.pi)
-    holes, fibroblasts = _holes_and_fibroblasts(rng, size, r, fibre_angle)
-    _draw_ellipses(white, *holes)
+    h, w = size
+    zoom = float(np.sqrt(h * w / (BASE_SIZE[0] * BASE_SIZE[1])))
+    r = BENIGN_RADIUS * zoom * (mag / 100) ** MAGNIFICATION_EXPONENT
+    # the composition: drawn before, and independently of, the class
+    lumen_target = int(rng.uniform(0.05, 0.13) * h * w)
+    nuclear_target = int(rng.uniform(0.12, 0.20) * h * w)
+    canvas = _Canvas(rng, np.zeros(size, np.uint8), np.zeros(size, np.uint8), r, rng.uniform(0, np.pi))
+    canvas.fibroblasts(0.015)
     if (patient.label == "benign") != atypical:
-        tissue_nuclei = _benign_nuclei(rng, size, r, white)
+        _benign_tissue(canvas, lumen_target, nuclear_target)
     else:
-        tissue_nuclei = _malignant_nuclei(rng, size, r)
-    for *geometry, stain in (fibroblasts, tissue_nuclei):  # uint8: 100 = 1 stain unit
-        _draw_ellipses(nuclei, *geometry, np.clip(stain * 100, 0, 255))
+        _malignant_tissue(canvas, lumen_target, nuclear_target)
 
-    chromatin = 1 + 0.18 * _smooth_noise(rng, size, 1.5)
-    nuc = cv2.GaussianBlur(nuclei.astype(np.float32) / 100, (0, 0), 0.6) * chromatin
+    blur = patient.blur * zoom  # the patient's focus, applied to the stain densities
+    tissue = 1 - cv2.GaussianBlur(canvas.white.astype(np.float32) / 255, (0, 0), np.hypot(1.2 * zoom, blur))
+    chromatin = 1 + 0.15 * _smooth_noise(rng, size, 1.5 * zoom)
+    nuclei = canvas.nuclei.astype(np.float32) / 100 * chromatin
+    nuc = cv2.GaussianBlur(nuclei, (0, 0), np.hypot(0.6 * zoom, blur)) * tissue
+    nuc = _rank_match(nuc + 1e-3 * _wide_blur(nuc, 2 * r), _nuclear_profile(nuclear_target))
     nuc_mask = np.clip(nuc, 0, 1)
-    cyto = np.clip(_wide_blur(nuc_mask, 1.6 * r) * 2.5, 0, 1)
-    tissue = 1 - cv2.GaussianBlur(white.astype(np.float32) / 255, (0, 0), 1.2)
+    cyto = _wide_blur(nuc_mask, 1.6 * r)
+    cyto = np.clip(cyto * (0.35 * nuclear_target / (h * w) / max(float(cyto.mean()), 1e-6)) * 2.5, 0, 1)
 
-    fibres = 0.25 * _fibers(rng, size, fibre_angle)
-    patches = 0.12 * _smooth_noise(rng, size, 25)
+    fibres = 0.25 * _fibers(rng, size, canvas.fibre_angle)
+    patches = 0.12 * _smooth_noise(rng, size, 25 * zoom)
     stroma = 0.55 * rng.uniform(0.9, 1.1) * np.maximum(1 + fibres + patches, 0)
-    eosin = stroma * (1 - 0.5 * cyto) * (1 - 0.6 * nuc_mask) * tissue
-    haem = (0.05 + 0.25 * cyto + nuc) * tissue
+    if blur > 0.1:
+        stroma = cv2.GaussianBlur(stroma, (0, 0), blur)
+    cyto *= 1 - nuc_mask  # compartments per pixel: nucleus, cytoplasm, stroma
+    eosin = stroma * (1 - 0.5 * cyto - 0.6 * nuc_mask) * tissue
+    haem = (0.05 + 0.25 * cyto) * tissue + nuc
     stains = np.stack([patient.h_scale * patient.h_od, patient.e_scale * patient.e_od])
     optical_density = np.stack([haem, eosin], axis=-1) @ stains
-    rgb: np.ndarray = patient.white.astype(np.float32) * np.exp(-optical_density)
-    if patient.blur > 0.1:
-        rgb = cv2.GaussianBlur(rgb, (0, 0), patient.blur)
+    rgb = patient.white.astype(np.float32) * np.exp(-optical_density)
     noisy = rgb + patient.noise * rng.standard_normal(rgb.shape, dtype=np.float32)
     return np.ascontiguousarray(np.clip(noisy, 0, 255).astype(np.uint8)[..., ::-1])
 
@@ -259,20 +496,24 @@ def write_synthetic_breakhis(
     malignant_patients: int,
     images_per_magnification: int,
     magnifications: Sequence[int] = (40, 100, 200, 400),
-    image_size: tuple[int, int] = (230, 350),
+    image_size: tuple[int, int] = BASE_SIZE,
     atypical_fraction: float = 0.0,
 ) -> Path:
     """Write the tree under root and return the path of the BreaKHis_v1 folder.
 
-    `atypical_fraction`: share of images that show the other class's pattern (see render_image)."""
+    `images_per_magnification`: the mean number of images per patient and magnification (patients
+    differ, see image_counts). `atypical_fraction`: share of images that show the other class's
+    morphology (see render_image)."""
     dataset = Path(root) / "BreaKHis_v1"
     breast = dataset / "histology_slides" / "breast"
-    for patient in _make_patients(seed, benign_patients, malignant_patients):
+    patients = _make_patients(seed, benign_patients, malignant_patients)
+    counts = image_counts(seed, patients, magnifications, images_per_magnification)
+    for patient in patients:
         label, subtype_dir = SUBTYPES[patient.code]
         for mag in magnifications:
             folder = breast / label / "SOB" / subtype_dir / patient.folder / f"{mag}X"
             folder.mkdir(parents=True, exist_ok=True)
-            for seq in range(1, images_per_magnification + 1):
+            for seq in range(1, counts[patient.index, mag] + 1):
                 path = folder / patient.file_name(mag, seq)
                 image = render_image(patient, mag, seq, seed, image_size, atypical_fraction)
                 if not cv2.imwrite(str(path), image):

@@ -260,8 +260,6 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
         for name, on in (
             ("flips", augment.flip),
             ("quarter turns", augment.rotate90),
-            (f"HSV jitter {augment.hsv_jitter:g}", augment.hsv_jitter),
-            (f"H&E stain jitter {augment.hed_jitter:g}", augment.hed_jitter),
             (f"zoom {augment.zoom:g}", augment.zoom),
         )
         if on
@@ -271,8 +269,30 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
         f"Train is augmented offline (classes balanced to a minority/majority ratio of "
         f"{augment.target_ratio:g}; {', '.join(transforms) or 'no transforms'}); validation and test "
         "are never augmented.",
-        "",
     ]
+    train = params.train
+    online = [
+        text
+        for text, on in (
+            (f"H&E stain jitter {train.hed_jitter:g}", train.hed_jitter),
+            (f"HSV jitter {train.hsv_jitter:g}", train.hsv_jitter),
+            ("random flips and rotations", train.online_augmentation),
+        )
+        if on
+    ]
+    if online:
+        lines.append(f"On-line, every train image of both classes, each epoch: {', '.join(online)}.")
+    if params.ingest.stain_normalization != "none":
+        lines.append(
+            f"Every image is stain-normalised ({params.ingest.stain_normalization}, fixed reference) "
+            "at ingest and in predict."
+        )
+    if train.input == "patches":
+        lines.append(
+            f"Models see patches of the field scaled by {train.patch_scale:g} ({train.patches_per_image} "
+            "random patches per image and epoch in training; a covering grid, averaged, in evaluation)."
+        )
+    lines.append("")
     return lines
 
 

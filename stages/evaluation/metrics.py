@@ -114,19 +114,24 @@ def bootstrap_intervals(
     seed: int,
 ) -> dict[str, dict[str, float]]:
     """Percentile intervals of image accuracy, ROC AUC and patient recognition rate, resampling
-    whole patients with replacement (images of one patient are not independent)."""
+    whole patient groups (the split's unit; patients when the rows have no `patient_group`) with
+    replacement: images of one patient, and patients of one slide root, are not independent."""
     patients = rows["patient"].to_numpy()
     targets = rows["target"].to_numpy()
-    groups = list(pd.Series(np.arange(len(rows))).groupby(patients, sort=True).indices.values())
+    column = "patient_group" if "patient_group" in rows else "patient"
+    units = rows[column].astype(str).to_numpy()
+    groups = list(pd.Series(np.arange(len(rows))).groupby(units, sort=True).indices.values())
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {"image_accuracy": [], "roc_auc": [], "patient_recognition_rate": []}
     correct = (probabilities >= threshold).astype(int) == targets
-    patient_rates = np.array([correct[index].mean() for index in groups])
     for _ in range(resamples):
         chosen = rng.integers(len(groups), size=len(groups))
         index = np.concatenate([groups[i] for i in chosen])
         samples["image_accuracy"].append(float(correct[index].mean()))
-        samples["patient_recognition_rate"].append(float(patient_rates[chosen].mean()))
+        # each drawn copy of a patient counts once per draw, as in the recognition rate of the sample
+        drawn = np.concatenate([np.full(len(groups[i]), n) for n, i in enumerate(chosen)])
+        rates = pd.Series(correct[index]).groupby([patients[index], drawn]).mean()
+        samples["patient_recognition_rate"].append(float(rates.mean()))
         if len(np.unique(targets[index])) == 2:
             samples["roc_auc"].append(float(skm.roc_auc_score(targets[index], probabilities[index])))
     tail = (1 - confidence) / 2 * 100
@@ -137,12 +142,15 @@ def bootstrap_intervals(
     }
 
 
-def majority_baseline(rows: pd.DataFrame) -> dict[str, float]:
-    """Accuracy of always predicting the most frequent class of these rows, per image and per patient."""
+def majority_baseline(rows: pd.DataFrame, train: pd.DataFrame) -> dict[str, float | str]:
+    """Accuracy on `rows` of always predicting the most frequent class of the train rows (the prior a
+    model can learn; never the test labels), per image and per patient."""
+    majority = int(train["target"].mean() >= 0.5)
     patients = rows.groupby("patient")["target"].first()
     return {
-        "image_accuracy": float(max(rows["target"].mean(), 1 - rows["target"].mean())),
-        "patient_accuracy": float(max(patients.mean(), 1 - patients.mean())),
+        "class": ("benign", "malignant")[majority],
+        "image_accuracy": float((rows["target"] == majority).mean()),
+        "patient_accuracy": float((patients == majority).mean()),
     }
 
 

@@ -112,7 +112,8 @@ def write_evaluation_plots(
         precision_recall[name] = precision_recall_points(targets, probs)
         by_magnification = pd.DataFrame.from_dict(summary[name]["by_magnification"], orient="index")
         accuracy_by_magnification[name] = by_magnification["accuracy"]
-        predictions = rows[["filename", "patient", "magnification"]].assign(
+        identity = [c for c in ("filename", "patient", "patient_group", "magnification") if c in rows]
+        predictions = rows[identity].assign(
             actual=[CLASS_NAMES[t] for t in targets],
             predicted=[CLASS_NAMES[p] for p in predicted],
             probability=probs.round(6),

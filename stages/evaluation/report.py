@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stages.evaluation.baselines import COLOUR_BASELINE, collapse_warnings
 from stages.pipeline.params import SCORED_MODELS
 from stages.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
 
@@ -39,13 +40,46 @@ def cell(result: dict[str, Any], level: str, metric: str, interval: str | None) 
 def metrics_table(summary: dict[str, Any]) -> list[str]:
     titles = [title for _, _, title, _ in HEADLINE]
     lines = ["| Model | Threshold | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(HEADLINE)]
-    for model in SCORED_MODELS:
+    for model in (*SCORED_MODELS, COLOUR_BASELINE):
+        if model not in summary:
+            continue
         result = summary[model]
         cells = [cell(result, level, metric, interval) for level, metric, _, interval in HEADLINE]
         lines.append(f"| {model} | {result['threshold']:.2f} | " + " | ".join(cells) + " |")
     baseline = summary["majority_baseline"]
-    blanks = ["", "0.500", "", "", "0.500", "", f"{baseline['patient_accuracy']:.3f}"]
-    lines.append(f"| majority class | | {baseline['image_accuracy']:.3f} | " + " | ".join(blanks[1:]) + " |")
+    majority = baseline.get("class", "")
+    recall, specificity = ("1.000", "0.000") if majority == "malignant" else ("0.000", "1.000")
+    blanks = ["0.500", recall, specificity, "0.500", "", f"{baseline['patient_accuracy']:.3f}"]
+    lines.append(
+        f"| majority class of train ({majority}) | | {baseline['image_accuracy']:.3f} | "
+        + " | ".join(blanks)
+        + " |"
+    )
+    return lines
+
+
+def baseline_lines(summary: dict[str, Any], confidence: float) -> list[str]:
+    """Which models beat the colour baseline, paired on the test images, and which collapsed."""
+    rows = [
+        f"| {model} | {result['auc_difference']:+.3f} | {result['low']:+.2f} to {result['high']:+.2f} | "
+        f"{result['verdict']} |"
+        for model in SCORED_MODELS
+        if "auc_difference" in (result := summary.get(model, {}).get("vs_colour_baseline", {}))
+    ]
+    lines = []
+    if rows:
+        lines += [
+            "**Against the colour baseline** (a logistic regression on colour histograms, fitted on "
+            "train): ROC AUC difference on the same test images, with its "
+            f"{confidence:.0%} interval resampling patient groups. A model that does not beat it "
+            "may have learned stain, not tissue.",
+            "",
+            "| Model | AUC - colour baseline AUC | Interval | Verdict |",
+            "|---|---:|---|---|",
+            *rows,
+            "",
+        ]
+    lines += [f"- **WARNING: {warning}**" for warning in collapse_warnings(summary)]
     return lines
 
 
@@ -87,9 +121,11 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "",
         *metrics_table(summary),
         "",
-        f"In brackets: {confidence:.0%} bootstrap intervals, resampling test patients (not images). "
+        f"In brackets: {confidence:.0%} bootstrap intervals, resampling test patient groups (not images). "
         "Patient recognition rate: mean over test patients of the fraction of their images classified "
         "correctly. Patient accuracy: each patient classified by the mean probability of their images.",
+        "",
+        *baseline_lines(summary, confidence),
         "",
         " ".join(f"![{title}]({link / file})" for title, file in FIGURES),
         "",

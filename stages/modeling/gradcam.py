@@ -17,6 +17,7 @@ the last one has collapsed to 1x1 or 2x2 on small inputs (ResNet50 at 64x64).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ import pandas as pd
 import tensorflow as tf
 
 from stages.modeling.prediction import load_for_model, load_model, model_inputs
+from stages.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, mean_over_views, scaled_size
 from stages.pipeline.figures import save_figure
 from stages.pipeline.params import ENSEMBLE
 
@@ -162,14 +164,30 @@ def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def heatmaps(
-    cam: GradCam, model_name: str, images: np.ndarray, threshold: float
+    cam: GradCam, model_name: str, images: np.ndarray, threshold: float, view: ViewParams = WHOLE_FIELD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM maps at the size of the images (a batch of ingest-sized RGB uint8), and the probabilities.
+    """Grad-CAM maps at the size of the images (a batch of ingest-sized RGB uint8), and the
+    probabilities (per image: the mean over its views, as evaluate computes them).
 
-    The model sees the images resized to its input size (non-uniformly if the aspect ratios differ);
-    the map is resized back the same way, so it lines up with the image."""
-    maps, probabilities = cam(model_inputs(model_name, cam.model, images), threshold)
-    return upsample(maps, images.shape[1:3]), probabilities
+    Whole field: the model sees the images resized to its input size (non-uniformly if the aspect
+    ratios differ); the map is resized back the same way, so it lines up with the image. Patches:
+    each grid patch gets its map, put back where the patch lies (overlaps averaged), then the
+    field's map is resized to the image. Test-time flips are left out (a map per orientation)."""
+    view = replace(view, test_time_flips=False)
+    maps, probabilities = cam(model_inputs(model_name, cam.model, images, view), threshold)
+    field = (int(images.shape[1]), int(images.shape[2]))
+    if view.input == "field":
+        return upsample(maps, field), probabilities
+    patch = (int(cam.model.input_shape[1]), int(cam.model.input_shape[2]))
+    scaled = scaled_size(field, view.patch_scale)
+    offsets = grid_offsets(scaled, patch)
+    patch_maps = upsample(maps, patch).reshape(len(images), len(offsets), *patch)
+    fields = np.zeros((len(images), *scaled), np.float32)
+    counts = np.zeros(scaled, np.float32)
+    for index, (top, left) in enumerate(offsets):
+        fields[:, top : top + patch[0], left : left + patch[1]] += patch_maps[:, index]
+        counts[top : top + patch[0], left : left + patch[1]] += 1
+    return upsample(fields / counts, field), mean_over_views(probabilities, len(offsets))
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
@@ -210,6 +228,7 @@ def write_gradcam_grid(
     *,
     per_group: int = 2,
     image_size: tuple[int, int] | None = None,
+    view: ViewParams = WHOLE_FIELD,
 ) -> pd.DataFrame:
     """A PNG grid of Grad-CAM overlays: a few test images of each class, correctly and wrongly
     classified by `probabilities` (the ensemble's), one column per model.
@@ -235,7 +254,7 @@ def write_gradcam_grid(
         cam = GradCam(model)
         cells = []
         for image in images:
-            maps, probs = heatmaps(cam, name, image[np.newaxis], own[name])
+            maps, probs = heatmaps(cam, name, image[np.newaxis], own[name], view)
             # an all-zero map: nothing in the image raises the score of the class the model chose
             note = "" if maps[0].max() > 0 else ", no positive evidence"
             cells.append((overlay(image, maps[0]), f"p(malignant)={probs[0]:.2f}{note}"))

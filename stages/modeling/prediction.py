@@ -24,6 +24,8 @@ import pandas as pd
 
 from stages.data.dataset import LayoutError, parse_image_name
 from stages.data.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
+from stages.data.stain import StainNormalization, normalize_stain
+from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams
 from stages.pipeline.paths import EVALUATE_METRICS
 
@@ -81,16 +83,20 @@ def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int], 
 
 
 def load_for_model(
-    path: Path | str, size: tuple[int, int] | None, aspect: float = BREAKHIS_ASPECT
+    path: Path | str,
+    size: tuple[int, int] | None,
+    aspect: float = BREAKHIS_ASPECT,
+    stain: StainNormalization = "none",
 ) -> np.ndarray:
-    """A raw or ingested image file as ingest would have stored it: RGB uint8, size-checked and
-    cover-and-cropped to `size` (`ingest.image_size`; `aspect`: the source images' width / height);
+    """A raw or ingested image file as ingest would have stored it: RGB uint8, size-checked,
+    cover-and-cropped to `size` (`ingest.image_size`; `aspect`: the source images' width / height)
+    and stain-normalised as `ingest.stain_normalization` says (same function, same fixed reference);
     `size=None` keeps the file as it is (an image ingest already wrote)."""
     image = read_rgb(path)
     if size is None:
         return image
     check_size(path, image.shape, size, aspect)
-    return cover_and_crop(image, size)
+    return normalize_stain(cover_and_crop(image, size), stain).image
 
 
 def check_images(
@@ -111,19 +117,27 @@ def check_images(
         raise ImageError(f"{len(problems)} image(s) cannot be used:\n  " + "\n  ".join(problems))
 
 
-def model_inputs(model_name: str, model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """A batch of ingest-sized RGB uint8 images -> the named model's input (training's own functions)."""
-    from stages.modeling.input_pipeline import preprocess, resize_image
+def model_inputs(
+    model_name: str, model: keras.Model, images: np.ndarray, view: ViewParams = WHOLE_FIELD
+) -> np.ndarray:
+    """A batch of ingest-sized RGB uint8 images -> the named model's input views, image by image
+    (training's and evaluate's own functions: the field resized, or the grid of patches)."""
+    from stages.modeling.input_pipeline import inference_views, preprocess
 
-    return np.asarray(preprocess(model_name, resize_image(images, model_image_size(model))))
+    return np.asarray(preprocess(model_name, inference_views(images, model_image_size(model), view)))
 
 
-def predict_batch(models: Mapping[str, keras.Model], images: np.ndarray) -> dict[str, np.ndarray]:
-    """Malignant probability of every model for a batch of ingest-sized RGB uint8 images."""
-    return {
-        name: np.asarray(model(model_inputs(name, model, images), training=False)).reshape(-1)
-        for name, model in models.items()
-    }
+def predict_batch(
+    models: Mapping[str, keras.Model], images: np.ndarray, view: ViewParams = WHOLE_FIELD
+) -> dict[str, np.ndarray]:
+    """Malignant probability of every model for a batch of ingest-sized RGB uint8 images: the mean
+    over each image's views, as evaluate computes it."""
+    probabilities = {}
+    for name, model in models.items():
+        views = views_per_image(images.shape[1:3], model_image_size(model), view)
+        per_view = np.asarray(model(model_inputs(name, model, images, view), training=False)).reshape(-1)
+        probabilities[name] = mean_over_views(per_view, views)
+    return probabilities
 
 
 def ensemble_members(model: str, models_dir: Path) -> tuple[list[str], list[str]]:

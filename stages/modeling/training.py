@@ -26,8 +26,9 @@ from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
 from stages.modeling.architectures import TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
-from stages.modeling.input_pipeline import image_dataset
+from stages.modeling.input_pipeline import ColourJitter, image_dataset
 from stages.modeling.runtime import Runtime
+from stages.modeling.views import ViewParams, view_params
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
 
@@ -124,6 +125,19 @@ class Trainer:
         self.verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in CI logs
         self.epoch = 0  # one epoch counter across both phases
 
+    @property
+    def view(self) -> ViewParams:
+        return view_params(self.params, test_time_flips=False)
+
+    @property
+    def jitter(self) -> ColourJitter:
+        return ColourJitter(hed=self.params.hed_jitter, hsv=self.params.hsv_jitter)
+
+    @property
+    def inputs_change_every_epoch(self) -> bool:
+        """Random patches or on-line augmentation: frozen-backbone features cannot be reused."""
+        return self.params.online_augmentation or self.params.input == "patches" or self.jitter.enabled()
+
     def dataset(self, rows: pd.DataFrame, *, training: bool, labels: bool = True) -> tf.data.Dataset:
         return image_dataset(
             rows["path"].tolist(),
@@ -134,12 +148,17 @@ class Trainer:
             shuffle_seed=self.seed if training else None,
             cache=self.params.cache,
             augment=training and self.params.online_augmentation,
+            view=self.view,
+            jitter=self.jitter,
         )
 
     def compile(self, model: keras.Model, learning_rate: float, epochs: int) -> None:
         rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
         if self.params.lr_schedule == "cosine":
-            steps = math.ceil(len(self.inputs.train_rows) / self.batch_size) * epochs
+            samples = len(self.inputs.train_rows) * (
+                self.params.patches_per_image if self.params.input == "patches" else 1
+            )
+            steps = math.ceil(samples / self.batch_size) * epochs
             rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
         model.compile(
             optimizer=keras.optimizers.Adam(rate),
@@ -158,8 +177,14 @@ class Trainer:
         monitored value, signed so that higher is better."""
         monitor = self.params.monitor
         mode = "min" if monitor.endswith("loss") else "max"
+        # epochs before min_epochs (counted across phases) can neither stop training nor be kept
+        warm_up = max(0, self.params.min_epochs - self.epoch)
         stopping = keras.callbacks.EarlyStopping(
-            monitor, mode=mode, patience=self.params.patience, restore_best_weights=True
+            monitor,
+            mode=mode,
+            patience=self.params.patience,
+            restore_best_weights=True,
+            start_from_epoch=self.epoch + warm_up,
         )
         callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=self.live), stopping]
         if self.params.lr_schedule == "plateau":
@@ -245,7 +270,7 @@ class Trainer:
         """Phase 1: the head on the frozen backbone; returns the best monitored value."""
         if not own.head_epochs:
             return -math.inf
-        if self.params.online_augmentation:  # augmented images change every epoch: no reuse
+        if self.inputs_change_every_epoch:  # the backbone's inputs change every epoch: no reuse
             self.compile(parts.model, self.settings.learning_rate, own.head_epochs)
             return self.fit(parts.model, "phase1", self.inputs.train, self.inputs.val, epochs=own.head_epochs)
         rows = {"train": self.inputs.train_rows, "val": self.inputs.val_rows}

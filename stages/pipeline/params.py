@@ -55,6 +55,8 @@ class IngestParams(Section):
     workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
     on_error: Literal["fail", "skip"] = "fail"  # unusable images: stop, or leave out (rejected.csv)
     png_compression: Annotated[int, Field(ge=0, le=9)] = 0  # of the ingested PNGs; 0 = fastest
+    # every image mapped to one fixed reference H&E appearance (stages/data/stain.py); predict too
+    stain_normalization: Literal["none", "macenko"] = "none"
 
 
 class SplitParams(Section):
@@ -83,10 +85,20 @@ class AugmentParams(Section):
     extra_per_image: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0  # new images per image, every class
     flip: bool = True
     rotate90: bool = True
-    hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.04
-    hed_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     zoom: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
+
+    @model_validator(mode="before")
+    @classmethod
+    def _colour_moved_to_training(cls, data: object) -> object:
+        """Offline colour jitter touched only the balancing copies (mostly one class): a class cue."""
+        moved = sorted({"hsv_jitter", "hed_jitter"} & set(data if isinstance(data, dict) else ()))
+        if moved:
+            raise ValueError(
+                f"augment.{moved[0]} moved to train.{moved[0]}: colour augmentation now runs on-line "
+                "for every train image of both classes (offline it reached only the balancing copies)"
+            )
+        return data
 
 
 class ModelOverrides(Section):
@@ -124,6 +136,14 @@ class TrainParams(Section):
     # keep decoded images in memory after the first epoch: auto = when they take under 2 GiB
     cache: bool | Literal["auto"] = "auto"
     online_augmentation: bool = False  # random flips / rotations on the fly (recomputes frozen features)
+    hed_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0  # on-line H&E stain jitter, every train image
+    hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0  # on-line hue/saturation/value jitter
+    # field: the whole field resized to image_size; patches: image_size patches of the field scaled
+    # by patch_scale (random in training, a covering grid averaged in evaluate and predict)
+    input: Literal["field", "patches"] = "field"
+    patch_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    patches_per_image: PositiveInt = 4  # random patches per image and epoch
+    min_epochs: Annotated[int, Field(ge=0)] = 0  # epochs before early stopping and best-epoch choice start
     deterministic: bool = True  # op determinism: identical results for identical params on CPU
     mixed_precision: bool = False  # float16 compute, float32 output (GPUs with tensor cores)
     jit_compile: bool = False  # XLA
@@ -159,6 +179,7 @@ class EvaluateParams(Section):
     threshold: Fraction | Literal["youden", "f1"] = 0.5
     ensemble: Literal["mean", "val_auc"] = "mean"  # soft vote: equal weights or by validation AUC
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 1000  # patient-level resamples for intervals
+    test_time_flips: bool = False  # average each view with its mirrored copies (evaluate and predict)
     confidence: Fraction = 0.95
 
 

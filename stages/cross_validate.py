@@ -1,0 +1,362 @@
+"""Command: patient-grouped cross-validation as DVC experiments, and its summary.
+
+    python -m stages.cross_validate [--label L] [--folds K] [--seed N] [--queue [--jobs J]] [--force]
+                                    [-S key=value ...]
+    python -m stages.cross_validate --summarize [EXPERIMENT ...] [--label L] [--seed N]
+
+Runs every fold of `split.strategy=kfold` (`split.fold=0..K-1`) as a DVC experiment named
+`cv-<label>-s<seed>-f<fold>`, one after the other in a temporary copy of the repository
+(`dvc exp run --temp`: the workspace is never touched), or queued and run by `dvc queue start`
+(`--queue`); then summarises them into cv/<label>/s<seed>/: summary.md (also printed),
+summary.json, folds.csv and summary.png. `--summarize` summarises experiments that exist (by name
+or revision, or all those of `--label`) without training anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from stages.evaluation.cross_validation import (
+    FoldResult,
+    check_label,
+    experiment_name,
+    parse_experiment_name,
+    predictions_file,
+    scored_models,
+    summarize,
+    summary_dir,
+    write_summary,
+)
+from stages.pipeline.params import load_params
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
+from stages.pipeline.stage import run_stage
+
+DEFAULT_LABEL = "default"
+RESERVED = {"split.strategy": "kfold", "split.fold": "the fold", "split.folds": "--folds", "seed": "--seed"}
+QUEUE_POLL_SECONDS = 15
+EXPERIMENT_REFS = "refs/exps"
+
+
+# ---------------------------------------------------------------------------------------------
+# git and dvc
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True)
+
+
+def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run DVC with this Python; its output goes to stderr (stdout is the summary's)."""
+    command = [sys.executable, "-m", "dvc", *args]
+    if capture:
+        return subprocess.run(command, capture_output=True, text=True)
+    print(f"$ dvc {' '.join(args)}", file=sys.stderr, flush=True)
+    return subprocess.run(command, stdout=sys.stderr, text=True)
+
+
+def head_commit() -> str:
+    result = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    if result.returncode != 0:
+        raise ValueError(
+            "no commit here: experiments branch from a commit (run in the project, commit first)"
+        )
+    return result.stdout.strip()
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    name: str
+    rev: str
+    baseline: str
+    time: int
+
+
+def experiment_refs() -> list[ExperimentRef]:
+    """Every DVC experiment of the repository: refs/exps/<baseline[:2]>/<baseline[2:]>/<name>."""
+    result = git(
+        "for-each-ref", "--format=%(refname)%09%(objectname)%09%(committerdate:unix)", EXPERIMENT_REFS
+    )
+    if result.returncode != 0:
+        raise ValueError(f"git for-each-ref failed: {result.stderr.strip()}")
+    refs = []
+    for line in result.stdout.splitlines():
+        refname, rev, stamp = line.split("\t")
+        parts = refname.split("/")
+        if len(parts) == 5 and len(parts[2]) == 2 and len(parts[3]) == 38:
+            refs.append(ExperimentRef(parts[4], rev, parts[2] + parts[3], int(stamp or 0)))
+    return refs
+
+
+def file_at(rev: str, path: object) -> str | None:
+    """A file's text at a commit (metrics and plots are in git: `cache: false`), or None."""
+    result = git("show", f"{rev}:{path}")
+    return result.stdout if result.returncode == 0 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# finding and loading experiments
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    rev: str
+    baseline: str | None
+
+
+def resolve(names: list[str], refs: list[ExperimentRef], head: str | None) -> list[Target]:
+    """Experiment names (the newest run of a name; this commit's first) or git revisions."""
+    targets = []
+    for name in names:
+        runs = sorted((r for r in refs if r.name == name), key=lambda r: (r.baseline == head, r.time))
+        if runs:
+            targets.append(Target(name, runs[-1].rev, runs[-1].baseline))
+            continue
+        result = git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        if result.returncode != 0:
+            known = sorted({r.name for r in refs if parse_experiment_name(r.name)})
+            hint = f" (cross-validation experiments here: {', '.join(known)})" if known else ""
+            raise ValueError(f"unknown experiment or revision: {name}{hint}")
+        targets.append(Target(name, result.stdout.strip(), None))
+    return targets
+
+
+def by_label(label: str, seed: int | None, refs: list[ExperimentRef]) -> dict[int, list[str]]:
+    """Names of the label's experiments, by seed."""
+    seeds: dict[int, set[str]] = {}
+    for ref in refs:
+        parsed = parse_experiment_name(ref.name)
+        if parsed and parsed[0] == label and (seed is None or parsed[1] == seed):
+            seeds.setdefault(parsed[1], set()).add(ref.name)
+    if not seeds:
+        labels = sorted({p[0] for r in refs if (p := parse_experiment_name(r.name))})
+        wanted = f"cv-{label}-s{seed if seed is not None else '<seed>'}-f<fold>"
+        hint = f"; labels here: {', '.join(labels)}" if labels else ""
+        raise ValueError(f"no experiments named {wanted}{hint}")
+    return {
+        s: sorted(names, key=lambda n: parse_experiment_name(n) or (label, s, 0))
+        for s, names in seeds.items()
+    }
+
+
+def load(target: Target) -> FoldResult:
+    """An experiment's params, evaluate metrics and test predictions, read from git at its commit."""
+    params_text = file_at(target.rev, PARAMS_FILE)
+    metrics_text = file_at(target.rev, EVALUATE_METRICS)
+    if params_text is None:
+        raise ValueError(f"{target.name}: no {PARAMS_FILE} at {target.rev[:7]}")
+    if metrics_text is None:
+        raise ValueError(
+            f"{target.name}: no {EVALUATE_METRICS} at {target.rev[:7]} (did its evaluate stage run?)"
+        )
+    metrics: dict[str, Any] = json.loads(metrics_text)
+    predictions = {}
+    for model in scored_models(metrics):
+        text = file_at(target.rev, predictions_file(model))
+        if text is not None:
+            predictions[model] = pd.read_csv(io.StringIO(text))
+    return FoldResult(
+        name=target.name,
+        rev=target.rev,
+        params=yaml.safe_load(params_text) or {},
+        metrics=metrics,
+        predictions=predictions,
+        baseline=target.baseline,
+    )
+
+
+def summarise(label: str, targets: list[Target]) -> None:
+    summary = summarize([load(target) for target in targets], label)
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    directory = summary_dir(label, summary.settings.seed)
+    text = write_summary(summary, directory)
+    print(text)
+    print(f"wrote {directory}/summary.md, summary.json, folds.csv, summary.png", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# running the folds
+
+
+def check_overrides(overrides: list[str]) -> None:
+    for override in overrides:
+        key = override.split("=", 1)[0].split(":")[-1].strip()
+        if "=" not in override:
+            raise ValueError(f"-S {override}: expected key=value")
+        if key in RESERVED:
+            raise ValueError(f"-S {override}: {key} is set by this command (use {RESERVED[key]})")
+
+
+def queue_states() -> dict[str, list[str]]:
+    """Status of every queue task by experiment name, from `dvc queue status`."""
+    result = dvc("queue", "status", capture=True)
+    states: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[-1] in ("Queued", "Running", "Success", "Failed", "Unknown"):
+            states.setdefault(words[1], []).append(words[-1])
+    return states
+
+
+def wait_for_queue(names: list[str]) -> None:
+    shown: dict[str, str] = {}
+    try:
+        while True:
+            states = queue_states()
+            pending = []
+            for name in names:
+                now = states.get(name, ["gone"])
+                state = next((s for s in ("Running", "Queued") if s in now), now[-1])
+                if shown.get(name) != state:
+                    print(f"{name}: {state}", file=sys.stderr, flush=True)
+                    shown[name] = state
+                if state in ("Running", "Queued"):
+                    pending.append(name)
+            if not pending:
+                return
+            time.sleep(QUEUE_POLL_SECONDS)
+    except KeyboardInterrupt:
+        print(
+            "\nstopped waiting; the queued folds keep running (`dvc queue status`). Summarise them later "
+            "with `python -m stages.cross_validate --summarize --label <label>`.",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+
+
+def run_folds(args: argparse.Namespace) -> tuple[list[str], int]:
+    """Run (or queue and wait for) every fold; return the experiment names and the seed."""
+    params = load_params()
+    folds = args.folds or params.split.folds
+    seed = params.seed if args.seed is None else args.seed
+    if folds < 2:
+        raise ValueError(f"--folds {folds}: a cross-validation needs at least 2 folds")
+    head = head_commit()
+    names = [experiment_name(args.label, seed, fold) for fold in range(folds)]
+    existing = sorted({r.name for r in experiment_refs() if r.baseline == head} & set(names))
+    if existing and not args.force:
+        raise ValueError(
+            f"experiment(s) {', '.join(existing)} exist on this commit already: summarise them with "
+            f"`--summarize --label {args.label} --seed {seed}`, or run again with --force (removes them "
+            "first; stages that did not change come back from DVC's run-cache)"
+        )
+    if existing and dvc("exp", "remove", *existing).returncode != 0:
+        raise ValueError(f"could not remove the experiment(s) {', '.join(existing)}")
+    common = ["-S", "split.strategy=kfold", "-S", f"split.folds={folds}", "-S", f"seed={seed}"]
+    for override in args.set_param:
+        common += ["-S", override]
+    failed = []
+    for fold, name in enumerate(names):
+        mode = "--queue" if args.queue else "--temp"
+        print(f"fold {fold} of {folds}: {name}", file=sys.stderr, flush=True)
+        if dvc("exp", "run", mode, "-n", name, *common, "-S", f"split.fold={fold}").returncode != 0:
+            failed.append(name)
+    if args.queue:
+        if failed:
+            raise ValueError(f"could not queue {', '.join(failed)}")
+        if dvc("queue", "start", "--jobs", str(args.jobs)).returncode != 0:
+            raise ValueError("dvc queue start failed")
+        wait_for_queue(names)
+    return names, seed
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.cross_validate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--label",
+        help=f"names the experiments cv-<label>-s<seed>-f<fold> and the folder cv/<label>/ "
+        f"(default when running: {DEFAULT_LABEL})",
+    )
+    parser.add_argument("--folds", type=int, help="number of folds (default: split.folds of params.yaml)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="sets `seed`, which reshuffles the folds: repeated cross-validation (default: params.yaml's); "
+        "with --summarize --label: only that seed's experiments",
+    )
+    parser.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other param override, passed to every fold's `dvc exp run` (repeatable)",
+    )
+    parser.add_argument("--queue", action="store_true", help="queue the folds, `dvc queue start` them, wait")
+    parser.add_argument("--jobs", type=int, default=1, help="with --queue: folds run at once (default 1)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="re-run folds whose experiments exist on this commit (removes them)",
+    )
+    parser.add_argument(
+        "--summarize",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="only summarise: these experiments (names or git revisions), or with none given every "
+        "experiment of --label (each seed into its own folder)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.label is not None:
+        check_label(args.label)
+    if args.summarize is None:
+        args.label = args.label or DEFAULT_LABEL
+        check_overrides(args.set_param)
+        names, seed = run_folds(args)
+        refs = experiment_refs()
+        commit = head_commit()
+        done = [name for name in names if any(r.name == name and r.baseline == commit for r in refs)]
+        if not done:
+            raise ValueError("no fold finished: nothing to summarise (see DVC's output above)")
+        summarise(args.label, resolve(done, refs, commit))
+        failed = [name for name in names if name not in done]
+        if failed:
+            raise ValueError(f"fold(s) failed: {', '.join(failed)}; the summary above leaves them out")
+        return
+    if args.set_param or args.queue or args.force or args.folds:
+        raise ValueError(
+            "--summarize trains nothing: -S, --queue, --force and --folds apply to running folds"
+        )
+    refs = experiment_refs()
+    head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None
+    if args.summarize:
+        if args.seed is not None:
+            raise ValueError("--seed picks the experiments of a --label; name experiments or use --label")
+        parsed = [parse_experiment_name(name) for name in args.summarize]
+        labels = {p[0] for p in parsed if p}
+        named = args.label or (labels.pop() if len(labels) == 1 and all(parsed) else None)
+        if named is None:
+            raise ValueError(
+                "name the summary with --label (the experiments are not all cv-<label>-... of one label)"
+            )
+        summarise(named, resolve(args.summarize, refs, head))
+        return
+    label = args.label or DEFAULT_LABEL
+    for names in by_label(label, args.seed, refs).values():
+        summarise(label, resolve(names, refs, head))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,135 @@
+"""Baselines every model must beat, and the checks that say whether one does.
+
+- The colour baseline: a logistic regression on each image's colour histogram (32 bins per RGB
+  channel) and per-channel mean and standard deviation, fitted on the train split. Stain and
+  scanner colour differ between patients and labs, so a CNN that does not beat it has learned
+  stain, not tissue.
+- The paired comparison with it: the ROC AUC difference (model - baseline) on the same test
+  images, with an interval that resamples whole patient groups.
+- The collapse check: a model whose test outputs are nearly constant has not left its
+  initialisation (or learned only the class prior), whatever its accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from stages.data.images import read_rgb
+
+COLOUR_BASELINE = "colour_baseline"
+HISTOGRAM_BINS = 32  # per RGB channel
+REGULARISATION = 0.1  # inverse strength (C): 102 features, a few hundred images
+COLLAPSED_STD = 0.01  # test outputs with a smaller standard deviation are "nearly constant"
+
+
+def colour_features(image: np.ndarray) -> np.ndarray:
+    """Normalised colour histogram per RGB channel, then per-channel mean and std (scaled to [0, 1])."""
+    pixels = image.reshape(-1, 3)
+    histograms = [
+        np.histogram(pixels[:, channel], bins=HISTOGRAM_BINS, range=(0, 256))[0] / len(pixels)
+        for channel in range(3)
+    ]
+    moments = np.concatenate([pixels.mean(axis=0), pixels.std(axis=0)]) / 255.0
+    return np.concatenate([*histograms, moments]).astype(np.float64)
+
+
+def feature_matrix(paths: Sequence[str]) -> np.ndarray:
+    return np.stack([colour_features(read_rgb(path)) for path in paths])
+
+
+def fit_colour_baseline(features: np.ndarray, targets: np.ndarray) -> Pipeline:
+    """Standardised features, L2-regularised logistic regression with balanced class weights."""
+    if len(np.unique(targets)) < 2:
+        raise ValueError("the train split has one class only: the colour baseline cannot be fitted")
+    model = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=REGULARISATION, class_weight="balanced", max_iter=5000),
+    )
+    return model.fit(features, targets)
+
+
+def colour_baseline_probabilities(
+    train: pd.DataFrame, splits: dict[str, pd.DataFrame]
+) -> dict[str, np.ndarray]:
+    """Fit on the train rows' images, return the malignant probability of every image of each split."""
+    model = fit_colour_baseline(feature_matrix(train["path"].tolist()), train["target"].to_numpy())
+    return {
+        name: model.predict_proba(feature_matrix(rows["path"].tolist()))[:, 1].astype(np.float64)
+        for name, rows in splits.items()
+    }
+
+
+def resampling_units(rows: pd.DataFrame) -> np.ndarray:
+    """What bootstrap intervals resample: patient groups (the split's unit) when known, else patients."""
+    column = "patient_group" if "patient_group" in rows else "patient"
+    return rows[column].astype(str).to_numpy()
+
+
+def paired_auc_difference(
+    rows: pd.DataFrame,
+    model: np.ndarray,
+    baseline: np.ndarray,
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, float | int | str]:
+    """ROC AUC of `model` minus that of `baseline` on the same rows, with a percentile interval
+    that resamples whole patient groups (both models see the same resample: a paired comparison).
+
+    verdict: `beats` when the whole interval is above zero, `below` when it is below, else
+    `not distinguishable`. Resamples with one class only are skipped and counted."""
+    targets = rows["target"].to_numpy()
+    if len(np.unique(targets)) < 2:
+        return {"verdict": "undefined: the test split has one class only"}
+    difference = skm.roc_auc_score(targets, model) - skm.roc_auc_score(targets, baseline)
+    groups = list(pd.Series(np.arange(len(rows))).groupby(resampling_units(rows), sort=True).indices.values())
+    rng = np.random.default_rng(seed)
+    samples, skipped = [], 0
+    for _ in range(resamples):
+        index = np.concatenate([groups[i] for i in rng.integers(len(groups), size=len(groups))])
+        if len(np.unique(targets[index])) < 2:
+            skipped += 1
+            continue
+        samples.append(
+            skm.roc_auc_score(targets[index], model[index])
+            - skm.roc_auc_score(targets[index], baseline[index])
+        )
+    tail = (1 - confidence) / 2 * 100
+    low, high = (float(np.percentile(samples, q)) for q in (tail, 100 - tail))
+    verdict = "beats" if low > 0 else "below" if high < 0 else "not distinguishable"
+    return {
+        "auc_difference": float(difference),
+        "low": low,
+        "high": high,
+        "verdict": verdict,
+        "resamples_skipped": skipped,
+    }
+
+
+def collapse_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """One line per scored model of metrics/evaluate.json whose test outputs are nearly constant."""
+    return [
+        f"{name}: test outputs nearly constant (standard deviation {result['output']['std']:.4f}); "
+        "it has not learned to rank images, whatever its accuracy"
+        for name, result in summary.items()
+        if isinstance(result, Mapping) and result.get("output", {}).get("nearly_constant")
+    ]
+
+
+def output_spread(probabilities: np.ndarray) -> dict[str, float | bool]:
+    """Standard deviation and range of a model's test outputs, and whether they are nearly constant."""
+    std = float(np.std(probabilities))
+    return {
+        "std": std,
+        "range": float(np.ptp(probabilities)) if len(probabilities) else 0.0,
+        "nearly_constant": std < COLLAPSED_STD,
+    }

@@ -1,0 +1,420 @@
+"""Cross-validation summaries on hand-made folds, the command's reading of experiments from git,
+and (slow) the real command running two folds as DVC experiments."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stages.data.dataset import image_filename, patient_folder
+from stages.evaluation.cross_validation import (
+    METRICS,
+    FoldResult,
+    OverlapError,
+    check_folds,
+    check_label,
+    experiment_name,
+    group_bootstrap,
+    markdown,
+    parse_experiment_name,
+    patient_groups,
+    pooled_predictions,
+    summarize,
+    summary_json,
+    write_summary,
+)
+from stages.evaluation.metrics import evaluate_predictions
+
+# A patient: (B|M, slide, malignant probabilities of their images)
+Patient = tuple[str, str, list[float]]
+
+
+def prediction_rows(patients: list[Patient], threshold: float) -> pd.DataFrame:
+    """Rows of plots/evaluate/predictions/<model>.csv for these patients."""
+    rows = []
+    for letter, slide, probabilities in patients:
+        subtype = "A" if letter == "B" else "DC"
+        for i, probability in enumerate(probabilities):
+            rows.append(
+                {
+                    "filename": image_filename(letter, subtype, "14", slide, 100, i + 1),
+                    "patient": patient_folder(letter, subtype, "14", slide),
+                    "magnification": 100,
+                    "actual": "malignant" if letter == "M" else "benign",
+                    "predicted": "malignant" if probability >= threshold else "benign",
+                    "probability": probability,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def make_fold(
+    fold: int,
+    models: dict[str, tuple[list[Patient], float]],
+    *,
+    folds: int = 3,
+    seed: int = 42,
+    strategy: str = "kfold",
+    name: str | None = None,
+) -> FoldResult:
+    """One experiment: params, an evaluate.json computed by the real metric code, predictions."""
+    predictions = {
+        model: prediction_rows(patients, threshold) for model, (patients, threshold) in models.items()
+    }
+    first = next(iter(predictions.values()))
+    rows = first.assign(target=(first["actual"] == "malignant").astype(int))
+    metrics: dict[str, Any] = {
+        "test_images": len(rows),
+        "majority_baseline": {
+            "class": "malignant",
+            "image_accuracy": float(rows["target"].mean()),
+            "patient_accuracy": float(rows.groupby("patient")["target"].first().mean()),
+        },
+        "ensemble_weights": {"custom": 1.0},
+    }
+    for model, frame in predictions.items():
+        threshold = models[model][1]
+        metrics[model] = {**evaluate_predictions(rows, frame["probability"].to_numpy(), threshold), "ci": {}}
+    params = {
+        "seed": seed,
+        "split": {"strategy": strategy, "folds": folds, "fold": fold, "group_by": "root"},
+        "evaluate": {"bootstrap_resamples": 200, "confidence": 0.95},
+    }
+    return FoldResult(
+        name=name or experiment_name("t", seed, fold),
+        rev=f"{fold:07d}" + "0" * 33,
+        params=params,
+        metrics=metrics,
+        predictions=predictions,
+        baseline="b" * 40,
+    )
+
+
+def separable_folds() -> list[FoldResult]:
+    """Three folds, each perfectly separated at its own threshold, on different probability scales:
+    per-fold ROC AUC 1, pooled ROC AUC 6/9 (a malignant image of fold k outranks the benign images
+    of folds 0..k only)."""
+    scales = [(0.1, 0.2, 0.15), (0.5, 0.6, 0.55), (0.8, 0.9, 0.85)]
+    folds = []
+    for fold, (benign, malignant, threshold) in enumerate(scales):
+        patients: list[Patient] = [
+            ("B", f"{fold}01AB", [benign] * 2),
+            ("B", f"{fold}01CD", [benign] * 2),  # same slide root as the one above: one patient group
+            ("M", f"{fold}02", [malignant] * 2),
+            ("M", f"{fold}03", [malignant] * 2),
+        ]
+        colour = [(letter, slide, [0.5] * len(p)) for letter, slide, p in patients]
+        folds.append(make_fold(fold, {"custom": (patients, threshold), "colour_baseline": (colour, 0.5)}))
+    return folds
+
+
+def noisy_folds(seed: int = 0, folds: int = 3, patients_per_fold: int = 10) -> list[FoldResult]:
+    rng = np.random.default_rng(seed)
+    results = []
+    for fold in range(folds):
+        patients: list[Patient] = []
+        for p in range(patients_per_fold):
+            letter = "M" if p % 3 else "B"
+            centre = 0.65 if letter == "M" else 0.4
+            probabilities = np.clip(rng.normal(centre, 0.2, size=4), 0, 1).round(6).tolist()
+            patients.append((letter, f"{fold}{p:02d}", probabilities))
+        ensemble = [(letter, slide, [min(1.0, x + 0.05) for x in probs]) for letter, slide, probs in patients]
+        results.append(
+            make_fold(fold, {"custom": (patients, 0.5), "ensemble": (ensemble, 0.45)}, folds=folds)
+        )
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# the summary
+
+
+def test_pooled_auc_ranks_all_folds_together_and_decisions_use_each_folds_threshold() -> None:
+    summary = summarize(separable_folds(), "t")
+    pooled = summary.pooled["custom"]
+    assert pooled["image_roc_auc"] == pytest.approx(6 / 9)
+    # every image and patient is right at its own fold's threshold (one global 0.5 would miss fold 0 and 2)
+    assert pooled["image_accuracy"] == 1.0
+    assert pooled["image_balanced_accuracy"] == 1.0
+    assert pooled["patient_recognition_rate"] == 1.0
+    assert pooled["patient_accuracy"] == 1.0
+    assert (pooled["images"], pooled["patients"], pooled["patient_groups"]) == (24, 12, 9)
+    spread = summary.spread["custom"]["image_roc_auc"]
+    assert (spread["mean"], spread["std"], spread["folds"]) == (1.0, 0.0, 3)
+
+
+def test_mean_and_std_over_folds() -> None:
+    results = noisy_folds()
+    summary = summarize(results, "t")
+    accuracies = [r.metrics["custom"]["image"]["accuracy"] for r in results]
+    spread = summary.spread["custom"]["image_accuracy"]
+    assert spread["mean"] == pytest.approx(np.mean(accuracies))
+    assert spread["std"] == pytest.approx(np.std(accuracies, ddof=1))
+    table = summary.folds
+    assert list(table["fold"].unique()) == [0, 1, 2]
+    assert set(table["model"]) == {"custom", "ensemble", "majority_baseline"}
+    custom = table[table["model"] == "custom"].set_index("fold")
+    assert custom.loc[1, "image_roc_auc"] == pytest.approx(results[1].metrics["custom"]["image"]["roc_auc"])
+
+
+def test_intervals_contain_the_point_estimate() -> None:
+    summary = summarize(noisy_folds(seed=3), "t")
+    for model in ("custom", "ensemble"):
+        pooled = summary.pooled[model]
+        assert set(pooled["ci"]) == set(METRICS)
+        for column in METRICS:
+            interval = pooled["ci"][column]
+            assert interval["low"] <= pooled[column] <= interval["high"], (model, column)
+            assert interval["low"] < interval["high"]
+
+
+def test_bootstrap_resamples_patient_groups() -> None:
+    checked = check_folds(separable_folds())
+    frame = pooled_predictions(checked, "custom")
+    # SOB_B_A_14-001AB and SOB_B_A_14-001CD share the slide root 14-001: one group, drawn together
+    assert frame.loc[frame["patient"] == "SOB_B_A_14-001AB", "group"].iloc[0] == "14-001"
+    assert frame.groupby("group")["patient"].nunique().to_dict()["14-001"] == 2
+    intervals = group_bootstrap(frame, resamples=200, confidence=0.95, seed=0)
+    assert intervals["image_accuracy"] == {"low": 1.0, "high": 1.0}  # every image right in every resample
+    assert intervals["image_roc_auc"]["low"] < 6 / 9 < intervals["image_roc_auc"]["high"]
+
+
+def test_groups_come_from_the_patient_group_column_or_the_slide_folder() -> None:
+    rows = pd.DataFrame({"patient": ["SOB_B_A_14-22549AB", "SOB_B_A_14-22549CD", "SOB_M_DC_14-2773"]})
+    assert patient_groups(rows, "root").tolist() == ["14-22549", "14-22549", "14-2773"]
+    assert patient_groups(rows, "folder").tolist() == rows["patient"].tolist()
+    rows["patient_group"] = ["g1", "g1", "g2"]
+    assert patient_groups(rows, "root").tolist() == ["g1", "g1", "g2"]
+
+
+def test_overlapping_folds_are_refused() -> None:
+    results = separable_folds()
+    twin = make_fold(
+        1,
+        {
+            "custom": (
+                [("B", "001AB", [0.1, 0.1]), ("M", "102", [0.6, 0.6])],  # 001AB's images are fold 0's
+                0.5,
+            ),
+            "colour_baseline": ([("B", "001AB", [0.5, 0.5]), ("M", "102", [0.5, 0.5])], 0.5),
+        },
+    )
+    with pytest.raises(OverlapError, match=r"cv-t-s42-f0 and cv-t-s42-f1.*overlap"):
+        summarize([results[0], twin, results[2]], "t")
+
+
+def test_a_missing_fold_is_a_warning_and_named() -> None:
+    results = separable_folds()
+    summary = summarize([results[0], results[2]], "t")
+    assert summary.missing_folds == [1]
+    assert any("fold(s) 1 of 3 missing" in warning for warning in summary.warnings)
+    assert summary.pooled["custom"]["images"] == 16
+    assert "**Warning: fold(s) 1 of 3 missing" in markdown(summary)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda r: [
+                make_fold(0, {"custom": ([("B", "1", [0.1]), ("M", "2", [0.9])], 0.5)}, strategy="patient"),
+                *r[1:],
+            ],
+            "cv-t-s42-f0: split.strategy is 'patient', not 'kfold'",
+        ),
+        (
+            lambda r: [
+                r[0],
+                r[1],
+                make_fold(2, {"custom": ([("B", "9", [0.1]), ("M", "8", [0.9])], 0.5)}, seed=7),
+            ],
+            "they differ in seed",
+        ),
+        (lambda r: [r[0], r[1], r[1]], "fold 1 is given twice"),
+        (
+            lambda r: [r[0], FoldResult(r[1].name, r[1].rev, r[1].params, r[1].metrics, {}), r[2]],
+            r"cv-t-s42-f1 \(fold 1\): no plots/evaluate/predictions/custom.csv",
+        ),
+        (lambda r: [], "no experiments to summarise"),
+    ],
+)
+def test_clear_errors(change: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        summarize(change(separable_folds()), "t")
+
+
+def test_majority_baseline_pools_as_the_fold_values_weighted_by_test_size() -> None:
+    results = separable_folds()[:2] + [
+        make_fold(
+            2,
+            {
+                "custom": ([("B", "201", [0.2] * 6), ("M", "202", [0.9] * 2)], 0.5),
+                "colour_baseline": ([("B", "201", [0.5] * 6), ("M", "202", [0.5] * 2)], 0.5),
+            },
+        )
+    ]
+    summary = summarize(results, "t")
+    # always "malignant": fold 0 and 1 have 4 of 8 images right, fold 2 2 of 8; patients 2/4, 2/4, 1/2
+    assert summary.pooled["majority_baseline"]["image_accuracy"] == pytest.approx(10 / 24)
+    assert summary.pooled["majority_baseline"]["patient_accuracy"] == pytest.approx(5 / 10)
+    assert "ci" not in summary.pooled["majority_baseline"]
+
+
+def test_markdown_json_csv_and_figure(tmp_path: Path) -> None:
+    summary = summarize(noisy_folds(), "t")
+    text = write_summary(summary, tmp_path)
+    for model in ("custom", "ensemble", "majority_baseline"):
+        assert f"| {model} | " in text
+    assert "## Pooled out-of-fold" in text and "## Mean ± std over folds" in text and "### ROC AUC" in text
+    assert " ± " in text and "fold 2" in text and "![Per-fold and pooled ROC AUC](summary.png)" in text
+    assert (tmp_path / "summary.md").read_text() == text
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved == json.loads(json.dumps(summary_json(summary)))
+    assert saved["pooled"]["custom"]["images"] == 120
+    assert set(saved["per_fold"]["custom"]["image_roc_auc"]) == {"0", "1", "2"}
+    assert saved["mean_std"]["majority_baseline"]["image_accuracy"]["folds"] == 3
+    folds = pd.read_csv(tmp_path / "folds.csv")
+    assert len(folds) == 3 * 3 and {"fold", "model", *METRICS, "experiment", "rev"} <= set(folds.columns)
+    assert (tmp_path / "summary.png").stat().st_size > 5000
+
+
+def test_experiment_names_and_labels() -> None:
+    assert experiment_name("base", 7, 3) == "cv-base-s7-f3"
+    assert parse_experiment_name("cv-my-run-s7-f3") == ("my-run", 7, 3)
+    assert parse_experiment_name("exp-1234") is None
+    assert check_label("stain_v2.1") == "stain_v2.1"
+    for bad in ("a/b", "-x", "a..b", "x y", ""):
+        with pytest.raises(ValueError, match="--label"):
+            check_label(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command: experiments read from git refs, no DVC run
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def commit_fold(repo: Path, result: FoldResult, baseline: str) -> str:
+    """Write a fold's files, commit them as an experiment ref of `baseline`, restore the workspace."""
+    (repo / "params.yaml").write_text(yaml.safe_dump(result.params))
+    (repo / "metrics").mkdir(exist_ok=True)
+    (repo / "metrics/evaluate.json").write_text(json.dumps(result.metrics))
+    folder = repo / "plots/evaluate/predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    for model, frame in result.predictions.items():
+        frame.to_csv(folder / f"{model}.csv", index=False)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", result.name)
+    rev = git(repo, "rev-parse", "HEAD")
+    git(repo, "update-ref", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{result.name}", rev)
+    git(repo, "reset", "-q", "--hard", baseline)
+    return rev
+
+
+@pytest.fixture
+def experiments_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "params.yaml").write_text("seed: 42\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    baseline = git(repo, "rev-parse", "HEAD")
+    for result in noisy_folds():
+        commit_fold(repo, result, baseline)
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_command_summarises_a_label_from_git(
+    experiments_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stages.cross_validate import main
+
+    main(["--summarize", "--label", "t"])
+    out = capsys.readouterr().out
+    assert "# Cross-validation `t`: 3 of 3 folds, seed 42" in out and "| custom | " in out
+    folder = experiments_repo / "cv/t/s42"
+    assert {p.name for p in folder.iterdir()} == {"summary.md", "summary.json", "folds.csv", "summary.png"}
+    assert json.loads((folder / "summary.json").read_text())["experiments"][2]["name"] == "cv-t-s42-f2"
+    assert git(experiments_repo, "status", "--porcelain") == "?? cv/"
+
+
+def test_command_names_a_missing_fold_and_an_unknown_experiment(
+    experiments_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stages.cross_validate import main
+
+    main(["--summarize", "cv-t-s42-f0", "cv-t-s42-f2"])
+    captured = capsys.readouterr()
+    assert "warning: fold(s) 1 of 3 missing" in captured.err
+    with pytest.raises(ValueError, match=r"unknown experiment or revision: cv-t-s42-f9 \(cross-validation"):
+        main(["--summarize", "cv-t-s42-f0", "cv-t-s42-f9"])
+    with pytest.raises(ValueError, match="no experiments named cv-other-s<seed>-f<fold>; labels here: t"):
+        main(["--summarize", "--label", "other"])
+    with pytest.raises(ValueError, match="use --seed"):
+        main(["-S", "seed=3"])
+
+
+def test_command_refuses_overrides_it_sets_itself() -> None:
+    from stages.cross_validate import check_overrides
+
+    check_overrides(["train.epochs=2", "train.image_size=[32, 32]"])
+    for reserved in ("split.fold=1", "seed=3", "params.yaml:split.strategy=patient", "split.folds=4"):
+        with pytest.raises(ValueError, match="set by this command"):
+            check_overrides([reserved])
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end: two folds as real DVC experiments on tiny params
+
+
+@pytest.mark.slow
+def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_path: Path) -> None:
+    from tests.pipeline_repo import TINY, make_repo, set_args, stage
+
+    repo = make_repo(tmp_path / "project")
+    before = (repo / "params.yaml").read_text()
+    output = stage("cross_validate", "--label", "e2e", "--folds", "2", *set_args(TINY), cwd=repo)
+    assert "# Cross-validation `e2e`: 2 of 2 folds, seed 42" in output
+
+    # the workspace is as it was: the folds ran in temporary copies
+    assert (repo / "params.yaml").read_text() == before
+    assert subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+    ).stdout == ("?? cv/\n")
+    folder = repo / "cv/e2e/s42"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [e["name"] for e in summary["experiments"]] == ["cv-e2e-s42-f0", "cv-e2e-s42-f1"]
+    assert summary["missing_folds"] == [] and summary["folds"] == 2
+    for model in ("custom", "vgg19", "resnet50", "ensemble"):
+        pooled = summary["pooled"][model]
+        assert pooled["images"] == 15 * 2 * 2 and pooled["patients"] == 15  # every image once
+        for column in METRICS:
+            interval = pooled["ci"].get(column)
+            if interval:
+                assert interval["low"] <= pooled[column] <= interval["high"], (model, column)
+    assert "majority_baseline" in summary["pooled"]
+    folds = pd.read_csv(folder / "folds.csv")
+    assert sorted(folds["fold"].unique()) == [0, 1]
+    assert (folder / "summary.png").stat().st_size > 5000
+    assert (folder / "summary.md").read_text().strip() in output
+
+    # summarising again trains nothing; one fold alone is summarised with a warning naming the other
+    again = stage("cross_validate", "--summarize", "cv-e2e-s42-f1", cwd=repo)
+    assert "Running stage" not in again and "fold(s) 0 of 2 missing" in again
+    refused = stage("cross_validate", "--label", "e2e", "--folds", "2", cwd=repo, check=False)
+    assert "exist on this commit already" in refused
