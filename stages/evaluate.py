@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from stages.evaluation.baselines import (
-    COLOUR_BASELINE,
     collapse_warnings,
     colour_baseline_probabilities,
     output_spread,
@@ -37,7 +36,7 @@ from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.input_pipeline import field_size, image_dataset
 from stages.modeling.views import ViewParams, mean_over_views, view_params, views_per_image
 from stages.pipeline.files import write_json
-from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
+from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, EVALUATE_PLOTS, MODEL_CARD, REPORT, SPLIT_DIR, model_file
 from stages.pipeline.stage import run_stage
 

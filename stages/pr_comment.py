@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages.pipeline.params import SCORED_MODELS
+from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS
 from stages.pipeline.paths import EVALUATE_METRICS, REPORT
 from stages.pipeline.stage import run_stage
 
@@ -41,7 +41,7 @@ def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
     """Headline metrics of every model: base value, this revision's value, and the change."""
     changes = diff.get(str(EVALUATE_METRICS), {})
     lines = [f"| Model | Metric | `{base}` | this PR | change |", "|---|---|---:|---:|---:|"]
-    for model in SCORED_MODELS:
+    for model in (*SCORED_MODELS, COLOUR_BASELINE):
         for metric in HEADLINE:
             entry = changes.get(f"{model}.{metric}")
             if entry is None:

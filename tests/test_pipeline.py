@@ -68,8 +68,16 @@ def test_every_metric_is_a_number_in_unit_range(pipeline_run: tuple[Path, str]) 
     assert evaluation["ensemble"]["ci"]["roc_auc"]["low"] <= evaluation["ensemble"]["image"]["roc_auc"]
     values = numbers(evaluation)
     assert "ensemble.patient.recognition_rate" in values
-    rates = {k: v for k, v in values.items() if k.rsplit(".", 1)[-1] not in COUNTS and k != "test_images"}
+    differences = {k: v for k, v in values.items() if ".vs_colour_baseline." in k and "skipped" not in k}
+    assert differences and all(-1.0 <= v <= 1.0 for v in differences.values()), differences
+    rates = {
+        k: v
+        for k, v in values.items()
+        if k.rsplit(".", 1)[-1] not in COUNTS and k != "test_images" and ".vs_colour_baseline." not in k
+    }
     assert rates and all(0.0 <= v <= 1.0 for v in rates.values()), rates
+    assert "colour_baseline" in evaluation and "vs_colour_baseline" not in evaluation["colour_baseline"]
+    assert evaluation["custom"]["vs_colour_baseline"]["verdict"] in {"beats", "below", "not distinguishable"}
     ingest = json.loads((repo / "metrics/ingest.json").read_text())
     assert ingest["images"] == 15 * 2 * 2 and ingest["duplicates"] == 0
     split = json.loads((repo / "metrics/split.json").read_text())

@@ -8,9 +8,10 @@ same mapping and predict needs nothing from the run but `ingest.stain_normalizat
 
 Robustness (the rule): the stain vectors are estimated from tissue pixels only (optical density
 above `TISSUE_OD` in every channel, torchstain's own criterion). An image with fewer than
-`MIN_TISSUE_FRACTION` tissue pixels (background, fat, an almost white field), or whose estimate
-fails, gives non-finite values, or whose tissue has a single colour (no two stains to separate), is kept as it is and reported (`StainResult.problem`); ingest
-counts and lists those images. Normalisation never produces NaN and never stops a run.
+`MIN_TISSUE_FRACTION` tissue pixels (background, fat, an almost white field), whose tissue has a
+single colour (no two stains to separate), or whose estimate fails or gives non-finite values, is
+kept as it is and reported (`StainResult.problem`); ingest counts and lists those images.
+Normalisation never produces NaN and never stops a run.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from sklearn.preprocessing import StandardScaler
 
 from stages.data.images import read_rgb
 
-COLOUR_BASELINE = "colour_baseline"
 HISTOGRAM_BINS = 32  # per RGB channel
 REGULARISATION = 0.1  # inverse strength (C): 102 features, a few hundred images
 COLLAPSED_STD = 0.01  # test outputs with a smaller standard deviation are "nearly constant"

@@ -135,6 +135,7 @@ class FoldResult:
     metrics: dict[str, Any]
     predictions: dict[str, pd.DataFrame]  # scored model -> plots/evaluate/predictions/<model>.csv
     baseline: str | None = None  # the commit the experiment was run on, when it is an experiment
+    code: str | None = None  # identity of the code it ran (git tree ids of stages/ and dvc.yaml)
 
     @property
     def settings(self) -> FoldSettings:
@@ -263,6 +264,11 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
     )
     if differing:
         warnings.append(f"the folds were run with different params: {', '.join(differing)}")
+    if len({r.code for r in ordered}) > 1:
+        warnings.append(
+            "the folds ran different code (stages/ or dvc.yaml differ between their commits): was a "
+            "file edited while the folds ran?"
+        )
     if len({r.baseline for r in ordered}) > 1:
         warnings.append(
             "the folds were run on different commits: "
@@ -664,7 +670,7 @@ def summary_figure(summary: CVSummary, path: Path) -> None:
         for m in summary.models
         if summary.folds.loc[summary.folds["model"] == m, "image_roc_auc"].notna().any()
     ]
-    figure, axes = plt.subplots(figsize=(1.3 * max(len(models), 2) + 1.5, 4))
+    figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(models) + 1.5), 4))
     for i, model in enumerate(models):
         rows = summary.folds[(summary.folds["model"] == model) & summary.folds["image_roc_auc"].notna()]
         axes.scatter(
@@ -698,8 +704,11 @@ def summary_figure(summary: CVSummary, path: Path) -> None:
         xlim=(-0.6, max(len(models), 2) - 0.4),
         ylim=(0, 1.02),
         ylabel="ROC AUC (test)",
-        title=f"Cross-validation {summary.label}: seed {summary.settings.seed}, "
+    )
+    axes.set_title(
+        f"Cross-validation {summary.label}: seed {summary.settings.seed}, "
         f"{len(summary.experiments)} of {summary.settings.folds} folds",
+        fontsize=10,
     )
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stages.evaluation.baselines import COLOUR_BASELINE, collapse_warnings
-from stages.pipeline.params import SCORED_MODELS
+from stages.evaluation.baselines import collapse_warnings
+from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS
 from stages.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
 
 # (level, metric, column title, key of its bootstrap interval)

@@ -177,14 +177,15 @@ class Trainer:
         monitored value, signed so that higher is better."""
         monitor = self.params.monitor
         mode = "min" if monitor.endswith("loss") else "max"
-        # epochs before min_epochs (counted across phases) can neither stop training nor be kept
-        warm_up = max(0, self.params.min_epochs - self.epoch)
+        # epochs before min_epochs (counted across phases) can neither stop training nor be kept;
+        # the last epoch of the phase always counts, so a phase shorter than that keeps its last
+        first_counted = min(max(self.epoch, self.params.min_epochs), self.epoch + epochs - 1)
         stopping = keras.callbacks.EarlyStopping(
             monitor,
             mode=mode,
             patience=self.params.patience,
             restore_best_weights=True,
-            start_from_epoch=self.epoch + warm_up,
+            start_from_epoch=first_counted,
         )
         callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=self.live), stopping]
         if self.params.lr_schedule == "plateau":

@@ -18,6 +18,7 @@ from stages.pipeline.paths import PARAMS_FILE
 MODEL_NAMES = ("custom", "vgg19", "resnet50")  # each has a train.<name> section and a train stage
 ENSEMBLE = "ensemble"  # the soft vote of the models, scored beside them
 SCORED_MODELS = (*MODEL_NAMES, ENSEMBLE)  # what evaluate, the report and the card list
+COLOUR_BASELINE = "colour_baseline"  # scored beside them: what every model must beat
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
