@@ -1,7 +1,7 @@
 """Command: patient-grouped cross-validation as DVC experiments, and its summary.
 
-    python -m stages.cross_validate [--label L] [--folds K] [--seed N] [--queue [--jobs J]] [--force]
-                                    [-S key=value ...]
+    python -m stages.cross_validate [--label L] [--folds K] [--seed N] [--queue [--jobs J]]
+                                    [--resume | --force] [-S key=value ...]
     python -m stages.cross_validate --summarize [EXPERIMENT ...] [--label L] [--seed N]
 
 Runs every fold of `split.strategy=kfold` (`split.fold=0..K-1`) as a DVC experiment named
@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from stages.evaluation.cross_validation import (
+    CV_DIR,
     FoldResult,
     check_label,
     experiment_name,
@@ -45,6 +46,7 @@ DEFAULT_LABEL = "default"
 RESERVED = {"split.strategy": "kfold", "split.fold": "the fold", "split.folds": "--folds", "seed": "--seed"}
 QUEUE_POLL_SECONDS = 15
 EXPERIMENT_REFS = "refs/exps"
+CODE = ("stages", "dvc.yaml")  # what every fold must run the same of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +167,7 @@ def load(target: Target) -> FoldResult:
         text = file_at(target.rev, predictions_file(model))
         if text is not None:
             predictions[model] = pd.read_csv(io.StringIO(text))
+    code = [git("rev-parse", "--verify", "--quiet", f"{target.rev}:{path}").stdout.strip() for path in CODE]
     return FoldResult(
         name=target.name,
         rev=target.rev,
@@ -172,6 +175,7 @@ def load(target: Target) -> FoldResult:
         metrics=metrics,
         predictions=predictions,
         baseline=target.baseline,
+        code=" ".join(code),
     )
 
 
@@ -245,19 +249,35 @@ def run_folds(args: argparse.Namespace) -> tuple[list[str], int]:
     head = head_commit()
     names = [experiment_name(args.label, seed, fold) for fold in range(folds)]
     existing = sorted({r.name for r in experiment_refs() if r.baseline == head} & set(names))
-    if existing and not args.force:
+    if existing and not (args.force or args.resume):
         raise ValueError(
             f"experiment(s) {', '.join(existing)} exist on this commit already: summarise them with "
-            f"`--summarize --label {args.label} --seed {seed}`, or run again with --force (removes them "
-            "first; stages that did not change come back from DVC's run-cache)"
+            f"`--summarize --label {args.label} --seed {seed}`, run only the missing folds with --resume, "
+            "or run them all again with --force"
         )
-    if existing and dvc("exp", "remove", *existing).returncode != 0:
+    if existing and args.force and dvc("exp", "remove", *existing).returncode != 0:
         raise ValueError(f"could not remove the experiment(s) {', '.join(existing)}")
+    folds_to_run = [fold for fold in range(folds) if args.force or names[fold] not in existing]
+    for fold in sorted(set(range(folds)) - set(folds_to_run)):
+        print(f"fold {fold} of {folds}: {names[fold]} exists, kept (--resume)", file=sys.stderr)
+    untracked = [
+        path
+        for path in git("ls-files", "--others", "--exclude-standard").stdout.splitlines()
+        if not path.startswith(f"{CV_DIR}/")
+    ]
+    if untracked:
+        listed = ", ".join(untracked[:5]) + (" ..." if len(untracked) > 5 else "")
+        print(
+            f"warning: untracked files are not copied into the folds' temporary copies of the "
+            f"repository: {listed} (git add what the pipeline needs)",
+            file=sys.stderr,
+        )
     common = ["-S", "split.strategy=kfold", "-S", f"split.folds={folds}", "-S", f"seed={seed}"]
     for override in args.set_param:
         common += ["-S", override]
     failed = []
-    for fold, name in enumerate(names):
+    for fold in folds_to_run:
+        name = names[fold]
         mode = "--queue" if args.queue else "--temp"
         print(f"fold {fold} of {folds}: {name}", file=sys.stderr, flush=True)
         if dvc("exp", "run", mode, "-n", name, *common, "-S", f"split.fold={fold}").returncode != 0:
@@ -267,7 +287,8 @@ def run_folds(args: argparse.Namespace) -> tuple[list[str], int]:
             raise ValueError(f"could not queue {', '.join(failed)}")
         if dvc("queue", "start", "--jobs", str(args.jobs)).returncode != 0:
             raise ValueError("dvc queue start failed")
-        wait_for_queue(names)
+        wait_for_queue([names[fold] for fold in folds_to_run])
+        print("a failed fold's output: `dvc queue logs <experiment name>`", file=sys.stderr)
     return names, seed
 
 
@@ -282,8 +303,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--label",
-        help=f"names the experiments cv-<label>-s<seed>-f<fold> and the folder cv/<label>/ "
-        f"(default when running: {DEFAULT_LABEL})",
+        help=f"names the experiments cv-<label>-s<seed>-f<fold> and the folder cv/<label>/s<seed>/ "
+        f"(default: {DEFAULT_LABEL})",
     )
     parser.add_argument("--folds", type=int, help="number of folds (default: split.folds of params.yaml)")
     parser.add_argument(
@@ -303,9 +324,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue", action="store_true", help="queue the folds, `dvc queue start` them, wait")
     parser.add_argument("--jobs", type=int, default=1, help="with --queue: folds run at once (default 1)")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the folds whose experiments exist on this commit, run the others",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
-        help="re-run folds whose experiments exist on this commit (removes them)",
+        help="run every fold again (removes its experiment on this commit first)",
     )
     parser.add_argument(
         "--summarize",
@@ -322,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.label is not None:
         check_label(args.label)
     if args.summarize is None:
+        if args.force and args.resume:
+            raise ValueError("--force runs every fold again, --resume only the missing ones: pick one")
         args.label = args.label or DEFAULT_LABEL
         check_overrides(args.set_param)
         names, seed = run_folds(args)
@@ -335,9 +363,9 @@ def main(argv: list[str] | None = None) -> None:
         if failed:
             raise ValueError(f"fold(s) failed: {', '.join(failed)}; the summary above leaves them out")
         return
-    if args.set_param or args.queue or args.force or args.folds:
+    if args.set_param or args.queue or args.force or args.resume or args.folds:
         raise ValueError(
-            "--summarize trains nothing: -S, --queue, --force and --folds apply to running folds"
+            "--summarize trains nothing: -S, --folds, --queue, --resume and --force apply to running folds"
         )
     refs = experiment_refs()
     head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None

@@ -463,7 +463,7 @@ def mean_std(table: pd.DataFrame) -> dict[str, dict[str, dict[str, Any]]]:
     return spread
 
 
-def _pooled_flat(checked: CheckedFolds, name: str, table: pd.DataFrame) -> dict[str, Any]:
+def _pooled_flat(name: str, table: pd.DataFrame) -> dict[str, Any]:
     """A constant-prediction baseline pools exactly as the fold values weighted by test images
     (image metrics) or test patients (patient metrics): its folds' decisions do not interact."""
     rows = table[table["model"] == name]
@@ -497,7 +497,7 @@ def summarize(results: Sequence[FoldResult], label: str) -> CVSummary:
             "patient": scores["patient"],
         }
     for name in checked.baselines:
-        pooled[name] = _pooled_flat(checked, name, table)
+        pooled[name] = _pooled_flat(name, table)
     experiments = [
         {
             "fold": result.fold,
@@ -673,16 +673,17 @@ def summary_figure(summary: CVSummary, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(models) + 1.5), 4))
     for i, model in enumerate(models):
         rows = summary.folds[(summary.folds["model"] == model) & summary.folds["image_roc_auc"].notna()]
+        x = i - 0.28 + 0.08 * (rows["fold"].to_numpy() % 3)  # apart, so equal values stay readable
         axes.scatter(
-            np.full(len(rows), i - 0.12),
+            x,
             rows["image_roc_auc"],
             color="grey",
             s=20,
             label="fold" if i == 0 else None,
         )
-        for fold, value in zip(rows["fold"], rows["image_roc_auc"], strict=True):
+        for fold, position, value in zip(rows["fold"], x, rows["image_roc_auc"], strict=True):
             axes.annotate(
-                str(fold), (i - 0.12, value), xytext=(-9, -3), textcoords="offset points", fontsize=7
+                str(fold), (position, value), xytext=(-6, 4), textcoords="offset points", fontsize=7
             )
         pooled = summary.pooled.get(model, {})
         auc, interval = pooled.get("image_roc_auc"), pooled.get("ci", {}).get("image_roc_auc")
@@ -710,7 +711,7 @@ def summary_figure(summary: CVSummary, path: Path) -> None:
         f"{len(summary.experiments)} of {summary.settings.folds} folds",
         fontsize=10,
     )
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     figure.tight_layout()
     save_figure(figure, path)
 

@@ -220,8 +220,8 @@ def image_dataset(
 
     def finish(images: tf.Tensor, *label: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, ...]:
         images = tf.cast(images, tf.float32)
-        if augmenter is not None:
-            images = augmenter(images, training=True)
+        if augmenter is not None:  # Keras layers compute in the global policy's dtype (float16 when mixed)
+            images = tf.cast(augmenter(images, training=True), tf.float32)
         if training and jitter.enabled():
             images = colour_jitter(images, jitter)
         images = preprocess(model_name, images)
