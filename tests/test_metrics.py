@@ -64,8 +64,12 @@ def test_per_magnification_and_baseline() -> None:
     result = evaluate_predictions(rows, probabilities, 0.5)
     assert result["by_magnification"]["40X"]["accuracy"] == 1.0
     assert result["by_magnification"]["100X"]["accuracy"] == pytest.approx(2 / 3)
-    baseline = majority_baseline(rows)
-    assert baseline == {"image_accuracy": pytest.approx(4 / 6), "patient_accuracy": pytest.approx(2 / 3)}
+    baseline = majority_baseline(rows, train=rows)
+    assert baseline == {
+        "class": "malignant",
+        "image_accuracy": pytest.approx(4 / 6),
+        "patient_accuracy": pytest.approx(2 / 3),
+    }
 
 
 def test_threshold_from_validation_by_criterion() -> None:
