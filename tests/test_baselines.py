@@ -11,9 +11,9 @@ import pytest
 
 from stages.data.images import write_rgb
 from stages.evaluation.baselines import (
+    collapse_warnings,
     colour_baseline_probabilities,
     colour_features,
-    collapse_warnings,
     output_spread,
     paired_auc_difference,
 )

@@ -517,4 +517,3 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
     assert "exist on this commit already" in refused
     # --queue is covered with a stand-in for dvc above: a real queued re-run retrains every stage
     # (DVC does not run-cache stages with `cache: false` outputs) and would double this test's time
-

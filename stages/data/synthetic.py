@@ -1,34 +1,36 @@
 """Deterministic synthetic BreaKHis_v1 dataset (real layout and file-name grammar).
 
-The class is in the morphology, not in the colour, so that only a model that looks at nuclei and
-their arrangement can separate it (a colour histogram plus a linear model stays near chance).
+The class is in the morphology and not in the colour: a CNN that looks at nuclei and their
+arrangement can learn it, a colour histogram with a linear model cannot (ROC AUC near 0.5 under a
+patient-grouped split; tests/test_synthetic.py checks both).
 
-Generative model (all randomness from ``np.random.SeedSequence`` keys, so one seed gives
-byte-identical files):
-  * Patients. Subtypes go round-robin within each class. A few slide roots per class hold 2-3
-    suffixed slides (``22549AB``, ``22549CD``, ``22549G``): same class, possibly other subtypes,
-    same year, and nearly the same stain. Each patient has images per magnification drawn around
-    ``images_per_magnification`` (a patient weight times a small per-magnification factor); the
-    total per class and magnification is exactly ``patients x images_per_magnification``.
-  * Stain, per patient and from ONE distribution for both classes: hematoxylin and eosin optical
-    density vectors, stain strengths, white balance and brightness, blur and noise. This
-    appearance signature varies far more between patients than anything between the classes, so
-    a split by image leaks the patient and a split by patient does not.
+Generative model (all randomness from ``np.random.SeedSequence`` keys: one seed, the same bytes):
+  * Patients (slide folders). Subtypes go round-robin within each class. One numeric slide root
+    per 8 patients of a class holds 2-3 suffixed slides, as 22549AB / 22549CD / 22549G in
+    BreakHis: same class and year, any subtype of the class. Images per magnification differ
+    between patients (a lognormal patient weight times a per-magnification factor, at least one
+    each); every class has exactly ``patients x images_per_magnification`` per magnification.
+  * Stain, drawn independently per patient from ONE distribution for both classes: hematoxylin
+    and eosin optical-density vectors, stain strengths, white balance and brightness, blur, noise.
+    Patients differ far more in colour than the classes do (not at all by construction), so a
+    split by image leaks each patient's look and a split by patient does not.
   * Composition, per image and from ONE distribution for both classes: the share of white space
-    (lumens, vacuoles, clefts) and of nuclear area; each class's painter fills exactly these
-    budgets (measured on the canvas), and the total nuclear hematoxylin of the image is scaled to
-    the same target, so the colour histograms of the classes match.
-  * Morphology, by class (the only class signal):
-      benign    -> small, round, uniform nuclei (radius ~3 px at 100X in a 230x350 field) in
-                   organised glands: a lumen ringed by a luminal and a flat myoepithelial layer,
-                   small rosettes, evenly spaced cords along the stroma;
-      malignant -> large (radius ~5-9 px at 100X), pleomorphic nuclei (lognormal sizes, lobulated
-                   irregular outlines, random orientation), crowded and overlapping in
-                   disorganised sheets, some scattered single cells, irregular empty clefts.
-    Nucleus size grows with magnification (40X: small dots showing the architecture) and with
-    the image size (the field of view stays that of a 700x460 BreakHis image).
-  * Colour by Beer-Lambert: ``rgb = white * exp(-(H * h_od + E * e_od))``, hematoxylin purple
-    nuclei and pale cytoplasm over pink, fibrous eosin stroma.
+    (lumens, vacuoles, clefts) and of nuclear area, which each class's painter fills (measured on
+    the canvas). Then the white-space, nuclear-hematoxylin and cytoplasm maps are rank-matched to
+    fixed profiles of these budgets: every image's stain-density histograms are the same function
+    of the budgets whatever its class, and only where the densities lie differs. No
+    hyperchromasia: malignant nuclei are as dark as benign ones.
+  * Morphology, by class (the class signal; radii at 100X in a 230x350 field):
+      benign    -> small (3.1 px), round, uniform nuclei, organised: glands with a lumen ringed by
+                   radial luminal nuclei and an outer flat myoepithelial layer, small rosettes,
+                   evenly spaced cords along the stroma;
+      malignant -> large (median 6.6 px, lognormal, about 5-9 px), pleomorphic nuclei (lobulated
+                   irregular outlines, any orientation) crowding and overlapping in disorganised
+                   sheets, some scattered single cells, retraction clefts along the sheets.
+    Radii grow as ``(mag / 100) ** 0.7`` (40X: small dots that show the architecture) and with
+    the image size (the field of view of a 700x460 BreakHis image, whatever the pixel size).
+  * Colour by Beer-Lambert, ``rgb = white * exp(-(H * h_od + E * e_od))``: purple nuclei and pale
+    cytoplasm over pink, fibrous eosin stroma, in the patient's stain.
   * ``atypical_fraction`` of the fields show the other class's morphology (in the patient's own
     stain), as real slides hold benign-looking fields in a carcinoma and vice versa.
 """
@@ -40,6 +42,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,7 +60,7 @@ SHIFT = 2  # fractional bits for sub-pixel cv2 drawing
 # Suffixes of the slides that share a numeric root (as 22549AB / 22549CD / 22549G in BreakHis).
 SHARED_SUFFIXES = (("AB", "CD", "G"), ("A", "B", "C"), ("CD", "EF", "GH"))
 # SeedSequence key tags; keys never end in 0 ([s, 0] and [s] give the same stream).
-_TAG_PATIENT, _TAG_IMAGE, _TAG_IDS, _TAG_SLIDE, _TAG_COUNTS = 1, 2, 3, 4, 5
+_TAG_PATIENT, _TAG_IMAGE, _TAG_IDS, _TAG_COUNTS = 1, 2, 3, 4
 Rng = np.random.Generator
 Shape = tuple[int, int]  # (height, width)
 
@@ -108,9 +111,25 @@ def _shared_roots(rng: Rng, first: int, count: int) -> dict[int, tuple[int, int]
     return shared
 
 
+def _stain(rng: Rng) -> dict[str, Any]:
+    """A patient's stain and scanner signature. Independent draws from one distribution for both
+    classes; not stratified by class, which would leave each held-out patient's stain missing
+    from its class in training (anti-learning: colour baselines scoring below chance)."""
+    u = rng.random(14)
+    return {
+        "h_od": _unit(HEMATOXYLIN_OD + 0.28 * (u[0:3] - 0.5)),
+        "e_od": _unit(EOSIN_OD + 0.38 * (u[3:6] - 0.5)),
+        "h_scale": float(np.exp(0.76 * (u[6] - 0.5))),  # x0.68 .. x1.46
+        "e_scale": float(np.exp(0.96 * (u[7] - 0.5))),  # x0.62 .. x1.62
+        "white": 200 + 55 * u[8] - 24 * u[9:12],  # brightness, white balance
+        "blur": float(1.2 * u[12]),
+        "noise": float(1 + 5 * u[13]),
+    }
+
+
 def _make_patients(seed: int, benign: int, malignant: int) -> list[Patient]:
-    """Subtypes round-robin within each class; unique slide ids, a few shared roots per class;
-    a stain signature per slide, from one distribution for both classes."""
+    """Subtypes round-robin within each class; unique slide ids, a few shared roots per class
+    (same year); a stain signature per slide folder."""
     ids_rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_IDS]))
     numbers = ids_rng.choice(20000, size=benign + malignant, replace=False) + 10000
     plan = []
@@ -126,24 +145,9 @@ def _make_patients(seed: int, benign: int, malignant: int) -> list[Patient]:
     years = ids_rng.choice([13, 14, 15], size=len(plan), p=[0.1, 0.8, 0.1])
     patients: list[Patient] = []
     for i, code in enumerate(plan):
-        root, position = shared.get(i, (i, -1))
-        rng = np.random.default_rng(np.random.SeedSequence([seed, _TAG_PATIENT, i]))
-        brightness = rng.uniform(200, 255)
-        patients.append(
-            Patient(
-                index=i,
-                code=code,
-                year=int(years[root]),
-                slide=f"{numbers[root]}{suffixes[i]}",
-                h_od=_unit(HEMATOXYLIN_OD + rng.normal(0, 0.08, 3)),
-                e_od=_unit(EOSIN_OD + rng.normal(0, 0.11, 3)),
-                h_scale=float(np.exp(rng.normal(0, 0.22))),
-                e_scale=float(np.exp(rng.normal(0, 0.28))),
-                white=brightness - rng.uniform(0, 24, 3),
-                blur=float(rng.uniform(0.0, 1.2)),
-                noise=float(rng.uniform(1.0, 6.0)),
-            )
-        )
+        root = shared.get(i, (i, 0))[0]
+        stain = _stain(np.random.default_rng(np.random.SeedSequence([seed, _TAG_PATIENT, i])))
+        patients.append(Patient(i, code, int(years[root]), f"{numbers[root]}{suffixes[i]}", **stain))
     return patients
 
 
@@ -157,7 +161,7 @@ def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
     return counts + 1
 
 
-def image_counts(
+def _image_counts(
     seed: int, patients: Sequence[Patient], magnifications: Sequence[int], per_magnification: int
 ) -> dict[tuple[int, int], int]:
     """{(patient index, magnification): number of images}: each patient gets a weight (some have
@@ -181,7 +185,7 @@ def image_counts(
 
 
 def _fixed(a: np.ndarray) -> list[int]:
-    return np.round(np.asarray(a, float) * (1 << SHIFT)).astype(int).tolist()  # type: ignore[no-any-return]
+    return np.round(np.asarray(a, float) * (1 << SHIFT)).astype(int).tolist()
 
 
 def _draw_ellipses(
@@ -226,12 +230,6 @@ def _draw_blobs(
     points = np.round(np.stack([x, y], axis=-1) * (1 << SHIFT)).astype(np.int32)
     for polygon, v in zip(points, np.asarray(value, float).tolist(), strict=True):
         cv2.fillPoly(canvas, [polygon], v, cv2.LINE_8, SHIFT)
-
-
-def _covered(canvas: np.ndarray, white: np.ndarray | None = None) -> int:
-    """Pixels painted on ``canvas`` (and not under ``white``)."""
-    count = cv2.countNonZero(canvas)
-    return count if white is None else count - cv2.countNonZero(cv2.bitwise_and(canvas, white))
 
 
 def _smooth_noise(rng: Rng, shape: Shape, scale: float) -> np.ndarray:
@@ -308,14 +306,12 @@ class _Canvas:
         return cv2.countNonZero(self.white)
 
     def nuclear_area(self) -> int:
-        return _covered(self.nuclei, self.white)
+        """Nuclear pixels not under white space."""
+        return cv2.countNonZero(self.nuclei) - cv2.countNonZero(cv2.bitwise_and(self.nuclei, self.white))
 
-    def free(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Whether each point lies in the field, off white space and off nuclei."""
-        h, w = self.shape
-        xi, yi = np.clip(x.astype(int), 0, w - 1), np.clip(y.astype(int), 0, h - 1)
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        return inside & (self.white[yi, xi] == 0) & (self.nuclei[yi, xi] == 0)
+    def free(self, x: float, y: float) -> bool:
+        """Whether the point is off white space and off nuclei."""
+        return bool(self.white[int(y), int(x)] == 0 and self.nuclei[int(y), int(x)] == 0)
 
     def fibroblasts(self, density: float) -> None:
         """Thin, elongated stromal nuclei along the fibres (both classes)."""
@@ -379,7 +375,7 @@ def _benign_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> N
     """Organised glands (lumen + one or two layers of small regular nuclei), then rosettes and
     cords, until the budgets are met."""
     rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
-    glands: list[tuple[float, float, float]] = []
+    glands = np.empty((0, 3))  # x, y, outer radius
     for _ in range(300):
         if canvas.white_area() >= lumen_target or canvas.nuclear_area() >= 0.85 * nuclear_target:
             break
@@ -387,50 +383,82 @@ def _benign_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> N
         layers = 2 if rng.random() < 0.65 else 1
         outer = lumen + (1.8 if layers == 1 else 3.6) * r
         x, y = rng.uniform(-0.2 * outer, w + 0.2 * outer), rng.uniform(-0.2 * outer, h + 0.2 * outer)
-        if any(np.hypot(x - gx, y - gy) < 0.95 * (outer + go) for gx, gy, go in glands):
+        if np.any(np.hypot(x - glands[:, 0], y - glands[:, 1]) < 0.95 * (outer + glands[:, 2])):
             continue
-        glands.append((x, y, outer))
+        glands = np.vstack([glands, (x, y, outer)])
         canvas.gland(x, y, lumen, layers)
     for _ in range(400):
         if canvas.nuclear_area() >= nuclear_target:
             break
-        x, y = rng.uniform(0, w, 1), rng.uniform(0, h, 1)
-        if not canvas.free(x, y)[0]:
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        if not canvas.free(x, y):
             continue
         if rng.random() < 0.5:
-            canvas.gland(float(x[0]), float(y[0]), r * rng.uniform(0.6, 1.2), 1)  # rosette
+            canvas.gland(x, y, r * rng.uniform(0.6, 1.2), 1)  # a rosette
         else:
-            canvas.cord(float(x[0]), float(y[0]), int(rng.integers(3, 8)))
+            canvas.cord(x, y, int(rng.integers(3, 8)))
     canvas.vacuoles(lumen_target)
 
 
 def _malignant_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
-    """Irregular clefts, then crowded sheets of large pleomorphic nuclei in random positions and
-    orientations (and some scattered single cells), until the budgets are met."""
+    """Crowded sheets of large pleomorphic nuclei in random positions and orientations (and some
+    scattered single cells), retraction clefts along the sheets, until the budgets are met."""
     rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    sheets = _smooth_noise(rng, (h, w), 14 * r)
+    sheets = (sheets > np.quantile(sheets, 1 - min(0.85, nuclear_target / (h * w) / 0.7))).astype(np.uint8)
+    edge = np.flatnonzero(cv2.morphologyEx(sheets, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
     for _ in range(60):
         if canvas.white_area() >= 0.7 * lumen_target:
             break
-        n = 1
-        size = r * rng.uniform(2.0, 6.0, n)
-        x, y = rng.uniform(0, w, n), rng.uniform(0, h, n)
-        _draw_blobs(rng, canvas.white, x, y, size, rng.uniform(0.35, 0.9, n), np.full(n, 255), 0.25)
+        at = rng.choice(edge) if edge.size and rng.random() < 0.7 else rng.integers(h * w)
+        y, x = np.divmod(np.array([at], float), w)
+        size = r * rng.uniform(2.0, 6.0, 1)
+        _draw_blobs(rng, canvas.white, x, y, size, rng.uniform(0.3, 0.8, 1), np.full(1, 255), 0.25)
     canvas.vacuoles(lumen_target)
-    sheet_share = min(0.85, nuclear_target / (h * w) / 0.55)
-    sheets = _smooth_noise(rng, (h, w), 9 * r)
-    sheets = sheets > np.quantile(sheets, 1 - sheet_share)
     big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
     for _ in range(200):
         if canvas.nuclear_area() >= nuclear_target:
             break
-        n = 8
-        x, y = rng.uniform(0, w, 4 * n), rng.uniform(0, h, 4 * n)
+        x, y = rng.uniform(0, w, 32), rng.uniform(0, h, 32)
         xi, yi = x.astype(int).clip(0, w - 1), y.astype(int).clip(0, h - 1)
-        keep = (sheets[yi, xi] | (rng.random(4 * n) < 0.04)) & (canvas.white[yi, xi] == 0)
-        x, y = x[keep][:n], y[keep][:n]
+        keep = ((sheets[yi, xi] > 0) | (rng.random(32) < 0.05)) & (canvas.white[yi, xi] == 0)
+        x, y = x[keep][:8], y[keep][:8]
         radius = big * rng.lognormal(0, 0.22, x.size)
         elongation = rng.uniform(0.6, 1.0, x.size)
         _draw_blobs(rng, canvas.nuclei, x, y, radius, elongation, _stain_values(rng, x.size), 0.12)
+
+
+def _paint(rng: Rng, size: Shape, r: float, malignant: bool) -> tuple[_Canvas, int, int]:
+    """The field's geometry: white space and nuclei, with its white-space and nuclear-area
+    budgets (drawn first, from one distribution for both classes)."""
+    h, w = size
+    lumen_target = int(rng.uniform(0.05, 0.13) * h * w)
+    nuclear_target = int(rng.uniform(0.12, 0.20) * h * w)
+    canvas = _Canvas(rng, np.zeros(size, np.uint8), np.zeros(size, np.uint8), r, rng.uniform(0, np.pi))
+    canvas.fibroblasts(0.015)
+    painter = _malignant_tissue if malignant else _benign_tissue
+    painter(canvas, lumen_target, nuclear_target)
+    return canvas, lumen_target, nuclear_target
+
+
+def _densities(
+    canvas: _Canvas, lumen_target: int, nuclear_target: int, zoom: float, blur: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tissue (1 - white space), nuclear hematoxylin and cytoplasm maps, each rank-matched to a
+    profile of the budgets alone: their histograms do not depend on the morphology."""
+    rng, r, size = canvas.rng, canvas.r, canvas.shape
+    space = cv2.GaussianBlur(canvas.white.astype(np.float32) / 255, (0, 0), np.hypot(1.2 * zoom, blur))
+    edge = np.linspace(1, 0, int(0.3 * lumen_target), endpoint=False, dtype=np.float32)
+    space_profile = np.concatenate([np.ones(lumen_target, np.float32), edge])
+    depth = cv2.distanceTransform(canvas.white, cv2.DIST_L2, 3)  # orders the inside of lumens too
+    tissue = 1 - _rank_match(space + 1e-3 * _wide_blur(space, 2 * r) + 1e-4 * depth, space_profile)
+    chromatin = 1 + 0.15 * _smooth_noise(rng, size, 1.5 * zoom)
+    nuclei = canvas.nuclei.astype(np.float32) / 100 * chromatin
+    nuc = cv2.GaussianBlur(nuclei, (0, 0), np.hypot(0.6 * zoom, blur)) * tissue
+    nuc = _rank_match(nuc + 1e-3 * _wide_blur(nuc, 2 * r), _nuclear_profile(nuclear_target))
+    near = _wide_blur(np.clip(nuc, 0, 1), 1.6 * r) * (nuc == 0) * tissue  # cytoplasm: around nuclei
+    cyto_profile = np.linspace(1, 0, int(1.5 * nuclear_target), endpoint=False, dtype=np.float32)
+    return tissue, nuc, _rank_match(near, cyto_profile)
 
 
 def render_image(
@@ -450,40 +478,21 @@ def render_image(
     key = [seed, _TAG_IMAGE, patient.index, mag, seq]
     rng = np.random.default_rng(np.random.SeedSequence(key))
     atypical = atypical_fraction > 0 and rng.random() < atypical_fraction
-    h, w = size
-    zoom = float(np.sqrt(h * w / (BASE_SIZE[0] * BASE_SIZE[1])))
+    zoom = float(np.sqrt(size[0] * size[1] / (BASE_SIZE[0] * BASE_SIZE[1])))
     r = BENIGN_RADIUS * zoom * (mag / 100) ** MAGNIFICATION_EXPONENT
-    # the composition: drawn before, and independently of, the class
-    lumen_target = int(rng.uniform(0.05, 0.13) * h * w)
-    nuclear_target = int(rng.uniform(0.12, 0.20) * h * w)
-    canvas = _Canvas(rng, np.zeros(size, np.uint8), np.zeros(size, np.uint8), r, rng.uniform(0, np.pi))
-    canvas.fibroblasts(0.015)
-    if (patient.label == "benign") != atypical:
-        _benign_tissue(canvas, lumen_target, nuclear_target)
-    else:
-        _malignant_tissue(canvas, lumen_target, nuclear_target)
-
+    canvas, lumen_target, nuclear_target = _paint(rng, size, r, (patient.label == "malignant") != atypical)
     blur = patient.blur * zoom  # the patient's focus, applied to the stain densities
-    tissue = 1 - cv2.GaussianBlur(canvas.white.astype(np.float32) / 255, (0, 0), np.hypot(1.2 * zoom, blur))
-    chromatin = 1 + 0.15 * _smooth_noise(rng, size, 1.5 * zoom)
-    nuclei = canvas.nuclei.astype(np.float32) / 100 * chromatin
-    nuc = cv2.GaussianBlur(nuclei, (0, 0), np.hypot(0.6 * zoom, blur)) * tissue
-    nuc = _rank_match(nuc + 1e-3 * _wide_blur(nuc, 2 * r), _nuclear_profile(nuclear_target))
-    nuc_mask = np.clip(nuc, 0, 1)
-    cyto = _wide_blur(nuc_mask, 1.6 * r)
-    cyto = np.clip(cyto * (0.35 * nuclear_target / (h * w) / max(float(cyto.mean()), 1e-6)) * 2.5, 0, 1)
+    tissue, nuc, cyto = _densities(canvas, lumen_target, nuclear_target, zoom, blur)
 
     fibres = 0.25 * _fibers(rng, size, canvas.fibre_angle)
     patches = 0.12 * _smooth_noise(rng, size, 25 * zoom)
-    stroma = 0.55 * rng.uniform(0.9, 1.1) * np.maximum(1 + fibres + patches, 0)
+    stroma: np.ndarray = 0.55 * rng.uniform(0.9, 1.1) * np.maximum(1 + fibres + patches, 0)
     if blur > 0.1:
         stroma = cv2.GaussianBlur(stroma, (0, 0), blur)
-    cyto *= 1 - nuc_mask  # compartments per pixel: nucleus, cytoplasm, stroma
-    eosin = stroma * (1 - 0.5 * cyto - 0.6 * nuc_mask) * tissue
+    eosin = stroma * (1 - 0.5 * cyto - 0.6 * np.clip(nuc, 0, 1)) * tissue
     haem = (0.05 + 0.25 * cyto) * tissue + nuc
-    stains = np.stack([patient.h_scale * patient.h_od, patient.e_scale * patient.e_od])
-    optical_density = np.stack([haem, eosin], axis=-1) @ stains
-    rgb = patient.white.astype(np.float32) * np.exp(-optical_density)
+    stains = np.stack([patient.h_scale * patient.h_od, patient.e_scale * patient.e_od]).astype(np.float32)
+    rgb = patient.white.astype(np.float32) * np.exp(-(np.stack([haem, eosin], axis=-1) @ stains))
     noisy = rgb + patient.noise * rng.standard_normal(rgb.shape, dtype=np.float32)
     return np.ascontiguousarray(np.clip(noisy, 0, 255).astype(np.uint8)[..., ::-1])
 
@@ -502,12 +511,12 @@ def write_synthetic_breakhis(
     """Write the tree under root and return the path of the BreaKHis_v1 folder.
 
     `images_per_magnification`: the mean number of images per patient and magnification (patients
-    differ, see image_counts). `atypical_fraction`: share of images that show the other class's
+    differ, see _image_counts). `atypical_fraction`: share of images that show the other class's
     morphology (see render_image)."""
     dataset = Path(root) / "BreaKHis_v1"
     breast = dataset / "histology_slides" / "breast"
     patients = _make_patients(seed, benign_patients, malignant_patients)
-    counts = image_counts(seed, patients, magnifications, images_per_magnification)
+    counts = _image_counts(seed, patients, magnifications, images_per_magnification)
     for patient in patients:
         label, subtype_dir = SUBTYPES[patient.code]
         for mag in magnifications:

@@ -33,7 +33,7 @@ class Section(BaseModel):
 class SyntheticParams(Section):
     benign_patients: Annotated[int, Field(ge=2)] = 12
     malignant_patients: Annotated[int, Field(ge=2)] = 26
-    images_per_magnification: PositiveInt = 3
+    images_per_magnification: PositiveInt = 3  # mean per patient; per class exactly patients x this
     image_size: ImageSize = (230, 350)
     atypical_fraction: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.15  # images with the other class's look
 
