@@ -99,8 +99,8 @@ def evaluate_all(
             confidence=params.confidence,
             seed=seed,
         )
-        result["val_roc_auc"] = val_auc.get(
-            name, image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
+        result["val_roc_auc"] = (  # the colour baseline is not in the ensemble's val_auc
+            val_auc[name] if name in val_auc else image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
         )
         result["output"] = output_spread(probs["test"])
         if name != COLOUR_BASELINE:

@@ -35,23 +35,33 @@ class StainResult:
     problem: str = ""  # why the image was kept as it is ('' when it was normalised)
 
 
+def tissue_mask(optical_density: np.ndarray) -> np.ndarray:
+    """Pixels (rows of optical density) stained in every channel."""
+    return np.all(optical_density >= TISSUE_OD, axis=1)
+
+
+def optical_density(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB image -> optical density per pixel, one row per pixel (torchstain's definition)."""
+    return -np.log((image.reshape(-1, 3).astype(np.float64) + 1) / LIGHT)
+
+
 def tissue_fraction(image: np.ndarray) -> float:
     """Share of pixels stained in every channel (optical density above TISSUE_OD)."""
-    optical_density = -np.log((image.reshape(-1, 3).astype(np.float64) + 1) / LIGHT)
-    return float(np.mean(np.all(optical_density >= TISSUE_OD, axis=1)))
+    return float(np.mean(tissue_mask(optical_density(image))))
 
 
 def normalize_stain(image: np.ndarray, method: StainNormalization) -> StainResult:
     """Map a uint8 RGB image to the reference stain appearance (see the module docstring's rule)."""
     if method == "none":
         return StainResult(image)
-    fraction = tissue_fraction(image)
+    density = optical_density(image)
+    stained = tissue_mask(density)
+    fraction = float(np.mean(stained))
     if fraction < MIN_TISSUE_FRACTION:
         return StainResult(
             image, f"kept as is: {fraction:.1%} tissue pixels, below {MIN_TISSUE_FRACTION:.0%} needed"
         )
-    optical_density = -np.log((image.reshape(-1, 3).astype(np.float64) + 1) / LIGHT)
-    tissue = optical_density[np.all(optical_density >= TISSUE_OD, axis=1)]
+    tissue = density[stained]
     second_spread = np.linalg.eigvalsh(np.cov(tissue.T))[-2]
     if not second_spread > MIN_STAIN_SPREAD:
         return StainResult(image, "kept as is: too little colour variation to tell two stains apart")

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stages.data.images import read_rgb
+from stages.evaluation.metrics import resampling_groups
 
 HISTOGRAM_BINS = 32  # per RGB channel
 REGULARISATION = 0.1  # inverse strength (C): 102 features, a few hundred images
@@ -66,12 +67,6 @@ def colour_baseline_probabilities(
     }
 
 
-def resampling_units(rows: pd.DataFrame) -> np.ndarray:
-    """What bootstrap intervals resample: patient groups (the split's unit) when known, else patients."""
-    column = "patient_group" if "patient_group" in rows else "patient"
-    return rows[column].astype(str).to_numpy()
-
-
 def paired_auc_difference(
     rows: pd.DataFrame,
     model: np.ndarray,
@@ -90,7 +85,7 @@ def paired_auc_difference(
     if len(np.unique(targets)) < 2:
         return {"verdict": "undefined: the test split has one class only"}
     difference = skm.roc_auc_score(targets, model) - skm.roc_auc_score(targets, baseline)
-    groups = list(pd.Series(np.arange(len(rows))).groupby(resampling_units(rows), sort=True).indices.values())
+    groups = resampling_groups(rows)
     rng = np.random.default_rng(seed)
     samples, skipped = [], 0
     for _ in range(resamples):

@@ -104,6 +104,17 @@ def choose_threshold(
     return float(candidates[int(np.argmax(scores))])
 
 
+def resampling_groups(rows: pd.DataFrame) -> list[np.ndarray]:
+    """Row positions of each unit a bootstrap draws: patient groups (the split's unit) when the rows
+    have `patient_group`, else patients."""
+    column = "patient_group" if "patient_group" in rows else "patient"
+    units = rows[column].astype(str).to_numpy()
+    return [
+        np.asarray(index)
+        for index in pd.Series(np.arange(len(rows))).groupby(units, sort=True).indices.values()
+    ]
+
+
 def bootstrap_intervals(
     rows: pd.DataFrame,
     probabilities: np.ndarray,
@@ -118,9 +129,7 @@ def bootstrap_intervals(
     replacement: images of one patient, and patients of one slide root, are not independent."""
     patients = rows["patient"].to_numpy()
     targets = rows["target"].to_numpy()
-    column = "patient_group" if "patient_group" in rows else "patient"
-    units = rows[column].astype(str).to_numpy()
-    groups = list(pd.Series(np.arange(len(rows))).groupby(units, sort=True).indices.values())
+    groups = resampling_groups(rows)
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {"image_accuracy": [], "roc_auc": [], "patient_recognition_rate": []}
     correct = (probabilities >= threshold).astype(int) == targets
