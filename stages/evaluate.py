@@ -69,7 +69,7 @@ def evaluate_all(
     """Metrics of every model and the ensemble on test, with thresholds and weights from val."""
     train, val, test = splits["train"], splits["val"], splits["test"]
     val_targets = val["target"].to_numpy()
-    val_auc = {
+    val_auc: dict[str, float] = {
         name: image_metrics(val_targets, probs["val"], 0.5).get("roc_auc", 0.5)
         for name, probs in probabilities.items()
     }

@@ -2,7 +2,9 @@
 
 Trains one model (one process per model, so accelerator memory is freed between models) on the
 augmented train split with early stopping on the validation split. Writes models/<model>.keras
-(the best epoch) and the DVCLive folder metrics/train/<model>/. A killed run resumes from its last
+(the best epoch) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
+epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
+validation metrics). A killed run resumes from its last
 completed epoch when run again with the same params and data (state in models/.resume/<model>/,
 removed when training finishes).
 """
@@ -44,6 +46,12 @@ def main() -> None:
         model = trainer.run(train_rows, val_rows)
         inference_copy(model).save(model_path)
         live.log_metric("epochs_trained", trainer.epoch, plot=False)
+        # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics)
+        live.log_metric(
+            "kept/epoch", trainer.kept_epoch if trainer.kept_epoch is not None else -1, plot=False
+        )
+        for metric, value in trainer.validate(model).items():
+            live.log_metric(f"kept/eval/{metric}", value, plot=False)
     resume.clear()
 
 

@@ -111,7 +111,7 @@ def test_intervals_resample_patient_groups_not_patients() -> None:
     by_patient = bootstrap_intervals(
         rows.drop(columns="patient_group"), probabilities, 0.5, resamples=200, confidence=0.95, seed=0
     )
-    assert grouped["patient_recognition_rate"] == {"low": 0.5, "high": 0.5}
+    assert grouped["patient_recognition_rate"] == {"low": 0.5, "high": 0.5, "resamples": 200}
     assert (
         by_patient["patient_recognition_rate"]["high"] - by_patient["patient_recognition_rate"]["low"] > 0.2
     )

@@ -33,6 +33,18 @@ def test_image_metrics_by_hand() -> None:
     assert m["roc_auc"] == pytest.approx(13 / 15)
 
 
+def test_undefined_metrics_are_none_not_zero() -> None:
+    malignant_only = image_metrics(np.array([1, 1, 1]), np.array([0.9, 0.2, 0.7]), 0.5)
+    assert malignant_only["specificity"] is None and malignant_only["balanced_accuracy"] is None
+    assert malignant_only["recall"] == pytest.approx(2 / 3) and "roc_auc" not in malignant_only
+    no_positive_calls = image_metrics(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.3]), 0.5)
+    assert no_positive_calls["precision"] is None
+    assert no_positive_calls["specificity"] == 1.0 and no_positive_calls["recall"] == 0.0
+    assert no_positive_calls["balanced_accuracy"] == 0.5 and no_positive_calls["f1"] == 0.0
+    benign_only = image_metrics(np.array([0, 0]), np.array([0.1, 0.2]), 0.5)
+    assert benign_only["recall"] is None and benign_only["f1"] is None
+
+
 def test_threshold_moves_the_decision() -> None:
     targets = np.array([0, 1])
     probabilities = np.array([0.3, 0.6])
@@ -97,15 +109,17 @@ def test_bootstrap_resamples_patients_not_images() -> None:
     rows = pd.DataFrame({"patient": ["a", "a", "a", "b"], "target": [1, 1, 1, 0]})
     probabilities = np.array([0.9, 0.8, 0.7, 0.6])
     intervals = bootstrap_intervals(rows, probabilities, 0.5, resamples=2000, confidence=0.95, seed=0)
-    assert intervals["image_accuracy"] == {"low": 0.0, "high": 1.0}
-    assert intervals["patient_recognition_rate"] == {"low": 0.0, "high": 1.0}
+    assert intervals["image_accuracy"] == {"low": 0.0, "high": 1.0, "resamples": 2000}
+    assert intervals["patient_recognition_rate"] == {"low": 0.0, "high": 1.0, "resamples": 2000}
     # resamples with a single class (a, a or b, b: half of them) have no AUC; the rest have AUC 1
-    assert intervals["roc_auc"] == {"low": 1.0, "high": 1.0}
+    auc = intervals["roc_auc"]
+    assert (auc["low"], auc["high"]) == (1.0, 1.0)
+    assert 900 < auc["resamples"] < 1100
 
 
 def test_bootstrap_interval_is_a_point_when_every_patient_scores_the_same() -> None:
     rows = pd.DataFrame({"patient": ["a", "a", "b", "b", "c", "c"], "target": [1, 1, 0, 0, 1, 1]})
     probabilities = np.array([0.9, 0.1, 0.2, 0.7, 0.6, 0.4])  # each patient: one right, one wrong
     intervals = bootstrap_intervals(rows, probabilities, 0.5, resamples=500, confidence=0.95, seed=1)
-    assert intervals["image_accuracy"] == {"low": 0.5, "high": 0.5}
-    assert intervals["patient_recognition_rate"] == {"low": 0.5, "high": 0.5}
+    assert intervals["image_accuracy"] == {"low": 0.5, "high": 0.5, "resamples": 500}
+    assert intervals["patient_recognition_rate"] == {"low": 0.5, "high": 0.5, "resamples": 500}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.pipeline.params import ParamsError, load_params
+from stages.modeling.views import training_view
+from stages.pipeline.params import ParamsError, fit_settings, load_params
 from tests.conftest import PROJECT_ROOT
 
 
@@ -25,6 +26,17 @@ def test_the_shipped_params_are_valid() -> None:
     params = load_params(PROJECT_ROOT / "params.yaml")
     assert params.data.source == "synthetic"
     assert params.train.image_size == (64, 64)
+
+
+def test_a_model_overrides_the_shared_training_values(tmp_path: Path) -> None:
+    params = shipped()
+    params["train"].update(patches_per_image=4, epochs=8)
+    params["train"]["vgg19"].update(patches_per_image=1, epochs=3)
+    train = load_params(write(tmp_path, params)).train
+    assert (fit_settings(train, "vgg19").patches_per_image, fit_settings(train, "vgg19").epochs) == (1, 3)
+    assert fit_settings(train, "resnet50").patches_per_image == 4
+    assert training_view(train, "vgg19").patches_per_image == 1
+    assert training_view(train, "resnet50").patches_per_image == 4
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:

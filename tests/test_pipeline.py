@@ -12,7 +12,7 @@ from tests.pipeline_repo import TINY, commit, dvc, make_repo, set_args, stage
 
 pytestmark = pytest.mark.slow
 
-COUNTS = {"tn", "fp", "fn", "tp", "patients"}
+COUNTS = {"tn", "fp", "fn", "tp", "patients", "resamples"}
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,60 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
     assert not (repo / "models/.resume/custom").exists(), "a finished run must leave no resume state"
 
 
+SAVED_MODEL_ON_VAL = """
+import json, keras, pandas as pd
+from stages.modeling.input_pipeline import image_dataset
+from stages.modeling.views import training_view
+from stages.pipeline.params import fit_settings, load_params
+train = load_params().train
+rows = pd.read_csv("data/split/val.csv")
+model = keras.saving.load_model("models/custom.keras")
+model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
+data = image_dataset(rows["path"].tolist(), rows["target"].to_numpy(), model_name="custom",
+                     image_size=fit_settings(train, "custom").image_size, batch_size=16,
+                     view=training_view(train, "custom"))
+print(json.dumps(model.evaluate(data, verbose=0, return_dict=True)))
+"""
+
+
+def test_the_saved_model_is_the_kept_epoch_and_reproduces_its_metrics(repo: Path) -> None:
+    """Early stopping (patience 1) ends on an epoch that did not improve: the saved model must be
+    the best one, and metrics.json must describe it (`kept`), not only the last epoch."""
+    write_params(
+        repo,
+        {
+            "train.epochs": 12,
+            "train.patience": 1,
+            "train.min_epochs": 0,
+            "train.monitor": "val_loss",
+            "train.lr_schedule": "constant",
+            "train.custom.epochs": None,
+        },
+    )
+    stage("train", "custom", cwd=repo)
+    metrics = live_metrics(repo, "custom")
+    assert metrics["epochs_trained"] < 12, "early stopping must have ended the run on a worse epoch"
+    curve = pd.read_csv(repo / "metrics/train/custom/plots/metrics/eval/loss.tsv", sep="\t")
+    best = curve.loc[curve["loss"].idxmin()]
+    last = curve.iloc[-1]
+    assert last["loss"] > best["loss"]
+    assert metrics["step"] == last["step"] and metrics["eval"]["loss"] == pytest.approx(last["loss"])
+    assert metrics["kept"]["epoch"] == best["step"]
+    assert metrics["kept"]["eval"]["loss"] == pytest.approx(best["loss"], abs=1e-4)
+    saved = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", SAVED_MODEL_ON_VAL],
+            cwd=repo,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+    )
+    assert saved["loss"] == pytest.approx(best["loss"], abs=1e-4)
+    assert saved["auc"] == pytest.approx(metrics["kept"]["eval"]["auc"], abs=1e-4)
+
+
 def test_same_seed_gives_identical_metrics(repo: Path) -> None:
     write_params(repo, {"train.epochs": 2, "train.deterministic": True})
     runs = []

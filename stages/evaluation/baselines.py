@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stages.data.images import read_rgb
-from stages.evaluation.metrics import resampling_groups
+from stages.evaluation.metrics import percentile_interval, resampling_groups
 
 HISTOGRAM_BINS = 32  # per RGB channel
 REGULARISATION = 0.1  # inverse strength (C): 102 features, a few hundred images
@@ -97,16 +97,9 @@ def paired_auc_difference(
             skm.roc_auc_score(targets[index], model[index])
             - skm.roc_auc_score(targets[index], baseline[index])
         )
-    tail = (1 - confidence) / 2 * 100
-    low, high = (float(np.percentile(samples, q)) for q in (tail, 100 - tail))
-    verdict = "beats" if low > 0 else "below" if high < 0 else "not distinguishable"
-    return {
-        "auc_difference": float(difference),
-        "low": low,
-        "high": high,
-        "verdict": verdict,
-        "resamples_skipped": skipped,
-    }
+    interval = percentile_interval(samples, confidence)
+    verdict = "beats" if interval["low"] > 0 else "below" if interval["high"] < 0 else "not distinguishable"
+    return {"auc_difference": float(difference), **interval, "verdict": verdict, "resamples_skipped": skipped}
 
 
 def collapse_warnings(summary: Mapping[str, Any]) -> list[str]:

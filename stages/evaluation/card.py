@@ -288,9 +288,10 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
             "at ingest and in predict."
         )
     if train.input == "patches":
+        counts = ", ".join(f"{name} {fit_settings(train, name).patches_per_image}" for name in MODEL_NAMES)
         lines.append(
-            f"Models see patches of the field scaled by {train.patch_scale:g} ({train.patches_per_image} "
-            "random patches per image and epoch in training; a covering grid, averaged, in evaluation)."
+            f"Models see patches of the field scaled by {train.patch_scale:g} (random patches per image "
+            f"and epoch in training: {counts}; a covering grid, averaged, in evaluation)."
         )
     lines.append("")
     return lines

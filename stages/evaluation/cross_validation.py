@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from stages.data.partition import folder_group
-from stages.evaluation.metrics import image_metrics, patient_metrics
+from stages.evaluation.metrics import image_metrics, patient_metrics, percentile_interval
 from stages.evaluation.plots import CLASS_NAMES
 from stages.pipeline.figures import save_figure
 from stages.pipeline.files import write_json
@@ -329,7 +329,7 @@ def pooled_predictions(checked: CheckedFolds, model: str) -> pd.DataFrame:
     return pooled
 
 
-def pooled_metrics(pooled: pd.DataFrame) -> dict[str, dict[str, float]]:
+def pooled_metrics(pooled: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Image and patient metrics of pooled predictions, with each fold's own threshold.
 
     Threshold metrics come from the `decision` column; ROC/PR AUC rank the probabilities of all
@@ -357,7 +357,7 @@ def pooled_metrics(pooled: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def group_bootstrap(
     pooled: pd.DataFrame, *, resamples: int, confidence: float, seed: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | int]]:
     """Percentile intervals of the headline metrics, resampling whole patient groups with
     replacement (a drawn group brings all its images and patients; images of one patient, and
     patients of one slide root, are not independent)."""
@@ -392,12 +392,7 @@ def group_bootstrap(
             sensitivity, specificity = hits[truth == 1].mean(), hits[truth == 0].mean()
             samples["image_balanced_accuracy"].append(float((sensitivity + specificity) / 2))
             samples["image_roc_auc"].append(float(skm.roc_auc_score(truth, probabilities[index])))
-    tail = (1 - confidence) / 2 * 100
-    return {
-        column: {"low": float(np.percentile(values, tail)), "high": float(np.percentile(values, 100 - tail))}
-        for column, values in samples.items()
-        if values
-    }
+    return {column: percentile_interval(values, confidence) for column, values in samples.items() if values}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,29 +8,44 @@ patient by the mean probability of their images.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
 
-def image_metrics(targets: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
-    """Threshold metrics, confusion counts, and ROC/PR AUC (omitted when only one class is present)."""
+def _ratio(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator, or None (JSON null, "n/a" in reports) when it is undefined."""
+    return float(numerator / denominator) if denominator else None
+
+
+def image_metrics(
+    targets: np.ndarray, probabilities: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """Threshold metrics, confusion counts, and ROC/PR AUC (omitted when only one class is present).
+
+    A metric whose denominator is empty is None, never a made-up 0: specificity without benign
+    images, sensitivity without malignant ones, precision without positive predictions; balanced
+    accuracy needs both classes.
+    """
     predicted = (probabilities >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(targets, predicted, labels=[0, 1]).ravel()
-    result = {
+    tn, fp, fn, tp = (int(n) for n in skm.confusion_matrix(targets, predicted, labels=[0, 1]).ravel())
+    recall, specificity = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+    result: dict[str, Any] = {
         "accuracy": float(skm.accuracy_score(targets, predicted)),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(targets, predicted)),
-        "precision": float(skm.precision_score(targets, predicted, zero_division=0)),
-        "recall": float(skm.recall_score(targets, predicted, zero_division=0)),
-        "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
-        "f1": float(skm.f1_score(targets, predicted, zero_division=0)),
+        "balanced_accuracy": (recall + specificity) / 2
+        if recall is not None and specificity is not None
+        else None,
+        "precision": _ratio(tp, tp + fp),
+        "recall": recall,
+        "specificity": specificity,
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
     }
     if len(np.unique(targets)) == 2:
         result["roc_auc"] = float(skm.roc_auc_score(targets, probabilities))
         result["pr_auc"] = float(skm.average_precision_score(targets, probabilities))
-    return {**result, "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+    return {**result, "tn": tn, "fp": fp, "fn": fn, "tp": tp}
 
 
 def per_patient(
@@ -123,7 +138,7 @@ def bootstrap_intervals(
     resamples: int,
     confidence: float,
     seed: int,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | int]]:
     """Percentile intervals of image accuracy, ROC AUC and patient recognition rate, resampling
     whole patient groups (the split's unit; patients when the rows have no `patient_group`) with
     replacement: images of one patient, and patients of one slide root, are not independent."""
@@ -143,11 +158,17 @@ def bootstrap_intervals(
         samples["patient_recognition_rate"].append(float(rates.mean()))
         if len(np.unique(targets[index])) == 2:
             samples["roc_auc"].append(float(skm.roc_auc_score(targets[index], probabilities[index])))
+    return {name: percentile_interval(values, confidence) for name, values in samples.items() if values}
+
+
+def percentile_interval(values: list[float], confidence: float) -> dict[str, float | int]:
+    """The central `confidence` interval of bootstrap values, and how many resamples it rests on
+    (resamples that drew one class only have no ROC AUC and are left out)."""
     tail = (1 - confidence) / 2 * 100
     return {
-        name: {"low": float(np.percentile(values, tail)), "high": float(np.percentile(values, 100 - tail))}
-        for name, values in samples.items()
-        if values
+        "low": float(np.percentile(values, tail)),
+        "high": float(np.percentile(values, 100 - tail)),
+        "resamples": len(values),
     }
 
 

@@ -28,7 +28,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from stages.modeling.architectures import TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
 from stages.modeling.input_pipeline import ColourJitter, image_dataset
 from stages.modeling.runtime import Runtime
-from stages.modeling.views import ViewParams, view_params
+from stages.modeling.views import ViewParams, training_view
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
 
@@ -124,10 +124,11 @@ class Trainer:
         self.batch_size = self.settings.batch_size * runtime.replicas  # global batch: per replica x replicas
         self.verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in CI logs
         self.epoch = 0  # one epoch counter across both phases
+        self.kept_epoch: int | None = None  # the epoch (0-based, across phases) whose weights are kept
 
     @property
     def view(self) -> ViewParams:
-        return view_params(self.params, test_time_flips=False)
+        return training_view(self.params, self.name)
 
     @property
     def jitter(self) -> ColourJitter:
@@ -156,7 +157,7 @@ class Trainer:
         rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
         if self.params.lr_schedule == "cosine":
             samples = len(self.inputs.train_rows) * (
-                self.params.patches_per_image if self.params.input == "patches" else 1
+                self.settings.patches_per_image if self.params.input == "patches" else 1
             )
             steps = math.ceil(samples / self.batch_size) * epochs
             rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
@@ -208,6 +209,7 @@ class Trainer:
             verbose=self.verbose,
         )
         self.epoch = history.epoch[-1] + 1 if history.epoch else start + epochs
+        self.kept_epoch = stopping.best_epoch  # restored by EarlyStopping at the end of the fit
         return -float(stopping.best) if mode == "min" else float(stopping.best)
 
     def run(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> keras.Model:
@@ -249,15 +251,16 @@ class Trainer:
         done = self.resume.finished("phase1", parts.model)
         if done is not None:
             print(f"resuming after phase 1 ({done['epochs']} epochs)", file=sys.stderr)
-            self.epoch, best = done["epochs"], done["best"]
+            self.epoch, best, self.kept_epoch = done["epochs"], done["best"], done["kept_epoch"]
         else:
             best = self.train_head(parts, own)
-            self.resume.mark_finished("phase1", parts.model, {"epochs": self.epoch, "best": best})
+            record = {"epochs": self.epoch, "best": best, "kept_epoch": self.kept_epoch}
+            self.resume.mark_finished("phase1", parts.model, record)
         if own.fine_tune_layers == 0:
             return parts.model
 
         # Phase 2: fine-tune the top of the backbone at a lower rate; keep phase 1 if it was better.
-        phase1_weights = parts.model.get_weights()
+        phase1_weights, phase1_epoch = parts.model.get_weights(), self.kept_epoch
         unfreeze_top(parts.backbone, own.fine_tune_layers)
         self.compile(parts.model, own.fine_tune_learning_rate, self.settings.epochs)
         if (
@@ -265,7 +268,15 @@ class Trainer:
             < best
         ):
             parts.model.set_weights(phase1_weights)
+            self.kept_epoch = phase1_epoch
         return parts.model
+
+    def validate(self, model: keras.Model) -> dict[str, float]:
+        """Validation metrics of the model as it is (the kept weights): those its best epoch logged."""
+        if not model.compiled:  # a backbone model whose head alone was trained (on features)
+            self.compile(model, self.settings.learning_rate, 1)
+        metrics = model.evaluate(self.inputs.val, verbose=0, return_dict=True)
+        return {name: float(value) for name, value in metrics.items()}
 
     def train_head(self, parts: TransferModel, own: BackboneParams) -> float:
         """Phase 1: the head on the frozen backbone; returns the best monitored value."""

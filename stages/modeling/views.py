@@ -6,12 +6,12 @@ inputs before TensorFlow is imported); `input_pipeline.inference_views` makes th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from stages.pipeline.params import TrainParams
+from stages.pipeline.params import TrainParams, fit_settings
 
 
 @dataclass(frozen=True)
@@ -64,4 +64,12 @@ def view_params(train: TrainParams, *, test_time_flips: bool) -> ViewParams:
         patch_scale=train.patch_scale,
         patches_per_image=train.patches_per_image,
         test_time_flips=test_time_flips,
+    )
+
+
+def training_view(train: TrainParams, model_name: str) -> ViewParams:
+    """How the named model sees a field in training: its own `patches_per_image` when set."""
+    return replace(
+        view_params(train, test_time_flips=False),
+        patches_per_image=fit_settings(train, model_name).patches_per_image,
     )

@@ -109,6 +109,7 @@ class ModelOverrides(Section):
     epochs: PositiveInt | None = None
     batch_size: PositiveInt | None = None
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    patches_per_image: PositiveInt | None = None  # fewer for the slow backbones on a CPU
 
 
 class CustomCNNParams(ModelOverrides):
@@ -162,6 +163,7 @@ class FitSettings:
     epochs: int
     batch_size: int
     learning_rate: float
+    patches_per_image: int
 
 
 def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
@@ -172,6 +174,7 @@ def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
         epochs=own.epochs or train.epochs,
         batch_size=own.batch_size or train.batch_size,
         learning_rate=own.learning_rate or train.learning_rate,
+        patches_per_image=own.patches_per_image or train.patches_per_image,
     )
 
 
