@@ -143,7 +143,9 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     if missing:
         print(
             f"warning: {', '.join(f'{n}.keras' for n in missing)} not in {args.models_dir}; "
-            f"the ensemble is made of {', '.join(names)} only",
+            f"the ensemble is made of {', '.join(names)} only. That ensemble was never evaluated: "
+            f"its threshold {rule.threshold:g} (from {rule.threshold_source}) and its weights were "
+            "chosen for the ensemble of all models",
             file=sys.stderr,
         )
 

@@ -378,7 +378,11 @@ def test_the_ensemble_is_the_mean_of_the_models_present(
             str(out),
         ]
     )
-    assert "vgg19.keras not in" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert (
+        "vgg19.keras not in" in error
+        and "never evaluated: its threshold 0.5 (from evaluate.threshold)" in error
+    )
     table = pd.read_csv(out)
     assert "vgg19_probability" not in table
     np.testing.assert_allclose(

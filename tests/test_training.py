@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,8 +167,28 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
 
     model = keras.saving.load_model(repo / "models/resnet50.keras", safe_mode=True)
     assert model.output_shape == (None, 1)
-    with zipfile.ZipFile(repo / "models/resnet50.keras") as saved, saved.open("model.weights.h5") as weights:
-        assert "optimizer" not in h5py.File(weights, "r")  # saved for inference: no optimizer state
+    with zipfile.ZipFile(repo / "models/resnet50.keras") as saved, saved.open("model.weights.h5") as stored:
+        assert "optimizer" not in h5py.File(stored, "r")  # saved for inference: no optimizer state
+
+    # Against the weights file: phase 1 moves no backbone weight; phase 2 moves the ten top
+    # convolutions and nothing else (no BatchNorm statistics). The saved model is the better phase.
+    from stages.modeling.architectures import build_backbone
+
+    reference = build_backbone("resnet50", (32, 32), "none")
+    reference.load_weights(weights)
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    moved = {
+        mine.name
+        for mine, theirs in zip(backbone.layers, reference.layers, strict=True)
+        if any(
+            not np.array_equal(a, b) for a, b in zip(mine.get_weights(), theirs.get_weights(), strict=True)
+        )
+    }
+    if live_metrics(repo, "resnet50")["kept"]["epoch"] < 2:
+        assert moved == set(), "phase 1 must not change the backbone"
+    else:
+        top = [layer.name for layer in reference.layers if layer.name.startswith("conv5_")]
+        assert moved == {n for n in top if n.endswith("_conv")} and len(moved) == 10, sorted(moved)
 
 
 def test_a_weights_file_for_another_backbone_is_refused_by_name(repo: Path) -> None:

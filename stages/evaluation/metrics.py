@@ -20,9 +20,7 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return float(numerator / denominator) if denominator else None
 
 
-def image_metrics(
-    targets: np.ndarray, probabilities: np.ndarray, threshold: float
-) -> dict[str, Any]:
+def image_metrics(targets: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, Any]:
     """Threshold metrics, confusion counts, and ROC/PR AUC (omitted when only one class is present).
 
     A metric whose denominator is empty is None, never a made-up 0: specificity without benign

@@ -102,8 +102,11 @@ def build_transfer_model(
     classifier = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")
 
     inputs = keras.Input((*image_size, 3), name="image")
-    # A pretrained backbone keeps its BatchNorm statistics (inference mode) even when fine-tuned.
-    features = backbone(inputs, training=False) if pretrained else backbone(inputs)
+    # BatchNorm of a pretrained backbone keeps its statistics: in Keras 3 a BatchNormalization layer
+    # with trainable=False runs in inference mode (moving statistics, never updated), and phase 1
+    # freezes the whole backbone while `unfreeze_top` leaves every BatchNorm frozen. (A
+    # `backbone(inputs, training=False)` call would not do it: the outer `fit` overrides it.)
+    features = backbone(inputs)
     model = keras.Model(inputs, classifier(dropout_layer(features)), name=name)
 
     feature_input = keras.Input(backbone.output_shape[1:], name="features")
@@ -111,9 +114,18 @@ def build_transfer_model(
     return TransferModel(model, backbone, head, pretrained)
 
 
-def unfreeze_top(backbone: keras.Model, count: int) -> None:
-    """Make the top `count` layers trainable (BatchNorm layers stay frozen), the rest frozen."""
+def unfreeze_top(backbone: keras.Model, count: int) -> list[str]:
+    """Make the top `count` layers that hold weights trainable (convolutions and dense layers;
+    pooling, activations and BatchNorm are not counted, and BatchNorm stays frozen), freeze the
+    rest; return the names of the unfrozen layers. VGG19: 4 = block5's convolutions; ResNet50:
+    10 = the convolutions of stage conv5."""
+    weighted = [
+        layer
+        for layer in backbone.layers
+        if layer.weights and not isinstance(layer, layers.BatchNormalization)
+    ]
+    top = {id(layer) for layer in weighted[len(weighted) - count :]} if count else set()
     backbone.trainable = True
-    cut = len(backbone.layers) - count
-    for index, layer in enumerate(backbone.layers):
-        layer.trainable = index >= cut and not isinstance(layer, layers.BatchNormalization)
+    for layer in backbone.layers:
+        layer.trainable = id(layer) in top
+    return [layer.name for layer in backbone.layers if id(layer) in top]

@@ -122,7 +122,7 @@ class BackboneParams(ModelOverrides):
     weights: str = "none"  # none | imagenet | path to a weights file
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
     head_epochs: Annotated[int, Field(ge=0)] = 3
-    fine_tune_layers: Annotated[int, Field(ge=0)] = 20
+    fine_tune_layers: Annotated[int, Field(ge=0)] = 10  # top layers that hold weights (BatchNorm not counted)
     fine_tune_learning_rate: Annotated[float, Field(gt=0.0)] = 1e-5
 
 
