@@ -31,10 +31,11 @@ def test_the_shipped_params_are_valid() -> None:
 def test_a_model_overrides_the_shared_training_values(tmp_path: Path) -> None:
     params = shipped()
     params["train"].update(patches_per_image=4, epochs=8)
-    params["train"]["vgg19"].update(patches_per_image=1, epochs=3)
+    params["train"]["vgg19"].update(patches_per_image=1, epochs=3, patience=2)
     train = load_params(write(tmp_path, params)).train
     assert (fit_settings(train, "vgg19").patches_per_image, fit_settings(train, "vgg19").epochs) == (1, 3)
     assert fit_settings(train, "resnet50").patches_per_image == 4
+    assert (fit_settings(train, "vgg19").patience, fit_settings(train, "resnet50").patience) == (2, 4)
     assert training_view(train, "vgg19").patches_per_image == 1
     assert training_view(train, "resnet50").patches_per_image == 4
 

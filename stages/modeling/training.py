@@ -184,7 +184,7 @@ class Trainer:
         stopping = keras.callbacks.EarlyStopping(
             monitor,
             mode=mode,
-            patience=self.params.patience,
+            patience=self.settings.patience,
             restore_best_weights=True,
             start_from_epoch=first_counted,
         )
@@ -192,7 +192,7 @@ class Trainer:
         if self.params.lr_schedule == "plateau":
             callbacks.append(
                 keras.callbacks.ReduceLROnPlateau(
-                    monitor, mode=mode, factor=0.5, patience=max(1, self.params.patience // 2)
+                    monitor, mode=mode, factor=0.5, patience=max(1, self.settings.patience // 2)
                 )
             )
         callbacks += self.resume.callbacks(phase, self.live)  # last: after the epoch is logged

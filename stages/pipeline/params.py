@@ -110,6 +110,7 @@ class ModelOverrides(Section):
     batch_size: PositiveInt | None = None
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
     patches_per_image: PositiveInt | None = None  # fewer for the slow backbones on a CPU
+    patience: PositiveInt | None = None
 
 
 class CustomCNNParams(ModelOverrides):
@@ -164,6 +165,7 @@ class FitSettings:
     batch_size: int
     learning_rate: float
     patches_per_image: int
+    patience: int
 
 
 def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
@@ -175,6 +177,7 @@ def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
         batch_size=own.batch_size or train.batch_size,
         learning_rate=own.learning_rate or train.learning_rate,
         patches_per_image=own.patches_per_image or train.patches_per_image,
+        patience=own.patience or train.patience,
     )
 
 
