@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 LAYERS = {  # at 32x32: the last block with a map of at least 4x4, and the very last block
     "custom": ("block4_relu", "block4_relu"),
-    "vgg19": ("vgg19/block4_conv4", "vgg19/block5_conv4"),
+    "vgg19": ("vgg19/block4_relu4", "vgg19/block5_relu4"),  # from scratch: VGG19 with BatchNorm
     "resnet50": ("resnet50/conv3_block4_out", "resnet50/conv5_block3_out"),
 }
 

@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 BACKBONES = {"vgg19": keras.applications.VGG19, "resnet50": keras.applications.ResNet50}
+VGG19_BLOCKS = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)  # filters per convolution
 
 
 class WeightsError(ValueError):
@@ -54,9 +55,28 @@ def resolve_weights(weights: str) -> str | None:
     return str(path)
 
 
+def vgg19_batchnorm(image_size: tuple[int, int]) -> keras.Model:
+    """VGG19 with BatchNorm after every convolution (torchvision's vgg19_bn), top removed,
+    global-average pooled; layer names as in keras.applications.VGG19. For training from scratch:
+    plain VGG19 does not leave its initialisation on a few hundred images (on the synthetic default,
+    validation AUC 0.48 after 5 epochs at learning rate 1e-4, a constant output at 1e-3)."""
+    inputs = keras.Input((*image_size, 3), name="input_layer")
+    x = inputs
+    for block, widths in enumerate(VGG19_BLOCKS, start=1):
+        for index, width in enumerate(widths, start=1):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{block}_conv{index}")(x)
+            x = layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
+            x = layers.Activation("relu", name=f"block{block}_relu{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    return keras.Model(inputs, layers.GlobalAveragePooling2D(name="avg_pool")(x), name="vgg19")
+
+
 def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> keras.Model:
-    """A keras.applications backbone without its top, global-average pooled."""
+    """A keras.applications backbone without its top, global-average pooled; from scratch
+    (`weights: none`), VGG19 gets BatchNorm (`vgg19_batchnorm`)."""
     resolved = resolve_weights(weights)
+    if name == "vgg19" and resolved is None:
+        return vgg19_batchnorm(image_size)
     try:
         return BACKBONES[name](
             include_top=False, weights=resolved, input_shape=(*image_size, 3), pooling="avg"

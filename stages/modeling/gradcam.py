@@ -10,7 +10,8 @@ graph that returns (feature map, backbone output). The rebuilt pass is checked a
 The map explains the class the model predicts (the malignant logit's gradient for a malignant
 prediction, its negative for a benign one). The layer is the last convolutional block whose map is
 at least `MIN_MAP_SIDE` pixels a side: the last block itself at the usual input sizes (VGG19
-`block5_conv4` 14x14 and ResNet50 `conv5_block3_out` 7x7 at 224x224), the block before it when
+`block5_conv4`, or `block5_relu4` for VGG19 with BatchNorm from scratch, 14x14, and ResNet50
+`conv5_block3_out` 7x7 at 224x224), the block before it when
 the last one has collapsed to 1x1 or 2x2 on small inputs (ResNet50 at 64x64).
 """
 
