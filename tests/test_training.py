@@ -131,6 +131,24 @@ def test_the_saved_model_is_the_kept_epoch_and_reproduces_its_metrics(repo: Path
     assert saved["auc"] == pytest.approx(metrics["kept"]["eval"]["auc"], abs=1e-4)
 
 
+def test_no_epoch_before_min_epochs_stops_training_or_is_kept(repo: Path) -> None:
+    write_params(
+        repo,
+        {
+            "train.epochs": 5,
+            "train.patience": 1,
+            "train.min_epochs": 4,
+            "train.monitor": "val_loss",
+            "train.lr_schedule": "constant",
+            "train.custom.epochs": None,
+        },
+    )
+    stage("train", "custom", cwd=repo)
+    metrics = live_metrics(repo, "custom")
+    assert metrics["epochs_trained"] == 5  # patience 1 could not stop epochs 0-3
+    assert metrics["kept"]["epoch"] == 4  # the only epoch that counts
+
+
 def test_same_seed_gives_identical_metrics(repo: Path) -> None:
     write_params(repo, {"train.epochs": 2, "train.deterministic": True})
     runs = []
