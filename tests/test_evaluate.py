@@ -31,7 +31,7 @@ def test_thresholds_and_ensemble_weights_come_from_validation(no_colour_baseline
     splits = {
         "train": split("a", [0, 1, 1]),
         "val": split("v", [0, 0, 1, 1]),
-        "test": split("t", [0, 0, 1, 1]),
+        "test": split("t", [0, 0, 0, 1]),
     }
     # val and test disagree on purpose: chosen on test, the threshold and the weights would differ
     probabilities = {

@@ -251,7 +251,7 @@ class Trainer:
         done = self.resume.finished("phase1", parts.model)
         if done is not None:
             print(f"resuming after phase 1 ({done['epochs']} epochs)", file=sys.stderr)
-            self.epoch, best, self.kept_epoch = done["epochs"], done["best"], done["kept_epoch"]
+            self.epoch, best, self.kept_epoch = done["epochs"], done["best"], done.get("kept_epoch")
         else:
             best = self.train_head(parts, own)
             record = {"epochs": self.epoch, "best": best, "kept_epoch": self.kept_epoch}
