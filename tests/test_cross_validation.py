@@ -406,6 +406,8 @@ class FakeDvc:
         elif args[:2] == ("queue", "start"):
             for name in self.queued:
                 self.run(name)
+            # the user commits while the queued folds run: HEAD moves, the folds' baseline does not
+            git(self.repo, "commit", "--allow-empty", "-q", "-m", "an edit while the folds run")
         elif args[:2] == ("queue", "status"):
             stdout = "Task     Name    Created    Status\n" + "".join(
                 f"abc{i:04d}  {name}  05:07 AM   Success\n" for i, name in enumerate(self.queued)
