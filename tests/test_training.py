@@ -42,7 +42,15 @@ def live_params(repo: Path, model: str) -> dict:
 
 
 def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
-    write_params(repo, {"train.epochs": 30, "train.patience": 30, "train.custom.epochs": None})
+    write_params(
+        repo,
+        {
+            "train.epochs": 30,
+            "train.patience": 30,
+            "train.custom.epochs": None,
+            "train.custom.patience": None,
+        },
+    )
     backup = repo / "models/.resume/custom/train/training_metadata.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "stages.train", "custom"],
@@ -105,6 +113,7 @@ def test_the_saved_model_is_the_kept_epoch_and_reproduces_its_metrics(repo: Path
             "train.monitor": "val_loss",
             "train.lr_schedule": "constant",
             "train.custom.epochs": None,
+            "train.custom.patience": None,
         },
     )
     stage("train", "custom", cwd=repo)
@@ -141,6 +150,7 @@ def test_no_epoch_before_min_epochs_stops_training_or_is_kept(repo: Path) -> Non
             "train.monitor": "val_loss",
             "train.lr_schedule": "constant",
             "train.custom.epochs": None,
+            "train.custom.patience": None,
         },
     )
     stage("train", "custom", cwd=repo)
