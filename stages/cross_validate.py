@@ -239,9 +239,9 @@ def wait_for_queue(names: list[str]) -> None:
         raise SystemExit(130) from None
 
 
-def run_folds(args: argparse.Namespace) -> tuple[list[str], int, str]:
-    """Run (or queue and wait for) every fold; return the experiment names, the seed and the commit
-    they ran on (HEAD when they started: a commit made while queued folds run moves HEAD)."""
+def run_folds(args: argparse.Namespace) -> tuple[list[str], str]:
+    """Run (or queue and wait for) every fold; return the experiment names and the commit they ran
+    on (HEAD when they started: a commit made while queued folds run moves HEAD)."""
     params = load_params()
     folds = args.folds or params.split.folds
     seed = params.seed if args.seed is None else args.seed
@@ -290,7 +290,7 @@ def run_folds(args: argparse.Namespace) -> tuple[list[str], int, str]:
             raise ValueError("dvc queue start failed")
         wait_for_queue([names[fold] for fold in folds_to_run])
         print("a failed fold's output: `dvc queue logs <experiment name>`", file=sys.stderr)
-    return names, seed, head
+    return names, head
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError("--force runs every fold again, --resume only the missing ones: pick one")
         args.label = args.label or DEFAULT_LABEL
         check_overrides(args.set_param)
-        names, seed, commit = run_folds(args)
+        names, commit = run_folds(args)
         refs = experiment_refs()
         done = [name for name in names if any(r.name == name and r.baseline == commit for r in refs)]
         if not done:

@@ -21,6 +21,9 @@ from tests.pipeline_repo import TINY, dvc, environment, make_repo, stage, write_
 
 pytestmark = pytest.mark.slow
 
+# params.yaml gives the custom CNN its own epochs and patience; cleared, it uses the train.* values set
+CUSTOM_USES_SHARED = {"train.custom.epochs": None, "train.custom.patience": None}
+
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -47,8 +50,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
         {
             "train.epochs": 30,
             "train.patience": 30,
-            "train.custom.epochs": None,
-            "train.custom.patience": None,
+            **CUSTOM_USES_SHARED,
         },
     )
     backup = repo / "models/.resume/custom/train/training_metadata.json"
@@ -112,8 +114,7 @@ def test_the_saved_model_is_the_kept_epoch_and_reproduces_its_metrics(repo: Path
             "train.min_epochs": 0,
             "train.monitor": "val_loss",
             "train.lr_schedule": "constant",
-            "train.custom.epochs": None,
-            "train.custom.patience": None,
+            **CUSTOM_USES_SHARED,
         },
     )
     stage("train", "custom", cwd=repo)
@@ -149,8 +150,7 @@ def test_no_epoch_before_min_epochs_stops_training_or_is_kept(repo: Path) -> Non
             "train.min_epochs": 4,
             "train.monitor": "val_loss",
             "train.lr_schedule": "constant",
-            "train.custom.epochs": None,
-            "train.custom.patience": None,
+            **CUSTOM_USES_SHARED,
         },
     )
     stage("train", "custom", cwd=repo)
