@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -32,105 +30,44 @@ from stages.evaluation.cross_validation import (
     check_label,
     experiment_name,
     parse_experiment_name,
-    predictions_file,
     scored_models,
     summarize,
     summary_dir,
     write_summary,
 )
+from stages.pipeline.experiments import (
+    ExperimentRef,
+    Target,
+    UnknownRevisionError,
+    dvc,
+    experiment_refs,
+    file_at,
+    git,
+    head_commit,
+)
+from stages.pipeline.experiments import resolve as resolve_targets
 from stages.pipeline.params import load_params
-from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, predictions_file
 from stages.pipeline.stage import run_stage
 
 DEFAULT_LABEL = "default"
 RESERVED = {"split.strategy": "kfold", "split.fold": "the fold", "split.folds": "--folds", "seed": "--seed"}
 QUEUE_POLL_SECONDS = 15
-EXPERIMENT_REFS = "refs/exps"
 CODE = ("stages", "dvc.yaml")  # what every fold must run the same of
-
-
-# ---------------------------------------------------------------------------------------------
-# git and dvc
-
-
-def git(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], capture_output=True, text=True)
-
-
-def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run DVC with this Python; its output goes to stderr (stdout is the summary's)."""
-    command = [sys.executable, "-m", "dvc", *args]
-    if capture:
-        return subprocess.run(command, capture_output=True, text=True)
-    print(f"$ dvc {' '.join(args)}", file=sys.stderr, flush=True)
-    return subprocess.run(command, stdout=sys.stderr, text=True)
-
-
-def head_commit() -> str:
-    result = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    if result.returncode != 0:
-        raise ValueError(
-            "no commit here: experiments branch from a commit (run in the project, commit first)"
-        )
-    return result.stdout.strip()
-
-
-@dataclass(frozen=True)
-class ExperimentRef:
-    name: str
-    rev: str
-    baseline: str
-    time: int
-
-
-def experiment_refs() -> list[ExperimentRef]:
-    """Every DVC experiment of the repository: refs/exps/<baseline[:2]>/<baseline[2:]>/<name>."""
-    result = git(
-        "for-each-ref", "--format=%(refname)%09%(objectname)%09%(committerdate:unix)", EXPERIMENT_REFS
-    )
-    if result.returncode != 0:
-        raise ValueError(f"git for-each-ref failed: {result.stderr.strip()}")
-    refs = []
-    for line in result.stdout.splitlines():
-        refname, rev, stamp = line.split("\t")
-        parts = refname.split("/")
-        if len(parts) == 5 and len(parts[2]) == 2 and len(parts[3]) == 38:
-            refs.append(ExperimentRef(parts[4], rev, parts[2] + parts[3], int(stamp or 0)))
-    return refs
-
-
-def file_at(rev: str, path: object) -> str | None:
-    """A file's text at a commit (metrics and plots are in git: `cache: false`), or None."""
-    result = git("show", f"{rev}:{path}")
-    return result.stdout if result.returncode == 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
 # finding and loading experiments
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    rev: str
-    baseline: str | None
-
-
 def resolve(names: list[str], refs: list[ExperimentRef], head: str | None) -> list[Target]:
-    """Experiment names (the newest run of a name; this commit's first) or git revisions."""
-    targets = []
-    for name in names:
-        runs = sorted((r for r in refs if r.name == name), key=lambda r: (r.baseline == head, r.time))
-        if runs:
-            targets.append(Target(name, runs[-1].rev, runs[-1].baseline))
-            continue
-        result = git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
-        if result.returncode != 0:
-            known = sorted({r.name for r in refs if parse_experiment_name(r.name)})
-            hint = f" (cross-validation experiments here: {', '.join(known)})" if known else ""
-            raise ValueError(f"unknown experiment or revision: {name}{hint}")
-        targets.append(Target(name, result.stdout.strip(), None))
-    return targets
+    """Experiment names or git revisions; an unknown one is named with the CV experiments here."""
+    try:
+        return resolve_targets(names, refs, head)
+    except UnknownRevisionError as exc:
+        known = sorted({r.name for r in refs if parse_experiment_name(r.name)})
+        hint = f" (cross-validation experiments here: {', '.join(known)})" if known else ""
+        raise ValueError(f"{exc}{hint}") from None
 
 
 def by_label(label: str, seed: int | None, refs: list[ExperimentRef]) -> dict[int, list[str]]:

@@ -19,7 +19,7 @@ from dvclive import Live
 
 from stages.modeling.runtime import configure_runtime
 from stages.modeling.training import ResumeState, Trainer, inference_copy, resume_config
-from stages.pipeline.params import MODEL_NAMES, load_params
+from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
 from stages.pipeline.paths import AUGMENTED_TRAIN, RESUME_DIR, VAL_SPLIT, model_file, train_log_dir
 from stages.pipeline.stage import run_stage
 
@@ -30,11 +30,12 @@ def main() -> None:
     name = parser.parse_args().model
     params = load_params()
     train_rows, val_rows = pd.read_csv(AUGMENTED_TRAIN), pd.read_csv(VAL_SPLIT)
-    runtime = configure_runtime(params.train, params.seed)
+    seed = training_seed(params)
+    runtime = configure_runtime(params.train, seed)
 
     model_path = model_file(name)
     resume = ResumeState(
-        RESUME_DIR / name, resume_config(name, params.train, params.seed, [AUGMENTED_TRAIN, VAL_SPLIT])
+        RESUME_DIR / name, resume_config(name, params.train, seed, [AUGMENTED_TRAIN, VAL_SPLIT])
     )
     live_dir = train_log_dir(name)
     if resume.resuming:
@@ -42,7 +43,7 @@ def main() -> None:
         resume.restore_live(live_dir)
     with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params(runtime.describe())
-        trainer = Trainer(name, params.train, params.seed, runtime, live, resume)
+        trainer = Trainer(name, params.train, seed, runtime, live, resume)
         model = trainer.run(train_rows, val_rows)
         inference_copy(model).save(model_path)
         live.log_metric("epochs_trained", trainer.epoch, plot=False)

@@ -36,10 +36,9 @@ from stages.evaluation.plots import CLASS_NAMES
 from stages.pipeline.figures import save_figure
 from stages.pipeline.files import write_json
 from stages.pipeline.params import Params
-from stages.pipeline.paths import EVALUATE_PLOTS
+from stages.pipeline.paths import predictions_file
 
 CV_DIR = Path("cv")  # summaries, one folder per label and seed: cv/<label>/s<seed>/
-PREDICTIONS_DIR = EVALUATE_PLOTS / "predictions"  # evaluate's per-image test predictions, <model>.csv
 PREDICTION_COLUMNS = ("filename", "patient", "actual", "predicted", "probability")
 
 # (column in tables and JSON, level in evaluate.json, metric there, title)
@@ -86,10 +85,6 @@ def parse_experiment_name(name: str) -> tuple[str, int, int] | None:
 
 def summary_dir(label: str, seed: int) -> Path:
     return CV_DIR / label / f"s{seed}"
-
-
-def predictions_file(model: str) -> Path:
-    return PREDICTIONS_DIR / f"{model}.csv"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,6 +128,9 @@ class BackboneParams(ModelOverrides):
 
 
 class TrainParams(Section):
+    # weight initialisation, batch order, on-line augmentation and patch sampling; None: `seed`.
+    # Varying only this retrains on the same split: the spread is training noise (stages.seed_spread)
+    seed: Annotated[int, Field(ge=0)] | None = None
     image_size: ImageSize = (64, 64)
     epochs: PositiveInt = 8
     batch_size: PositiveInt = 32
@@ -166,6 +169,11 @@ class FitSettings:
     learning_rate: float
     patches_per_image: int
     patience: int
+
+
+def training_seed(params: Params) -> int:
+    """`train.seed` when set, else the global `seed`."""
+    return params.seed if params.train.seed is None else params.train.seed
 
 
 def fit_settings(train: TrainParams, model_name: str) -> FitSettings:

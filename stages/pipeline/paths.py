@@ -38,6 +38,7 @@ TRAIN_LOGS = Path("metrics/train")  # one DVCLive folder per model
 # evaluate
 EVALUATE_METRICS = Path("metrics/evaluate.json")
 EVALUATE_PLOTS = Path("plots/evaluate")
+TEST_PREDICTIONS = EVALUATE_PLOTS / "predictions"  # per-image test predictions, <model>.csv
 REPORT = Path("metrics/report.md")
 MODEL_CARD = Path("metrics/model_card.md")
 
@@ -45,6 +46,11 @@ MODEL_CARD = Path("metrics/model_card.md")
 def model_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
     """The saved model of a train stage."""
     return models_dir / f"{name}.keras"
+
+
+def predictions_file(model: str) -> Path:
+    """Evaluate's per-image test predictions of a scored model (in git: `cache: false`)."""
+    return TEST_PREDICTIONS / f"{model}.csv"
 
 
 def train_log_dir(name: str) -> Path:

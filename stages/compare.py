@@ -1,0 +1,99 @@
+"""Command: is the difference between two runs real? Paired on the test patients they share.
+
+    python -m stages.compare BASE [NEW] [--json FILE]
+
+BASE and NEW are DVC experiment names or git revisions (`main`, `HEAD~1`, a commit); NEW defaults to
+the workspace (the results of the last `dvc repro`). For every model, each headline metric of both
+runs on the same test images, the difference with a paired bootstrap interval over the shared
+test patient groups, and a verdict: better, worse or within noise; runs that tested other images
+are not comparable. Bootstrap resamples, confidence and seed come from params.yaml's `evaluate`
+and `seed`. See stages.evaluation.comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
+from stages.pipeline.experiments import experiment_refs, file_at, git, resolve
+from stages.pipeline.files import write_json
+from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS, Params, load_params
+from stages.pipeline.paths import PARAMS_FILE, predictions_file
+from stages.pipeline.stage import run_stage
+
+WORKSPACE = "workspace"
+COMPARED = (*SCORED_MODELS, COLOUR_BASELINE)
+
+
+def predictions_at(rev: str | None) -> dict[str, pd.DataFrame]:
+    """The test predictions of every model that has them, at a commit (None: the workspace)."""
+    found = {}
+    for model in COMPARED:
+        path = predictions_file(model)
+        on_disk = path.read_text() if path.is_file() else None
+        text = on_disk if rev is None else file_at(rev, path)
+        if text is not None:
+            try:
+                found[model] = pd.read_csv(io.StringIO(text))
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise ValueError(f"{path} at {rev or WORKSPACE}: not a readable CSV ({exc})") from exc
+    return found
+
+
+def load_run(name: str) -> dict[str, pd.DataFrame]:
+    """A run's predictions by experiment name, revision, or `workspace`; an error when it has none."""
+    if name == WORKSPACE:
+        rev = None
+    else:
+        head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None
+        rev = resolve([name], experiment_refs(), head)[0].rev
+    found = predictions_at(rev)
+    if not found:
+        where = "in the workspace (run `dvc repro`)" if rev is None else f"at {name} ({rev[:7]})"
+        raise ValueError(f"no test predictions ({predictions_file('<model>')}) {where}")
+    return found
+
+
+def compare(base: str, new: str, params: Params) -> dict[str, dict[str, Any]]:
+    return compare_runs(
+        load_run(base),
+        load_run(new),
+        resamples=params.evaluate.bootstrap_resamples,
+        confidence=params.evaluate.confidence,
+        seed=params.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("base", help="experiment name or git revision to compare against")
+    parser.add_argument(
+        "new", nargs="?", default=WORKSPACE, help=f"experiment or revision (default: {WORKSPACE})"
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON here")
+    args = parser.parse_args(argv)
+    params = load_params() if PARAMS_FILE.exists() else Params()
+    results = compare(args.base, args.new, params)
+    groups = comparable_groups(results)
+    print("\n".join(comparison_markdown(results, args.base, args.new, params.evaluate.confidence)))
+    if groups is not None:
+        print(f"\nIntervals resample the {groups} test patient groups both runs share.")
+    if args.json:
+        write_json(args.json, results)
+    verdicts = [m["verdict"] for r in results.values() for m in r.get("metrics", {}).values()]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in sorted(set(verdicts)))
+    print(f"verdicts: {counts or 'nothing comparable'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

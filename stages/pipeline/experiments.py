@@ -1,0 +1,92 @@
+"""Git revisions and DVC experiments as the commands outside the DAG read them.
+
+Metrics and per-image predictions are committed (`cache: false`), so any revision's or
+experiment's results are read from git: `file_at(rev, path)`. DVC keeps an experiment as a commit
+under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+EXPERIMENT_REFS = "refs/exps"
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True)
+
+
+def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run DVC with this Python; its output goes to stderr (stdout is the command's own)."""
+    command = [sys.executable, "-m", "dvc", *args]
+    if capture:
+        return subprocess.run(command, capture_output=True, text=True)
+    print(f"$ dvc {' '.join(args)}", file=sys.stderr, flush=True)
+    return subprocess.run(command, stdout=sys.stderr, text=True)
+
+
+def head_commit() -> str:
+    result = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    if result.returncode != 0:
+        raise ValueError(
+            "no commit here: experiments branch from a commit (run in the project, commit first)"
+        )
+    return result.stdout.strip()
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    name: str
+    rev: str
+    baseline: str
+    time: int
+
+
+def experiment_refs() -> list[ExperimentRef]:
+    """Every DVC experiment of the repository."""
+    result = git(
+        "for-each-ref", "--format=%(refname)%09%(objectname)%09%(committerdate:unix)", EXPERIMENT_REFS
+    )
+    if result.returncode != 0:
+        raise ValueError(f"git for-each-ref failed: {result.stderr.strip()}")
+    refs = []
+    for line in result.stdout.splitlines():
+        refname, rev, stamp = line.split("\t")
+        parts = refname.split("/")
+        if len(parts) == 5 and len(parts[2]) == 2 and len(parts[3]) == 38:
+            refs.append(ExperimentRef(parts[4], rev, parts[2] + parts[3], int(stamp or 0)))
+    return refs
+
+
+def file_at(rev: str, path: object) -> str | None:
+    """A file's text at a commit, or None when the commit has no such file."""
+    result = git("show", f"{rev}:{path}")
+    return result.stdout if result.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # as given: an experiment name or a git revision
+    rev: str  # its commit
+    baseline: str | None  # the commit an experiment ran on; None for a plain revision
+
+
+class UnknownRevisionError(ValueError):
+    """A name is neither an experiment nor a git revision."""
+
+
+def resolve(names: list[str], refs: list[ExperimentRef], head: str | None) -> list[Target]:
+    """Experiment names (the newest run of a name; runs on `head` first) or git revisions."""
+    targets = []
+    for name in names:
+        runs = sorted((r for r in refs if r.name == name), key=lambda r: (r.baseline == head, r.time))
+        if runs:
+            targets.append(Target(name, runs[-1].rev, runs[-1].baseline))
+            continue
+        result = git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        if result.returncode != 0:
+            raise UnknownRevisionError(f"unknown experiment or revision: {name}")
+        targets.append(Target(name, result.stdout.strip(), None))
+    return targets
