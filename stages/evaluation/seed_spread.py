@@ -1,0 +1,166 @@
+"""How much the headline metrics move when only the training seed changes (same data, same split,
+same code): the noise floor below which no change between two runs means anything.
+
+Also counts how often the paired comparison (stages.evaluation.comparison) calls a seed-only
+change `better` or `worse`: its interval covers which patients were tested, not training noise,
+so those calls are false alarms a reviewer must discount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.evaluation.calibration import calibration_metrics
+from stages.evaluation.comparison import (
+    BETTER,
+    MALIGNANT,
+    NOISE,
+    WORSE,
+    comparability_problem,
+    paired_comparison,
+)
+
+# (evaluate.json section, key) -> the name used in the table
+HEADLINE = {
+    ("image", "accuracy"): "accuracy",
+    ("image", "balanced_accuracy"): "balanced accuracy",
+    ("image", "roc_auc"): "ROC AUC",
+    ("patient", "recognition_rate"): "patient recognition rate",
+}
+CALIBRATION = {"brier": "Brier score", "ece": "ECE"}  # from the test predictions' probabilities
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One retraining as loaded: its training seed, metrics/evaluate.json and test predictions."""
+
+    name: str
+    train_seed: int
+    params: dict[str, Any]  # its params.yaml
+    metrics: dict[str, Any]
+    predictions: dict[str, pd.DataFrame]
+
+    def other_params(self) -> dict[str, Any]:
+        """Its params without train.seed: what must be the same in every run."""
+        train = {k: v for k, v in (self.params.get("train") or {}).items() if k != "seed"}
+        return {**self.params, "train": train}
+
+
+def check_runs(runs: Sequence[SeedRun]) -> None:
+    """Refuse runs that are not retrainings of one configuration on one test set."""
+    if len(runs) < 2:
+        raise ValueError(f"a seed spread needs at least 2 runs (got {len(runs)})")
+    seeds = [run.train_seed for run in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"two runs share a training seed: {seeds}")
+    first = runs[0]
+    for run in runs[1:]:
+        if run.other_params() != first.other_params():
+            raise ValueError(f"{run.name} and {first.name} differ in params other than train.seed")
+        for model, frame in run.predictions.items():
+            if model in first.predictions:
+                problem = comparability_problem(first.predictions[model], frame)
+                if problem:
+                    raise ValueError(
+                        f"{run.name} and {first.name} are not retrainings on one test set: {problem}"
+                    )
+
+
+def headline_values(run: SeedRun, model: str) -> dict[str, float | None]:
+    """A run's headline metrics of one model (evaluate.json), and its calibration on test."""
+    result = run.metrics.get(model, {})
+    values = {title: result.get(section, {}).get(key) for (section, key), title in HEADLINE.items()}
+    frame = run.predictions.get(model)
+    if frame is not None:
+        targets = (frame["actual"] == MALIGNANT).to_numpy().astype(int)
+        measured = calibration_metrics(targets, frame["probability"].to_numpy(dtype=float))
+        values |= {CALIBRATION[key]: value for key, value in measured.items()}
+    return values
+
+
+def spread_table(runs: Sequence[SeedRun]) -> pd.DataFrame:
+    """One row per model and headline metric: the value of each seed, mean, std (n-1) and range."""
+    rows = []
+    models = [
+        m for m in runs[0].metrics if isinstance(runs[0].metrics[m], dict) and "image" in runs[0].metrics[m]
+    ]
+    for model in models:
+        per_run = [headline_values(run, model) for run in runs]
+        for title in (*HEADLINE.values(), *CALIBRATION.values()):
+            values = [entry.get(title) for entry in per_run]
+            if any(not isinstance(v, int | float) for v in values):
+                continue
+            array = np.asarray(values, dtype=float)
+            rows.append(
+                {
+                    "model": model,
+                    "metric": title,
+                    **{f"seed {run.train_seed}": value for run, value in zip(runs, values, strict=True)},
+                    "mean": float(array.mean()),
+                    "std": float(array.std(ddof=1)),
+                    "range": float(np.ptp(array)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def false_alarms(runs: Sequence[SeedRun], *, resamples: int, confidence: float, seed: int) -> pd.DataFrame:
+    """Every later seed against the first, paired: the verdict counts per model."""
+    rows = []
+    first = runs[0]
+    for model in first.predictions:
+        counts = dict.fromkeys((BETTER, WORSE, NOISE), 0)
+        for run in runs[1:]:
+            if model not in run.predictions:
+                continue
+            result = paired_comparison(
+                first.predictions[model],
+                run.predictions[model],
+                resamples=resamples,
+                confidence=confidence,
+                seed=seed,
+            )
+            for entry in result["metrics"].values():
+                if entry["verdict"] in counts:
+                    counts[entry["verdict"]] += 1
+        rows.append({"model": model, **counts})
+    return pd.DataFrame(rows)
+
+
+def markdown(label: str, runs: Sequence[SeedRun], table: pd.DataFrame, alarms: pd.DataFrame) -> str:
+    seeds = [f"seed {run.train_seed}" for run in runs]
+    lines = [
+        f"# Seed spread `{label}`: {len(runs)} trainings of one configuration",
+        "",
+        f"Only `train.seed` differs ({', '.join(str(r.train_seed) for r in runs)}): same data, split, "
+        "test images and code. The spread is training noise: a change between two runs smaller than "
+        "it says nothing.",
+        "",
+        "| Model | Metric | " + " | ".join(seeds) + " | mean +- std | range |",
+        "|---|---|" + "---:|" * len(seeds) + "---:|---:|",
+    ]
+    for row in table.to_dict("records"):
+        values = " | ".join(f"{row[s]:.3f}" for s in seeds)
+        lines.append(
+            f"| {row['model']} | {row['metric']} | {values} | {row['mean']:.3f} +- {row['std']:.3f} | "
+            f"{row['range']:.3f} |"
+        )
+    total = int(alarms[[BETTER, WORSE, NOISE]].to_numpy().sum()) if len(alarms) else 0
+    called = int(alarms[[BETTER, WORSE]].to_numpy().sum()) if len(alarms) else 0
+    lines += [
+        "",
+        f"**Paired comparison of each seed against seed {runs[0].train_seed}** (the PR comment's "
+        f"verdicts): {called} of {total} model-metric comparisons were called better or worse although "
+        "only the seed changed.",
+        "",
+        "| Model | better | worse | within noise |",
+        "|---|---:|---:|---:|",
+        *(f"| {r['model']} | {r[BETTER]} | {r[WORSE]} | {r[NOISE]} |" for r in alarms.to_dict("records")),
+        "",
+    ]
+    return "\n".join(lines)

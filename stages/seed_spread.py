@@ -1,0 +1,137 @@
+"""Command: retrain one configuration with several training seeds, and report the spread.
+
+    python -m stages.seed_spread [--label L] [--seeds 1 2 3] [--resume] [-S key=value ...]
+    python -m stages.seed_spread --summarize [--label L]
+
+Runs `dvc exp run --temp -n seeds-<label>-t<seed> -S train.seed=<seed>` for every seed (the data,
+split and test images stay the same: only training randomness changes; the workspace is never
+touched), then writes seeds/<label>/summary.md (also printed) and summary.json: every headline
+metric per seed with its mean, standard deviation and range, and how often the paired comparison
+calls a seed-only change better or worse. `--summarize` only summarises the label's experiments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from stages.evaluation.cross_validation import check_label
+from stages.evaluation.seed_spread import SeedRun, check_runs, false_alarms, markdown, spread_table
+from stages.pipeline.experiments import dvc, experiment_refs, file_at, head_commit
+from stages.pipeline.files import write_json
+from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS, load_params
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, predictions_file
+from stages.pipeline.stage import run_stage
+
+SEEDS_DIR = Path("seeds")
+PREFIX = "seeds-"
+
+
+def experiment_name(label: str, seed: int) -> str:
+    return f"{PREFIX}{label}-t{seed}"
+
+
+def load_run(name: str, rev: str) -> SeedRun:
+    params_text, metrics_text = file_at(rev, PARAMS_FILE), file_at(rev, EVALUATE_METRICS)
+    if params_text is None or metrics_text is None:
+        raise ValueError(f"{name}: no {PARAMS_FILE} or {EVALUATE_METRICS} at {rev[:7]} (did evaluate run?)")
+    params = yaml.safe_load(params_text) or {}
+    seed = (params.get("train") or {}).get("seed")
+    if not isinstance(seed, int):
+        raise ValueError(f"{name}: train.seed is not set in its {PARAMS_FILE}")
+    predictions = {}
+    for model in (*SCORED_MODELS, COLOUR_BASELINE):
+        text = file_at(rev, predictions_file(model))
+        if text is not None:
+            predictions[model] = pd.read_csv(io.StringIO(text))
+    return SeedRun(name, seed, params, json.loads(metrics_text), predictions)
+
+
+def label_runs(label: str) -> list[SeedRun]:
+    """The newest experiment of each seed of the label (those run on HEAD first)."""
+    head = head_commit()
+    newest: dict[str, tuple[bool, int, str]] = {}
+    for ref in experiment_refs():
+        if ref.name.startswith(f"{PREFIX}{label}-t") and ref.name[len(f"{PREFIX}{label}-t") :].isdigit():
+            rank = (ref.baseline == head, ref.time, ref.rev)
+            newest[ref.name] = max(newest.get(ref.name, rank), rank)
+    if not newest:
+        raise ValueError(f"no experiments named {PREFIX}{label}-t<seed> here")
+    runs = [load_run(name, rev) for name, (_, _, rev) in newest.items()]
+    return sorted(runs, key=lambda run: run.train_seed)
+
+
+def run_seeds(label: str, seeds: list[int], overrides: list[str], resume: bool) -> None:
+    head = head_commit()
+    existing = {r.name for r in experiment_refs() if r.baseline == head}
+    for seed in seeds:
+        name = experiment_name(label, seed)
+        if name in existing:
+            if resume:
+                print(f"{name} exists on this commit, kept (--resume)", file=sys.stderr)
+                continue
+            raise ValueError(f"{name} exists on this commit: summarise with --summarize, or use --resume")
+        common = [arg for override in overrides for arg in ("-S", override)]
+        if dvc("exp", "run", "--temp", "-n", name, *common, "-S", f"train.seed={seed}").returncode != 0:
+            raise ValueError(f"{name} failed (see DVC's output above)")
+
+
+def summarise(label: str) -> None:
+    runs = label_runs(label)
+    check_runs(runs)
+    params = load_params()
+    table = spread_table(runs)
+    alarms = false_alarms(
+        runs,
+        resamples=params.evaluate.bootstrap_resamples,
+        confidence=params.evaluate.confidence,
+        seed=params.seed,
+    )
+    text = markdown(label, runs, table, alarms)
+    directory = SEEDS_DIR / label
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "summary.md").write_text(text)
+    write_json(
+        directory / "summary.json",
+        {
+            "experiments": {run.name: run.train_seed for run in runs},
+            "spread": table.to_dict("records"),
+            "paired_verdicts": alarms.to_dict("records"),
+        },
+    )
+    print(text)
+    print(f"wrote {directory}/summary.md, summary.json", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.seed_spread",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--label", default="default", help="names the experiments and seeds/<label>/")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[1, 2, 3], help="training seeds (default: 1 2 3)"
+    )
+    parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--resume", action="store_true", help="keep the seeds whose experiments exist")
+    parser.add_argument("--summarize", action="store_true", help="only summarise the label's experiments")
+    args = parser.parse_args(argv)
+    check_label(args.label)
+    if any(o.split("=", 1)[0].strip() == "train.seed" for o in args.set_param):
+        raise ValueError("-S train.seed: set by this command (use --seeds)")
+    if len(set(args.seeds)) < 2:
+        raise ValueError(f"--seeds {' '.join(map(str, args.seeds))}: give at least 2 different seeds")
+    if not args.summarize:
+        run_seeds(args.label, args.seeds, args.set_param, args.resume)
+    summarise(args.label)
+
+
+if __name__ == "__main__":
+    run_stage(main)
