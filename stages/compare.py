@@ -13,7 +13,6 @@ and `seed`. See stages.evaluation.comparison.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,29 +20,13 @@ from typing import Any
 import pandas as pd
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
-from stages.pipeline.experiments import experiment_refs, file_at, git, resolve
+from stages.pipeline.experiments import experiment_refs, git, predictions_at, resolve
 from stages.pipeline.files import write_json
-from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS, Params, load_params
+from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import PARAMS_FILE, predictions_file
 from stages.pipeline.stage import run_stage
 
 WORKSPACE = "workspace"
-COMPARED = (*SCORED_MODELS, COLOUR_BASELINE)
-
-
-def predictions_at(rev: str | None) -> dict[str, pd.DataFrame]:
-    """The test predictions of every model that has them, at a commit (None: the workspace)."""
-    found = {}
-    for model in COMPARED:
-        path = predictions_file(model)
-        on_disk = path.read_text() if path.is_file() else None
-        text = on_disk if rev is None else file_at(rev, path)
-        if text is not None:
-            try:
-                found[model] = pd.read_csv(io.StringIO(text))
-            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-                raise ValueError(f"{path} at {rev or WORKSPACE}: not a readable CSV ({exc})") from exc
-    return found
 
 
 def load_run(name: str) -> dict[str, pd.DataFrame]:
@@ -53,7 +36,7 @@ def load_run(name: str) -> dict[str, pd.DataFrame]:
     else:
         head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None
         rev = resolve([name], experiment_refs(), head)[0].rev
-    found = predictions_at(rev)
+    found = predictions_at(rev, EVALUATED)
     if not found:
         where = "in the workspace (run `dvc repro`)" if rev is None else f"at {name} ({rev[:7]})"
         raise ValueError(f"no test predictions ({predictions_file('<model>')}) {where}")

@@ -11,6 +11,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from stages.pipeline.logs import quiet_native_logs
+
+if __name__ == "__main__":  # before TensorFlow's import below: its C++ start-up chatter is dropped
+    quiet_native_logs()
+
 import keras
 import numpy as np
 import pandas as pd
@@ -20,6 +25,12 @@ from stages.evaluation.baselines import (
     colour_baseline_probabilities,
     output_spread,
     paired_auc_difference,
+)
+from stages.evaluation.calibration import (
+    apply_temperature,
+    calibration_metrics,
+    fit_temperature,
+    output_threshold,
 )
 from stages.evaluation.card import write_model_card
 from stages.evaluation.metrics import (
@@ -60,24 +71,41 @@ def predict(name: str, splits: dict[str, pd.DataFrame], view: ViewParams) -> dic
     return probabilities
 
 
+def soft_vote(
+    probabilities: dict[str, dict[str, np.ndarray]], weights: dict[str, float]
+) -> dict[str, np.ndarray]:
+    return {
+        split: np.sum([weights[name] * probabilities[name][split] for name in weights], axis=0)
+        for split in ("val", "test")
+    }
+
+
 def evaluate_all(
     splits: dict[str, pd.DataFrame],
     probabilities: dict[str, dict[str, np.ndarray]],
     params: EvaluateParams,
     seed: int,
 ) -> dict[str, Any]:
-    """Metrics of every model and the ensemble on test, with thresholds and weights from val."""
+    """Metrics of every model and the ensemble on test, with temperatures, thresholds and weights
+    from val. `probabilities` (model -> split -> outputs) gains the ensemble's and the colour
+    baseline's, and holds the calibrated outputs when `params.calibration` is `temperature`."""
     train, val, test = splits["train"], splits["val"], splits["test"]
     val_targets = val["target"].to_numpy()
+    uncalibrated = {name: dict(probs) for name, probs in probabilities.items()}
+    temperatures = {}
+    if params.calibration == "temperature":
+        for name, probs in probabilities.items():
+            temperatures[name] = fit_temperature(val_targets, probs["val"])
+            probabilities[name] = {
+                split: apply_temperature(p, temperatures[name]) for split, p in probs.items()
+            }
     val_auc: dict[str, float] = {
         name: image_metrics(val_targets, probs["val"], 0.5).get("roc_auc", 0.5)
         for name, probs in probabilities.items()
     }
     weights = ensemble_weights(val_auc, params.ensemble)
-    probabilities[ENSEMBLE] = {
-        split: np.sum([weights[name] * probabilities[name][split] for name in weights], axis=0)
-        for split in ("val", "test")
-    }
+    probabilities[ENSEMBLE] = soft_vote(probabilities, weights)
+    uncalibrated[ENSEMBLE] = soft_vote(uncalibrated, weights)
     val_auc[ENSEMBLE] = image_metrics(val_targets, probabilities[ENSEMBLE]["val"], 0.5).get("roc_auc", 0.5)
     summary: dict[str, Any] = {
         "test_images": len(test),
@@ -103,6 +131,13 @@ def evaluate_all(
             val_auc[name] if name in val_auc else image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
         )
         result["output"] = output_spread(probs["test"])
+        result["calibration"] = calibration_metrics(test["target"].to_numpy(), probs["test"])
+        if name in temperatures:
+            result["calibration"]["temperature"] = temperatures[name]
+        if temperatures and name in uncalibrated:
+            result["calibration"]["uncalibrated"] = calibration_metrics(
+                test["target"].to_numpy(), uncalibrated[name]["test"]
+            )
         if name != COLOUR_BASELINE:
             result["vs_colour_baseline"] = paired_auc_difference(
                 test,
@@ -123,6 +158,7 @@ def main() -> None:
     scored = {name: splits[name] for name in ("val", "test")}
     probabilities = {name: predict(name, scored, view) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
+    temperatures = {name: summary[name]["calibration"].get("temperature") for name in MODEL_NAMES}
     write_json(EVALUATE_METRICS, summary)
     test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
     write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_probabilities, summary)
@@ -131,7 +167,8 @@ def main() -> None:
         {name: model_file(name) for name in MODEL_NAMES},
         splits["test"],
         test_probabilities[ENSEMBLE],
-        {name: summary[name]["threshold"] for name in (*MODEL_NAMES, ENSEMBLE)},
+        {name: output_threshold(summary[name]["threshold"], temperatures.get(name)) for name in MODEL_NAMES}
+        | {ENSEMBLE: summary[ENSEMBLE]["threshold"]},
         EVALUATE_PLOTS / "gradcam.png",
         view=view,
     )

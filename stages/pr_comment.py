@@ -1,5 +1,7 @@
-"""The pull-request comment: headline metrics against a base revision, all metric and param
-changes, and the key figures. Not a DVC stage: run it after `dvc repro` in a PR's CI job.
+"""The pull-request comment: the headline metrics of every model against a base revision, each
+difference with a paired interval over the test patients both share and a verdict (better, worse,
+within noise: stages.evaluation.comparison); all metric and param changes; the key figures. Not a
+DVC stage: run it after `dvc repro` in a PR's CI job.
 
     python -m stages.pr_comment [--base main] [--out pr_comment.md]
 """
@@ -13,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS
-from stages.pipeline.paths import EVALUATE_METRICS, REPORT
+from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
+from stages.pipeline.experiments import git, predictions_at
+from stages.pipeline.params import COLOUR_BASELINE, EVALUATED, SCORED_MODELS, Params, load_params
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, REPORT, predictions_file
 from stages.pipeline.stage import run_stage
 
 HEADLINE = (
@@ -59,7 +63,44 @@ def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
     return lines
 
 
-def build_comment(base: str) -> str:
+def paired_section(base: str, params: Params) -> list[str]:
+    """The paired comparison with the base's committed test predictions, or why there is none
+    (then the plain changes of `dvc metrics diff` are shown, unpaired)."""
+    result = git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+    if result.returncode != 0:
+        raise ValueError(f"--base {base}: not a git revision here (fetch it: `git fetch origin {base}`)")
+    base_predictions = predictions_at(result.stdout.strip(), EVALUATED)
+    new_predictions = predictions_at(None, EVALUATED)
+    if not new_predictions:
+        return [f"No test predictions in {predictions_file('<model>')}: run `dvc repro` first.", ""]
+    if not base_predictions:
+        return [f"`{base}` has no test predictions to pair with: the changes below are not paired.", ""]
+    confidence = params.evaluate.confidence
+    results = compare_runs(
+        base_predictions,
+        new_predictions,
+        resamples=params.evaluate.bootstrap_resamples,
+        confidence=confidence,
+        seed=params.seed,
+    )
+    groups = comparable_groups(results)
+    if groups is None:
+        reason = next(iter(results.values()))["reason"]
+        return [f"**Not comparable with `{base}`**: {reason}. The changes below are not paired.", ""]
+    return [
+        *comparison_markdown(results, base, "this PR", confidence),
+        "",
+        f"Differences with their {confidence:.0%} interval from a paired bootstrap over the {groups} test "
+        "patient groups both revisions share. **better** / **worse**: the whole interval is on one "
+        "side of zero. The interval covers which patients were tested, not training noise: a retraining "
+        "with another seed or on another CPU type moves these metrics too (the README's seed-to-seed "
+        'spread, under "Is a difference real?").',
+        "",
+    ]
+
+
+def build_comment(base: str, params: Params) -> str:
+    paired = paired_section(base, params)
     diff = json.loads(dvc("metrics", "diff", base, "--json") or "{}")
     params = dvc("params", "diff", base, "--md").strip() or "No params changed."
     all_metrics = dvc("metrics", "diff", base, "--md", "--precision", "4").strip() or "No metric changed."
@@ -70,8 +111,7 @@ def build_comment(base: str) -> str:
         [
             f"## BreakHis pipeline: this PR against `{base}`",
             "",
-            *headline_table(diff, base),
-            "",
+            *(paired if paired[0].startswith("|") else [*paired, *headline_table(diff, base), ""]),
             "### Params changed",
             "",
             params,
@@ -97,7 +137,7 @@ def main() -> None:
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", type=Path, help="write the comment here instead of printing it")
     args = parser.parse_args()
-    comment = build_comment(args.base)
+    comment = build_comment(args.base, load_params() if PARAMS_FILE.exists() else Params())
     if args.out:
         args.out.write_text(comment)
     else:

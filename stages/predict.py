@@ -5,9 +5,10 @@
 
 INPUT: image files, folders (searched recursively for images) or CSV files with a `path` column.
 Images get the training preprocessing (see stages.modeling.prediction). BreakHis-named files (by name alone,
-in or out of the official layout) are also summarised per patient. The threshold and the ensemble's
-weights are those evaluate used (params.yaml, and metrics/evaluate.json where evaluate chose them on
-the validation split). Not a DVC stage.
+in or out of the official layout) are also summarised per patient. The threshold, the ensemble's
+weights and (with `evaluate.calibration: temperature`) each model's temperature are those evaluate
+used (params.yaml, and metrics/evaluate.json where evaluate chose them on the validation split).
+Not a DVC stage.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from stages.modeling.prediction import (
     read_metrics,
 )
 from stages.modeling.views import ViewParams, view_params
+from stages.pipeline.logs import quiet_native_logs
 from stages.pipeline.params import Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, MODELS_DIR, PARAMS_FILE
 from stages.pipeline.stage import run_stage
@@ -151,7 +153,10 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
 
     models = {name: load_model(model_file(args.models_dir, name)) for name in names}
     sizing = (size, aspect, params.ingest.stain_normalization)
-    probabilities = run_models(models, paths, sizing, view, rule, args, workers)
+    probabilities = {
+        name: rule.calibrate(name, probs)
+        for name, probs in run_models(models, paths, sizing, view, rule, args, workers).items()
+    }
 
     table = pd.DataFrame({"path": paths})
     for name in names:
@@ -213,7 +218,7 @@ def run_models(
             for name, probs in predict_batch(models, images, view).items():
                 batches[name].append(probs)
             for name, cam in cams.items():
-                maps, _ = heatmaps(cam, name, images, rule.model_thresholds[name], view)
+                maps, _ = heatmaps(cam, name, images, rule.output_threshold(name), view)
                 for stem, image, heatmap in zip(stems[start : start + len(batch)], images, maps, strict=True):
                     write_rgb(args.explain / f"{stem}__{name}.png", overlay(image, heatmap))
             progress.update(len(batch))
@@ -222,6 +227,7 @@ def run_models(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (`breakhis-predict`); bad input exits 1 with one readable message."""
+    quiet_native_logs()  # before TensorFlow is imported (lazily, after the inputs are checked)
 
     def run() -> None:
         predict_command(argv)

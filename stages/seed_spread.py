@@ -13,20 +13,18 @@ calls a seed-only change better or worse. `--summarize` only summarises the labe
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from stages.evaluation.cross_validation import check_label
 from stages.evaluation.seed_spread import SeedRun, check_runs, false_alarms, markdown, spread_table
-from stages.pipeline.experiments import dvc, experiment_refs, file_at, head_commit
+from stages.pipeline.experiments import dvc, experiment_refs, file_at, head_commit, predictions_at
 from stages.pipeline.files import write_json
-from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS, load_params
-from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, predictions_file
+from stages.pipeline.params import EVALUATED, load_params
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
 from stages.pipeline.stage import run_stage
 
 SEEDS_DIR = Path("seeds")
@@ -45,11 +43,7 @@ def load_run(name: str, rev: str) -> SeedRun:
     seed = (params.get("train") or {}).get("seed")
     if not isinstance(seed, int):
         raise ValueError(f"{name}: train.seed is not set in its {PARAMS_FILE}")
-    predictions = {}
-    for model in (*SCORED_MODELS, COLOUR_BASELINE):
-        text = file_at(rev, predictions_file(model))
-        if text is not None:
-            predictions[model] = pd.read_csv(io.StringIO(text))
+    predictions = predictions_at(rev, EVALUATED)
     return SeedRun(name, seed, params, json.loads(metrics_text), predictions)
 
 

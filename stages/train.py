@@ -14,6 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stages.pipeline.logs import quiet_native_logs
+
+if __name__ == "__main__":  # before TensorFlow's import below: its C++ start-up chatter is dropped
+    quiet_native_logs()
+
 import pandas as pd
 from dvclive import Live
 

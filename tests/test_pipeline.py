@@ -114,18 +114,24 @@ def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str],
     """What a reviewer sees in a PR: metrics diff, plots diff, and the PR comment."""
     repo, _ = pipeline_run
     commit(repo, "baseline results")
-    output = dvc("exp", "run", "-S", "evaluate.threshold=youden", cwd=repo)
+    output = dvc(
+        "exp", "run", "-S", "evaluate.threshold=youden", "-S", "evaluate.calibration=temperature", cwd=repo
+    )
     assert "Running stage 'evaluate'" in output and "Running stage 'train-custom'" not in output
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert all(metrics[m]["calibration"]["temperature"] > 0 for m in ("custom", "vgg19", "resnet50"))
+    assert "| Model | Brier score | ECE | Temperature |" in (repo / "metrics/report.md").read_text()
 
     diff = json.loads(dvc("metrics", "diff", "HEAD", "--json", cwd=repo))
     changed = diff["metrics/evaluate.json"]
     assert any(key.endswith(".threshold") for key in changed), changed
     dvc("plots", "diff", "HEAD", "-o", str(tmp_path / "plots"), cwd=repo)
     html = (tmp_path / "plots" / "index.html").read_text()
-    assert "ROC (test split)" in html and "Infinity" not in html
+    assert "ROC (test split)" in html and "Reliability (test split)" in html and "Infinity" not in html
 
     comment = stage("pr_comment", "--base", "HEAD", cwd=repo)
-    assert "| Model | Metric | `HEAD` | this PR | change |" in comment
+    assert "| Model | Metric | `HEAD` | `this PR` | difference (95% interval) | verdict |" in comment
+    assert "| ensemble | ROC AUC |" in comment and "test patient groups both revisions share" in comment
     assert "evaluate.threshold" in comment  # the params diff
     assert "![ROC](plots/evaluate/roc.png)" in comment
 

@@ -57,6 +57,14 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return expit(logit(clipped) / temperature)
 
 
+def output_threshold(threshold: float, temperature: float | None) -> float:
+    """The threshold on a model's own (uncalibrated) output that decides as `threshold` does on its
+    calibrated probability: what Grad-CAM compares the raw output with."""
+    return (
+        threshold if temperature is None else float(apply_temperature(np.asarray(threshold), 1 / temperature))
+    )
+
+
 def fit_temperature(targets: np.ndarray, probabilities: np.ndarray) -> float:
     """The T that minimises the log loss of `apply_temperature(probabilities, T)` on these
     (validation) images, searched in log space within TEMPERATURE_BOUNDS."""

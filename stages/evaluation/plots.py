@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from stages.evaluation.calibration import reliability_bins
 from stages.pipeline.figures import save_figure
 from stages.pipeline.params import ENSEMBLE
 from stages.pipeline.paths import TRAIN_LOGS
@@ -45,6 +46,33 @@ def curves_png(curves: dict[str, pd.DataFrame], x: str, y: str, title: str, path
         axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axes.set(xlabel=x, ylabel=y, title=title, xlim=(0, 1), ylim=(0, 1.02))
     axes.legend(loc="lower right")
+    save(figure, path)
+
+
+def reliability_png(bins: dict[str, pd.DataFrame], summary: dict[str, Any], path: Path) -> None:
+    """Reliability diagram: fraction malignant against mean predicted probability per bin (marker
+    area: images in the bin); the diagonal is perfect calibration."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    for name, table in bins.items():
+        ece = summary[name]["calibration"]["ece"]
+        line = axes.plot(
+            table["mean_predicted"], table["fraction_malignant"], label=f"{name} (ECE {ece:.3f})"
+        )
+        axes.scatter(
+            table["mean_predicted"],
+            table["fraction_malignant"],
+            s=8 + 2 * table["images"],
+            color=line[0].get_color(),
+        )
+    axes.set(
+        xlabel="mean predicted probability (malignant)",
+        ylabel="fraction malignant",
+        title="Reliability, test split",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    axes.legend(loc="upper left", fontsize="small")
     save(figure, path)
 
 
@@ -104,12 +132,13 @@ def write_evaluation_plots(
 ) -> None:
     """Plot data (CSV) for `dvc plots` and PNGs, for every model and the ensemble on the test rows."""
     targets = rows["target"].to_numpy()
-    roc, precision_recall, accuracy_by_magnification = {}, {}, {}
+    roc, precision_recall, accuracy_by_magnification, reliability = {}, {}, {}, {}
     for name, probs in probabilities.items():
         threshold = summary[name]["threshold"]
         predicted = (probs >= threshold).astype(int)
         roc[name] = roc_points(targets, probs)
         precision_recall[name] = precision_recall_points(targets, probs)
+        reliability[name] = reliability_bins(targets, probs)
         by_magnification = pd.DataFrame.from_dict(summary[name]["by_magnification"], orient="index")
         accuracy_by_magnification[name] = by_magnification["accuracy"]
         identity = [c for c in ("filename", "patient", "patient_group", "magnification") if c in rows]
@@ -121,6 +150,7 @@ def write_evaluation_plots(
         for folder, frame in (
             ("roc", roc[name]),
             ("precision_recall", precision_recall[name]),
+            ("calibration", reliability[name]),
             ("predictions", predictions),
             ("by_magnification", by_magnification.rename_axis("magnification").reset_index()),
         ):
@@ -138,6 +168,7 @@ def write_evaluation_plots(
         "Precision-recall, test split",
         plots_dir / "precision_recall.png",
     )
+    reliability_png(reliability, summary, plots_dir / "calibration.png")
     magnification_png(pd.DataFrame(accuracy_by_magnification), plots_dir / "by_magnification.png")
     training_curves_png(
         [name for name in probabilities if name != ENSEMBLE], plots_dir / "training_curves.png"

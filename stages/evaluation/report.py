@@ -24,6 +24,7 @@ HEADLINE = (
 FIGURES = (
     ("ROC", "roc.png"),
     ("Precision-recall", "precision_recall.png"),
+    ("Reliability", "calibration.png"),
     ("Accuracy per magnification", "by_magnification.png"),
     ("Training curves", "training_curves.png"),
 )
@@ -83,6 +84,35 @@ def baseline_lines(summary: dict[str, Any], confidence: float) -> list[str]:
     return lines
 
 
+def calibration_lines(summary: dict[str, Any]) -> list[str]:
+    """Brier score and ECE of every model on test; with temperature scaling, before it too."""
+    models = [m for m in (*SCORED_MODELS, COLOUR_BASELINE) if "calibration" in summary.get(m, {})]
+    if not models:
+        return []
+    scaled = any("temperature" in summary[m]["calibration"] for m in models)
+    lines = [
+        "**Calibration** (test split; lower is better): Brier score, the mean squared error of the "
+        "malignant probability; ECE, the image-weighted gap between predicted probability and "
+        "fraction malignant over 10 probability bins"
+        + (", after temperature scaling fitted on validation (before it in brackets)." if scaled else "."),
+        "",
+        "| Model | Brier score | ECE | Temperature |" if scaled else "| Model | Brier score | ECE |",
+        "|---|---:|---:|---:|" if scaled else "|---|---:|---:|",
+    ]
+    for model in models:
+        entry = summary[model]["calibration"]
+        before = entry.get("uncalibrated")
+        brier, ece = f"{entry['brier']:.3f}", f"{entry['ece']:.3f}"
+        if before:
+            brier += f" ({before['brier']:.3f})"
+            ece += f" ({before['ece']:.3f})"
+        cells = [model, brier, ece]
+        if scaled:
+            cells.append(f"{entry['temperature']:.2f}" if "temperature" in entry else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def data_lines() -> list[str]:
     lines = []
     if INGEST_METRICS.exists():
@@ -127,6 +157,7 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "",
         *baseline_lines(summary, confidence),
         "",
+        *calibration_lines(summary),
         " ".join(f"![{title}]({link / file})" for title, file in FIGURES),
         "",
         " ".join(f"![{m} confusion]({link / f'confusion_{m}.png'})" for m in SCORED_MODELS),

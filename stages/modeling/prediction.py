@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ import pandas as pd
 from stages.data.dataset import LayoutError, parse_image_name
 from stages.data.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
 from stages.data.stain import StainNormalization, normalize_stain
+from stages.evaluation.calibration import apply_temperature, output_threshold
 from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams
 from stages.pipeline.paths import EVALUATE_METRICS
@@ -165,6 +166,16 @@ class Decision:
     threshold: float
     threshold_source: str
     model_thresholds: dict[str, float]  # each model's own (for explaining the class it predicts)
+    temperatures: dict[str, float] = field(default_factory=dict)  # evaluate.calibration: temperature
+
+    def calibrate(self, name: str, probabilities: np.ndarray) -> np.ndarray:
+        """A model's outputs as evaluate scored them: temperature-scaled when it fitted one."""
+        temperature = self.temperatures.get(name)
+        return probabilities if temperature is None else apply_temperature(probabilities, temperature)
+
+    def output_threshold(self, name: str) -> float:
+        """The model's own threshold on its raw output (Grad-CAM explains the class it predicts)."""
+        return output_threshold(self.model_thresholds[name], self.temperatures.get(name))
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
@@ -185,7 +196,8 @@ def decision_rule(
     threshold: float | None = None,
     metrics_path: Path = EVALUATE_METRICS,
 ) -> Decision:
-    """The weights and threshold evaluate used, so that predictions match the evaluated models.
+    """The weights, threshold and temperatures evaluate used, so that predictions match the
+    evaluated models.
 
     threshold: `--threshold`, else `evaluate.threshold` when fixed, else (youden / f1: chosen per
     model on validation) `<deciding>.threshold` from the run's metrics. Weights: equal for
@@ -222,7 +234,19 @@ def decision_rule(
         for name in names:
             stored_threshold = _stored_threshold(metrics, name)
             per_model[name] = chosen if stored_threshold is None else stored_threshold
-    return Decision(weights, chosen, source, per_model)
+    temperatures = {}
+    if evaluate.calibration == "temperature":
+        for name in names:
+            result = metrics.get(name)
+            calibration = result.get("calibration") if isinstance(result, Mapping) else None
+            value = calibration.get("temperature") if isinstance(calibration, Mapping) else None
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(
+                    f"evaluate.calibration is 'temperature', but {metrics_path} has no positive "
+                    f"'{name}.calibration.temperature': run `dvc repro evaluate`"
+                )
+            temperatures[name] = float(value)
+    return Decision(weights, chosen, source, per_model, temperatures)
 
 
 def _stored_threshold(metrics: Mapping[str, Any], name: str) -> float | None:

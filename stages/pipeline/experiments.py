@@ -7,9 +7,15 @@ under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import pandas as pd
+
+from stages.pipeline.paths import predictions_file
 
 EXPERIMENT_REFS = "refs/exps"
 
@@ -90,3 +96,17 @@ def resolve(names: list[str], refs: list[ExperimentRef], head: str | None) -> li
             raise UnknownRevisionError(f"unknown experiment or revision: {name}")
         targets.append(Target(name, result.stdout.strip(), None))
     return targets
+
+
+def predictions_at(rev: str | None, models: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """The test predictions of every model that has them, at a commit (None: the workspace)."""
+    found = {}
+    for model in models:
+        path = predictions_file(model)
+        text = (path.read_text() if path.is_file() else None) if rev is None else file_at(rev, path)
+        if text is not None:
+            try:
+                found[model] = pd.read_csv(io.StringIO(text))
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise ValueError(f"{path} at {rev or 'the workspace'}: not a readable CSV ({exc})") from exc
+    return found

@@ -19,6 +19,7 @@ MODEL_NAMES = ("custom", "vgg19", "resnet50")  # each has a train.<name> section
 ENSEMBLE = "ensemble"  # the soft vote of the models, scored beside them
 SCORED_MODELS = (*MODEL_NAMES, ENSEMBLE)  # what evaluate, the report and the card list
 COLOUR_BASELINE = "colour_baseline"  # scored beside them: what every model must beat
+EVALUATED = (*SCORED_MODELS, COLOUR_BASELINE)  # every entry of evaluate's metrics and predictions
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -196,6 +197,8 @@ class EvaluateParams(Section):
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 1000  # patient-level resamples for intervals
     test_time_flips: bool = False  # average each view with its mirrored copies (evaluate and predict)
     confidence: Fraction = 0.95
+    # temperature: each model's logits divided by a T fitted on the validation split (evaluate and predict)
+    calibration: Literal["none", "temperature"] = "none"
 
 
 class Params(Section):
