@@ -131,13 +131,14 @@ def evaluate_all(
             val_auc[name] if name in val_auc else image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
         )
         result["output"] = output_spread(probs["test"])
-        result["calibration"] = calibration_metrics(test["target"].to_numpy(), probs["test"])
+        calibration: dict[str, Any] = calibration_metrics(test["target"].to_numpy(), probs["test"])
         if name in temperatures:
-            result["calibration"]["temperature"] = temperatures[name]
+            calibration["temperature"] = temperatures[name]
         if temperatures and name in uncalibrated:
-            result["calibration"]["uncalibrated"] = calibration_metrics(
+            calibration["uncalibrated"] = calibration_metrics(
                 test["target"].to_numpy(), uncalibrated[name]["test"]
             )
+        result["calibration"] = calibration
         if name != COLOUR_BASELINE:
             result["vs_colour_baseline"] = paired_auc_difference(
                 test,

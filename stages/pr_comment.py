@@ -102,7 +102,7 @@ def paired_section(base: str, params: Params) -> list[str]:
 def build_comment(base: str, params: Params) -> str:
     paired = paired_section(base, params)
     diff = json.loads(dvc("metrics", "diff", base, "--json") or "{}")
-    params = dvc("params", "diff", base, "--md").strip() or "No params changed."
+    params_diff = dvc("params", "diff", base, "--md").strip() or "No params changed."
     all_metrics = dvc("metrics", "diff", base, "--md", "--precision", "4").strip() or "No metric changed."
     report = (
         REPORT.read_text().split("\n", 2)[2] if REPORT.exists() else "(no metrics/report.md: run `dvc repro`)"
@@ -114,7 +114,7 @@ def build_comment(base: str, params: Params) -> str:
             *(paired if paired[0].startswith("|") else [*paired, *headline_table(diff, base), ""]),
             "### Params changed",
             "",
-            params,
+            params_diff,
             "",
             "<details><summary>All metric changes</summary>",
             "",
