@@ -17,6 +17,8 @@ import os, sys
 os.write(2, b"I0000 00:00:1795771643.365860   11441 port.cc:153] oneDNN custom operations are on. You\n")
 os.write(2, b"E0000 00:00:1795771646.039600   11441 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n")
 print("warning: a real one", file=sys.stderr)
+import warnings
+warnings.warn("Your input ran out of data; interrupting training.", UserWarning)
 os.write(2, b"W0000 00:00:1795771646.1   11441 some_op.cc:10] a real C++ warning\n")
 os.write(2, b"\rprogress 50%")
 raise SystemExit("error: bad input, named")

@@ -6,7 +6,9 @@ cuDNN/cuFFT/cuBLAS factory registrations, a graph-attribute notice when Keras is
 runtime. Those written before absl's logging starts ignore TF_CPP_MIN_LOG_LEVEL, and that variable
 would hide real C++ warnings too. So `quiet_native_logs()` routes descriptor 2 through a pipe read
 by a thread that drops the lines matching CHATTER and passes every other byte on unchanged: the
-progress bars, the epochs, Python warnings, real errors and tracebacks.
+progress bars, the epochs, Python warnings, real errors and tracebacks. One Python warning is
+dropped too: Keras's "Your input ran out of data", raised at the end of every dataset of unknown
+length although nothing is wrong (fixed upstream by keras-team/keras#23360).
 
 Set BREAKHIS_TF_LOGS=1 to turn the filter off (everything, straight to stderr): for debugging, and
 whenever a process may die hard (a segfault can lose lines still in the pipe).
@@ -20,6 +22,7 @@ import re
 import select
 import sys
 import threading
+import warnings
 
 SWITCH = "BREAKHIS_TF_LOGS"
 CHATTER = re.compile(
@@ -76,6 +79,7 @@ def quiet_native_logs() -> None:
     if _installed or os.environ.get(SWITCH, "") not in ("", "0"):
         return
     _installed = True
+    warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
     sys.stderr.flush()
     real_stderr = os.dup(2)
     read_fd, write_fd = os.pipe()
