@@ -8,14 +8,15 @@ per new image, linked to its source image by `source_path`, with the transforms 
 
 from __future__ import annotations
 
-import shutil
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from stages.data.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
 from stages.data.parallel import worker_count
 from stages.data.plots import augment_preview
+from stages.pipeline.files import read_table, replaced_folder
 from stages.pipeline.params import load_params
 from stages.pipeline.paths import AUGMENT_PREVIEW, AUGMENTED, TRAIN_SPLIT
 from stages.pipeline.stage import run_stage
@@ -24,7 +25,7 @@ from stages.pipeline.stage import run_stage
 def main() -> None:
     params = load_params()
     options = params.augment
-    train = pd.read_csv(TRAIN_SPLIT)
+    train = read_table(TRAIN_SPLIT, ("path", "filename", "label", "target", "patient"), "split")
     plan = plan_augmentation(
         train, target_ratio=options.target_ratio, extra_per_image=options.extra_per_image, seed=params.seed
     )
@@ -36,12 +37,13 @@ def main() -> None:
     if not transforms.enabled():
         print("augment: every transform is off, so new images are plain copies", file=sys.stderr)
 
-    shutil.rmtree(AUGMENTED, ignore_errors=True)
-    new = derive_images(
-        plan, AUGMENTED / "images", transforms, seed=params.seed, workers=worker_count(options.workers)
-    )
-    combined = pd.concat([train.assign(source_path="", augmentation=""), new], ignore_index=True)
-    combined.to_csv(AUGMENTED / "train.csv", index=False)
+    with replaced_folder(AUGMENTED) as staging:  # the previous output stays whole until this succeeds
+        new = derive_images(
+            plan, staging / "images", transforms, seed=params.seed, workers=worker_count(options.workers)
+        )
+        new["path"] = [(AUGMENTED / "images" / Path(path).name).as_posix() for path in new["path"]]
+        combined = pd.concat([train.assign(source_path="", augmentation=""), new], ignore_index=True)
+        combined.to_csv(staging / "train.csv", index=False)
     shown = preview_rows(new)
     augment_preview(
         list(zip(shown["source_path"], shown["path"], shown["augmentation"], strict=True)), AUGMENT_PREVIEW

@@ -46,12 +46,13 @@ from stages.evaluation.report import write_report
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.input_pipeline import field_size, image_dataset
 from stages.modeling.views import ViewParams, mean_over_views, view_params, views_per_image
-from stages.pipeline.files import write_json
+from stages.pipeline.files import read_table, write_json
 from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, EVALUATE_PLOTS, MODEL_CARD, REPORT, SPLIT_DIR, model_file
 from stages.pipeline.stage import run_stage
 
 BATCH_SIZE = 64
+SPLIT_COLUMNS = ("path", "filename", "target", "patient", "patient_group", "magnification")
 
 
 def predict(name: str, splits: dict[str, pd.DataFrame], view: ViewParams) -> dict[str, np.ndarray]:
@@ -154,7 +155,10 @@ def evaluate_all(
 
 def main() -> None:
     params = load_params()
-    splits = {name: pd.read_csv(SPLIT_DIR / f"{name}.csv") for name in ("train", "val", "test")}
+    splits = {
+        name: read_table(SPLIT_DIR / f"{name}.csv", SPLIT_COLUMNS, "split")
+        for name in ("train", "val", "test")
+    }
     view = view_params(params.train, test_time_flips=params.evaluate.test_time_flips)
     scored = {name: splits[name] for name in ("val", "test")}
     probabilities = {name: predict(name, scored, view) for name in MODEL_NAMES}

@@ -4,13 +4,12 @@
 `.tar.gz` / `.zip` of either (extracted once into data/extracted/, see stages/archives.py).
 
 Writes data/ingested/{images/, manifest.csv, duplicates.csv, rejected.csv} and metrics/ingest.json.
-Output is built in a staging folder and swapped in only at the end, so a failed run loses nothing
-that was already there.
+Output is built in data/ingested.partial and swapped in only when complete, so a failed run
+loses nothing that was already there and leaves no partial folder.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from stages.data.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fol
 from stages.data.ingestion import Resizing, ingest_images, rejection_report, source_aspect, summarise
 from stages.data.parallel import worker_count
 from stages.data.synthetic import write_synthetic_breakhis
-from stages.pipeline.files import write_json
+from stages.pipeline.files import replaced_folder, write_json
 from stages.pipeline.params import Params, load_params
 from stages.pipeline.paths import INGEST_METRICS, INGESTED
 from stages.pipeline.stage import run_stage
@@ -40,10 +39,8 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
         folds = read_folds(folds_file)
         check_coverage(folds, scan.records, folds_file)
 
-    staging = INGESTED.with_name(INGESTED.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     workers = worker_count(params.ingest.workers)
-    try:
+    with replaced_folder(INGESTED) as staging:  # the previous output stays whole until this succeeds
         result = ingest_images(scan.records, root, staging / "images", resizing, workers)
         if len(result.rejected) and params.ingest.on_error == "fail":
             raise IngestError(
@@ -60,11 +57,6 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
         manifest.to_csv(staging / "manifest.csv", index=False)
         result.duplicates.to_csv(staging / "duplicates.csv", index=False)
         result.rejected.to_csv(staging / "rejected.csv", index=False)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(INGESTED, ignore_errors=True)
-    staging.rename(INGESTED)
     if scan.ignored:
         shown = ", ".join(scan.ignored[:3]) + (", ..." if len(scan.ignored) > 3 else "")
         print(f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {shown}", file=sys.stderr)

@@ -13,7 +13,9 @@ import sys
 import pandas as pd
 
 from stages.data.partition import (
+    DUPLICATES_REQUIRED,
     GROUP_COLUMNS,
+    MANIFEST_REQUIRED,
     SPLITS,
     check_no_leak,
     describe,
@@ -22,7 +24,7 @@ from stages.data.partition import (
     make_splits,
 )
 from stages.data.plots import split_chart
-from stages.pipeline.files import write_json
+from stages.pipeline.files import read_table, replaced_folder, write_json
 from stages.pipeline.params import load_params
 from stages.pipeline.paths import DUPLICATES, MANIFEST, SPLIT_DIR, SPLIT_METRICS, SPLIT_PLOT
 from stages.pipeline.stage import run_stage
@@ -30,8 +32,8 @@ from stages.pipeline.stage import run_stage
 
 def main() -> None:
     params = load_params()
-    manifest = pd.read_csv(MANIFEST)
-    duplicates = pd.read_csv(DUPLICATES) if DUPLICATES.exists() else None
+    manifest = read_table(MANIFEST, MANIFEST_REQUIRED, "ingest")
+    duplicates = read_table(DUPLICATES, DUPLICATES_REQUIRED, "ingest") if DUPLICATES.exists() else None
     result = make_splits(manifest, params.split, params.seed, duplicates)
     if result.leaky:
         print(
@@ -40,18 +42,17 @@ def main() -> None:
             file=sys.stderr,
         )
 
-    SPLIT_DIR.mkdir(parents=True, exist_ok=True)
-    for name, frame in result.splits.items():
-        frame.to_csv(SPLIT_DIR / f"{name}.csv", index=False)
-    written = {name: pd.read_csv(SPLIT_DIR / f"{name}.csv") for name in SPLITS}
-
-    groups = GROUP_COLUMNS[params.split.group_by]
-    if result.leaky:
-        leak = {"leak_check": "not run: split by image, leaky by design", **leak_summary(written, groups)}
-    else:
-        check_no_leak(written, groups, duplicates)  # raises LeakError, naming the group or hash
-        leak = {"leak_check": "passed"}
-    group_table(written, params.split.group_by, duplicates).to_csv(SPLIT_DIR / "groups.csv", index=False)
+    with replaced_folder(SPLIT_DIR) as staging:  # the previous split stays whole until this succeeds
+        for name, frame in result.splits.items():
+            frame.to_csv(staging / f"{name}.csv", index=False)
+        written = {name: pd.read_csv(staging / f"{name}.csv") for name in SPLITS}
+        groups = GROUP_COLUMNS[params.split.group_by]
+        if result.leaky:
+            leak = {"leak_check": "not run: split by image, leaky by design", **leak_summary(written, groups)}
+        else:
+            check_no_leak(written, groups, duplicates)  # raises LeakError, naming the group or hash
+            leak = {"leak_check": "passed"}
+        group_table(written, params.split.group_by, duplicates).to_csv(staging / "groups.csv", index=False)
 
     summary = {**result.info, **leak, **describe(written)}
     write_json(SPLIT_METRICS, summary)

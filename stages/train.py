@@ -19,11 +19,11 @@ from stages.pipeline.logs import quiet_native_logs
 if __name__ == "__main__":  # before TensorFlow's import below: its C++ start-up chatter is dropped
     quiet_native_logs()
 
-import pandas as pd
 from dvclive import Live
 
 from stages.modeling.runtime import configure_runtime
 from stages.modeling.training import ResumeState, Trainer, inference_copy, resume_config
+from stages.pipeline.files import read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
 from stages.pipeline.paths import AUGMENTED_TRAIN, RESUME_DIR, VAL_SPLIT, model_file, train_log_dir
 from stages.pipeline.stage import run_stage
@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("model", choices=MODEL_NAMES)
     name = parser.parse_args().model
     params = load_params()
-    train_rows, val_rows = pd.read_csv(AUGMENTED_TRAIN), pd.read_csv(VAL_SPLIT)
+    train_rows = read_table(AUGMENTED_TRAIN, ("path", "target"), "augment")
+    val_rows = read_table(VAL_SPLIT, ("path", "target"), "split")
     seed = training_seed(params)
     runtime = configure_runtime(params.train, seed)
 

@@ -111,7 +111,7 @@ def test_input_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_bad_images_are_all_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("stages.modeling.prediction.MAX_PIXELS", 1000 * 1000)
+    monkeypatch.setattr("stages.data.images.MAX_PIXELS", 1000 * 1000)
     good = write_png(tmp_path / "good.png", tissue())
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:100])

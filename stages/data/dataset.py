@@ -104,13 +104,18 @@ def parse_image_name(path: Path) -> ImageRecord:
 
 
 def parse_image_path(path: Path) -> ImageRecord:
-    """Parse a file's name and check it against its folders (`<label>/SOB/<subtype>/<folder>/<mag>X`)."""
+    """Parse a file's name and check it against every folder of its path
+    (`breast/<label>/SOB/<subtype>/<patient>/<mag>X`): the name fixes the whole path below
+    `breast`, so a copied `SOB (1)` folder is refused and no file name can occur twice."""
     record = parse_image_name(path)
+    folders = [parent.name for parent in path.parents[:6]] + [""] * 6
     expected = {
-        "magnification folder": (path.parent.name, f"{record.magnification}X"),
-        "patient folder": (path.parent.parent.name, record.patient),
-        "subtype folder": (path.parent.parent.parent.name, SUBTYPES[record.subtype][1]),
-        "class folder": (path.parents[4].name if len(path.parents) > 4 else "", record.label),
+        "magnification folder": (folders[0], f"{record.magnification}X"),
+        "patient folder": (folders[1], record.patient),
+        "subtype folder": (folders[2], SUBTYPES[record.subtype][1]),
+        "SOB folder": (folders[3], "SOB"),
+        "class folder": (folders[4], record.label),
+        "breast folder": (folders[5], "breast"),
     }
     for what, (found, wanted) in expected.items():
         if found != wanted:

@@ -7,16 +7,26 @@ Unexpected sizes are refused rather than distorted (`size_problem`): an image th
 be enlarged by more than 5% to cover the target (a thumbnail, or a target bigger than the data),
 or whose width/height ratio is more than 25% away from the source's (BreakHis: 700/460, landscape;
 a portrait, square or strip image is not a BreakHis field of view).
+
+Before anything is decoded, the file's header is read (Pillow reads only the header): its format
+must match the file's extension (JPEG bytes in a `.png` are refused: BreakHis is lossless) and
+its width x height must stay under MAX_PIXELS, one cap for ingest and predict, so that a
+decompression bomb (a small PNG whose header says 20000x13143) is refused without being decoded
+and OpenCV's own pixel limit is never reached.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 
 class ImageError(ValueError):
@@ -24,6 +34,10 @@ class ImageError(ValueError):
 
 
 BREAKHIS_ASPECT = 700 / 460  # width / height of a BreakHis image
+# The largest image decoded, by its header: 16 Mpx (48 MB as RGB). A BreakHis field has 0.32 Mpx;
+# beyond this is a whole-slide image (tile it) or a decompression bomb.
+MAX_PIXELS = 16_000_000
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 MAX_UPSCALE = 1.05
 MAX_ASPECT_CHANGE = 1.25
 
@@ -40,11 +54,52 @@ def _as_rgb(image: np.ndarray | None) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def decode_rgb(data: np.ndarray) -> np.ndarray:
+def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int]:
+    """(width, height) from the image's header, read without decoding the pixels; ImageError when
+    the header is unreadable, its format is not the one `suffix` names, or it is over MAX_PIXELS."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below decides
+            with Image.open(source) as image:
+                found, (width, height) = image.format, image.size
+    except Image.DecompressionBombError:
+        width = height = None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"not a readable image (truncated, corrupt or not an image file: {exc})") from None
+    if width is None or height is None or width * height > MAX_PIXELS:
+        size = f"{width}x{height} pixels" if width else "over 179 million pixels"
+        raise ImageError(
+            f"its header says {size}, over the cap of {MAX_PIXELS:,} (a field of view is 700x460; a "
+            "whole-slide image must be tiled first; a small file with such a header is a decompression bomb)"
+        )
+    expected = FORMATS.get(suffix.lower())
+    if expected and found != expected:
+        raise ImageError(
+            f"holds {found} data, not {expected} as its name says"
+            + (
+                " (BreakHis images are lossless PNGs: a converted or renamed file?)"
+                if expected == "PNG"
+                else ""
+            )
+        )
+    return width, height
+
+
+def _decoded(image: Callable[[], np.ndarray | None]) -> np.ndarray:
+    """OpenCV's result, its own errors (pixel limits, codec failures) as ImageError."""
+    try:
+        return _as_rgb(image())
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "decoding failed"
+        raise ImageError(f"OpenCV cannot decode it: {reason}") from None
+
+
+def decode_rgb(data: np.ndarray, suffix: str = ".png") -> np.ndarray:
     """Decode an encoded 3-channel 8-bit image as RGB; ImageError says why anything else is refused."""
     if data.size == 0:
         raise ImageError("empty file")
-    return _as_rgb(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+    check_header(io.BytesIO(data.tobytes()), suffix)
+    return _decoded(lambda: cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
 
 
 def load_rgb(path: Path | str) -> np.ndarray:
@@ -57,7 +112,8 @@ def load_rgb(path: Path | str) -> np.ndarray:
         raise ImageError("empty file")
     if not os.access(path, os.R_OK):
         raise ImageError("cannot read the file: permission denied")
-    return _as_rgb(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))  # reads the file as it decodes
+    check_header(path, Path(path).suffix)
+    return _decoded(lambda: cv2.imread(str(path), cv2.IMREAD_UNCHANGED))  # reads the file as it decodes
 
 
 def read_rgb(path: Path | str) -> np.ndarray:

@@ -33,6 +33,19 @@ from stages.pipeline.params import SplitParams
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"root": "patient_group", "folder": "patient"}
+# what splitting reads of ingest's manifest and duplicates (ingest writes more)
+MANIFEST_REQUIRED = (
+    "path",
+    "filename",
+    "label",
+    "target",
+    "subtype",
+    "patient",
+    "patient_group",
+    "magnification",
+    "pixel_hash",
+)
+DUPLICATES_REQUIRED = ("filename", "duplicate_of", "pixel_hash")
 OFFICIAL_FOLDS = 5  # Folds.csv has folds 1..5; split.fold 0..4 picks one
 SUBTYPE_WEIGHT = 0.5  # weight of the per-subtype gap relative to the per-class gap
 POLISH_MAX_GROUPS = 2000  # the move/swap polish is quadratic; single-image groups do not need it

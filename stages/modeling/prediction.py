@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from stages.data.dataset import LayoutError, parse_image_name
-from stages.data.images import BREAKHIS_ASPECT, ImageError, cover_and_crop, read_rgb, size_problem
+from stages.data.images import BREAKHIS_ASPECT, FORMATS, ImageError, cover_and_crop, read_rgb, size_problem
 from stages.data.stain import StainNormalization, normalize_stain
 from stages.evaluation.calibration import apply_temperature, output_threshold
 from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
@@ -33,9 +33,7 @@ from stages.pipeline.paths import EVALUATE_METRICS
 if TYPE_CHECKING:
     import keras
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-# Sizes: those ingest refuses (images.size_problem), and beyond this a whole-slide image (tile it)
-MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = tuple(FORMATS)
 
 
 class ModelFileError(ValueError):
@@ -71,13 +69,8 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
 
 
 def check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int], aspect: float) -> None:
-    """Refuse the sizes ingest refuses (`images.size_problem`), and whole-slide images."""
-    height, width = shape[:2]
-    if height * width > MAX_PIXELS:
-        raise ImageError(
-            f"{path}: {width}x{height} pixels looks like a whole-slide image; the models classify single "
-            "fields of view (BreakHis: 700x460), so tile it first"
-        )
+    """Refuse the sizes ingest refuses (`images.size_problem`; whole-slide images and decompression
+    bombs are refused from their header by `images.read_rgb`, before decoding)."""
     problem = size_problem(shape, size, aspect)
     if problem:
         raise ImageError(f"{path}: {problem}")
