@@ -47,6 +47,7 @@ from stages.modeling.prediction import (
     read_metrics,
 )
 from stages.modeling.views import ViewParams, view_params
+from stages.pipeline.files import write_text_atomically
 from stages.pipeline.logs import quiet_native_logs
 from stages.pipeline.params import Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, MODELS_DIR, PARAMS_FILE
@@ -126,10 +127,28 @@ def explanation_names(paths: Sequence[str]) -> list[str]:
     return [stem if counts[stem] == 1 else f"{stem}-{index}" for index, stem in enumerate(stems)]
 
 
+def check_output(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written, before any model runs."""
+    if path.is_dir():
+        raise ValueError(
+            f"{option} {path}: is a folder; give a file name (for example {path / 'predictions.csv'})"
+        )
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"{option} {path}: not writable")
+
+
 def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
+    check_output(args.out, "--out")
+    if args.patients_out:
+        check_output(args.patients_out, "--patients-out")
+    if args.explain and args.explain.exists() and not args.explain.is_dir():
+        raise ValueError(f"--explain {args.explain}: is a file; give a folder for the overlays")
     params = read_params(args.params)
     size, aspect = params.ingest.image_size, source_aspect(params.data)
     view = view_params(params.train, test_time_flips=params.evaluate.test_time_flips)
@@ -170,7 +189,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     info = pd.DataFrame([asdict(name_info(p)) for p in paths])
     table = pd.concat([table, info], axis=1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
+    write_text_atomically(args.out, table.to_csv(index=False))
 
     malignant = int((table["predicted_class"] == CLASS_NAMES[1]).sum())
     message = (
@@ -182,7 +201,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     if (table["patient"] != "").any():
         patients_out = args.patients_out or args.out.with_name(f"{args.out.stem}_patients.csv")
         per_patient = aggregate_by_patient(table, deciding, rule.threshold)
-        per_patient.to_csv(patients_out, index=False)
+        write_text_atomically(patients_out, per_patient.to_csv(index=False))
         message += f"; {len(per_patient)} BreakHis patient(s) in {patients_out}"
     if args.explain:
         message += f"; Grad-CAM overlays in {args.explain}"
@@ -227,7 +246,8 @@ def run_models(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (`breakhis-predict`); bad input exits 1 with one readable message."""
-    quiet_native_logs()  # before TensorFlow is imported (lazily, after the inputs are checked)
+    if argv is None:  # the command line; called from Python (tests, notebooks), stderr is left alone
+        quiet_native_logs()  # before TensorFlow is imported (lazily, after the inputs are checked)
 
     def run() -> None:
         predict_command(argv)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -90,3 +92,21 @@ def write_png(path: Path, image: np.ndarray) -> None:
 def truncate(path: Path, keep: float = 0.6) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
+
+
+def write_png_bomb(path: Path, width: int = 20000, height: int = 13143) -> Path:
+    """A valid PNG of width x height black pixels: under a megabyte on disk, width x height x 3
+    bytes decoded (the defaults: 766 KB that decode to 789 MB, as in the issue)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width * 3 + 1)  # filter byte + RGB
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+    return path

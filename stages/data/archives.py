@@ -2,7 +2,10 @@
 
 Safety: every member is checked before it is written. Members whose path is absolute or climbs
 out of the target (`..`), links (symbolic or hard) and device or FIFO entries are refused; all of
-them are named in one error, and nothing of a refused archive is kept.
+them are named in one error, and nothing of a refused archive is kept. The expansion is capped:
+members declaring more than MAX_EXPANSION times the archive's size, or MAX_EXTRACTED_BYTES in
+all, stop the extraction before the member that crosses the cap is written (an archive bomb), and
+what was extracted is removed.
 
 Caching: an archive is extracted once into `<cache>/<archive name>-<sha256 prefix>/` and reused
 while its content is unchanged, so an ingest re-run for another reason (a changed param or
@@ -27,6 +30,8 @@ from stages.pipeline.files import file_digest
 from stages.pipeline.paths import EXTRACTED_ARCHIVES
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+MAX_EXPANSION = 100  # extracted bytes per archive byte; BreakHis's PNGs barely compress (about 1x)
+MAX_EXTRACTED_BYTES = 64 * 2**30  # the full BreakHis is about 4 GB
 # tarfile's "data" filter (Python 3.11.4+) is a second line of defence behind the checks below
 DATA_FILTER: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
@@ -71,6 +76,18 @@ def _zip_member_reason(info: zipfile.ZipInfo) -> str:
     return unsafe_member_reason(info.filename)
 
 
+def expansion_limit(archive: Path) -> int:
+    return min(MAX_EXTRACTED_BYTES, MAX_EXPANSION * max(archive.stat().st_size, 1))
+
+
+def _too_big(archive: Path, declared: int, limit: int) -> ArchiveError:
+    return ArchiveError(
+        f"{archive}: its members expand to more than {declared:,} bytes, over the cap of {limit:,} "
+        f"({MAX_EXPANSION}x its {archive.stat().st_size:,} bytes, at most {MAX_EXTRACTED_BYTES:,}): an "
+        "archive bomb, or not a BreakHis archive; nothing of it was kept"
+    )
+
+
 def _refuse(archive: Path, problems: list[str]) -> ArchiveError:
     return ArchiveError(
         f"{archive}: refusing to extract {len(problems)} unsafe member(s):\n  " + "\n  ".join(problems)
@@ -80,8 +97,12 @@ def _refuse(archive: Path, problems: list[str]) -> ArchiveError:
 def _extract_tar(archive: Path, target: Path) -> None:
     """One streaming pass: extract while every member so far is safe, keep checking after that."""
     problems: list[str] = []
+    limit, declared = expansion_limit(archive), 0
     with tarfile.open(archive, "r|*") as tar:
         for member in tar:
+            declared += member.size
+            if declared > limit:
+                raise _too_big(archive, declared, limit)
             reason = _tar_member_reason(member)
             if reason:
                 problems.append(f"{member.name}: {reason}")
@@ -97,6 +118,9 @@ def _extract_zip(archive: Path, target: Path) -> None:
         problems = [f"{m.filename}: {reason}" for m in members if (reason := _zip_member_reason(m))]
         if problems:
             raise _refuse(archive, problems)
+        declared, limit = sum(member.file_size for member in members), expansion_limit(archive)
+        if declared > limit:
+            raise _too_big(archive, declared, limit)
         for member in members:
             bundle.extract(member, target)
 

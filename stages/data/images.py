@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +36,7 @@ BREAKHIS_ASPECT = 700 / 460  # width / height of a BreakHis image
 # The largest image decoded, by its header: 16 Mpx (48 MB as RGB). A BreakHis field has 0.32 Mpx;
 # beyond this is a whole-slide image (tile it) or a decompression bomb.
 MAX_PIXELS = 16_000_000
+Image.MAX_IMAGE_PIXELS = None  # Pillow's own bomb check (179 Mpx) gives way to MAX_PIXELS, sized in errors
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 MAX_UPSCALE = 1.05
 MAX_ASPECT_CHANGE = 1.25
@@ -58,19 +58,17 @@ def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int
     """(width, height) from the image's header, read without decoding the pixels; ImageError when
     the header is unreadable, its format is not the one `suffix` names, or it is over MAX_PIXELS."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below decides
-            with Image.open(source) as image:
-                found, (width, height) = image.format, image.size
-    except Image.DecompressionBombError:
-        width = height = None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"not a readable image (truncated, corrupt or not an image file: {exc})") from None
-    if width is None or height is None or width * height > MAX_PIXELS:
-        size = f"{width}x{height} pixels" if width else "over 179 million pixels"
+        with Image.open(source) as image:
+            found, (width, height) = image.format, image.size
+    except UnidentifiedImageError:
+        raise ImageError("not a readable image (truncated, corrupt or not an image file)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # a header Pillow recognises but cannot parse
+        raise ImageError(f"not a readable image (corrupt header: {exc})") from None
+    if width * height > MAX_PIXELS:
         raise ImageError(
-            f"its header says {size}, over the cap of {MAX_PIXELS:,} (a field of view is 700x460; a "
-            "whole-slide image must be tiled first; a small file with such a header is a decompression bomb)"
+            f"its header says {width}x{height} pixels, over the cap of {MAX_PIXELS:,} (a field of view is "
+            "700x460; a whole-slide image must be tiled first; a small file with such a header is a "
+            "decompression bomb)"
         )
     expected = FORMATS.get(suffix.lower())
     if expected and found != expected:

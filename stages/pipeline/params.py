@@ -215,6 +215,25 @@ class ParamsError(ValueError):
     """params.yaml is unreadable or does not match the schema; the message names the key."""
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one
+    silently: `epochs: 5` then `epochs: 50` would train 50 epochs without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first on line {seen[key] + 1}): which value is meant?",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _describe(error: ValidationError, source: Path) -> str:
     lines = [f"{source}: invalid params"]
     for issue in error.errors():
@@ -229,11 +248,15 @@ def _describe(error: ValidationError, source: Path) -> str:
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; raise ParamsError naming each bad key."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
     except FileNotFoundError as exc:
         raise ParamsError(f"{path}: not found (run the stage from the project root)") from exc
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(
+            f"{path}: expected a mapping of sections (seed, data, ...), got {type(raw).__name__}"
+        )
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
