@@ -4,10 +4,12 @@
     python -m stages.seed_spread --summarize [--label L]
 
 Runs `dvc exp run --temp -n seeds-<label>-t<seed> -S train.seed=<seed>` for every seed (the data,
-split and test images stay the same: only training randomness changes; the workspace is never
-touched), then writes seeds/<label>/summary.md (also printed) and summary.json: every headline
-metric per seed with its mean, standard deviation and range, and how often the paired comparison
-calls a seed-only change better or worse. `--summarize` only summarises the label's experiments.
+split and test images stay the same: only training randomness changes). The workspace is never
+touched, but each run copies it when it starts: do not edit code meanwhile (the summary warns
+when the runs' code differs). Then writes seeds/<label>/summary.md (also printed) and
+summary.json: every headline metric per seed with its mean, standard deviation and range, and how
+often the paired comparison calls a seed-only change better or worse. `--summarize` only
+summarises the label's experiments.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from pathlib import Path
 import yaml
 
 from stages.evaluation.cross_validation import check_label
-from stages.evaluation.seed_spread import SeedRun, check_runs, false_alarms, markdown, spread_table
-from stages.pipeline.experiments import dvc, experiment_refs, file_at, head_commit, predictions_at
+from stages.evaluation.seed_spread import (
+    SeedRun,
+    check_runs,
+    code_warnings,
+    false_alarms,
+    markdown,
+    spread_table,
+)
+from stages.pipeline.experiments import dvc, experiment_refs, file_at, git, head_commit, predictions_at
 from stages.pipeline.files import write_json
 from stages.pipeline.params import EVALUATED, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
@@ -29,6 +38,7 @@ from stages.pipeline.stage import run_stage
 
 SEEDS_DIR = Path("seeds")
 PREFIX = "seeds-"
+CODE = ("stages", "dvc.yaml")  # what every run must run the same of
 
 
 def experiment_name(label: str, seed: int) -> str:
@@ -44,7 +54,8 @@ def load_run(name: str, rev: str) -> SeedRun:
     if not isinstance(seed, int):
         raise ValueError(f"{name}: train.seed is not set in its {PARAMS_FILE}")
     predictions = predictions_at(rev, EVALUATED)
-    return SeedRun(name, seed, params, json.loads(metrics_text), predictions)
+    code = " ".join(git("rev-parse", "--verify", "--quiet", f"{rev}:{path}").stdout.strip() for path in CODE)
+    return SeedRun(name, seed, params, json.loads(metrics_text), predictions, code)
 
 
 def label_runs(label: str) -> list[SeedRun]:
@@ -79,6 +90,8 @@ def run_seeds(label: str, seeds: list[int], overrides: list[str], resume: bool) 
 def summarise(label: str) -> None:
     runs = label_runs(label)
     check_runs(runs)
+    for warning in code_warnings(runs):
+        print(f"warning: {warning}", file=sys.stderr)
     params = load_params()
     table = spread_table(runs)
     alarms = false_alarms(

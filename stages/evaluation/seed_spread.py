@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from stages.evaluation.calibration import calibration_metrics
 from stages.evaluation.comparison import (
@@ -24,6 +25,7 @@ from stages.evaluation.comparison import (
     comparability_problem,
     paired_comparison,
 )
+from stages.pipeline.params import COLOUR_BASELINE, Params
 
 # (evaluate.json section, key) -> the name used in the table
 HEADLINE = {
@@ -45,10 +47,17 @@ class SeedRun:
     metrics: dict[str, Any]
     predictions: dict[str, pd.DataFrame]
 
+    code: str = ""  # identity of the code it ran (git tree ids of stages/ and dvc.yaml)
+
     def other_params(self) -> dict[str, Any]:
-        """Its params without train.seed: what must be the same in every run."""
-        train = {k: v for k, v in (self.params.get("train") or {}).items() if k != "seed"}
-        return {**self.params, "train": train}
+        """Its params with the schema's defaults filled in, without train.seed: what must be the same
+        in every run (an older run's params that no longer validate are compared as written)."""
+        try:
+            params: dict[str, Any] = Params.model_validate(self.params).model_dump()
+        except ValidationError:
+            params = dict(self.params)
+        train = {k: v for k, v in (params.get("train") or {}).items() if k != "seed"}
+        return {**params, "train": train}
 
 
 def check_runs(runs: Sequence[SeedRun]) -> None:
@@ -83,6 +92,16 @@ def headline_values(run: SeedRun, model: str) -> dict[str, float | None]:
     return values
 
 
+def code_warnings(runs: Sequence[SeedRun]) -> list[str]:
+    """Runs whose code differs from the first's: their spread includes that change too."""
+    return [
+        f"{run.name} ran other code than {runs[0].name} (stages/ or dvc.yaml differ): the spread "
+        "includes that change"
+        for run in runs[1:]
+        if run.code != runs[0].code
+    ]
+
+
 def spread_table(runs: Sequence[SeedRun]) -> pd.DataFrame:
     """One row per model and headline metric: the value of each seed, mean, std (n-1) and range."""
     rows = []
@@ -110,10 +129,11 @@ def spread_table(runs: Sequence[SeedRun]) -> pd.DataFrame:
 
 
 def false_alarms(runs: Sequence[SeedRun], *, resamples: int, confidence: float, seed: int) -> pd.DataFrame:
-    """Every later seed against the first, paired: the verdict counts per model."""
+    """Every later seed against the first, paired: the verdict counts per trained model (the colour
+    baseline does not depend on the training seed)."""
     rows = []
     first = runs[0]
-    for model in first.predictions:
+    for model in (m for m in first.predictions if m != COLOUR_BASELINE):
         counts = dict.fromkeys((BETTER, WORSE, NOISE), 0)
         for run in runs[1:]:
             if model not in run.predictions:
@@ -152,6 +172,7 @@ def markdown(label: str, runs: Sequence[SeedRun], table: pd.DataFrame, alarms: p
         )
     total = int(alarms[[BETTER, WORSE, NOISE]].to_numpy().sum()) if len(alarms) else 0
     called = int(alarms[[BETTER, WORSE]].to_numpy().sum()) if len(alarms) else 0
+    lines += [f"\n- **WARNING: {warning}**" for warning in code_warnings(runs)]
     lines += [
         "",
         f"**Paired comparison of each seed against seed {runs[0].train_seed}** (the PR comment's "
