@@ -201,6 +201,7 @@ class Trainer:
         history = model.fit(
             *train_data,
             batch_size=self.batch_size if in_memory else None,
+            shuffle=in_memory,  # a tf.data pipeline shuffles itself (Keras warns when told to)
             validation_data=val_data,
             initial_epoch=start,
             epochs=start + epochs,
