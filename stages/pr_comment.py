@@ -63,18 +63,21 @@ def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
     return lines
 
 
-def paired_section(base: str, params: Params) -> list[str]:
-    """The paired comparison with the base's committed test predictions, or why there is none
-    (then the plain changes of `dvc metrics diff` are shown, unpaired)."""
+def paired_section(base: str, params: Params) -> tuple[list[str], bool]:
+    """The paired comparison with the base's committed test predictions and True, or why there is
+    none and False (then the plain changes of `dvc metrics diff` are shown, unpaired)."""
     result = git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
     if result.returncode != 0:
         raise ValueError(f"--base {base}: not a git revision here (fetch it: `git fetch origin {base}`)")
     base_predictions = predictions_at(result.stdout.strip(), EVALUATED)
     new_predictions = predictions_at(None, EVALUATED)
     if not new_predictions:
-        return [f"No test predictions in {predictions_file('<model>')}: run `dvc repro` first.", ""]
+        return [f"No test predictions in {predictions_file('<model>')}: run `dvc repro` first.", ""], False
     if not base_predictions:
-        return [f"`{base}` has no test predictions to pair with: the changes below are not paired.", ""]
+        return [
+            f"`{base}` has no test predictions to pair with: the changes below are not paired.",
+            "",
+        ], False
     confidence = params.evaluate.confidence
     results = compare_runs(
         base_predictions,
@@ -86,8 +89,8 @@ def paired_section(base: str, params: Params) -> list[str]:
     groups = comparable_groups(results)
     if groups is None:
         reason = next(iter(results.values()))["reason"]
-        return [f"**Not comparable with `{base}`**: {reason}. The changes below are not paired.", ""]
-    return [
+        return [f"**Not comparable with `{base}`**: {reason}. The changes below are not paired.", ""], False
+    lines = [
         *comparison_markdown(results, base, "this PR", confidence),
         "",
         f"Differences with their {confidence:.0%} interval from a paired bootstrap over the {groups} test "
@@ -97,10 +100,11 @@ def paired_section(base: str, params: Params) -> list[str]:
         'spread, under "Is a difference real?").',
         "",
     ]
+    return lines, True
 
 
 def build_comment(base: str, params: Params) -> str:
-    paired = paired_section(base, params)
+    paired, is_paired = paired_section(base, params)
     diff = json.loads(dvc("metrics", "diff", base, "--json") or "{}")
     params_diff = dvc("params", "diff", base, "--md").strip() or "No params changed."
     all_metrics = dvc("metrics", "diff", base, "--md", "--precision", "4").strip() or "No metric changed."
@@ -111,7 +115,7 @@ def build_comment(base: str, params: Params) -> str:
         [
             f"## BreakHis pipeline: this PR against `{base}`",
             "",
-            *(paired if paired[0].startswith("|") else [*paired, *headline_table(diff, base), ""]),
+            *(paired if is_paired else [*paired, *headline_table(diff, base), ""]),
             "### Params changed",
             "",
             params_diff,
