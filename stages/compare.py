@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
-from stages.pipeline.experiments import experiment_refs, git, predictions_at, resolve
+from stages.pipeline.experiments import experiment_refs, head_or_none, predictions_at, resolve
 from stages.pipeline.files import write_json
 from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import PARAMS_FILE, predictions_file
@@ -31,11 +31,7 @@ WORKSPACE = "workspace"
 
 def load_run(name: str) -> dict[str, pd.DataFrame]:
     """A run's predictions by experiment name, revision, or `workspace`; an error when it has none."""
-    if name == WORKSPACE:
-        rev = None
-    else:
-        head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None
-        rev = resolve([name], experiment_refs(), head)[0].rev
+    rev = None if name == WORKSPACE else resolve([name], experiment_refs(), head_or_none())[0].rev
     found = predictions_at(rev, EVALUATED)
     if not found:
         where = "in the workspace (run `dvc repro`)" if rev is None else f"at {name} ({rev[:7]})"

@@ -15,13 +15,11 @@ or revision, or all those of `--label`) without training anything.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from stages.evaluation.cross_validation import (
@@ -39,21 +37,23 @@ from stages.pipeline.experiments import (
     ExperimentRef,
     Target,
     UnknownRevisionError,
+    code_identity,
     dvc,
     experiment_refs,
     file_at,
     git,
     head_commit,
+    head_or_none,
+    predictions_at,
 )
 from stages.pipeline.experiments import resolve as resolve_targets
 from stages.pipeline.params import load_params
-from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, predictions_file
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
 from stages.pipeline.stage import run_stage
 
 DEFAULT_LABEL = "default"
 RESERVED = {"split.strategy": "kfold", "split.fold": "the fold", "split.folds": "--folds", "seed": "--seed"}
 QUEUE_POLL_SECONDS = 15
-CODE = ("stages", "dvc.yaml")  # what every fold must run the same of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,20 +99,14 @@ def load(target: Target) -> FoldResult:
             f"{target.name}: no {EVALUATE_METRICS} at {target.rev[:7]} (did its evaluate stage run?)"
         )
     metrics: dict[str, Any] = json.loads(metrics_text)
-    predictions = {}
-    for model in scored_models(metrics):
-        text = file_at(target.rev, predictions_file(model))
-        if text is not None:
-            predictions[model] = pd.read_csv(io.StringIO(text))
-    code = [git("rev-parse", "--verify", "--quiet", f"{target.rev}:{path}").stdout.strip() for path in CODE]
     return FoldResult(
         name=target.name,
         rev=target.rev,
         params=yaml.safe_load(params_text) or {},
         metrics=metrics,
-        predictions=predictions,
+        predictions=predictions_at(target.rev, scored_models(metrics)),
         baseline=target.baseline,
-        code=" ".join(code),
+        code=code_identity(target.rev),
     )
 
 
@@ -305,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
             "--summarize trains nothing: -S, --folds, --queue, --resume and --force apply to running folds"
         )
     refs = experiment_refs()
-    head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None
+    head = head_or_none()
     if args.summarize:
         if args.seed is not None:
             raise ValueError("--seed picks the experiments of a --label; name experiments or use --label")

@@ -17,7 +17,7 @@ from typing import Any
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
 from stages.pipeline.experiments import git, predictions_at
-from stages.pipeline.params import COLOUR_BASELINE, EVALUATED, SCORED_MODELS, Params, load_params
+from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, REPORT, predictions_file
 from stages.pipeline.stage import run_stage
 
@@ -45,7 +45,7 @@ def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
     """Headline metrics of every model: base value, this revision's value, and the change."""
     changes = diff.get(str(EVALUATE_METRICS), {})
     lines = [f"| Model | Metric | `{base}` | this PR | change |", "|---|---|---:|---:|---:|"]
-    for model in (*SCORED_MODELS, COLOUR_BASELINE):
+    for model in EVALUATED:
         for metric in HEADLINE:
             entry = changes.get(f"{model}.{metric}")
             if entry is None:

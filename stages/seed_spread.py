@@ -30,7 +30,15 @@ from stages.evaluation.seed_spread import (
     markdown,
     spread_table,
 )
-from stages.pipeline.experiments import dvc, experiment_refs, file_at, git, head_commit, predictions_at
+from stages.pipeline.experiments import (
+    code_identity,
+    dvc,
+    experiment_refs,
+    file_at,
+    head_commit,
+    predictions_at,
+    resolve,
+)
 from stages.pipeline.files import write_json
 from stages.pipeline.params import EVALUATED, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
@@ -38,7 +46,6 @@ from stages.pipeline.stage import run_stage
 
 SEEDS_DIR = Path("seeds")
 PREFIX = "seeds-"
-CODE = ("stages", "dvc.yaml")  # what every run must run the same of
 
 
 def experiment_name(label: str, seed: int) -> str:
@@ -54,21 +61,17 @@ def load_run(name: str, rev: str) -> SeedRun:
     if not isinstance(seed, int):
         raise ValueError(f"{name}: train.seed is not set in its {PARAMS_FILE}")
     predictions = predictions_at(rev, EVALUATED)
-    code = " ".join(git("rev-parse", "--verify", "--quiet", f"{rev}:{path}").stdout.strip() for path in CODE)
-    return SeedRun(name, seed, params, json.loads(metrics_text), predictions, code)
+    return SeedRun(name, seed, params, json.loads(metrics_text), predictions, code_identity(rev))
 
 
 def label_runs(label: str) -> list[SeedRun]:
     """The newest experiment of each seed of the label (those run on HEAD first)."""
-    head = head_commit()
-    newest: dict[str, tuple[bool, int, str]] = {}
-    for ref in experiment_refs():
-        if ref.name.startswith(f"{PREFIX}{label}-t") and ref.name[len(f"{PREFIX}{label}-t") :].isdigit():
-            rank = (ref.baseline == head, ref.time, ref.rev)
-            newest[ref.name] = max(newest.get(ref.name, rank), rank)
-    if not newest:
-        raise ValueError(f"no experiments named {PREFIX}{label}-t<seed> here")
-    runs = [load_run(name, rev) for name, (_, _, rev) in newest.items()]
+    refs = experiment_refs()
+    stem = f"{PREFIX}{label}-t"
+    names = sorted({r.name for r in refs if r.name.startswith(stem) and r.name[len(stem) :].isdigit()})
+    if not names:
+        raise ValueError(f"no experiments named {stem}<seed> here")
+    runs = [load_run(target.name, target.rev) for target in resolve(names, refs, head_commit())]
     return sorted(runs, key=lambda run: run.train_seed)
 
 

@@ -19,6 +19,15 @@ def sample_tree() -> Path:
     return SAMPLE_TREE
 
 
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder as the working directory (where the stage writes its outputs)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
 def crafted_manifest(benign_patients: int = 8, malignant_patients: int = 16, images: int = 6) -> pd.DataFrame:
     """A manifest with `images` images per patient; patients 2k and 2k+1 of a class share a group."""
     rows = []

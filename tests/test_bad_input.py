@@ -27,7 +27,6 @@ import pytest
 import yaml
 
 from stages import augment as augment_stage
-from stages import ingest as ingest_stage
 from stages import split as split_stage
 from stages.data.images import ImageError, read_rgb
 from stages.modeling.prediction import check_images
@@ -35,31 +34,14 @@ from stages.pipeline import files
 from stages.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 from tests.raw_data import SHORT_IMAGE, copy_tree, image_path, make_tar_gz, write_png_bomb
-
-SIZE = (92, 140)
+from tests.test_ingest import SIZE
+from tests.test_ingest import run as ingest
 
 
 @pytest.fixture(scope="session")
 def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """766 KB of PNG whose header says 20000x13143 (789 MB decoded), made once."""
     return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
-def ingest(path: Path, **options: object) -> None:
-    params = {
-        "data": {"source": "breakhis", "path": str(path)},
-        "ingest": {"image_size": list(SIZE), **options},
-    }
-    Path("params.yaml").write_text(yaml.safe_dump(params))
-    ingest_stage.main()
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

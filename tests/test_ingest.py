@@ -39,15 +39,6 @@ SIZE = (92, 140)  # small, so the tests stay fast; BreakHis's 700x460 aspect
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder as the working directory (where the stage writes its outputs)."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
-@pytest.fixture
 def tree(sample_tree: Path, tmp_path: Path) -> Path:
     return copy_tree(sample_tree, tmp_path / "raw")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.evaluation.baselines import collapse_warnings
-from stages.pipeline.params import COLOUR_BASELINE, SCORED_MODELS
+from stages.pipeline.params import EVALUATED, SCORED_MODELS
 from stages.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
 
 # (level, metric, column title, key of its bootstrap interval)
@@ -41,7 +41,7 @@ def cell(result: dict[str, Any], level: str, metric: str, interval: str | None) 
 def metrics_table(summary: dict[str, Any]) -> list[str]:
     titles = [title for _, _, title, _ in HEADLINE]
     lines = ["| Model | Threshold | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(HEADLINE)]
-    for model in (*SCORED_MODELS, COLOUR_BASELINE):
+    for model in EVALUATED:
         if model not in summary:
             continue
         result = summary[model]
@@ -86,7 +86,7 @@ def baseline_lines(summary: dict[str, Any], confidence: float) -> list[str]:
 
 def calibration_lines(summary: dict[str, Any]) -> list[str]:
     """Brier score and ECE of every model on test; with temperature scaling, before it too."""
-    models = [m for m in (*SCORED_MODELS, COLOUR_BASELINE) if "calibration" in summary.get(m, {})]
+    models = [m for m in EVALUATED if "calibration" in summary.get(m, {})]
     if not models:
         return []
     scaled = any("temperature" in summary[m]["calibration"] for m in models)

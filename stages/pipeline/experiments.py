@@ -18,6 +18,7 @@ import pandas as pd
 from stages.pipeline.paths import predictions_file
 
 EXPERIMENT_REFS = "refs/exps"
+CODE = ("stages", "dvc.yaml")  # what runs to be compared (folds, seeds) must run the same of
 
 
 def git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,6 +32,16 @@ def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
         return subprocess.run(command, capture_output=True, text=True)
     print(f"$ dvc {' '.join(args)}", file=sys.stderr, flush=True)
     return subprocess.run(command, stdout=sys.stderr, text=True)
+
+
+def head_or_none() -> str | None:
+    """HEAD's commit, or None in a repository without one."""
+    return git("rev-parse", "--verify", "--quiet", "HEAD^{commit}").stdout.strip() or None
+
+
+def code_identity(rev: str) -> str:
+    """The git tree ids of CODE at a commit: equal exactly when the commits run the same code."""
+    return " ".join(git("rev-parse", "--verify", "--quiet", f"{rev}:{path}").stdout.strip() for path in CODE)
 
 
 def head_commit() -> str:
