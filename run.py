@@ -1,42 +1,108 @@
 #!/usr/bin/env python3
-"""The project's entry points. Each sets up a virtualenv in .venv/ on first use and reuses it.
+"""The project's entry points. Each sets up .venv/ from the lock file (uv.lock) on first use and
+reuses it; when uv.lock changes, the next command syncs .venv/ to it.
 
 python3 run.py repro [DVC ARGS]    dvc repro of params.yaml (embedded synthetic data by default)
 python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs included
+python3 run.py check               lint, format and type checks (the pre-commit hooks)
 python3 run.py dvc ARGS            any dvc command inside the virtualenv (exp run, exp show, ...)
+python3 run.py sync [EXTRA ...]    install exactly the locked environment, with the dev tools and
+                                   these extras (gpu, s3, gs, azure); later syncs keep them
+python3 run.py lock [UV ARGS]      refresh uv.lock after editing pyproject.toml (`uv lock`), then
+                                   sync; `lock --upgrade` moves every package to its newest release
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+LOCK = ROOT / "uv.lock"
+# what .venv was last synced from; the model card reads it (stages/pipeline/environment.py)
+SYNCED = VENV / "breakhis-lock.json"
+EXTRAS = ("gpu", "s3", "gs", "azure")
 
 
-def ensure_virtualenv() -> None:
-    """Create .venv and install the project (with dev tools) when pyproject.toml changed."""
+def lock_digest() -> str:
+    return hashlib.sha256(LOCK.read_bytes()).hexdigest()
+
+
+def synced() -> dict:
+    try:
+        return json.loads(SYNCED.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def locked_uv() -> list[str]:
+    """pip requirement lines for the uv release uv.lock pins, with every wheel's hash."""
+    import tomllib
+
+    packages = tomllib.loads(LOCK.read_text())["package"]
+    uv = next((p for p in packages if p["name"] == "uv"), None)
+    if uv is None:
+        sys.exit(f"{LOCK}: uv is not locked (it belongs in the dev extra of pyproject.toml)")
+    hashes = " ".join(f"--hash={wheel['hash']}" for wheel in uv["wheels"])
+    return [f"uv=={uv['version']} {hashes}"]
+
+
+def uv(*args: str) -> list[str]:
+    return [str(BIN / "uv"), *args]
+
+
+def uv_environment() -> dict[str, str]:
+    """uv works on .venv/ with this Python, never downloads one, and is quiet about hard links
+    when its cache and .venv/ sit on different file systems."""
+    return {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(VENV),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": os.environ.get("UV_LINK_MODE", "copy"),
+    }
+
+
+def sync(extras: list[str]) -> None:
+    """Make .venv/ exactly the locked environment (dev tools and `extras` included)."""
     if sys.version_info < (3, 11):
         sys.exit(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+    unknown = sorted(set(extras) - set(EXTRAS))
+    if unknown:
+        sys.exit(f"unknown extra(s) {', '.join(unknown)}: choose from {', '.join(EXTRAS)}")
+    if not LOCK.is_file():
+        sys.exit(f"{LOCK} is missing: create it with `python3 run.py lock`")
     if not (BIN / "python").exists():
         print("run.py: creating .venv/", file=sys.stderr)
         venv.create(VENV, with_pip=True)
-    stamp = VENV / f".installed-{hashlib.sha256((ROOT / 'pyproject.toml').read_bytes()).hexdigest()[:16]}"
-    if stamp.exists():
-        return
-    print("run.py: installing the project and its dependencies into .venv/ (a few minutes)", file=sys.stderr)
-    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
-    for old in VENV.glob(".installed-*"):
-        old.unlink()
-    stamp.touch()
+    if not (BIN / "uv").exists():  # bootstrap: the locked uv, checked against the lock's hashes
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as requirements:
+            requirements.write("\n".join(locked_uv()) + "\n")
+        pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "--require-hashes", "-r", requirements.name], check=True)
+        os.unlink(requirements.name)
+    print(f"run.py: syncing .venv/ to uv.lock (extras: {', '.join(['dev', *extras])})", file=sys.stderr)
+    command = uv("sync", "--locked", "--extra", "dev", *(a for e in extras for a in ("--extra", e)))
+    if subprocess.run(command, cwd=ROOT, env=uv_environment()).returncode != 0:
+        sys.exit(
+            "run.py: could not install from uv.lock. If pyproject.toml changed, refresh the lock with "
+            "`python3 run.py lock` and commit uv.lock."
+        )
+    SYNCED.write_text(json.dumps({"uv.lock": lock_digest(), "extras": sorted(extras)}) + "\n")
+
+
+def ensure_virtualenv() -> None:
+    """Sync .venv/ when it was not synced from this uv.lock (keeping the extras it had)."""
+    state = synced()
+    if not LOCK.is_file() or state.get("uv.lock") != lock_digest():
+        sync(state.get("extras", []))
 
 
 def ensure_git_repo() -> None:
@@ -46,10 +112,20 @@ def ensure_git_repo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"repro", "test", "check", "dvc"}:
+    if not argv or argv[0] not in {"repro", "test", "check", "dvc", "sync", "lock"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
+    if command == "sync":
+        sync(args)
+        return 0
+    if command == "lock":
+        if not (BIN / "uv").exists():
+            sync(synced().get("extras", []))
+        if subprocess.call(uv("lock", *args), cwd=ROOT, env=uv_environment()) != 0:
+            return 1
+        sync(synced().get("extras", []))
+        return 0
     ensure_virtualenv()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
     if command == "test":

@@ -110,7 +110,8 @@ def load(target: Target) -> FoldResult:
     )
 
 
-def summarise(label: str, targets: list[Target]) -> None:
+def summarise(label: str, targets: list[Target]) -> str:
+    """Summarise the experiments into cv/<label>/s<seed>/, print the summary and return it."""
     summary = summarize([load(target) for target in targets], label)
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -118,6 +119,7 @@ def summarise(label: str, targets: list[Target]) -> None:
     text = write_summary(summary, directory)
     print(text)
     print(f"wrote {directory}/summary.md, summary.json, folds.csv, summary.png", file=sys.stderr)
+    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from dvclive import Live
 
 from stages.modeling.runtime import configure_runtime
 from stages.modeling.training import ResumeState, Trainer, inference_copy, resume_config
+from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
 from stages.pipeline.paths import AUGMENTED_TRAIN, RESUME_DIR, VAL_SPLIT, model_file, train_log_dir
@@ -48,7 +49,7 @@ def main() -> None:
         print(f"train {name}: resuming an interrupted run from {resume.root}", file=sys.stderr)
         resume.restore_live(live_dir)
     with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
-        live.log_params(runtime.describe())
+        live.log_params({**runtime.describe(), **environment_lock()})
         trainer = Trainer(name, params.train, seed, runtime, live, resume)
         model = trainer.run(train_rows, val_rows)
         inference_copy(model).save(model_path)

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from stages.pipeline.environment import describe_environment
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import MODEL_NAMES, SCORED_MODELS, Params, fit_settings
 from stages.pipeline.paths import EVALUATE_METRICS, INGEST_METRICS, MODELS_DIR, SPLIT_METRICS
@@ -405,6 +406,7 @@ def _versions_section(params: Params) -> list[str]:
         "## Versions",
         "",
         f"- Python {platform.python_version()} on {platform.system()} {platform.machine()}",
+        f"- Environment: {describe_environment()}",
     ]
     lines += [f"- {name} {package_version(name)}" for name in PACKAGES]
     dump = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, default_flow_style=False)

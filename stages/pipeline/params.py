@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -257,7 +257,12 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raise ParamsError(
             f"{path}: expected a mapping of sections (seed, data, ...), got {type(raw).__name__}"
         )
+    return validate_params(raw, path)
+
+
+def validate_params(raw: dict[str, Any], source: Path) -> Params:
+    """Validate a params mapping; raise ParamsError naming each bad key and `source`."""
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_describe(exc, path)) from None
+        raise ParamsError(_describe(exc, source)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
+ENVIRONMENT_LOCK = Path("uv.lock")  # every package's exact version and hashes (`python3 run.py lock`)
 
 # ingest
 EXTRACTED_ARCHIVES = Path("data/extracted")  # unpacked raw archives, reused while their content is the same

@@ -1,0 +1,157 @@
+"""Command: cross-validation folds and `-S` sweeps fanned out to CI runners, one experiment each.
+
+    python -m stages.runners plan --label L [--folds K] [--seeds N ...] [--overrides TEXT]
+    python -m stages.runners run ENTRY [--push REMOTE]
+    python -m stages.runners summarize MATRIX --out FILE [--pull REMOTE]
+
+`plan` validates every override set against the params schema and prints the job matrix (JSON;
+also written to $GITHUB_OUTPUT as `matrix` and `count` inside GitHub Actions). `run` runs one
+matrix entry (its JSON) as a DVC experiment in the workspace and `dvc exp push`es it: its git
+ref to the git remote, its models and data to the default DVC remote. `summarize` pulls the
+plan's experiments (git refs only: the summary reads metrics and predictions from git), then
+summarises each cross-validation as `stages.cross_validate --summarize` does (cv/<label>/s<seed>/)
+and each sweep as a table, into one markdown report. .github/workflows/cross-validation.yml runs
+the three on GitHub Actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from stages.cross_validate import load, resolve, summarise
+from stages.pipeline.experiments import dvc, experiment_refs, head_or_none
+from stages.pipeline.matrix import Entry, as_matrix, from_matrix, parse_override_sets, plan
+from stages.pipeline.paths import PARAMS_FILE
+from stages.pipeline.stage import run_stage
+
+SWEEP_METRICS = (("image", "roc_auc", "ROC AUC"), ("image", "balanced_accuracy", "Balanced acc."))
+
+
+def plan_command(args: argparse.Namespace) -> None:
+    entries = plan(
+        args.label,
+        PARAMS_FILE.read_text(),
+        folds=args.folds,
+        seeds=args.seeds,
+        override_sets=parse_override_sets(args.overrides),
+    )
+    matrix = json.dumps(as_matrix(entries), separators=(",", ":"))
+    for entry in entries:
+        print(f"{entry.name}: -S {' -S '.join(entry.overrides)}", file=sys.stderr)
+    if "GITHUB_OUTPUT" in os.environ:
+        with open(os.environ["GITHUB_OUTPUT"], "a") as output:
+            output.write(f"matrix={matrix}\ncount={len(entries)}\n")
+    print(matrix)
+
+
+def parse_entry(text: str) -> Entry:
+    try:
+        item = json.loads(text)
+        return Entry(**{key: item[key] for key in ("name", "label", "seed", "fold", "overrides")})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"ENTRY: not a matrix entry of `plan` ({exc}): {text[:200]}") from None
+
+
+def run_command(args: argparse.Namespace) -> None:
+    entry = parse_entry(args.entry)
+    overrides = [word for override in entry.overrides for word in ("-S", override)]
+    print(f"{entry.name}: dvc exp run -n {entry.name} {' '.join(overrides)}", file=sys.stderr, flush=True)
+    if dvc("exp", "run", "-n", entry.name, *overrides).returncode != 0:
+        raise RuntimeError(f"{entry.name}: dvc exp run failed (its output is above)")
+    if args.push and dvc("exp", "push", args.push, entry.name).returncode != 0:
+        raise RuntimeError(f"{entry.name}: dvc exp push {args.push} failed (git or DVC remote credentials?)")
+
+
+def sweep_table(entries: list[Entry], present: set[str]) -> list[str]:
+    """Headline test metrics of each sweep experiment, with their bootstrap intervals."""
+    refs = experiment_refs()
+    lines = ["| Experiment | Overrides | Model | " + " | ".join(t for *_, t in SWEEP_METRICS) + " |"]
+    lines.append("|---" * (3 + len(SWEEP_METRICS)) + "|")
+    for entry in entries:
+        if entry.name not in present:
+            continue
+        result = load(resolve([entry.name], refs, head_or_none())[0])
+        for model in ("ensemble", "custom", "vgg19", "resnet50"):
+            scores: dict[str, Any] = result.metrics.get(model, {})
+            cells = []
+            for level, metric, _ in SWEEP_METRICS:
+                value, ci = scores.get(level, {}).get(metric), scores.get("ci", {}).get(metric)
+                low_high = f" ({ci['low']:.3f}-{ci['high']:.3f})" if isinstance(ci, dict) else ""
+                cells.append("n/a" if value is None else f"{value:.3f}{low_high}")
+            overrides = " ".join(o for o in entry.overrides if not o.startswith("seed="))
+            lines.append(f"| `{entry.name}` | `{overrides or '(none)'}` | {model} | {' | '.join(cells)} |")
+    return lines
+
+
+def summarize_command(args: argparse.Namespace) -> None:
+    try:
+        entries = from_matrix(json.loads(args.matrix))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"MATRIX: not JSON ({exc})") from None
+    missing = []
+    for entry in entries:
+        if args.pull and dvc("exp", "pull", "--no-cache", args.pull, entry.name).returncode != 0:
+            missing.append(entry.name)
+    present = {ref.name for ref in experiment_refs()} & {entry.name for entry in entries}
+    missing = [entry.name for entry in entries if entry.name not in present]
+    lines = [f"# Runner results: {len(present)} of {len(entries)} experiments", ""]
+    if missing:
+        lines += [f"Missing (the runner failed or did not push): {', '.join(f'`{n}`' for n in missing)}", ""]
+    refs, head = experiment_refs(), head_or_none()
+    cross_validations: dict[tuple[str, int], list[str]] = {}
+    for entry in entries:
+        if entry.fold is not None and entry.name in present:
+            cross_validations.setdefault((entry.label, entry.seed), []).append(entry.name)
+    for (label, _), names in cross_validations.items():
+        lines += [summarise(label, resolve(names, refs, head)), ""]
+    sweeps = [entry for entry in entries if entry.fold is None]
+    if sweeps:
+        lines += ["## Sweep (test split of params.yaml's split)", "", *sweep_table(sweeps, present), ""]
+    Path(args.out).write_text("\n".join(lines))
+    print(f"wrote {args.out}", file=sys.stderr)
+    if not present:
+        raise ValueError("no experiment of the plan could be pulled: nothing to summarise")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.runners",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    planning = commands.add_parser("plan", help="print the job matrix")
+    planning.add_argument("--label", required=True, help="names the experiments and summaries")
+    planning.add_argument(
+        "--folds", type=int, default=5, help="folds of each cross-validation; 0: a sweep (default 5)"
+    )
+    planning.add_argument(
+        "--seeds", type=int, nargs="*", help="one cross-validation per seed (default: `seed`)"
+    )
+    planning.add_argument(
+        "--overrides",
+        default="",
+        help="one override set per line, e.g. 'train.epochs=20 train.learning_rate=0.0003' (default: none)",
+    )
+    running = commands.add_parser("run", help="run one matrix entry as a DVC experiment")
+    running.add_argument("entry", help="the entry's JSON (`${{ toJSON(matrix) }}` in a workflow)")
+    running.add_argument("--push", metavar="REMOTE", help="then `dvc exp push REMOTE` the experiment")
+    summarizing = commands.add_parser("summarize", help="pull and summarise a plan's experiments")
+    summarizing.add_argument("matrix", help="the plan's matrix JSON")
+    summarizing.add_argument("--pull", metavar="REMOTE", help="`dvc exp pull REMOTE` each experiment first")
+    summarizing.add_argument("--out", required=True, help="write the markdown report here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    {"plan": plan_command, "run": run_command, "summarize": summarize_command}[args.command](args)
+
+
+if __name__ == "__main__":
+    run_stage(main)
