@@ -93,10 +93,9 @@ def summarize_command(args: argparse.Namespace) -> None:
         entries = from_matrix(json.loads(args.matrix))
     except json.JSONDecodeError as exc:
         raise ValueError(f"MATRIX: not JSON ({exc})") from None
-    missing = []
-    for entry in entries:
-        if args.pull and dvc("exp", "pull", "--no-cache", args.pull, entry.name).returncode != 0:
-            missing.append(entry.name)
+    if args.pull:
+        for entry in entries:  # one at a time: a failed runner's missing experiment is reported below
+            dvc("exp", "pull", "--no-cache", args.pull, entry.name)
     present = {ref.name for ref in experiment_refs()} & {entry.name for entry in entries}
     missing = [entry.name for entry in entries if entry.name not in present]
     lines = [f"# Runner results: {len(present)} of {len(entries)} experiments", ""]

@@ -327,3 +327,60 @@ def test_runners_push_experiments_and_a_teammate_pulls_summarises_applies_and_pr
     fetched = tmp_path / "fetched.keras"
     dvc("artifacts", "get", str(server), "custom-cnn", "--rev", "v1.0.0", "-o", str(fetched), cwd=tmp_path)
     assert fetched.read_bytes() == (runners[0] / "models" / "custom.keras").read_bytes()
+
+
+# ---- the summary, from experiments in git (no DVC run) ------------------------------------------------
+
+
+def test_summary_reports_cross_validations_sweeps_and_missing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from stages.pipeline.matrix import Entry
+    from stages.runners import main
+    from tests.test_cross_validation import commit_fold, git, noisy_folds
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "params.yaml").write_text("seed: 42\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    baseline = git(repo, "rev-parse", "HEAD")
+    folds = noisy_folds()  # cv-t-s42-f0..2
+    for result in folds:
+        commit_fold(repo, result, baseline)
+    commit_fold(repo, replace(folds[0], name="sweep-lr-1-s42"), baseline)
+    monkeypatch.chdir(repo)
+
+    entries = [Entry(r.name, "t", 42, fold, [f"split.fold={fold}"]) for fold, r in enumerate(folds)]
+    entries += [
+        Entry("cv-t-s42-f3", "t", 42, 3, ["split.fold=3"]),  # its runner failed
+        Entry("sweep-lr-1-s42", "lr", 42, None, ["train.learning_rate=0.01", "seed=42"]),
+        Entry("sweep-lr-2-s42", "lr", 42, None, ["train.learning_rate=0.1", "seed=42"]),  # failed too
+    ]
+    main(["summarize", json.dumps(as_matrix(entries)), "--out", "report.md"])
+    report = (repo / "report.md").read_text()
+    assert report.startswith("# Runner results: 4 of 6 experiments")
+    assert "Missing (the runner failed or did not push): `cv-t-s42-f3`, `sweep-lr-2-s42`" in report
+    assert "# Cross-validation `t`: 3 of 3 folds, seed 42" in report and (repo / "cv/t/s42/summary.json").exists()
+    auc = folds[0].metrics["custom"]["image"]["roc_auc"]
+    assert f"| `sweep-lr-1-s42` | `train.learning_rate=0.01` | custom | {auc:.3f} |" in report
+    assert "sweep-lr-2-s42` |" not in report
+
+    with pytest.raises(ValueError, match="no experiment of the plan could be pulled"):
+        main(["summarize", json.dumps(as_matrix(entries[3:4])), "--out", "none.md"])
+    with pytest.raises(ValueError, match="MATRIX: not JSON"):
+        main(["summarize", "{", "--out", "x.md"])
+    with pytest.raises(ValueError, match="not a plan's matrix"):
+        main(["summarize", '{"runs": []}', "--out", "x.md"])
+
+
+def test_a_runner_refuses_an_entry_that_is_not_the_plans() -> None:
+    from stages.runners import main
+
+    with pytest.raises(ValueError, match=re.escape("ENTRY: not a matrix entry of `plan` ('overrides')")):
+        main(["run", '{"name": "cv-x-s1-f0", "label": "x", "seed": 1, "fold": 0}'])
+    with pytest.raises(ValueError, match="ENTRY: not a matrix entry"):
+        main(["run", "not json"])
