@@ -78,7 +78,7 @@ def sync(extras: list[str]) -> None:
     if unknown:
         sys.exit(f"unknown extra(s) {', '.join(unknown)}: choose from {', '.join(EXTRAS)}")
     if not LOCK.is_file():
-        sys.exit(f"{LOCK} is missing: create it with `python3 run.py lock`")
+        sys.exit(f"{LOCK} is missing: restore it with `git checkout -- uv.lock` (it pins the environment)")
     if not (BIN / "python").exists():
         print("run.py: creating .venv/", file=sys.stderr)
         venv.create(VENV, with_pip=True)
