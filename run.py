@@ -91,7 +91,7 @@ def sync(extras: list[str]) -> None:
     print(f"run.py: syncing .venv/ to uv.lock (extras: {', '.join(['dev', *extras])})", file=sys.stderr)
     # --compile-bytecode: pip compiles .pyc files at install, uv does not; where Python may not write
     # them (PYTHONDONTWRITEBYTECODE, read-only images) every stage and dvc process would recompile
-    # TensorFlow's sources at import: the test suite took 29 min instead of 18 here
+    # TensorFlow's sources at import: the test suite took 28 min instead of 22 here
     extra_args = (a for e in ["dev", *extras] for a in ("--extra", e))
     command = uv("sync", "--locked", "--compile-bytecode", *extra_args)
     if subprocess.run(command, cwd=ROOT, env=uv_environment()).returncode != 0:
