@@ -27,6 +27,7 @@ from stages.evaluation.cross_validation import (
     FoldResult,
     check_label,
     experiment_name,
+    fold_overrides,
     parse_experiment_name,
     scored_models,
     summarize,
@@ -206,15 +207,13 @@ def run_folds(args: argparse.Namespace) -> tuple[list[str], str]:
             f"repository: {listed} (git add what the pipeline needs)",
             file=sys.stderr,
         )
-    common = ["-S", "split.strategy=kfold", "-S", f"split.folds={folds}", "-S", f"seed={seed}"]
-    for override in args.set_param:
-        common += ["-S", override]
     failed = []
     for fold in folds_to_run:
         name = names[fold]
         mode = "--queue" if args.queue else "--temp"
         print(f"fold {fold} of {folds}: {name}", file=sys.stderr, flush=True)
-        if dvc("exp", "run", mode, "-n", name, *common, "-S", f"split.fold={fold}").returncode != 0:
+        overrides = [a for o in fold_overrides(folds, seed, fold, args.set_param) for a in ("-S", o)]
+        if dvc("exp", "run", mode, "-n", name, *overrides).returncode != 0:
             failed.append(name)
     if args.queue:
         if failed:

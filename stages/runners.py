@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.cross_validate import load, resolve, summarise
-from stages.pipeline.experiments import dvc, experiment_refs, head_or_none
+from stages.pipeline.experiments import ExperimentRef, dvc, experiment_refs, head_or_none
 from stages.pipeline.matrix import Entry, as_matrix, from_matrix, parse_override_sets, plan
 from stages.pipeline.paths import PARAMS_FILE
 from stages.pipeline.stage import run_stage
@@ -67,15 +67,16 @@ def run_command(args: argparse.Namespace) -> None:
         raise RuntimeError(f"{entry.name}: dvc exp push {args.push} failed (git or DVC remote credentials?)")
 
 
-def sweep_table(entries: list[Entry], present: set[str]) -> list[str]:
+def sweep_table(
+    entries: list[Entry], present: set[str], refs: list[ExperimentRef], head: str | None
+) -> list[str]:
     """Headline test metrics of each sweep experiment, with their bootstrap intervals."""
-    refs = experiment_refs()
     lines = ["| Experiment | Overrides | Model | " + " | ".join(t for *_, t in SWEEP_METRICS) + " |"]
     lines.append("|---" * (3 + len(SWEEP_METRICS)) + "|")
     for entry in entries:
         if entry.name not in present:
             continue
-        result = load(resolve([entry.name], refs, head_or_none())[0])
+        result = load(resolve([entry.name], refs, head)[0])
         for model in ("ensemble", "custom", "vgg19", "resnet50"):
             scores: dict[str, Any] = result.metrics.get(model, {})
             cells = []
@@ -96,12 +97,12 @@ def summarize_command(args: argparse.Namespace) -> None:
     if args.pull:
         for entry in entries:  # one at a time: a failed runner's missing experiment is reported below
             dvc("exp", "pull", "--no-cache", args.pull, entry.name)
-    present = {ref.name for ref in experiment_refs()} & {entry.name for entry in entries}
+    refs, head = experiment_refs(), head_or_none()
+    present = {ref.name for ref in refs} & {entry.name for entry in entries}
     missing = [entry.name for entry in entries if entry.name not in present]
     lines = [f"# Runner results: {len(present)} of {len(entries)} experiments", ""]
     if missing:
         lines += [f"Missing (the runner failed or did not push): {', '.join(f'`{n}`' for n in missing)}", ""]
-    refs, head = experiment_refs(), head_or_none()
     cross_validations: dict[tuple[str, int], list[str]] = {}
     for entry in entries:
         if entry.fold is not None and entry.name in present:
@@ -110,7 +111,12 @@ def summarize_command(args: argparse.Namespace) -> None:
         lines += [summarise(label, resolve(names, refs, head)), ""]
     sweeps = [entry for entry in entries if entry.fold is None]
     if sweeps:
-        lines += ["## Sweep (test split of params.yaml's split)", "", *sweep_table(sweeps, present), ""]
+        lines += [
+            "## Sweep (test split of params.yaml's split)",
+            "",
+            *sweep_table(sweeps, present, refs, head),
+            "",
+        ]
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}", file=sys.stderr)
     if not present:

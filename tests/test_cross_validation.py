@@ -336,17 +336,22 @@ def commit_fold(repo: Path, result: FoldResult, baseline: str) -> str:
     return rev
 
 
-@pytest.fixture
-def experiments_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    repo = tmp_path / "repo"
+def repo_with_experiments(repo: Path, results: list[FoldResult]) -> Path:
+    """A git repository with one commit (params.yaml) and `results` as experiments of it."""
     repo.mkdir()
     git(repo, "init", "-q")
     (repo / "params.yaml").write_text("seed: 42\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
     baseline = git(repo, "rev-parse", "HEAD")
-    for result in noisy_folds():
+    for result in results:
         commit_fold(repo, result, baseline)
+    return repo
+
+
+@pytest.fixture
+def experiments_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = repo_with_experiments(tmp_path / "repo", noisy_folds())
     monkeypatch.chdir(repo)
     return repo
 

@@ -60,12 +60,12 @@ def test_cross_validation_plan_is_every_set_seed_and_fold() -> None:
         "cv-gpu-1-s2-f0",
     ]
     assert entries[-1].name == "cv-gpu-2-s2-f2" and entries[-1].label == "gpu-2"
-    assert entries[4].overrides == [
+    assert entries[4].overrides == [  # as stages.cross_validate sets them
         "split.strategy=kfold",
         "split.folds=3",
         "seed=2",
-        "split.fold=1",
         "train.epochs=20",
+        "split.fold=1",
     ]
     assert len({e.name for e in entries}) == len(entries)
     # the matrix round-trips through JSON, as it does through the plan job's output
@@ -339,19 +339,10 @@ def test_summary_reports_cross_validations_sweeps_and_missing_runs(
 
     from stages.pipeline.matrix import Entry
     from stages.runners import main
-    from tests.test_cross_validation import commit_fold, git, noisy_folds
+    from tests.test_cross_validation import noisy_folds, repo_with_experiments
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "params.yaml").write_text("seed: 42\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "baseline")
-    baseline = git(repo, "rev-parse", "HEAD")
     folds = noisy_folds()  # cv-t-s42-f0..2
-    for result in folds:
-        commit_fold(repo, result, baseline)
-    commit_fold(repo, replace(folds[0], name="sweep-lr-1-s42"), baseline)
+    repo = repo_with_experiments(tmp_path / "repo", [*folds, replace(folds[0], name="sweep-lr-1-s42")])
     monkeypatch.chdir(repo)
 
     entries = [Entry(r.name, "t", 42, fold, [f"split.fold={fold}"]) for fold, r in enumerate(folds)]

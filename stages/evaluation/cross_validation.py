@@ -77,6 +77,16 @@ def experiment_name(label: str, seed: int, fold: int) -> str:
     return f"cv-{label}-s{seed}-f{fold}"
 
 
+def fold_overrides(folds: int, seed: int, fold: int, overrides: Sequence[str] = ()) -> list[str]:
+    """The `-S` values of one fold's experiment (stages.cross_validate and stages.runners): the
+    k-fold split, its size and seed, the user's `overrides`, then the fold."""
+    return ["split.strategy=kfold", f"split.folds={folds}", f"seed={seed}", *overrides, f"split.fold={fold}"]
+
+
+# the keys `fold_overrides` sets: a user override of one would break the cross-validation
+FOLD_KEYS = frozenset(override.split("=")[0] for override in fold_overrides(2, 0, 0))
+
+
 def parse_experiment_name(name: str) -> tuple[str, int, int] | None:
     """(label, seed, fold) of a name made by `experiment_name`, else None."""
     match = NAME.match(name)

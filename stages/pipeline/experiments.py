@@ -45,12 +45,12 @@ def code_identity(rev: str) -> str:
 
 
 def head_commit() -> str:
-    result = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    if result.returncode != 0:
+    head = head_or_none()
+    if head is None:
         raise ValueError(
             "no commit here: experiments branch from a commit (run in the project, commit first)"
         )
-    return result.stdout.strip()
+    return head
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,10 @@ from typing import Any
 
 import yaml
 
-from stages.evaluation.cross_validation import check_label, experiment_name
+from stages.evaluation.cross_validation import FOLD_KEYS, check_label, experiment_name, fold_overrides
 from stages.pipeline.params import UniqueKeyLoader, validate_params
 
 MAX_JOBS = 256  # GitHub Actions' limit for one matrix
-# set by the plan itself, per entry
-RESERVED = {"split.strategy", "split.fold", "split.folds", "seed"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def parse_override_sets(text: str) -> list[list[str]]:
             key = word.split("=", 1)[0]
             if "=" not in word or not key:
                 raise ValueError(f"override line {number}: {word!r} is not key=value")
-            if key in RESERVED:
+            if key in FOLD_KEYS:
                 raise ValueError(f"override line {number}: {key} is set by the plan (folds, seeds)")
             sets[-1].append(word)
     return [words for words in sets if words] or [[]]
@@ -103,9 +101,10 @@ def plan(
                 entries.append(Entry(name, label, seed, None, [*overrides, f"seed={seed}"]))
                 continue
             for fold in range(folds):
-                fixed = ["split.strategy=kfold", f"split.folds={folds}", f"seed={seed}", f"split.fold={fold}"]
                 name = experiment_name(set_label, seed, fold)
-                entries.append(Entry(name, set_label, seed, fold, [*fixed, *overrides]))
+                entries.append(
+                    Entry(name, set_label, seed, fold, fold_overrides(folds, seed, fold, overrides))
+                )
     if len(entries) > MAX_JOBS:
         raise ValueError(f"{len(entries)} experiments: a GitHub Actions matrix holds at most {MAX_JOBS}")
     return entries
