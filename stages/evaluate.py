@@ -1,7 +1,10 @@
 """Stage `evaluate`: every model and their soft-vote ensemble on the test split.
 
-Thresholds (when not fixed) and ensemble weights are chosen on the validation split, never on
-test. Writes metrics/evaluate.json (`<model>.image.*`, `<model>.patient.*`, `<model>.ci.*`,
+Temperatures, thresholds (when not fixed) and ensemble weights are chosen on the validation split,
+never on test (stages.evaluation.decision), and written beside the models
+(models/<model>/decision.json, models/ensemble/decision.json), bound to the model files' digests;
+each model is read with its own description (how it sees an image), never with params.yaml's
+`train` section. Writes metrics/evaluate.json (`<model>.image.*`, `<model>.patient.*`, `<model>.ci.*`,
 `<model>.by_magnification.*`), plot data and PNGs under plots/evaluate/ (a Grad-CAM grid too),
 metrics/report.md and metrics/model_card.md.
 """
@@ -26,59 +29,55 @@ from stages.evaluation.baselines import (
     output_spread,
     paired_auc_difference,
 )
-from stages.evaluation.calibration import (
-    apply_temperature,
-    calibration_metrics,
-    fit_temperature,
-    output_threshold,
-)
+from stages.evaluation.calibration import apply_temperature, calibration_metrics
 from stages.evaluation.card import write_model_card
+from stages.evaluation.decision import (
+    choose_threshold_on,
+    choose_weights,
+    decisions,
+    fit_temperatures,
+    soft_vote,
+    write_decisions,
+)
 from stages.evaluation.metrics import (
     bootstrap_intervals,
-    choose_threshold,
-    ensemble_weights,
     evaluate_predictions,
     image_metrics,
     majority_baseline,
 )
 from stages.evaluation.plots import write_evaluation_plots
 from stages.evaluation.report import write_report
+from stages.modeling.description import ModelDescription, load_model
 from stages.modeling.gradcam import write_gradcam_grid
-from stages.modeling.input_pipeline import field_size, image_dataset
-from stages.modeling.views import ViewParams, mean_over_views, view_params, views_per_image
-from stages.pipeline.files import read_table, write_json
+from stages.modeling.prediction import predict_ingested
+from stages.pipeline.files import file_digest, read_table, write_json
 from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
-from stages.pipeline.paths import EVALUATE_METRICS, EVALUATE_PLOTS, MODEL_CARD, REPORT, SPLIT_DIR, model_file
+from stages.pipeline.paths import (
+    EVALUATE_METRICS,
+    EVALUATE_PLOTS,
+    MODEL_CARD,
+    REPORT,
+    SPLIT_DIR,
+    decision_file,
+    model_file,
+)
 from stages.pipeline.stage import run_stage
 
-BATCH_SIZE = 64
 SPLIT_COLUMNS = ("path", "filename", "target", "patient", "patient_group", "magnification")
 
 
-def predict(name: str, splits: dict[str, pd.DataFrame], view: ViewParams) -> dict[str, np.ndarray]:
-    """Malignant probabilities of the named model on each split, one per image: the mean over the
-    model's views of the image (the field, or the grid of patches; with test-time flips)."""
-    model = keras.saving.load_model(model_file(name), safe_mode=True)
-    image_size = (int(model.input_shape[1]), int(model.input_shape[2]))
-    probabilities = {}
-    for split, rows in splits.items():
-        paths = rows["path"].tolist()
-        data = image_dataset(
-            paths, None, model_name=name, image_size=image_size, batch_size=BATCH_SIZE, view=view
-        )
-        views = views_per_image(field_size(paths[0]), image_size, view)
-        probabilities[split] = mean_over_views(model.predict(data, verbose=0).reshape(-1), views)
-    keras.backend.clear_session()
-    return probabilities
-
-
-def soft_vote(
-    probabilities: dict[str, dict[str, np.ndarray]], weights: dict[str, float]
-) -> dict[str, np.ndarray]:
-    return {
-        split: np.sum([weights[name] * probabilities[name][split] for name in weights], axis=0)
-        for split in ("val", "test")
+def predict(
+    name: str, splits: dict[str, pd.DataFrame], test_time_flips: bool
+) -> tuple[dict[str, np.ndarray], ModelDescription]:
+    """The named model's malignant probabilities on each split, one per image (the mean over the
+    model's views of the image, as its description says it sees one), and its description."""
+    model, description = load_model(model_file(name), name)
+    view = description.input.view_params(test_time_flips=test_time_flips)
+    probabilities = {
+        split: predict_ingested(name, model, rows["path"].tolist(), view) for split, rows in splits.items()
     }
+    keras.backend.clear_session()
+    return probabilities, description
 
 
 def evaluate_all(
@@ -93,20 +92,20 @@ def evaluate_all(
     train, val, test = splits["train"], splits["val"], splits["test"]
     val_targets = val["target"].to_numpy()
     uncalibrated = {name: dict(probs) for name, probs in probabilities.items()}
-    temperatures = {}
-    if params.calibration == "temperature":
-        for name, probs in probabilities.items():
-            temperatures[name] = fit_temperature(val_targets, probs["val"])
-            probabilities[name] = {
-                split: apply_temperature(p, temperatures[name]) for split, p in probs.items()
-            }
-    val_auc: dict[str, float] = {
-        name: image_metrics(val_targets, probs["val"], 0.5).get("roc_auc", 0.5)
-        for name, probs in probabilities.items()
-    }
-    weights = ensemble_weights(val_auc, params.ensemble)
-    probabilities[ENSEMBLE] = soft_vote(probabilities, weights)
-    uncalibrated[ENSEMBLE] = soft_vote(uncalibrated, weights)
+    temperatures = fit_temperatures(val_targets, {n: p["val"] for n, p in probabilities.items()}, params)
+    for name, temperature in temperatures.items():
+        probabilities[name] = {
+            split: apply_temperature(p, temperature) for split, p in probabilities[name].items()
+        }
+    weights, val_auc = choose_weights(val_targets, {n: p["val"] for n, p in probabilities.items()}, params)
+
+    def vote(outputs: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {
+            split: soft_vote({n: outputs[n][split] for n in weights}, weights) for split in ("val", "test")
+        }
+
+    probabilities[ENSEMBLE] = vote(probabilities)
+    uncalibrated[ENSEMBLE] = vote(uncalibrated)
     val_auc[ENSEMBLE] = image_metrics(val_targets, probabilities[ENSEMBLE]["val"], 0.5).get("roc_auc", 0.5)
     summary: dict[str, Any] = {
         "test_images": len(test),
@@ -115,10 +114,7 @@ def evaluate_all(
     }
     probabilities[COLOUR_BASELINE] = colour_baseline_probabilities(train, {"val": val, "test": test})
     for name, probs in probabilities.items():
-        if isinstance(params.threshold, float):
-            threshold = params.threshold
-        else:
-            threshold = choose_threshold(val_targets, probs["val"], params.threshold)
+        threshold = choose_threshold_on(val_targets, probs["val"], params)
         result = evaluate_predictions(test, probs["test"], threshold)
         result["ci"] = bootstrap_intervals(
             test,
@@ -159,11 +155,18 @@ def main() -> None:
         name: read_table(SPLIT_DIR / f"{name}.csv", SPLIT_COLUMNS, "split")
         for name in ("train", "val", "test")
     }
-    view = view_params(params.train, test_time_flips=params.evaluate.test_time_flips)
     scored = {name: splits[name] for name in ("val", "test")}
-    probabilities = {name: predict(name, scored, view) for name in MODEL_NAMES}
+    probabilities, descriptions = {}, {}
+    for name in MODEL_NAMES:
+        probabilities[name], descriptions[name] = predict(name, scored, params.evaluate.test_time_flips)
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
-    temperatures = {name: summary[name]["calibration"].get("temperature") for name in MODEL_NAMES}
+    chosen = decisions(
+        summary,
+        params.evaluate,
+        {name: file_digest(model_file(name)) for name in MODEL_NAMES},
+        validation_images=len(splits["val"]),
+    )
+    write_decisions(chosen, {name: decision_file(name) for name in chosen})
     write_json(EVALUATE_METRICS, summary)
     test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
     write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_probabilities, summary)
@@ -172,10 +175,9 @@ def main() -> None:
         {name: model_file(name) for name in MODEL_NAMES},
         splits["test"],
         test_probabilities[ENSEMBLE],
-        {name: output_threshold(summary[name]["threshold"], temperatures.get(name)) for name in MODEL_NAMES}
-        | {ENSEMBLE: summary[ENSEMBLE]["threshold"]},
+        {name: chosen[name].output_threshold() for name in MODEL_NAMES}
+        | {ENSEMBLE: chosen[ENSEMBLE].threshold},
         EVALUATE_PLOTS / "gradcam.png",
-        view=view,
     )
     write_model_card(MODEL_CARD, params, summary)
     for warning in collapse_warnings(summary):

@@ -17,7 +17,8 @@ from pathlib import Path
 from stages.data.archives import unpacked
 from stages.data.dataset import scan_tree
 from stages.data.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
-from stages.data.ingestion import Resizing, ingest_images, rejection_report, source_aspect, summarise
+from stages.data.images import source_aspect
+from stages.data.ingestion import Resizing, ingest_images, rejection_report, summarise
 from stages.data.parallel import worker_count
 from stages.data.synthetic import write_synthetic_breakhis
 from stages.pipeline.files import replaced_folder, write_json

@@ -1,14 +1,14 @@
 """breakhis-predict: run the trained models on new images and write a CSV of probabilities.
 
     breakhis-predict INPUT... [--model custom|vgg19|resnet50|ensemble] [--out predictions.csv]
-                     [--threshold T] [--models-dir models] [--explain DIR] [--params params.yaml]
+                     [--threshold T] [--models-dir models] [--explain DIR]
 
 INPUT: image files, folders (searched recursively for images) or CSV files with a `path` column.
 Images get the training preprocessing (see stages.modeling.prediction). BreakHis-named files (by name alone,
-in or out of the official layout) are also summarised per patient. The threshold, the ensemble's
-weights and (with `evaluate.calibration: temperature`) each model's temperature are those evaluate
-used (params.yaml, and metrics/evaluate.json where evaluate chose them on the validation split).
-Not a DVC stage.
+in or out of the official layout) are also summarised per patient. Everything comes from the models
+folder alone, never from params.yaml: how each model sees an image from the description inside its
+file, the threshold, the ensemble's weights and each model's temperature from the decisions
+evaluate wrote beside the models (stages.evaluation.decision). Not a DVC stage.
 """
 
 from __future__ import annotations
@@ -28,35 +28,31 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.data.images import write_rgb
-from stages.data.ingestion import source_aspect
 from stages.data.stain import StainNormalization
+from stages.evaluation.decision import PredictionRule, prediction_rule, soft_vote
+from stages.modeling.description import CLASSES as CLASS_NAMES
+from stages.modeling.description import describe_for_humans, load_model
 from stages.modeling.prediction import (
     ENSEMBLE,
     MODEL_NAMES,
-    Decision,
+    ModelSet,
     aggregate_by_patient,
     check_images,
     collect_inputs,
-    decision_rule,
-    ensemble_members,
+    common_input,
+    find_models,
     load_for_model,
-    load_model,
-    model_file,
     name_info,
     predict_batch,
-    read_metrics,
 )
-from stages.modeling.views import ViewParams, view_params
+from stages.modeling.views import ViewParams
 from stages.pipeline.files import write_text_atomically
 from stages.pipeline.logs import quiet_native_logs
-from stages.pipeline.params import Params, load_params
-from stages.pipeline.paths import EVALUATE_METRICS, MODELS_DIR, PARAMS_FILE
+from stages.pipeline.paths import MODELS_DIR
 from stages.pipeline.stage import run_stage
 
 if TYPE_CHECKING:
     import keras
-
-CLASS_NAMES = ("benign", "malignant")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -74,7 +70,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=ENSEMBLE,
         help="one model, or the ensemble of the models present (default; weighted as evaluate.ensemble)",
     )
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="folder of <model>.keras")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=MODELS_DIR,
+        help="a folder of model folders (<model>/model.keras), or one model's folder (a fetched artifact)",
+    )
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="per-image CSV")
     parser.add_argument(
         "--patients-out",
@@ -86,19 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threshold",
         type=float,
         default=None,
-        help="malignant if probability >= this (default: evaluate.threshold, or the one evaluate chose)",
-    )
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        default=EVALUATE_METRICS,
-        help="the run's evaluation: thresholds and ensemble weights chosen on validation",
-    )
-    parser.add_argument(
-        "--params",
-        type=Path,
-        default=None,
-        help=f"params file for evaluate.threshold and ingest.image_size (default: {PARAMS_FILE})",
+        help="malignant if probability >= this (default: the threshold evaluate chose, in decision.json)",
     )
     parser.add_argument(
         "--explain", type=Path, default=None, metavar="DIR", help="write Grad-CAM overlays here"
@@ -106,18 +95,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
-
-
-def read_params(path: Path | None) -> Params:
-    """The run's params; without a params.yaml in the current folder, the defaults (with a warning)."""
-    if path is None and not PARAMS_FILE.exists():
-        print(
-            f"warning: no {PARAMS_FILE} here; using the default threshold and ingest.image_size "
-            "(pass --params to use the training run's)",
-            file=sys.stderr,
-        )
-        return Params()
-    return load_params(path or PARAMS_FILE)
 
 
 def explanation_names(paths: Sequence[str]) -> list[str]:
@@ -149,41 +126,44 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         check_output(args.patients_out, "--patients-out")
     if args.explain and args.explain.exists() and not args.explain.is_dir():
         raise ValueError(f"--explain {args.explain}: is a file; give a folder for the overlays")
-    params = read_params(args.params)
-    size, aspect = params.ingest.image_size, source_aspect(params.data)
-    view = view_params(params.train, test_time_flips=params.evaluate.test_time_flips)
 
-    # everything that can be wrong with the inputs is found before TensorFlow or a model is loaded
-    names, missing = ensemble_members(args.model, args.models_dir)
-    rule = decision_rule(
-        names, args.model, params.evaluate, read_metrics(args.metrics), args.threshold, args.metrics
+    # everything that can be wrong with the models and inputs is found before TensorFlow is loaded
+    found = find_models(args.models_dir, args.model)
+    rule, warnings = prediction_rule(
+        found.names,
+        found.deciding,
+        {entry.name: entry.decision for entry in found.entries},
+        found.ensemble,
+        args.threshold,
+        source=str(found.entries[0].decision_path if found.deciding != ENSEMBLE else args.models_dir),
     )
+    prepared = common_input(found.entries)
     paths = collect_inputs(args.inputs)
     workers = min(8, os.cpu_count() or 1)
-    check_images(paths, size, aspect, workers)
-    if missing:
-        print(
-            f"warning: {', '.join(f'{n}.keras' for n in missing)} not in {args.models_dir}; "
-            f"the ensemble is made of {', '.join(names)} only. That ensemble was never evaluated: "
-            f"its threshold {rule.threshold:g} (from {rule.threshold_source}) and its weights were "
-            "chosen for the ensemble of all models",
-            file=sys.stderr,
-        )
+    check_images(paths, prepared.field_size, prepared.source_aspect, workers)
+    for warning in [*model_warnings(found, rule), *warnings]:
+        print(f"warning: {warning}", file=sys.stderr)
 
-    models = {name: load_model(model_file(args.models_dir, name)) for name in names}
-    sizing = (size, aspect, params.ingest.stain_normalization)
+    models = {entry.name: load_model(entry.path, entry.name)[0] for entry in found.entries}
+    views = {
+        entry.name: entry.description.input.view_params(
+            test_time_flips=entry.decision is not None and entry.decision.test_time_flips
+        )
+        for entry in found.entries
+    }
+    sizing = (prepared.field_size, prepared.source_aspect, prepared.stain_normalization)
     probabilities = {
         name: rule.calibrate(name, probs)
-        for name, probs in run_models(models, paths, sizing, view, rule, args, workers).items()
+        for name, probs in run_models(models, paths, sizing, views, rule, args, workers).items()
     }
+    names = found.names
 
     table = pd.DataFrame({"path": paths})
     for name in names:
         table[f"{name}_probability"] = probabilities[name].round(6)
-    deciding = f"{args.model}_probability"
-    if args.model == ENSEMBLE:
-        ensemble = np.sum([rule.weights[n] * probabilities[n] for n in names], axis=0)
-        table["ensemble_probability"] = ensemble.round(6)
+    deciding = f"{found.deciding}_probability"
+    if found.deciding == ENSEMBLE:
+        table["ensemble_probability"] = soft_vote(probabilities, rule.weights).round(6)
     table["predicted_class"] = np.where(table[deciding] >= rule.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
     table["threshold"] = rule.threshold
     info = pd.DataFrame([asdict(name_info(p)) for p in paths])
@@ -196,7 +176,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         f"wrote {args.out}: {len(table)} image(s), {malignant} malignant at threshold "
         f"{rule.threshold:g} (from {rule.threshold_source})"
     )
-    if args.model == ENSEMBLE and len(set(rule.weights.values())) > 1:
+    if found.deciding == ENSEMBLE and len(set(rule.weights.values())) > 1:
         message += "; ensemble weights " + ", ".join(f"{n} {w:.3f}" for n, w in rule.weights.items())
     if (table["patient"] != "").any():
         patients_out = args.patients_out or args.out.with_name(f"{args.out.stem}_patients.csv")
@@ -209,12 +189,32 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     return table
 
 
+def model_warnings(found: ModelSet, rule: PredictionRule) -> list[str]:
+    """What the user must know about the models before trusting their outputs."""
+    warnings = []
+    for entry in found.entries:
+        if entry.description.synthetic:
+            warnings.append(
+                f"{entry.path}: trained on SYNTHETIC images only (the embedded demo data), never on a "
+                "real slide: its outputs on real images mean nothing "
+                f"({describe_for_humans(entry.description)})"
+            )
+    if found.missing:
+        warnings.append(
+            f"{', '.join(f'{n}/model.keras' for n in found.missing)} not in the models folder; the ensemble "
+            f"is made of {', '.join(found.names)} only. That ensemble was never evaluated: its threshold "
+            f"{rule.threshold:g} ({rule.threshold_source}) and its weights were chosen for the ensemble "
+            "of all models"
+        )
+    return warnings
+
+
 def run_models(
     models: dict[str, keras.Model],
     paths: list[str],
     sizing: tuple[tuple[int, int], float, StainNormalization],
-    view: ViewParams,
-    rule: Decision,
+    views: dict[str, ViewParams],
+    rule: PredictionRule,
     args: argparse.Namespace,
     workers: int,
 ) -> dict[str, np.ndarray]:
@@ -234,10 +234,10 @@ def run_models(
         for start in range(0, len(paths), args.batch_size):
             batch = paths[start : start + args.batch_size]
             images = np.stack(list(pool.map(lambda p: load_for_model(p, *sizing), batch)))
-            for name, probs in predict_batch(models, images, view).items():
+            for name, probs in predict_batch(models, images, views).items():
                 batches[name].append(probs)
             for name, cam in cams.items():
-                maps, _ = heatmaps(cam, name, images, rule.output_threshold(name), view)
+                maps, _ = heatmaps(cam, name, images, rule.output_threshold(name), views[name])
                 for stem, image, heatmap in zip(stems[start : start + len(batch)], images, maps, strict=True):
                     write_rgb(args.explain / f"{stem}__{name}.png", overlay(image, heatmap))
             progress.update(len(batch))

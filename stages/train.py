@@ -1,8 +1,9 @@
 """Stages `train-custom`, `train-vgg19`, `train-resnet50`: `python -m stages.train <model>`.
 
 Trains one model (one process per model, so accelerator memory is freed between models) on the
-augmented train split with early stopping on the validation split. Writes models/<model>.keras
-(the best epoch) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
+augmented train split with early stopping on the validation split. Writes
+models/<model>/model.keras (the best epoch, with its description inside:
+stages.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
 epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
 validation metrics). A killed run resumes from its last
 completed epoch when run again with the same params and data (state in models/.resume/<model>/,
@@ -21,6 +22,7 @@ if __name__ == "__main__":  # before TensorFlow's import below: its C++ start-up
 
 from dvclive import Live
 
+from stages.modeling.description import describe, save_model
 from stages.modeling.runtime import configure_runtime
 from stages.modeling.training import ResumeState, Trainer, inference_copy, resume_config
 from stages.pipeline.environment import environment_lock
@@ -52,12 +54,19 @@ def main() -> None:
         live.log_params({**runtime.describe(), **environment_lock()})
         trainer = Trainer(name, params.train, seed, runtime, live, resume)
         model = trainer.run(train_rows, val_rows)
-        inference_copy(model).save(model_path)
+        kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1
+        description = describe(
+            name,
+            params,
+            data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
+            images=len(train_rows),
+            validation_images=len(val_rows),
+            training={"epochs_trained": trainer.epoch, "kept_epoch": kept_epoch},
+        )
+        save_model(inference_copy(model), model_path, description)
         live.log_metric("epochs_trained", trainer.epoch, plot=False)
         # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics)
-        live.log_metric(
-            "kept/epoch", trainer.kept_epoch if trainer.kept_epoch is not None else -1, plot=False
-        )
+        live.log_metric("kept/epoch", kept_epoch, plot=False)
         for metric, value in trainer.validate(model).items():
             live.log_metric(f"kept/eval/{metric}", value, plot=False)
     resume.clear()

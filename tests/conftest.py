@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stages.pipeline.params import Params
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # 11 real BreakHis images in the official layout (tests/data/breakhis-sample/README.md): part of the
 # repository, so the tests that need real images run on every clone instead of skipping
@@ -58,6 +60,18 @@ TINY_INGEST_SIZE = (48, 72)  # `ingest.image_size` of the tiny models' "run"
 TINY_MODEL_SIZE = (32, 32)
 
 
+def tiny_run_params() -> Params:
+    """The params the tiny models describe themselves with: synthetic 64x96 images ingested at
+    TINY_INGEST_SIZE, the whole field resized to TINY_MODEL_SIZE."""
+    return Params.model_validate(
+        {
+            "data": {"synthetic": {"image_size": [64, 96]}},
+            "ingest": {"image_size": list(TINY_INGEST_SIZE)},
+            "train": {"input": "field", "image_size": list(TINY_MODEL_SIZE)},
+        }
+    )
+
+
 @pytest.fixture(scope="session")
 def synthetic_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """24 synthetic BreakHis images (3 benign and 3 malignant patients, 100X and 400X, 64x96)."""
@@ -76,24 +90,19 @@ def synthetic_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A params.yaml whose ingest size is the tiny models' (everything else default)."""
-    path = tmp_path_factory.mktemp("params") / "params.yaml"
-    path.write_text(f"ingest:\n  image_size: {list(TINY_INGEST_SIZE)}\nevaluate:\n  threshold: 0.5\n")
-    return path
-
-
-@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list[Path]) -> Path:
-    """custom, vgg19 and resnet50 at 32x32 (weights: none), trained 2 epochs on the synthetic
-    images through the prediction preprocessing, saved as .keras; returns their folder."""
+    """custom, vgg19 and resnet50 at 32x32 (weights: none, whole field), trained 2 epochs on the
+    synthetic images through the prediction preprocessing and saved as the train stage saves them
+    (`<model>/model.keras`, described by TINY_RUN's params); returns their folder. No decisions."""
     import keras
     import numpy as np
 
     from stages.data.dataset import parse_image_name
     from stages.modeling.architectures import build_custom_cnn, build_transfer_model
+    from stages.modeling.description import describe, save_model
     from stages.modeling.prediction import load_for_model, model_inputs
     from stages.pipeline.params import MODEL_NAMES
+    from stages.pipeline.paths import model_file
 
     folder = tmp_path_factory.mktemp("models")
     images = np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images])
@@ -106,6 +115,14 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
             model = build_transfer_model(name, TINY_MODEL_SIZE, "none", 0.2).model
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
         model.fit(model_inputs(name, model, images), targets, epochs=2, batch_size=8, verbose=0)
-        model.save(folder / f"{name}.keras")
+        description = describe(
+            name,
+            tiny_run_params(),
+            data_files=[],
+            images=len(images),
+            validation_images=0,
+            training={"epochs_trained": 2, "kept_epoch": -1},
+        )
+        save_model(model, model_file(name, folder), description)
         keras.backend.clear_session()
     return folder

@@ -17,8 +17,8 @@ from stages.evaluation.calibration import (
     output_threshold,
     reliability_bins,
 )
-from stages.modeling.prediction import decision_rule
-from stages.pipeline.params import EvaluateParams
+from stages.evaluation.decision import decisions, prediction_rule
+from stages.pipeline.params import MODEL_NAMES, EvaluateParams
 
 
 def test_brier_score_by_hand() -> None:
@@ -114,12 +114,38 @@ def test_evaluate_fits_temperature_on_validation_never_on_test(monkeypatch: pyte
     assert flipped["custom"]["calibration"]["temperature"] == pytest.approx(expected)
 
 
-def test_predict_uses_evaluates_temperatures_or_says_what_is_missing() -> None:
-    params = EvaluateParams(calibration="temperature")
-    metrics = {"custom": {"threshold": 0.5, "calibration": {"temperature": 2.0}}}
-    rule = decision_rule(["custom"], "custom", params, metrics)
-    assert rule.calibrate("custom", np.array([0.9])) == pytest.approx(apply_temperature(np.array([0.9]), 2.0))
-    with pytest.raises(ValueError, match=r"no positive 'vgg19.calibration.temperature'.*dvc repro evaluate"):
-        decision_rule(["custom", "vgg19"], "ensemble", params, metrics)
-    plain = decision_rule(["custom"], "custom", EvaluateParams(), metrics)
-    assert plain.calibrate("custom", np.array([0.9])) == pytest.approx([0.9])  # calibration: none
+def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """evaluate's choices -> decisions (as written beside the models) -> predict's rule: the same
+    calibrated outputs and thresholds as evaluate scored."""
+    monkeypatch.setattr(
+        evaluate,
+        "colour_baseline_probabilities",
+        lambda train, splits: {name: np.full(len(r), 0.5) for name, r in splits.items()},
+    )
+    val = np.array([0.9, 0.99, 0.01, 0.1] * 5)
+    test = np.array([0.2, 0.4, 0.6, 0.9])
+    splits = {"train": rows("a", [0, 1]), "val": rows("v", [0, 1] * 10), "test": rows("t", [0, 0, 1, 1])}
+    probabilities = {name: {"val": val.copy(), "test": test.copy()} for name in MODEL_NAMES}
+    params = EvaluateParams(calibration="temperature", threshold="youden", bootstrap_resamples=100)
+    summary = evaluate.evaluate_all(splits, probabilities, params, seed=0)
+    chosen = decisions(summary, params, dict.fromkeys(MODEL_NAMES, "0" * 64), validation_images=20)
+    assert chosen["custom"].temperature == summary["custom"]["calibration"]["temperature"]
+    assert (
+        chosen["ensemble"].temperature is None and chosen["ensemble"].weights == summary["ensemble_weights"]
+    )
+    rule, _ = prediction_rule(list(MODEL_NAMES), "ensemble", chosen, chosen["ensemble"])
+    for name in MODEL_NAMES:
+        assert rule.calibrate(name, test) == pytest.approx(probabilities[name]["test"])
+    assert rule.threshold == summary["ensemble"]["threshold"]
+    plain = decisions(
+        evaluate.evaluate_all(
+            splits,
+            {n: {"val": val.copy(), "test": test.copy()} for n in MODEL_NAMES},
+            EvaluateParams(bootstrap_resamples=100),
+            seed=0,
+        ),
+        EvaluateParams(),
+        dict.fromkeys(MODEL_NAMES, "0" * 64),
+        validation_images=20,
+    )
+    assert plain["custom"].calibrate(np.array([0.9])) == pytest.approx([0.9])  # calibration: none

@@ -62,10 +62,13 @@ def images(synthetic_images: list[Path]) -> np.ndarray:
 def test_maps_have_the_image_size_and_are_not_constant(
     name: str, tiny_models: Path, images: np.ndarray
 ) -> None:
+    from stages.modeling.description import load_model
     from stages.modeling.gradcam import GradCam, heatmaps
-    from stages.modeling.prediction import load_model, predict_batch
+    from stages.modeling.prediction import predict_batch
+    from stages.modeling.views import WHOLE_FIELD
+    from stages.pipeline.paths import model_file
 
-    model = load_model(tiny_models / f"{name}.keras")
+    model, _ = load_model(model_file(name, tiny_models), name)
     cam = GradCam(model)
     assert cam.layer_name == LAYERS[name][0]
     assert GradCam(model, min_side=1).layer_name == LAYERS[name][1]
@@ -80,14 +83,16 @@ def test_maps_have_the_image_size_and_are_not_constant(
     assert ((shows & (peak > 0.9)) | (peak == 0)).all(), (spread, peak)  # normalised to the peak
     assert shows.mean() >= 0.5, spread
     # the rebuilt forward pass reproduces the model
-    np.testing.assert_allclose(probabilities, predict_batch({name: model}, images)[name], atol=1e-5)
+    predicted = predict_batch({name: model}, images, {name: WHOLE_FIELD})[name]
+    np.testing.assert_allclose(probabilities, predicted, atol=1e-5)
 
 
 def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndarray) -> None:
+    from stages.modeling.description import load_model
     from stages.modeling.gradcam import GradCam, heatmaps
-    from stages.modeling.prediction import load_model
+    from stages.pipeline.paths import model_file
 
-    model = load_model(tiny_models / "resnet50.keras")
+    model, _ = load_model(model_file("resnet50", tiny_models))
     maps, _ = heatmaps(GradCam(model, layer="conv4_block6_out"), "resnet50", images[:2], 0.5)
     assert maps.shape == (2, *TINY_INGEST_SIZE)
     with pytest.raises(ValueError, match="no convolutional layer named 'nope'"):
@@ -97,6 +102,7 @@ def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndar
 def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_path: Path) -> None:
     from stages.data.dataset import parse_image_name
     from stages.modeling.gradcam import write_gradcam_grid
+    from stages.pipeline.paths import model_file
 
     rows = pd.DataFrame(
         {
@@ -107,7 +113,7 @@ def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_pa
     )
     probabilities = np.tile([0.9, 0.2, 0.35, 0.7], 6)  # some right, some wrong in each class
     out = tmp_path / "plots" / "gradcam.png"
-    models = {name: tiny_models / f"{name}.keras" for name in ("custom", "vgg19", "resnet50")}
+    models = {name: model_file(name, tiny_models) for name in ("custom", "vgg19", "resnet50")}
     thresholds = {"ensemble": 0.5, "custom": 0.4, "vgg19": 0.5, "resnet50": 0.6}  # per model, as evaluate
     chosen = write_gradcam_grid(models, rows, probabilities, thresholds, out, image_size=TINY_INGEST_SIZE)
     assert list(chosen["caption"].unique()) == [

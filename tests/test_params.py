@@ -1,4 +1,4 @@
-"""params.yaml validation: the shipped file is valid; bad keys and types are named."""
+"""params.yaml validation: the shipped file is the schema's defaults, rendered; bad keys and types are named."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from stages.modeling.views import training_view
-from stages.pipeline.params import ParamsError, fit_settings, load_params
+from pydantic import BaseModel
+
+from stages.pipeline.params import Params, ParamsError, fit_settings, load_params, render_params
 from tests.conftest import PROJECT_ROOT
 
 
@@ -26,6 +28,43 @@ def test_the_shipped_params_are_valid() -> None:
     params = load_params(PROJECT_ROOT / "params.yaml")
     assert params.data.source == "synthetic"
     assert params.train.image_size == (64, 64)
+
+
+def test_params_yaml_and_the_schema_cannot_disagree() -> None:
+    """One set of defaults: params.yaml is generated from the schema (`python -m stages.pipeline.params`),
+    so a model used away from params.yaml (predict reads its description) sees what it was trained with."""
+    text = (PROJECT_ROOT / "params.yaml").read_text()
+    assert text == render_params(), (
+        "params.yaml differs from the schema: run `python -m stages.pipeline.params`"
+    )
+    assert load_params(PROJECT_ROOT / "params.yaml") == Params()
+
+
+def test_every_key_is_described() -> None:
+    """params.yaml's comments and the params reference come from these descriptions."""
+
+    def undescribed(section: type[BaseModel], prefix: str) -> list[str]:
+        missing = []
+        for key, field in section.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                missing += undescribed(annotation, f"{prefix}{key}.")
+            elif not field.description:
+                missing.append(prefix + key)
+        return missing
+
+    assert undescribed(Params, "") == []
+
+
+def test_rendered_params_round_trip_other_values() -> None:
+    """Rendering is exact for every value kind (floats below 1e-4 included: PyYAML reads 1e-05 as text)."""
+    params = Params.model_validate(
+        {
+            "train": {"vgg19": {"fine_tune_learning_rate": 3e-6}, "seed": 7, "cache": False},
+            "evaluate": {"threshold": "f1"},
+        }
+    )
+    assert Params.model_validate(yaml.safe_load(render_params(params))) == params
 
 
 def test_a_model_overrides_the_shared_training_values(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -16,20 +17,21 @@ import pandas as pd
 import pytest
 
 from stages.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
+from stages.evaluation.decision import Decision, DecisionError, prediction_rule
+from stages.modeling.description import ModelFileError
 from stages.modeling.prediction import (
+    ENSEMBLE,
     MODEL_NAMES,
-    ModelFileError,
     aggregate_by_patient,
     check_images,
     collect_inputs,
-    decision_rule,
-    ensemble_members,
+    find_models,
     load_for_model,
-    load_model,
     name_info,
 )
-from stages.pipeline.params import EvaluateParams
-from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE
+from stages.pipeline.files import file_digest, write_json
+from stages.pipeline.paths import decision_file, model_file
+from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE, tiny_run_params
 
 SIZE = (230, 350)
 ENSEMBLE_COLUMNS = [
@@ -198,70 +200,185 @@ def test_aggregates_per_patient_like_the_metrics() -> None:
     assert result.loc["P2", "images"] == 2
 
 
-# ---- thresholds and ensemble weights: the ones evaluate used ------------------------------------
-
-METRICS = {
-    "ensemble_weights": {"custom": 0.0, "vgg19": 0.25, "resnet50": 0.75},
-    "custom": {"threshold": 0.3},
-    "vgg19": {"threshold": 0.4},
-    "resnet50": {"threshold": 0.6},
-    "ensemble": {"threshold": 0.55},
-}
+# ---- models that describe themselves, and the decisions beside them ------------------------------
 
 
-def test_a_fixed_threshold_and_equal_weights() -> None:
-    rule = decision_rule(list(MODEL_NAMES), "ensemble", EvaluateParams(threshold=0.45), METRICS)
-    assert rule.threshold == 0.45 and rule.threshold_source == "evaluate.threshold"
-    assert rule.weights == dict.fromkeys(MODEL_NAMES, 1 / 3)
-    assert rule.model_thresholds == dict.fromkeys(MODEL_NAMES, 0.45)
-    assert decision_rule(["vgg19"], "vgg19", EvaluateParams(), {}, threshold=0.2).threshold == 0.2
-    with pytest.raises(ValueError, match="--threshold 1.5"):
-        decision_rule(["vgg19"], "vgg19", EvaluateParams(), {}, threshold=1.5)
+def described_file(folder: Path, name: str, **changes: object) -> Path:
+    """A model file holding only its description (enough for everything before TensorFlow loads)."""
+    from stages.modeling.description import DESCRIPTION_MEMBER, describe
+
+    description = describe(
+        name, tiny_run_params(), data_files=[], images=24, validation_images=0, training={"epochs_trained": 2}
+    ).model_copy(update=changes)
+    path = model_file(name, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(DESCRIPTION_MEMBER, description.model_dump_json())
+    return path
 
 
-def test_thresholds_and_weights_chosen_on_validation_come_from_the_run() -> None:
-    evaluate = EvaluateParams(threshold="youden", ensemble="val_auc")
-    rule = decision_rule(["custom", "vgg19"], "ensemble", evaluate, METRICS)  # resnet50 missing
-    assert rule.threshold == 0.55 and "youden" in rule.threshold_source
-    assert rule.weights == {"custom": 0.0, "vgg19": 1.0}  # renormalised over the models present
-    assert rule.model_thresholds == {"custom": 0.3, "vgg19": 0.4}
-    assert decision_rule(["resnet50"], "resnet50", evaluate, METRICS).threshold == 0.6
-    only_custom = decision_rule(["custom"], "ensemble", evaluate, METRICS)
-    assert only_custom.weights == {"custom": 1.0}  # no weight left: equal weights, as evaluate does
-    with pytest.raises(ValueError, match=r"has no 'ensemble.threshold'[\s\S]*--threshold"):
-        decision_rule(["custom"], "ensemble", evaluate, {})
-    with pytest.raises(ValueError, match="no ensemble_weights"):
-        decision_rule(["custom"], "ensemble", evaluate, {}, threshold=0.5)
+def decide(folder: Path, name: str, threshold: float, **fields: object) -> Decision:
+    """A decision for the model file(s) in `folder`, written where evaluate writes it."""
+    members = fields.pop("weights", {}) if name == ENSEMBLE else {}
+    names = list(members) if members else [name]
+    decision = Decision(
+        model=name,
+        threshold=threshold,
+        threshold_rule="youden",
+        weights=members,
+        model_digests={n: file_digest(model_file(n, folder)) for n in names},
+        validation_images=10,
+        **fields,
+    )
+    write_json(decision_file(name, folder), decision.model_dump(mode="json"))
+    return decision
 
 
-# ---- models --------------------------------------------------------------------------------------
-
-
-def test_missing_and_broken_model_files_are_named(tmp_path: Path) -> None:
+def test_models_folder_layouts_and_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="no model files"):
-        ensemble_members("ensemble", tmp_path)
-    with pytest.raises(ModelFileError, match=r"vgg19\.keras: model file not found"):
-        ensemble_members("vgg19", tmp_path)
-    (tmp_path / "custom.keras").write_bytes(b"not a zip")
-    assert ensemble_members("ensemble", tmp_path) == (["custom"], ["vgg19", "resnet50"])
+        find_models(tmp_path, "ensemble")
+    with pytest.raises(ModelFileError, match=r"vgg19/model\.keras: model file not found"):
+        find_models(tmp_path, "vgg19")
+    for name in ("custom", "resnet50"):
+        described_file(tmp_path, name)
+    found = find_models(tmp_path, "ensemble")
+    assert (found.names, found.missing, found.deciding, found.ensemble) == (
+        ["custom", "resnet50"],
+        ["vgg19"],
+        "ensemble",
+        None,
+    )
+    assert [entry.decision for entry in found.entries] == [None, None]
+    # one model's folder, as `dvc artifacts get` delivers it: the name comes from the file
+    single = find_models(tmp_path / "resnet50", "ensemble")
+    assert (single.names, single.deciding) == (["resnet50"], "resnet50")
+    assert find_models(tmp_path / "resnet50", "resnet50").names == ["resnet50"]
+
+
+def test_a_mislabeled_model_file_is_refused(tmp_path: Path) -> None:
+    """A VGG19 saved as the custom model is named, in a models folder and in a fetched folder."""
+    vgg19 = described_file(tmp_path / "elsewhere", "vgg19")
+    (tmp_path / "custom").mkdir()
+    shutil.copy(vgg19, model_file("custom", tmp_path))
+    for model in ("ensemble", "custom"):
+        with pytest.raises(
+            ModelFileError, match=r"custom/model\.keras: this is the vgg19 model[\s\S]*not custom"
+        ):
+            find_models(tmp_path, model)
+    with pytest.raises(ModelFileError, match="this is the vgg19 model"):
+        find_models(tmp_path / "custom", "custom")
+
+
+def test_a_model_file_without_a_description_is_refused(tmp_path: Path) -> None:
+    path = model_file("custom", tmp_path)
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")  # a Keras file from elsewhere
+    with pytest.raises(ModelFileError, match="does not say what it is"):
+        find_models(tmp_path, "custom")
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="not a Keras model file"):
+        find_models(tmp_path, "custom")
+    path.unlink()
+    (tmp_path / "custom.keras").write_bytes(b"the layout before models described themselves")
+    with pytest.raises(ModelFileError, match="custom.keras in the layout before"):
+        find_models(tmp_path, "ensemble")
+
+
+def test_decisions_are_read_checked_and_bound_to_their_model_file(tmp_path: Path) -> None:
+    for name in MODEL_NAMES:
+        described_file(tmp_path, name)
+    decide(tmp_path, "custom", 0.3, temperature=2.0)
+    decide(tmp_path, "vgg19", 0.4)
+    decide(tmp_path, ENSEMBLE, 0.55, weights={"custom": 0.0, "vgg19": 0.25, "resnet50": 0.75})
+    found = find_models(tmp_path, "ensemble")
+    assert found.ensemble is not None and found.ensemble.threshold == 0.55
+    # a retrained (or swapped) model file: its old decision must not be applied to it
+    described_file(tmp_path, "vgg19", training={"epochs_trained": 3})
+    with pytest.raises(DecisionError, match=r"vgg19/decision\.json: chosen for another vgg19 model file"):
+        find_models(tmp_path, "vgg19")
+    decision_file("vgg19", tmp_path).unlink()  # the model's own is gone: the ensemble's still binds it
+    with pytest.raises(DecisionError, match=r"ensemble/decision\.json: chosen for another vgg19"):
+        find_models(tmp_path, "ensemble")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("threshold", float("nan"), "threshold"),
+        ("threshold", float("inf"), "threshold"),
+        ("threshold", 1.5, "threshold"),
+        ("temperature", float("inf"), "temperature"),
+        ("temperature", 0, "temperature"),
+        ("model_digests", {}, "one digest"),
+    ],
+)
+def test_a_decision_file_with_a_bad_number_is_refused(
+    tmp_path: Path, field: str, value: object, named: str
+) -> None:
+    """Never every image benign because a threshold or temperature is not a number."""
+    described_file(tmp_path, "custom")
+    decision = decide(tmp_path, "custom", 0.3).model_dump(mode="json")
+    path = decision_file("custom", tmp_path)
+    path.write_text(json.dumps({**decision, field: value}))  # json writes NaN / Infinity
+    with pytest.raises(DecisionError, match=rf"custom/decision\.json: invalid decision: .*{named}"):
+        find_models(tmp_path, "custom")
+
+
+def test_the_prediction_rule_comes_from_the_decisions() -> None:
+    digests = dict.fromkeys(MODEL_NAMES, "0" * 64)
+    own = {
+        name: Decision(
+            model=name,
+            threshold=threshold,
+            threshold_rule="youden",
+            model_digests={name: digests[name]},
+            validation_images=10,
+        )
+        for name, threshold in (("custom", 0.3), ("vgg19", 0.4), ("resnet50", 0.6))
+    }
+    ensemble = Decision(
+        model=ENSEMBLE,
+        threshold=0.55,
+        threshold_rule="youden",
+        weights={"custom": 0.0, "vgg19": 0.25, "resnet50": 0.75},
+        model_digests=digests,
+        validation_images=10,
+    )
+    rule, warnings = prediction_rule(["custom", "vgg19"], ENSEMBLE, own, ensemble)  # resnet50 missing
+    assert rule.threshold == 0.55 and "youden on the validation split" in rule.threshold_source
+    assert rule.weights == {"custom": 0.0, "vgg19": 1.0}  # renormalised over the models present
+    assert (rule.output_threshold("custom"), rule.output_threshold("vgg19")) == (0.3, 0.4)
+    assert warnings == []
+    assert prediction_rule(["resnet50"], "resnet50", own, None)[0].threshold == 0.6
+    only_custom, _ = prediction_rule(["custom"], ENSEMBLE, own, ensemble)
+    assert only_custom.weights == {"custom": 1.0}  # no weight left: equal weights, as evaluate does
+    assert prediction_rule(["vgg19"], "vgg19", own, None, threshold=0.2)[0].threshold == 0.2
+    with pytest.raises(ValueError, match="--threshold 1.5"):
+        prediction_rule(["vgg19"], "vgg19", own, None, threshold=1.5)
+    never, warnings = prediction_rule(["custom"], "custom", {"custom": None}, None)
+    assert never.threshold == 0.5 and never.weights == {"custom": 1.0}
+    assert warnings and "never evaluated" in warnings[0]
 
 
 @pytest.mark.slow  # imports TensorFlow
 def test_a_broken_model_file_is_named(tmp_path: Path) -> None:
-    (tmp_path / "custom.keras").write_bytes(b"not a zip")
-    with pytest.raises(ModelFileError, match=r"custom\.keras: not a loadable Keras model"):
-        load_model(tmp_path / "custom.keras")
+    from stages.modeling.description import load_model
+
+    path = described_file(tmp_path, "custom")  # a description, but no network
+    with pytest.raises(ModelFileError, match=r"custom/model\.keras: not a loadable Keras model"):
+        load_model(path, "custom")
 
 
 def test_the_command_fails_cleanly_before_loading_models(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "custom.keras").write_bytes(b"junk: it must not even be opened")
-    good = write_png(tmp_path / "good.png", tissue())
+    described_file(tmp_path / "models", "custom")  # no network inside: it must not even be loaded
+    good = write_png(tmp_path / "good.png", tissue(48, 72))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n")
     out = tmp_path / "predictions.csv"
-    args = ["--models-dir", str(tmp_path), "--out", str(out)]
+    args = ["--models-dir", str(tmp_path / "models"), "--out", str(out)]
     with pytest.raises(SystemExit) as exit_:
         run_predict([str(good), str(broken), *args])
     assert exit_.value.code == 1
@@ -270,7 +387,7 @@ def test_the_command_fails_cleanly_before_loading_models(
     assert "Traceback" not in error and not out.exists()
     with pytest.raises(SystemExit):
         run_predict([str(good), *args, "--model", "resnet50"])
-    assert "resnet50.keras: model file not found" in capsys.readouterr().err
+    assert "resnet50/model.keras: model file not found" in capsys.readouterr().err
 
 
 def test_console_script_is_declared() -> None:
@@ -287,12 +404,13 @@ def test_console_script_is_declared() -> None:
 
 @pytest.mark.slow
 def test_predicts_the_shared_sample_per_image_and_per_patient(
-    sample_tree: Path, tiny_models: Path, tiny_params: Path, tmp_path: Path
+    sample_tree: Path, tiny_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out" / "predictions.csv"
-    run_predict(
-        [str(sample_tree), "--models-dir", str(tiny_models), "--params", str(tiny_params), "--out", str(out)]
-    )
+    run_predict([str(sample_tree), "--models-dir", str(tiny_models), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert "trained on SYNTHETIC images only" in error  # the tiny models: synthetic, never evaluated
+    assert "ensemble was never evaluated (no decision file): threshold 0.5" in error
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table.columns) == ENSEMBLE_COLUMNS
     assert len(table) == 11
@@ -318,7 +436,7 @@ def test_predicts_the_shared_sample_per_image_and_per_patient(
 
 @pytest.mark.slow
 def test_one_model_on_renamed_images_from_a_csv_with_explanations(
-    synthetic_images: list[Path], tiny_models: Path, tiny_params: Path, tmp_path: Path
+    synthetic_images: list[Path], tiny_models: Path, tmp_path: Path
 ) -> None:
     images = []
     for index, source in enumerate(synthetic_images[::6]):  # 4 images, names not BreakHis
@@ -328,7 +446,7 @@ def test_one_model_on_renamed_images_from_a_csv_with_explanations(
     listing = tmp_path / "images.csv"
     pd.DataFrame({"path": images}).to_csv(listing, index=False)
     out, explain = tmp_path / "custom.csv", tmp_path / "cams"
-    args = ["--model", "custom", "--models-dir", str(tiny_models), "--params", str(tiny_params)]
+    args = ["--model", "custom", "--models-dir", str(tiny_models)]
     run_predict([str(listing), *args, "--out", str(out), "--explain", str(explain), "--threshold", "0.3"])
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table.columns) == [
@@ -358,31 +476,16 @@ def test_one_model_on_renamed_images_from_a_csv_with_explanations(
 def test_the_ensemble_is_the_mean_of_the_models_present(
     synthetic_images: list[Path],
     tiny_models: Path,
-    tiny_params: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     models = tmp_path / "models"
-    models.mkdir()
     for name in ("custom", "resnet50"):
-        shutil.copy(tiny_models / f"{name}.keras", models)
+        shutil.copytree(tiny_models / name, models / name)
     out = tmp_path / "p.csv"
-    run_predict(
-        [
-            *map(str, synthetic_images[:5]),
-            "--models-dir",
-            str(models),
-            "--params",
-            str(tiny_params),
-            "--out",
-            str(out),
-        ]
-    )
+    run_predict([*map(str, synthetic_images[:5]), "--models-dir", str(models), "--out", str(out)])
     error = capsys.readouterr().err
-    assert (
-        "vgg19.keras not in" in error
-        and "never evaluated: its threshold 0.5 (from evaluate.threshold)" in error
-    )
+    assert "vgg19/model.keras not in the models folder" in error and "never evaluated" in error
     table = pd.read_csv(out)
     assert "vgg19_probability" not in table
     np.testing.assert_allclose(
@@ -393,27 +496,33 @@ def test_the_ensemble_is_the_mean_of_the_models_present(
     patients = pd.read_csv(tmp_path / "p_patients.csv")
     assert patients["images"].sum() == 5
 
-    # evaluate.ensemble: val_auc -> the run's weights, renormalised over the models present
-    params = tmp_path / "params.yaml"
-    params.write_text(tiny_params.read_text() + "  ensemble: val_auc\n")
-    metrics = tmp_path / "evaluate.json"
-    metrics.write_text(json.dumps({"ensemble_weights": {"custom": 0.1, "vgg19": 0.5, "resnet50": 0.3}}))
-    run_predict(
-        [*map(str, synthetic_images[:5]), "--models-dir", str(models), "--params", str(params)]
-        + ["--metrics", str(metrics), "--out", str(out)]
-    )
+    # the evaluated ensemble's weights, renormalised over the models present; its threshold; each
+    # model's temperature applied to its own outputs
+    (models / "vgg19").mkdir()
+    shutil.copy(model_file("vgg19", tiny_models), models / "vgg19")
+    decide(models, "custom", 0.4, temperature=2.0)
+    decide(models, ENSEMBLE, 0.45, weights={"custom": 0.1, "vgg19": 0.6, "resnet50": 0.3})
+    shutil.rmtree(models / "vgg19")
+    run_predict([*map(str, synthetic_images[:5]), "--models-dir", str(models), "--out", str(out)])
     weighted = pd.read_csv(out)
+    raw = table.set_index("path").loc[weighted["path"]]
+    from stages.evaluation.calibration import apply_temperature
+
+    np.testing.assert_allclose(
+        weighted["custom_probability"],
+        apply_temperature(raw["custom_probability"].to_numpy(), 2.0),
+        atol=2e-6,
+    )
     np.testing.assert_allclose(
         weighted["ensemble_probability"],
         0.25 * weighted["custom_probability"] + 0.75 * weighted["resnet50_probability"],
         atol=2e-6,
     )
+    assert (weighted["threshold"] == 0.45).all()
 
 
 @pytest.mark.slow
-def test_runs_as_a_module(
-    synthetic_images: list[Path], tiny_models: Path, tiny_params: Path, tmp_path: Path
-) -> None:
+def test_runs_as_a_module(synthetic_images: list[Path], tiny_models: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.csv"
     result = subprocess.run(
         [
@@ -424,7 +533,7 @@ def test_runs_as_a_module(
             "--models-dir",
             str(tiny_models),
         ]
-        + ["--params", str(tiny_params), "--out", str(out)],
+        + ["--out", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from stages.pipeline.params import DataParams
+
 
 class ImageError(ValueError):
     """An image that cannot be used: unreadable, truncated, not RGB."""
@@ -40,6 +42,14 @@ Image.MAX_IMAGE_PIXELS = None  # Pillow's own bomb check (179 Mpx) gives way to 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 MAX_UPSCALE = 1.05
 MAX_ASPECT_CHANGE = 1.25
+
+
+def source_aspect(data: DataParams) -> float:
+    """Width / height that ingest expects of the source's images (the generated size for synthetic)."""
+    if data.source == "synthetic":
+        height, width = data.synthetic.image_size
+        return width / height
+    return BREAKHIS_ASPECT
 
 
 def _as_rgb(image: np.ndarray | None) -> np.ndarray:

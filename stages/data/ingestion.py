@@ -29,7 +29,6 @@ from stages.data.images import (
 )
 from stages.data.parallel import map_in_threads
 from stages.data.stain import StainNormalization, normalize_stain
-from stages.pipeline.params import DataParams
 
 MANIFEST_COLUMNS = [
     "filename",
@@ -48,14 +47,6 @@ MANIFEST_COLUMNS = [
 DUPLICATE_COLUMNS = ["filename", "patient", "duplicate_of", "duplicate_of_patient", "pixel_hash", "source"]
 REJECTED_COLUMNS = ["filename", "patient", "reason", "source"]
 SHOWN = 50  # rejected images listed in full in one error message
-
-
-def source_aspect(data: DataParams) -> float:
-    """Width / height that ingest expects of the source's images (the generated size for synthetic)."""
-    if data.source == "synthetic":
-        height, width = data.synthetic.image_size
-        return width / height
-    return BREAKHIS_ASPECT
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The model card (metrics/model_card.md): what the models are for, what they were trained and
 tested on, how well they did, what is known to be wrong with the data, and the exact versions.
 
-Written by evaluate from the run's params and metrics, or on its own:
-`python -m stages.model_card` (reads params.yaml, metrics/{evaluate,ingest,split}.json, models/).
+Written by evaluate from the run's params and metrics, the models' own descriptions and the
+decisions beside them, or on its own: `python -m stages.model_card` (reads params.yaml,
+metrics/{evaluate,ingest,split}.json, models/).
 
 Metrics are read tolerantly: nested (`resnet50.image.accuracy`) or flat keys, and optional
 confidence intervals as `<model>.ci.<metric>` / `<model>.ci.<level>.<metric>` /
@@ -21,10 +22,19 @@ from typing import Any
 
 import yaml
 
+from stages.evaluation.decision import read_decision
+from stages.modeling.description import ModelFileError, read_description
 from stages.pipeline.environment import describe_environment
 from stages.pipeline.files import file_digest
-from stages.pipeline.params import MODEL_NAMES, SCORED_MODELS, Params, fit_settings
-from stages.pipeline.paths import EVALUATE_METRICS, INGEST_METRICS, MODELS_DIR, SPLIT_METRICS
+from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, SCORED_MODELS, Params, fit_settings
+from stages.pipeline.paths import (
+    EVALUATE_METRICS,
+    INGEST_METRICS,
+    MODELS_DIR,
+    SPLIT_METRICS,
+    decision_file,
+    model_file,
+)
 
 CRITERIA = {"youden": "Youden's J (balanced accuracy)", "f1": "F1"}
 METRICS = (
@@ -49,11 +59,6 @@ PACKAGES = (
     "dvclive",
     "breakhis-dvc",
 )
-DESCRIPTIONS = {
-    "custom": "4-block CNN trained from scratch",
-    "vgg19": "VGG19 backbone (keras.applications) with a dropout + sigmoid head",
-    "resnet50": "ResNet50 backbone (keras.applications) with a dropout + sigmoid head",
-}
 
 
 def lookup(tree: Any, dotted: str) -> Any:
@@ -143,57 +148,90 @@ def describe_file(path: Path) -> str:
 
 
 def _models_section(params: Params, models_dir: Path) -> list[str]:
+    """What each model file says it is (its own description, stages.modeling.description)."""
     lines = [
         "## Models",
         "",
-        "| Model | Architecture | Initial weights | Input size | Max epochs | Batch | Learning rate | File |",
-        "|---|---|---|---|---:|---:|---:|---|",
+        "| Model | Architecture | Initial weights | Sees | Trained on | Epochs (kept) | File |",
+        "|---|---|---|---|---|---:|---|",
     ]
-    train = params.train
+    synthetic = []
     for name in MODEL_NAMES:
-        own = getattr(train, name)
-        settings = fit_settings(train, name)
-        weights = getattr(own, "weights", "none")
-        epochs = str(settings.epochs)
-        if weights != "none":  # two-phase transfer learning
-            epochs = f"{own.head_epochs} head + {epochs} fine-tune"
-        height, width = settings.image_size
-        lines.append(
-            f"| {name} | {DESCRIPTIONS[name]} | "
-            f"{'none (from scratch)' if weights == 'none' else weights} | {height}x{width} | {epochs} | "
-            f"{settings.batch_size} | {settings.learning_rate:g} | "
-            f"`{models_dir / f'{name}.keras'}` ({describe_file(models_dir / f'{name}.keras')}) |"
+        path = model_file(name, models_dir)
+        try:
+            description = read_description(path)
+        except ModelFileError as exc:
+            lines.append(f"| {name} | {str(exc).removeprefix(f'{path}: ')} | | | | | `{path}` |")
+            continue
+        view, data = description.input, description.data
+        height, width = view.image_size
+        sees = (
+            f"{height}x{width} patches at scale {view.patch_scale:g}"
+            if view.view == "patches"
+            else f"field resized to {height}x{width}"
+        ) + ("" if view.stain_normalization == "none" else f", {view.stain_normalization} stain")
+        trained_on = f"{data.images} {data.source} images, {'/'.join(f'{m}X' for m in data.magnifications)}"
+        training = description.training
+        kept = training.get("kept_epoch", -1)
+        epochs = f"{training.get('epochs_trained', 'n/a')} ({'last' if kept == -1 else kept + 1})"
+        weights = (
+            "none (from scratch)" if description.initial_weights == "none" else description.initial_weights
         )
+        lines.append(
+            f"| {name} | {description.architecture} | {weights} | "
+            f"{sees} | {trained_on} | {epochs} | `{path}` ({describe_file(path)}) |"
+        )
+        if description.synthetic:
+            synthetic.append(name)
+    train = params.train
     lines += [
         "",
         f"Early stopping monitors `{train.monitor}` on the validation split (patience {train.patience}); "
-        f"class weights {'on' if train.class_weights else 'off'}.",
+        f"class weights {'on' if train.class_weights else 'off'}. Each model file carries this "
+        "description (`breakhis-model.json` inside the `.keras` zip): predict reads it, not params.yaml.",
         "",
     ]
+    if synthetic:
+        lines += [
+            f"**Trained on synthetic images only** ({', '.join(synthetic)}): the embedded demo data. "
+            "These models have never seen a real slide; their outputs on real images mean nothing.",
+            "",
+        ]
     return lines
 
 
-def _decision_lines(params: Params, summary: Mapping[str, Any]) -> list[str]:
-    evaluate = params.evaluate
-    weights = summary.get("ensemble_weights")
-    if evaluate.ensemble == "val_auc":
-        how = "weighted by each model's validation ROC AUC above chance"
+def _decision_lines(models_dir: Path) -> list[str]:
+    """The decision rule, from the decisions evaluate wrote beside the models."""
+    ensemble = read_decision(decision_file(ENSEMBLE, models_dir))
+    if ensemble is None:
+        return [f"No decisions in `{models_dir}` (written by evaluate).", ""]
+    weights = ensemble.weights
+    how = (
+        "the mean"
+        if len({round(w, 9) for w in weights.values()}) == 1
+        else ("a weighted mean (weights " + ", ".join(f"{n} {w:.3f}" for n, w in weights.items()) + ")")
+    )
+    if ensemble.threshold_rule == "fixed":
+        rule = f"at least the threshold **{ensemble.threshold:g}** (`evaluate.threshold`)"
     else:
-        how = "the mean"
-    if isinstance(weights, Mapping) and len({float(w) for w in weights.values()}) > 1:
-        how += " (weights " + ", ".join(f"{n} {float(w):.3f}" for n, w in weights.items()) + ")"
-    if isinstance(evaluate.threshold, float):
-        rule = f"at least the threshold **{evaluate.threshold:g}** (`evaluate.threshold`)"
-    else:
-        criterion = CRITERIA.get(evaluate.threshold, evaluate.threshold)
+        criterion = CRITERIA.get(ensemble.threshold_rule, ensemble.threshold_rule)
         rule = (
             f"at least a threshold chosen per model on the validation split to maximise {criterion} "
             "(never on test; the thresholds are in the table below)"
         )
+    models = [read_decision(decision_file(name, models_dir)) for name in MODEL_NAMES]
+    temperatures = [f"{d.model} {d.temperature:.3g}" for d in models if d is not None and d.temperature]
+    calibrated = (
+        f" Each model's logits are divided by a temperature fitted on validation ({', '.join(temperatures)})."
+        if temperatures
+        else ""
+    )
     return [
-        f"**Ensemble**: soft vote, {how} of the three models' malignant probabilities "
-        f"(`evaluate.ensemble: {evaluate.ensemble}`). An image is called malignant when its "
-        f"probability is {rule}.",
+        f"**Ensemble**: soft vote, {how} of the three models' malignant probabilities. An image is "
+        f"called malignant when its probability is {rule}.{calibrated} These choices were made on "
+        f"{ensemble.validation_images} validation images and are stored beside the models "
+        f"(`{models_dir}/<model>/decision.json`, `{models_dir}/ensemble/decision.json`), where predict "
+        "reads them.",
         "",
     ]
 
@@ -298,7 +336,7 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
     return lines
 
 
-def _metrics_section(params: Params, summary: Mapping[str, Any]) -> list[str]:
+def _metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Path) -> list[str]:
     if not summary:
         return ["## Metrics (test split)", "", f"No metrics found ({EVALUATE_METRICS}).", ""]
     has_intervals = any(
@@ -316,7 +354,7 @@ def _metrics_section(params: Params, summary: Mapping[str, Any]) -> list[str]:
             else ""
         ),
         "",
-        *_decision_lines(params, summary),
+        *_decision_lines(models_dir),
         "| Model | Threshold | " + " | ".join(title for *_, title in METRICS) + " |",
         "|---|---:|" + "---:|" * len(METRICS),
     ]
@@ -434,7 +472,7 @@ def model_card(
         *_intended_use(),
         *_models_section(params, models_dir),
         *_data_section(params, ingest, split),
-        *_metrics_section(params, summary),
+        *_metrics_section(params, summary, models_dir),
         *_issues_section(params, ingest),
         *_versions_section(params),
     ]

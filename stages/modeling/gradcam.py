@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from stages.modeling.prediction import load_for_model, load_model, model_inputs
+from stages.modeling.description import CLASSES as CLASS_NAMES
+from stages.modeling.description import load_model
+from stages.modeling.prediction import load_for_model, model_inputs
 from stages.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, mean_over_views, scaled_size
 from stages.pipeline.figures import save_figure
 from stages.pipeline.params import ENSEMBLE
@@ -38,7 +40,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 MIN_MAP_SIDE = 4
 OVERLAY_ALPHA = 0.4
-CLASS_NAMES = ("benign", "malignant")
 
 
 def conv_layers(model: keras.Model) -> list[tuple[keras.Model | None, keras.layers.Layer]]:
@@ -229,7 +230,6 @@ def write_gradcam_grid(
     *,
     per_group: int = 2,
     image_size: tuple[int, int] | None = None,
-    view: ViewParams = WHOLE_FIELD,
 ) -> pd.DataFrame:
     """A PNG grid of Grad-CAM overlays: a few test images of each class, correctly and wrongly
     classified by `probabilities` (the ensemble's), one column per model.
@@ -238,7 +238,7 @@ def write_gradcam_grid(
     `probabilities`. thresholds: one for all, or per model name with the ensemble's under
     "ensemble" (each model's map explains the class it predicts at its own threshold).
     image_size: `ingest.image_size` for raw files; None for ingested images (kept as they are).
-    Returns the chosen rows with their captions."""
+    Each model sees the images as its description says. Returns the chosen rows with their captions."""
     if isinstance(thresholds, Mapping):
         threshold = float(thresholds[ENSEMBLE])
         own = {name: float(thresholds.get(name, threshold)) for name in model_paths}
@@ -251,7 +251,8 @@ def write_gradcam_grid(
     images = [load_for_model(path, image_size) for path in paths]
     columns: dict[str, list[tuple[np.ndarray, str]]] = {}
     for name, path in model_paths.items():
-        model = load_model(path)
+        model, description = load_model(path, name)
+        view = description.input.view_params(test_time_flips=False)
         cam = GradCam(model)
         cells = []
         for image in images:

@@ -144,29 +144,69 @@ def load_image(path: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
     return resize_image(decode(path), image_size)
 
 
-def image_dataset(
+def training_dataset(
     paths: Sequence[str],
-    labels: Sequence[int] | np.ndarray | None,
+    labels: Sequence[int] | np.ndarray,
     *,
     model_name: str,
     image_size: tuple[int, int],
     batch_size: int,
-    shuffle_seed: int | None = None,
+    seed: int,
     cache: bool | str = False,
     augment: bool = False,
     view: ViewParams = WHOLE_FIELD,
     jitter: ColourJitter = NO_JITTER,
 ) -> tf.data.Dataset:
-    """Batches of (view, label), or of views alone when labels is None.
+    """Batches of (view, label) for fitting: shuffled every epoch (from `seed`); fields resized, or
+    `view.patches_per_image` random patches per image; `augment` adds random flips/rotations and
+    `jitter` colour changes. `cache` (True, False or "auto") keeps decoded images in memory after the
+    first epoch; without it, memory is bounded by the batch size and prefetch, not by the dataset."""
+    return _image_dataset(
+        paths,
+        labels,
+        model_name,
+        image_size,
+        batch_size,
+        cache,
+        view,
+        training=True,
+        seed=seed,
+        augment=augment,
+        jitter=jitter,
+    )
 
-    Training (`shuffle_seed` set): shuffled every epoch; fields resized, or `patches_per_image`
-    random patches per image; `augment` adds random flips/rotations and `jitter` colour changes.
-    Otherwise: every image's inference views in image order (`views_per_image` each, all with the
-    image's label), so `mean_over_views` of the predictions gives one probability per image.
-    `cache` (True, False or "auto") keeps decoded images in memory after the first epoch; without
-    it, memory is bounded by the batch size and prefetch, not by the dataset.
-    """
-    training = shuffle_seed is not None
+
+def inference_dataset(
+    paths: Sequence[str],
+    labels: Sequence[int] | np.ndarray | None = None,
+    *,
+    model_name: str,
+    image_size: tuple[int, int],
+    batch_size: int,
+    cache: bool | str = False,
+    view: ViewParams = WHOLE_FIELD,
+) -> tf.data.Dataset:
+    """Every image's inference views in image order (`views.views_per_image` each), batched, with the
+    image's label or views alone when labels is None: `mean_over_views` of the predictions gives one
+    probability per image. Nothing random: validation, evaluation, frozen-backbone features."""
+    return _image_dataset(paths, labels, model_name, image_size, batch_size, cache, view, training=False)
+
+
+def _image_dataset(
+    paths: Sequence[str],
+    labels: Sequence[int] | np.ndarray | None,
+    model_name: str,
+    image_size: tuple[int, int],
+    batch_size: int,
+    cache: bool | str,
+    view: ViewParams,
+    *,
+    training: bool,
+    seed: int = 0,
+    augment: bool = False,
+    jitter: ColourJitter = NO_JITTER,
+) -> tf.data.Dataset:
+    shuffle_seed = seed
     items = (list(paths),) if labels is None else (list(paths), np.asarray(labels, dtype="float32"))
     dataset = tf.data.Dataset.from_tensor_slices(items)
     field_mode = view.input == "field"
@@ -216,7 +256,7 @@ def image_dataset(
         dataset = dataset.flat_map(all_views)  # fields: resized already, so flips only
     dataset = dataset.batch(batch_size)
 
-    augmenter = geometric_augmenter(shuffle_seed or 0) if training and augment else None
+    augmenter = geometric_augmenter(shuffle_seed) if training and augment else None
 
     def finish(images: tf.Tensor, *label: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, ...]:
         images = tf.cast(images, tf.float32)

@@ -4,7 +4,8 @@ A raw file goes the way an ingested image went before training, through the same
 `images.read_rgb` -> ingest's size check (`images.size_problem`) -> `images.cover_and_crop` to
 `ingest.image_size` (so a raw 700x460 BreakHis PNG and an already ingested one end identical)
 -> `input_pipeline.resize_image` to the model's input size -> `input_pipeline.preprocess` for the
-model. Models load with `safe_mode=True`.
+model. Every size, scale and setting comes from the model's own description
+(`stages.modeling.description`), never from params.yaml; models load with `safe_mode=True`.
 
 TensorFlow is imported only by the functions that run models, so that the command checks its
 inputs (and fails on bad ones) in a second instead of after TensorFlow's import.
@@ -12,12 +13,11 @@ inputs (and fails on bad ones) in a second instead of after TensorFlow's import.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,42 +25,22 @@ import pandas as pd
 from stages.data.dataset import LayoutError, parse_image_name
 from stages.data.images import BREAKHIS_ASPECT, FORMATS, ImageError, cover_and_crop, read_rgb, size_problem
 from stages.data.stain import StainNormalization, normalize_stain
-from stages.evaluation.calibration import apply_temperature, output_threshold
+from stages.evaluation.decision import Decision, DecisionError, check_digests, read_decision
+from stages.modeling.description import (
+    ModelDescription,
+    ModelFileError,
+    ModelInput,
+    check_identity,
+    read_description,
+)
 from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
-from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams
-from stages.pipeline.paths import EVALUATE_METRICS
+from stages.pipeline.params import ENSEMBLE, MODEL_NAMES
+from stages.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
 
 if TYPE_CHECKING:
     import keras
 
 IMAGE_SUFFIXES = tuple(FORMATS)
-
-
-class ModelFileError(ValueError):
-    """A model file is missing or cannot be loaded."""
-
-
-def model_file(models_dir: Path, name: str) -> Path:
-    return Path(models_dir) / f"{name}.keras"
-
-
-def require_model_file(path: Path) -> None:
-    if not Path(path).is_file():
-        raise ModelFileError(
-            f"{path}: model file not found (train it with `dvc repro`, fetch it with `dvc pull`, "
-            "or point --models-dir at the folder that holds it)"
-        )
-
-
-def load_model(path: Path) -> keras.Model:
-    """Load a .keras model with `safe_mode=True` (no arbitrary code), or say clearly why not."""
-    require_model_file(path)
-    import keras
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # keras raises ValueError, OSError, zipfile errors, ...
-        raise ModelFileError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
 
 
 def model_image_size(model: keras.Model) -> tuple[int, int]:
@@ -122,130 +102,133 @@ def model_inputs(
 
 
 def predict_batch(
-    models: Mapping[str, keras.Model], images: np.ndarray, view: ViewParams = WHOLE_FIELD
+    models: Mapping[str, keras.Model], images: np.ndarray, views: Mapping[str, ViewParams]
 ) -> dict[str, np.ndarray]:
     """Malignant probability of every model for a batch of ingest-sized RGB uint8 images: the mean
-    over each image's views, as evaluate computes it."""
+    over each image's views (`views[name]`: how that model sees a field), as evaluate computes it."""
     probabilities = {}
     for name, model in models.items():
-        views = views_per_image(images.shape[1:3], model_image_size(model), view)
+        view = views[name]
+        count = views_per_image(images.shape[1:3], model_image_size(model), view)
         per_view = np.asarray(model(model_inputs(name, model, images, view), training=False)).reshape(-1)
-        probabilities[name] = mean_over_views(per_view, views)
+        probabilities[name] = mean_over_views(per_view, count)
     return probabilities
 
 
-def ensemble_members(model: str, models_dir: Path) -> tuple[list[str], list[str]]:
-    """The models to run for `--model` (ensemble: whichever of the three exist) and the missing ones."""
-    if model != ENSEMBLE:
-        if model not in MODEL_NAMES:
-            raise ValueError(f"unknown model '{model}' (choose from {', '.join((*MODEL_NAMES, ENSEMBLE))})")
-        require_model_file(model_file(models_dir, model))
-        return [model], []
-    present = [name for name in MODEL_NAMES if model_file(models_dir, name).is_file()]
-    missing = [name for name in MODEL_NAMES if name not in present]
-    if not present:
-        raise ModelFileError(
-            f"{models_dir}: no model files ({', '.join(f'{n}.keras' for n in MODEL_NAMES)}); "
-            "train them with `dvc repro`, fetch them with `dvc pull`, or pass --models-dir"
-        )
-    return present, missing
+def predict_ingested(
+    name: str, model: keras.Model, paths: Sequence[str], view: ViewParams, batch_size: int = 64
+) -> np.ndarray:
+    """Malignant probability of the named model for each ingested image file (as ingest wrote them,
+    streamed through tf.data: memory bounded by the batch): the mean over the model's views."""
+    from stages.modeling.input_pipeline import field_size, inference_dataset
+
+    size = model_image_size(model)
+    data = inference_dataset(paths, model_name=name, image_size=size, batch_size=batch_size, view=view)
+    views = views_per_image(field_size(paths[0]), size, view)
+    return mean_over_views(model.predict(data, verbose=0).reshape(-1), views)
+
+
+# ---- the models of a models folder --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Decision:
-    """How probabilities become a class: the ensemble's weights over the models run, and the threshold."""
+class ModelEntry:
+    """One model of a models folder: its file, what it says it is, and evaluate's decision for it."""
 
-    weights: dict[str, float]
-    threshold: float
-    threshold_source: str
-    model_thresholds: dict[str, float]  # each model's own (for explaining the class it predicts)
-    temperatures: dict[str, float] = field(default_factory=dict)  # evaluate.calibration: temperature
-
-    def calibrate(self, name: str, probabilities: np.ndarray) -> np.ndarray:
-        """A model's outputs as evaluate scored them: temperature-scaled when it fitted one."""
-        temperature = self.temperatures.get(name)
-        return probabilities if temperature is None else apply_temperature(probabilities, temperature)
-
-    def output_threshold(self, name: str) -> float:
-        """The model's own threshold on its raw output (Grad-CAM explains the class it predicts)."""
-        return output_threshold(self.model_thresholds[name], self.temperatures.get(name))
+    name: str
+    path: Path
+    description: ModelDescription
+    decision: Decision | None
+    decision_path: Path
 
 
-def read_metrics(path: Path) -> dict[str, Any]:
-    """metrics/evaluate.json of the run, or {} when there is none."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def decision_rule(
-    names: Sequence[str],
-    deciding: str,
-    evaluate: EvaluateParams,
-    metrics: Mapping[str, Any],
-    threshold: float | None = None,
-    metrics_path: Path = EVALUATE_METRICS,
-) -> Decision:
-    """The weights, threshold and temperatures evaluate used, so that predictions match the
-    evaluated models.
-
-    threshold: `--threshold`, else `evaluate.threshold` when fixed, else (youden / f1: chosen per
-    model on validation) `<deciding>.threshold` from the run's metrics. Weights: equal for
-    `evaluate.ensemble: mean`; for `val_auc`, the run's `ensemble_weights` over the models present."""
-    if threshold is not None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"--threshold {threshold}: must be between 0 and 1")
-        chosen, source = threshold, "--threshold"
-    elif isinstance(evaluate.threshold, float):
-        chosen, source = evaluate.threshold, "evaluate.threshold"
-    else:
-        found = _stored_threshold(metrics, deciding)
-        if found is None:
-            raise ValueError(
-                f"evaluate.threshold is '{evaluate.threshold}' (chosen per model on the validation split "
-                f"by evaluate), but {metrics_path} has no '{deciding}.threshold': run `dvc repro evaluate`, "
-                "or pass --threshold"
+def _entry(folder: Path, expected: str | None) -> ModelEntry:
+    path = folder / MODEL_FILE_NAME
+    description = read_description(path)
+    if expected is not None:
+        check_identity(path, description, expected)
+    decision_path = folder / DECISION_FILE_NAME
+    decision = read_decision(decision_path)
+    if decision is not None:
+        if decision.model != description.name:
+            raise DecisionError(
+                f"{decision_path}: a decision for {decision.model}, beside a {description.name} model"
             )
-        chosen, source = found, f"{metrics_path} ({evaluate.threshold} on validation)"
+        check_digests(decision_path, decision, {description.name: path})
+    return ModelEntry(description.name, path, description, decision, decision_path)
 
-    weights = {name: 1.0 / len(names) for name in names}
-    if deciding == ENSEMBLE and evaluate.ensemble == "val_auc":
-        stored = metrics.get("ensemble_weights")
-        if not isinstance(stored, dict) or not all(isinstance(stored.get(n), int | float) for n in names):
-            raise ValueError(
-                f"evaluate.ensemble is 'val_auc', but {metrics_path} has no ensemble_weights for "
-                f"{', '.join(names)}: run `dvc repro evaluate`"
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The models a prediction run uses, the evaluated ensemble's decision, and what is missing."""
+
+    entries: list[ModelEntry]
+    ensemble: Decision | None
+    missing: list[str]
+    deciding: str  # the model whose probability decides, or the ensemble
+
+    @property
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.entries]
+
+
+def find_models(models_dir: Path, model: str) -> ModelSet:
+    """The models to run for `--model` from a models folder: either one model's folder (a fetched
+    artifact: `model.keras`, optionally `decision.json`) or a folder of model folders
+    (`<model>/model.keras`, `ensemble/decision.json`). Every file's description is checked against
+    the name it is used under, and every decision against the digest of its model file. Raises
+    ModelFileError / DecisionError naming the file; needs no TensorFlow."""
+    if model not in (*MODEL_NAMES, ENSEMBLE):
+        raise ValueError(f"unknown model '{model}' (choose from {', '.join((*MODEL_NAMES, ENSEMBLE))})")
+    models_dir = Path(models_dir)
+    if (models_dir / MODEL_FILE_NAME).is_file():  # one model's folder
+        entry = _entry(models_dir, None if model == ENSEMBLE else model)
+        return ModelSet([entry], None, [], entry.name)
+    old = sorted(p.name for p in models_dir.glob("*.keras"))
+    if old and not any(model_file(name, models_dir).exists() for name in MODEL_NAMES):
+        raise ModelFileError(
+            f"{models_dir}: {', '.join(old)} in the layout before models described themselves; this "
+            f"version keeps each model in its own folder (<model>/{MODEL_FILE_NAME}): "
+            "retrain with `dvc repro`"
+        )
+    if model != ENSEMBLE:
+        return ModelSet([_entry(model_dir(model, models_dir), model)], None, [], model)
+    present = [name for name in MODEL_NAMES if model_file(name, models_dir).is_file()]
+    if not present:
+        raise ModelFileError(
+            f"{models_dir}: no model files "
+            f"({', '.join(f'{n}/{MODEL_FILE_NAME}' for n in MODEL_NAMES)}); "
+            "train them with `dvc repro`, fetch them with `dvc pull` or `dvc artifacts get`, "
+            "or pass --models-dir"
+        )
+    entries = [_entry(model_dir(name, models_dir), name) for name in present]
+    ensemble_path = decision_file(ENSEMBLE, models_dir)
+    ensemble = read_decision(ensemble_path)
+    if ensemble is not None:
+        check_digests(
+            ensemble_path, ensemble, {e.name: e.path for e in entries if e.name in ensemble.weights}
+        )
+    missing = [name for name in MODEL_NAMES if name not in present]
+    return ModelSet(entries, ensemble, missing, ENSEMBLE)
+
+
+def common_input(entries: Sequence[ModelEntry]) -> ModelInput:
+    """The ingest-side input the models share (field size, source aspect, stain normalisation): an
+    image is read once for all of them. Models trained on differently prepared images are refused."""
+    first = entries[0].description.input
+    for entry in entries[1:]:
+        other = entry.description.input
+        if (other.field_size, other.source_aspect, other.stain_normalization) != (
+            first.field_size,
+            first.source_aspect,
+            first.stain_normalization,
+        ):
+            raise ModelFileError(
+                f"{entries[0].path} and {entry.path} were trained on differently prepared images "
+                f"(field {first.field_size} vs {other.field_size}, stain {first.stain_normalization} vs "
+                f"{other.stain_normalization}): predict with one --model at a time"
             )
-        total = sum(float(stored[n]) for n in names)
-        if total > 0:  # else no model beat chance on validation: equal weights, as evaluate does
-            weights = {name: float(stored[name]) / total for name in names}
-    per_model = dict.fromkeys(names, chosen)
-    if threshold is None and not isinstance(evaluate.threshold, float):  # chosen per model
-        for name in names:
-            stored_threshold = _stored_threshold(metrics, name)
-            per_model[name] = chosen if stored_threshold is None else stored_threshold
-    temperatures = {}
-    if evaluate.calibration == "temperature":
-        for name in names:
-            result = metrics.get(name)
-            calibration = result.get("calibration") if isinstance(result, Mapping) else None
-            value = calibration.get("temperature") if isinstance(calibration, Mapping) else None
-            if not isinstance(value, int | float) or value <= 0:
-                raise ValueError(
-                    f"evaluate.calibration is 'temperature', but {metrics_path} has no positive "
-                    f"'{name}.calibration.temperature': run `dvc repro evaluate`"
-                )
-            temperatures[name] = float(value)
-    return Decision(weights, chosen, source, per_model, temperatures)
-
-
-def _stored_threshold(metrics: Mapping[str, Any], name: str) -> float | None:
-    result = metrics.get(name)
-    value = result.get("threshold") if isinstance(result, Mapping) else None
-    return float(value) if isinstance(value, int | float) else None
+    return first
 
 
 # ---- inputs -------------------------------------------------------------------------------------

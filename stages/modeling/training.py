@@ -26,7 +26,7 @@ from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
 from stages.modeling.architectures import TransferModel, build_custom_cnn, build_transfer_model, unfreeze_top
-from stages.modeling.input_pipeline import ColourJitter, image_dataset
+from stages.modeling.input_pipeline import ColourJitter, inference_dataset, training_dataset
 from stages.modeling.runtime import Runtime
 from stages.modeling.views import ViewParams, training_view
 from stages.pipeline.files import file_digest
@@ -139,18 +139,29 @@ class Trainer:
         """Random patches or on-line augmentation: frozen-backbone features cannot be reused."""
         return self.params.online_augmentation or self.params.input == "patches" or self.jitter.enabled()
 
-    def dataset(self, rows: pd.DataFrame, *, training: bool, labels: bool = True) -> tf.data.Dataset:
-        return image_dataset(
+    def training_dataset(self, rows: pd.DataFrame) -> tf.data.Dataset:
+        return training_dataset(
+            rows["path"].tolist(),
+            rows["target"].to_numpy(),
+            model_name=self.name,
+            image_size=self.settings.image_size,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            cache=self.params.cache,
+            augment=self.params.online_augmentation,
+            view=self.view,
+            jitter=self.jitter,
+        )
+
+    def inference_dataset(self, rows: pd.DataFrame, *, labels: bool = True) -> tf.data.Dataset:
+        return inference_dataset(
             rows["path"].tolist(),
             rows["target"].to_numpy() if labels else None,
             model_name=self.name,
             image_size=self.settings.image_size,
             batch_size=self.batch_size,
-            shuffle_seed=self.seed if training else None,
             cache=self.params.cache,
-            augment=training and self.params.online_augmentation,
             view=self.view,
-            jitter=self.jitter,
         )
 
     def compile(self, model: keras.Model, learning_rate: float, epochs: int) -> None:
@@ -226,8 +237,8 @@ class Trainer:
         self.inputs = TrainingInputs(
             train_rows=train_rows,
             val_rows=val_rows,
-            train=(self.dataset(train_rows, training=True),),
-            val=self.dataset(val_rows, training=False),
+            train=(self.training_dataset(train_rows),),
+            val=self.inference_dataset(val_rows),
             class_weight=balanced_class_weights(targets) if self.params.class_weights else None,
         )
         own = getattr(self.params, self.name)
@@ -288,7 +299,7 @@ class Trainer:
             return self.fit(parts.model, "phase1", self.inputs.train, self.inputs.val, epochs=own.head_epochs)
         rows = {"train": self.inputs.train_rows, "val": self.inputs.val_rows}
         features = {
-            split: parts.backbone.predict(self.dataset(frame, training=False, labels=False), verbose=0)
+            split: parts.backbone.predict(self.inference_dataset(frame, labels=False), verbose=0)
             for split, frame in rows.items()
         }
         targets = {split: frame["target"].to_numpy("float32") for split, frame in rows.items()}

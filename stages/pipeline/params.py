@@ -32,17 +32,38 @@ class Section(BaseModel):
 
 
 class SyntheticParams(Section):
-    benign_patients: Annotated[int, Field(ge=2)] = 12
-    malignant_patients: Annotated[int, Field(ge=2)] = 26
-    images_per_magnification: PositiveInt = 3  # mean per patient; per class exactly patients x this
-    image_size: ImageSize = (230, 350)
-    atypical_fraction: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.15  # images with the other class's look
+    """The embedded default dataset, generated from `seed`."""
+
+    benign_patients: Annotated[int, Field(ge=2)] = Field(
+        18, description="benign patients (31% of all, as in BreakHis)"
+    )
+    malignant_patients: Annotated[int, Field(ge=2)] = Field(40, description="malignant patients")
+    images_per_magnification: PositiveInt = Field(
+        2,
+        description="mean images per patient and magnification (patients differ; per class exactly patients x this)",
+    )
+    image_size: ImageSize = Field(
+        (230, 350), description="[height, width] of the generated raw PNGs (nuclei scale with it)"
+    )
+    atypical_fraction: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        0.15, description="share of images showing the other class's morphology, as in real slides"
+    )
 
 
 class DataParams(Section):
-    source: Literal["synthetic", "breakhis", "kaggle"] = "synthetic"
-    path: str | None = "data/raw"  # tree, folder or archive; ingest's DVC dependency (must exist)
-    magnifications: list[Magnification] = Field(default=[40, 100, 200, 400], min_length=1)
+    """Where the raw images come from."""
+
+    source: Literal["synthetic", "breakhis", "kaggle"] = Field(
+        "synthetic", description="synthetic | breakhis | kaggle"
+    )
+    path: str | None = Field(
+        "data/raw",
+        description="breakhis / kaggle: a BreaKHis_v1 tree (or any parent), the Kaggle folder, or a .tar.gz / "
+        ".zip of either; ingest's DVC dependency, so it must exist",
+    )
+    magnifications: list[Magnification] = Field(
+        default=[100, 200, 400], min_length=1, description="magnifications kept: any of 40, 100, 200, 400"
+    )
     synthetic: SyntheticParams = SyntheticParams()
 
     @model_validator(mode="after")
@@ -53,21 +74,41 @@ class DataParams(Section):
 
 
 class IngestParams(Section):
-    image_size: ImageSize = (230, 350)
-    workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
-    on_error: Literal["fail", "skip"] = "fail"  # unusable images: stop, or leave out (rejected.csv)
-    png_compression: Annotated[int, Field(ge=0, le=9)] = 0  # of the ingested PNGs; 0 = fastest
-    # every image mapped to one fixed reference H&E appearance (stages/data/stain.py); predict too
-    stain_normalization: Literal["none", "macenko"] = "none"
+    """Parse, check, de-duplicate and resize the raw images into data/ingested/."""
+
+    image_size: ImageSize = Field(
+        (230, 350), description="[height, width]: aspect-preserving resize, then centre crop"
+    )
+    workers: Annotated[int, Field(ge=0)] = Field(0, description="threads; 0 = one per CPU core")
+    on_error: Literal["fail", "skip"] = Field(
+        "fail", description="fail | skip: unusable images stop ingest, or are listed in rejected.csv"
+    )
+    png_compression: Annotated[int, Field(ge=0, le=9)] = Field(
+        0, description="0-9 for the ingested PNGs: 0 is fastest (bigger files)"
+    )
+    stain_normalization: Literal["none", "macenko"] = Field(
+        "none", description="none | macenko: every image mapped to one fixed reference stain (predict too)"
+    )
 
 
 class SplitParams(Section):
-    strategy: Literal["patient", "kfold", "official", "image"] = "patient"
-    val_size: Fraction = 0.15  # of all images, held out by patient group (every strategy)
-    test_size: Fraction = 0.2  # patient and image; kfold tests one fold, official as published
-    group_by: Literal["root", "folder"] = "root"
-    folds: Annotated[int, Field(ge=2)] = 5  # kfold
-    fold: Annotated[int, Field(ge=0)] = 0  # kfold and official: the test fold, 0-based
+    """Train / validation / test by patient group."""
+
+    strategy: Literal["patient", "kfold", "official", "image"] = Field(
+        "patient",
+        description="patient | kfold | official | image (image: by image, LEAKY, for comparison only)",
+    )
+    val_size: Fraction = Field(
+        0.15, description="fraction of all images held out for validation, by patient group"
+    )
+    test_size: Fraction = Field(
+        0.2, description="patient and image; kfold tests on 1/folds, official as published"
+    )
+    group_by: Literal["root", "folder"] = Field("root", description="root (numeric slide root) | folder")
+    folds: Annotated[int, Field(ge=2)] = Field(5, description="kfold: number of patient-grouped folds")
+    fold: Annotated[int, Field(ge=0)] = Field(
+        0, description="kfold: test fold 0..folds-1; official: 0..4 = Folds.csv folds 1..5"
+    )
 
     @model_validator(mode="after")
     def _sizes_and_fold(self) -> SplitParams:
@@ -83,12 +124,20 @@ class SplitParams(Section):
 
 
 class AugmentParams(Section):
-    target_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # minority / majority after
-    extra_per_image: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0  # new images per image, every class
-    flip: bool = True
-    rotate90: bool = True
-    zoom: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
-    workers: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
+    """Offline augmentation of the train split only; val and test are never augmented."""
+
+    target_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        1.0, description="minority / majority images in train after balancing"
+    )
+    extra_per_image: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+        0.0, description="new images per train image of every class, before balancing"
+    )
+    flip: bool = Field(True, description="horizontal / vertical flips")
+    rotate90: bool = Field(True, description="quarter turns (half turns on non-square images)")
+    zoom: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        0.0, description="max zoom-in (0.1 = crop up to 1/1.1 of each side); 0 = off"
+    )
+    workers: Annotated[int, Field(ge=0)] = Field(0, description="processes; 0 = one per CPU core")
 
     @model_validator(mode="before")
     @classmethod
@@ -106,58 +155,128 @@ class AugmentParams(Section):
 class ModelOverrides(Section):
     """Per-model values that override the shared `train.*` ones when set."""
 
-    image_size: ImageSize | None = None
-    epochs: PositiveInt | None = None
-    batch_size: PositiveInt | None = None
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
-    patches_per_image: PositiveInt | None = None  # fewer for the slow backbones on a CPU
-    patience: PositiveInt | None = None
+    image_size: ImageSize | None = Field(None, description="overrides train.image_size")
+    epochs: PositiveInt | None = Field(None, description="overrides train.epochs")
+    batch_size: PositiveInt | None = Field(None, description="overrides train.batch_size")
+    learning_rate: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, description="overrides train.learning_rate"
+    )
+    patches_per_image: PositiveInt | None = Field(None, description="overrides train.patches_per_image")
+    patience: PositiveInt | None = Field(None, description="overrides train.patience")
 
 
 class CustomCNNParams(ModelOverrides):
-    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=4, max_length=4)
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
-    batch_norm: bool = True
+    """The 4-block CNN trained from scratch; null keys take the shared `train.*` value."""
+
+    epochs: PositiveInt | None = Field(
+        30, description="overrides train.epochs (cheap: about 1 s per epoch on 2 CPU cores)"
+    )
+    patience: PositiveInt | None = Field(10, description="overrides train.patience")
+    filters: list[PositiveInt] = Field(
+        default=[16, 32, 64, 128], min_length=4, max_length=4, description="convolutions per block"
+    )
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.3, description="before the output unit")
+    batch_norm: bool = Field(True, description="BatchNorm after every convolution")
 
 
 class BackboneParams(ModelOverrides):
-    weights: str = "none"  # none | imagenet | path to a weights file
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
-    head_epochs: Annotated[int, Field(ge=0)] = 3
-    fine_tune_layers: Annotated[int, Field(ge=0)] = 10  # top layers that hold weights (BatchNorm not counted)
-    fine_tune_learning_rate: Annotated[float, Field(gt=0.0)] = 1e-5
+    """A keras.applications backbone with a dropout + sigmoid head; null keys take `train.*`."""
+
+    weights: str = Field("none", description="none | imagenet | path to a weights file")
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.3, description="before the output unit")
+    head_epochs: Annotated[int, Field(ge=0)] = Field(
+        3, description="phase 1 (frozen backbone, pretrained weights only): epochs of the head"
+    )
+    fine_tune_layers: Annotated[int, Field(ge=0)] = Field(
+        10, description="phase 2: the top layers with weights unfrozen (BatchNorm not counted)"
+    )
+    fine_tune_learning_rate: Annotated[float, Field(gt=0.0)] = Field(
+        1e-5, description="phase 2's learning rate"
+    )
+
+
+class VGG19Params(BackboneParams):
+    """VGG19 (with BatchNorm when trained from scratch); null keys take `train.*`."""
+
+    epochs: PositiveInt | None = Field(5, description="overrides train.epochs (the slowest model on a CPU)")
+    learning_rate: Annotated[float, Field(gt=0.0)] | None = Field(
+        1e-4, description="overrides train.learning_rate"
+    )
+    fine_tune_layers: Annotated[int, Field(ge=0)] = Field(
+        4, description="phase 2: the top layers with weights unfrozen (4: block5's convolutions)"
+    )
+
+
+class ResNet50Params(BackboneParams):
+    """ResNet50; null keys take `train.*`."""
+
+    fine_tune_layers: Annotated[int, Field(ge=0)] = Field(
+        10, description="phase 2: the top layers with weights unfrozen (10: the convolutions of stage conv5)"
+    )
 
 
 class TrainParams(Section):
-    # weight initialisation, batch order, on-line augmentation and patch sampling; None: `seed`.
-    # Varying only this retrains on the same split: the spread is training noise (stages.seed_spread)
-    seed: Annotated[int, Field(ge=0)] | None = None
-    image_size: ImageSize = (64, 64)
-    epochs: PositiveInt = 8
-    batch_size: PositiveInt = 32
-    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
-    patience: PositiveInt = 4
-    monitor: Literal["val_loss", "val_auc"] = "val_loss"  # early stopping and best epoch
-    lr_schedule: Literal["constant", "plateau", "cosine"] = "plateau"
-    class_weights: bool = True
-    # keep decoded images in memory after the first epoch: auto = when they take under 2 GiB
-    cache: bool | Literal["auto"] = "auto"
-    online_augmentation: bool = False  # random flips / rotations on the fly (recomputes frozen features)
-    hed_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0  # on-line H&E stain jitter, every train image
-    hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0  # on-line hue/saturation/value jitter
-    # field: the whole field resized to image_size; patches: image_size patches of the field scaled
-    # by patch_scale (random in training, a covering grid averaged in evaluate and predict)
-    input: Literal["field", "patches"] = "field"
-    patch_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    patches_per_image: PositiveInt = 4  # random patches per image and epoch
-    min_epochs: Annotated[int, Field(ge=0)] = 0  # epochs before early stopping and best-epoch choice start
-    deterministic: bool = True  # op determinism: identical results for identical params on CPU
-    mixed_precision: bool = False  # float16 compute, float32 output (GPUs with tensor cores)
-    jit_compile: bool = False  # XLA
-    cpu_replicas: Annotated[int, Field(ge=0)] = 0  # >1: mirror over this many logical CPUs (tests)
+    """Shared by the three train stages; `train.<model>.*` overrides some keys per model."""
+
+    seed: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="training randomness only (initialisation, batch order, augmentation, patches); null = "
+        "`seed`. Vary it alone to measure seed-to-seed spread on one split (stages.seed_spread)",
+    )
+    image_size: ImageSize = Field(
+        (64, 64), description="model input: the field resized (field) or the patch size (patches)"
+    )
+    input: Literal["field", "patches"] = Field(
+        "patches",
+        description="field | patches: the whole field resized to image_size, or image_size patches of the field "
+        "scaled by patch_scale (random in training, a covering grid averaged in evaluate and predict)",
+    )
+    patch_scale: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.5, description="the ingested field is scaled by this before patches are cut"
+    )
+    patches_per_image: PositiveInt = Field(1, description="random patches per train image and epoch")
+    epochs: PositiveInt = Field(8, description="maximum epochs")
+    batch_size: PositiveInt = Field(32, description="images (or patches) per batch and replica")
+    learning_rate: Annotated[float, Field(gt=0.0)] = Field(
+        1e-3, description="Adam's learning rate (transfer learning's phase 2: fine_tune_learning_rate)"
+    )
+    patience: PositiveInt = Field(
+        4, description="epochs without improvement of `monitor` before early stopping"
+    )
+    monitor: Literal["val_loss", "val_auc"] = Field(
+        "val_auc",
+        description="val_auc | val_loss: picks the best epoch (its weights are saved) and stops early",
+    )
+    min_epochs: Annotated[int, Field(ge=0)] = Field(
+        3, description="epochs before early stopping and the best-epoch choice start"
+    )
+    lr_schedule: Literal["constant", "plateau", "cosine"] = Field(
+        "plateau", description="constant | plateau (halve on a plateau of `monitor`) | cosine"
+    )
+    class_weights: bool = Field(True, description="balanced class weights (on top of augment's balancing)")
+    cache: bool | Literal["auto"] = Field(
+        "auto", description="keep decoded images in memory after epoch 1: true | false | auto (under 2 GiB)"
+    )
+    online_augmentation: bool = Field(
+        True, description="random flips / rotations every epoch (phase 1 then recomputes backbone features)"
+    )
+    hed_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        0.1, description="on-line H&E stain jitter, every train image of both classes; 0 = off"
+    )
+    hsv_jitter: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        0.05, description="on-line hue / saturation / value jitter, likewise"
+    )
+    deterministic: bool = Field(True, description="op determinism: same params + seed -> same metrics on CPU")
+    mixed_precision: bool = Field(
+        False, description="float16 compute with a float32 output layer (GPU runners)"
+    )
+    jit_compile: bool = Field(False, description="XLA compilation")
+    cpu_replicas: Annotated[int, Field(ge=0)] = Field(
+        0, description="more than 1: mirror over that many logical CPUs (tests the multi-GPU path)"
+    )
     custom: CustomCNNParams = CustomCNNParams()
-    vgg19: BackboneParams = BackboneParams()
-    resnet50: BackboneParams = BackboneParams()
+    vgg19: VGG19Params = VGG19Params()
+    resnet50: ResNet50Params = ResNet50Params()
 
 
 @dataclass(frozen=True)
@@ -191,18 +310,34 @@ def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
 
 
 class EvaluateParams(Section):
-    # a fixed probability, or chosen per model on the validation split: youden (= balanced accuracy) | f1
-    threshold: Fraction | Literal["youden", "f1"] = 0.5
-    ensemble: Literal["mean", "val_auc"] = "mean"  # soft vote: equal weights or by validation AUC
-    bootstrap_resamples: Annotated[int, Field(ge=100)] = 1000  # patient-level resamples for intervals
-    test_time_flips: bool = False  # average each view with its mirrored copies (evaluate and predict)
-    confidence: Fraction = 0.95
-    # temperature: each model's logits divided by a T fitted on the validation split (evaluate and predict)
-    calibration: Literal["none", "temperature"] = "none"
+    """Every model and the ensemble on the test split; the decision rule chosen on validation."""
+
+    threshold: Fraction | Literal["youden", "f1"] = Field(
+        0.5, description="a fixed probability, or youden | f1: chosen per model on the validation split"
+    )
+    ensemble: Literal["mean", "val_auc"] = Field(
+        "mean", description="soft vote: mean | val_auc (weights by validation AUC above chance)"
+    )
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = Field(
+        1000, description="confidence intervals resample whole patient groups"
+    )
+    test_time_flips: bool = Field(
+        False, description="average every view with its mirrored copies (evaluate and predict)"
+    )
+    confidence: Fraction = Field(0.95, description="of the bootstrap intervals")
+    calibration: Literal["none", "temperature"] = Field(
+        "none",
+        description="none | temperature: divide each model's logits by a T fitted on validation (ranks and "
+        "the 0.5 decision unchanged; evaluate and predict)",
+    )
 
 
 class Params(Section):
-    seed: Annotated[int, Field(ge=0)] = 42
+    """params.yaml: every stage reads its own section; dvc.yaml lists exactly the keys each stage uses."""
+
+    seed: Annotated[int, Field(ge=0)] = Field(
+        42, description="the run's seed: data, split, augmentation, training"
+    )
     data: DataParams = DataParams()
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
@@ -266,3 +401,75 @@ def validate_params(raw: dict[str, Any], source: Path) -> Params:
         return Params.model_validate(raw)
     except ValidationError as exc:
         raise ParamsError(_describe(exc, source)) from None
+
+
+# ---- params.yaml, generated from this schema ----------------------------------------------------
+
+COMMENT_COLUMN = 29  # where the comments of params.yaml start
+LINE_LENGTH = 110
+
+
+def _yaml_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text if "e" not in text else f"{value:.12f}".rstrip("0")  # PyYAML reads 1e-05 as a string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml_value(item) for item in value) + "]"
+    return str(value)
+
+
+def _commented(code: str, comment: str | None, indent: str) -> list[str]:
+    """`code` with `comment` after it at COMMENT_COLUMN, wrapped onto comment lines below."""
+    if not comment:
+        return [code]
+    lines: list[str] = []
+    column = max(COMMENT_COLUMN, len(code) + 2)
+    words = comment.split()
+    current = code.ljust(column) + "#"
+    for word in words:
+        if len(current) + 1 + len(word) > LINE_LENGTH and not current.endswith("#"):
+            lines.append(current)
+            current = " " * column + "#"
+        current += " " + word
+    return [*lines, current]
+
+
+def _render_section(section: BaseModel, indent: str) -> list[str]:
+    lines = []
+    for key, field in type(section).model_fields.items():
+        value = getattr(section, key)
+        if isinstance(value, BaseModel):
+            lines += _commented(f"{indent}{key}:", type(value).__doc__, indent)
+            lines += _render_section(value, indent + "  ")
+        else:
+            lines += _commented(f"{indent}{key}: {_yaml_value(value)}", field.description, indent)
+    return lines
+
+
+def render_params(params: Params | None = None) -> str:
+    """params.yaml as the schema defines it: every key with its default (or `params`' value) and
+    its description as a comment. The committed params.yaml is exactly this (a test checks it)."""
+    params = Params() if params is None else params
+    header = [
+        "# Generated from the schema in stages/pipeline/params.py (`python -m stages.pipeline.params`):",
+        "# edit the schema, not this file, to change a default or a description. Every stage reads its",
+        "# own section; dvc.yaml lists exactly the keys each stage depends on.",
+    ]
+    body: list[str] = []
+    for key, field in Params.model_fields.items():
+        value = getattr(params, key)
+        if isinstance(value, BaseModel):
+            body += ["", *_commented(f"{key}:", type(value).__doc__, "")]
+            body += _render_section(value, "  ")
+        else:
+            body += _commented(f"{key}: {_yaml_value(value)}", field.description, "")
+    return "\n".join([*header, *body]) + "\n"
+
+
+if __name__ == "__main__":
+    PARAMS_FILE.write_text(render_params())
+    print(f"wrote {PARAMS_FILE} from the schema's defaults")

@@ -31,8 +31,10 @@ AUGMENTED = Path("data/augmented")
 AUGMENTED_TRAIN = AUGMENTED / "train.csv"
 AUGMENT_PREVIEW = Path("plots/augment_preview.png")
 
-# train-<model>
+# train-<model>: models/<model>/model.keras (its description inside); evaluate: models/<model>/decision.json
 MODELS_DIR = Path("models")
+MODEL_FILE_NAME = "model.keras"
+DECISION_FILE_NAME = "decision.json"  # threshold, temperature, ensemble weight chosen on validation
 RESUME_DIR = MODELS_DIR / ".resume"  # state of interrupted training runs
 TRAIN_LOGS = Path("metrics/train")  # one DVCLive folder per model
 
@@ -44,9 +46,20 @@ REPORT = Path("metrics/report.md")
 MODEL_CARD = Path("metrics/model_card.md")
 
 
+def model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """A model's folder (a DVC artifact): the train stage's model file and evaluate's decision;
+    `ensemble` holds the ensemble's decision only."""
+    return models_dir / name
+
+
 def model_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
     """The saved model of a train stage."""
-    return models_dir / f"{name}.keras"
+    return model_dir(name, models_dir) / MODEL_FILE_NAME
+
+
+def decision_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """Evaluate's decision for a model or the ensemble."""
+    return model_dir(name, models_dir) / DECISION_FILE_NAME
 
 
 def predictions_file(model: str) -> Path:

@@ -1,0 +1,268 @@
+"""What a saved model is and how to use it, stored inside the model file itself.
+
+A `.keras` file is a zip archive; the train stage adds one member to it, `breakhis-model.json`:
+the model's name and architecture, its task and classes, how it sees an image (field or patches,
+sizes, stain normalisation, preprocessing), the magnifications and data it was trained on (with
+their digests), and the params, code and environment it was trained with. Weights and identity
+cannot part: DVC versions them as one file, `dvc artifacts get` delivers them together, and a file
+copied under another model's name still says what it is. Evaluate, predict, Grad-CAM and the
+model card read this, never the current params.yaml. Reading it needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from stages.data.images import source_aspect
+from stages.modeling.views import ViewParams, training_view
+from stages.pipeline.environment import environment_lock
+from stages.pipeline.files import file_digest
+from stages.pipeline.params import MODEL_NAMES, Params, fit_settings, training_seed
+
+if TYPE_CHECKING:
+    import keras
+
+DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file that describes it
+FORMAT = 1  # of the description; a reader refuses other formats
+CLASSES = ("benign", "malignant")  # target 0 and 1: the model outputs P(malignant)
+CODE = Path(__file__).resolve().parents[1]  # the stages package: its digest is the code version
+# what each model expects of a float RGB image in [0, 255] (stages.modeling.input_pipeline.preprocess)
+PREPROCESSING = {
+    "custom": "RGB in [0, 255]; rescaled to [0, 1] inside the model",
+    "vgg19": "keras.applications.vgg19.preprocess_input (BGR, ImageNet channel means subtracted)",
+    "resnet50": "keras.applications.resnet50.preprocess_input (BGR, ImageNet channel means subtracted)",
+}
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, cannot be loaded, or is not the model it is said to be."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelInput(_Record):
+    """How the model sees an image: ingest's field, then the field resized or a grid of patches."""
+
+    view: Literal["field", "patches"]
+    image_size: tuple[int, int]  # the model's input, [height, width]
+    patch_scale: float  # patches: the field is scaled by this before patches are cut
+    patches_per_image: int  # random patches per image and epoch in training
+    field_size: tuple[int, int]  # ingest.image_size: every raw image is covered and cropped to this
+    source_aspect: float  # width / height ingest expected of the raw images (size checks)
+    stain_normalization: Literal["none", "macenko"]
+    preprocessing: str
+
+    def view_params(self, *, test_time_flips: bool) -> ViewParams:
+        """The inference view (a covering grid of patches, or the field), as evaluate scored it."""
+        return ViewParams(self.view, self.patch_scale, self.patches_per_image, test_time_flips)
+
+
+class TrainingData(_Record):
+    source: Literal["synthetic", "breakhis", "kaggle"]
+    path: str | None
+    magnifications: list[int]
+    images: int  # train images (after augmentation) and validation images
+    validation_images: int
+    digests: dict[str, str]  # SHA-256 of the split files the model was trained and validated on
+
+
+class ModelDescription(_Record):
+    format: int = FORMAT
+    name: str  # one of MODEL_NAMES
+    architecture: str
+    initial_weights: str  # none | imagenet | a weights file
+    task: Literal["binary"] = "binary"
+    classes: tuple[str, ...] = CLASSES
+    input: ModelInput
+    data: TrainingData
+    training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
+    code: dict[str, Any]  # git commit (when known), digest of the stages package, environment lock
+    params: dict[str, Any]  # the whole params.yaml the model was trained with (validated)
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in MODEL_NAMES:
+            raise ValueError(f"unknown model '{name}' (the pipeline trains {', '.join(MODEL_NAMES)})")
+        return name
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data.source == "synthetic"
+
+
+def architecture(name: str, params: Params) -> str:
+    if name == "custom":
+        custom = params.train.custom
+        return (
+            f"custom CNN: 4 convolution blocks {custom.filters}"
+            f"{' with BatchNorm' if custom.batch_norm else ''}, dropout {custom.dropout:g}"
+        )
+    own = getattr(params.train, name)
+    backbone = "VGG19 with BatchNorm (from scratch)" if name == "vgg19" and own.weights == "none" else name
+    return f"{backbone} backbone, global average pooling, dropout {own.dropout:g}, one sigmoid unit"
+
+
+def code_version(root: Path = CODE) -> dict[str, Any]:
+    """The git commit of the working tree (None outside a repository) and a digest of every
+    Python file of the stages package, which is exact with or without git."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:  # no git
+        commit = ""
+    return {"commit": commit or None, "stages_digest": digest.hexdigest(), **environment_lock()}
+
+
+def describe(
+    name: str,
+    params: Params,
+    *,
+    data_files: Sequence[Path],
+    images: int,
+    validation_images: int,
+    training: dict[str, Any],
+) -> ModelDescription:
+    """The description of a model the train stage has just trained with `params`."""
+    settings = fit_settings(params.train, name)
+    view = training_view(params.train, name)
+    return ModelDescription(
+        name=name,
+        architecture=architecture(name, params),
+        initial_weights=getattr(getattr(params.train, name), "weights", "none"),
+        input=ModelInput(
+            view=view.input,
+            image_size=settings.image_size,
+            patch_scale=view.patch_scale,
+            patches_per_image=view.patches_per_image,
+            field_size=params.ingest.image_size,
+            source_aspect=source_aspect(params.data),
+            stain_normalization=params.ingest.stain_normalization,
+            preprocessing=PREPROCESSING[name],
+        ),
+        data=TrainingData(
+            source=params.data.source,
+            path=params.data.path,
+            magnifications=list(params.data.magnifications),
+            images=images,
+            validation_images=validation_images,
+            digests={str(path): file_digest(path) for path in data_files},
+        ),
+        training={"seed": training_seed(params), **training},
+        code=code_version(),
+        params=params.model_dump(mode="json"),
+    )
+
+
+def save_model(model: keras.Model, path: Path, description: ModelDescription) -> None:
+    """Save the model with its description inside, atomically (a killed save leaves no half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial.keras")  # Keras insists on the .keras suffix
+    try:
+        model.save(partial)
+        with zipfile.ZipFile(partial, "a") as archive:
+            archive.writestr(DESCRIPTION_MEMBER, description.model_dump_json(indent=2))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def require_model_file(path: Path) -> None:
+    if not Path(path).is_file():
+        raise ModelFileError(
+            f"{path}: model file not found (train it with `dvc repro`, fetch it with `dvc pull` or "
+            "`dvc artifacts get`, or point --models-dir at the folder that holds it)"
+        )
+
+
+def read_description(path: Path) -> ModelDescription:
+    """The description stored in a model file; ModelFileError when there is none or it is broken."""
+    require_model_file(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if DESCRIPTION_MEMBER not in archive.namelist():
+                raise ModelFileError(
+                    f"{path}: this model file does not say what it is (no {DESCRIPTION_MEMBER} inside): "
+                    "it was not saved by this pipeline's train stage, or by a version before models "
+                    "described themselves; retrain it with `dvc repro`"
+                )
+            raw = archive.read(DESCRIPTION_MEMBER)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelFileError(f"{path}: not a Keras model file ({type(exc).__name__}: {exc})") from exc
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise ModelFileError(f"{path}: model description format {found!r}, expected {FORMAT}")
+        return ModelDescription.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: broken model description ({exc})") from exc
+
+
+def check_identity(path: Path, description: ModelDescription, expected: str) -> None:
+    """Refuse a model file that is another model than the one asked for."""
+    if description.name != expected:
+        raise ModelFileError(
+            f"{path}: this is the {description.name} model (its description says so), not {expected}: "
+            f"put it in the {description.name} folder, or ask for --model {description.name}"
+        )
+
+
+def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, ModelDescription]:
+    """Load a described .keras model with `safe_mode=True` (no arbitrary code), after checking that
+    it is the `expected` model; check that the network is the one its description names."""
+    description = read_description(path)
+    if expected is not None:
+        check_identity(path, description, expected)
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # keras raises ValueError, OSError, zipfile errors, ...
+        raise ModelFileError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
+    shape = tuple(int(size) for size in model.input_shape[1:3])
+    if model.name != description.name or shape != tuple(description.input.image_size):
+        raise ModelFileError(
+            f"{path}: the network ({model.name}, input {shape[0]}x{shape[1]}) is not the one its "
+            f"description names ({description.name}, input "
+            f"{description.input.image_size[0]}x{description.input.image_size[1]})"
+        )
+    return model, description
+
+
+def describe_for_humans(description: ModelDescription) -> str:
+    """One line: what the model is, how it sees images, and what it was trained on."""
+    view = description.input
+    seen = (
+        f"{view.image_size[0]}x{view.image_size[1]} patches of the field at scale {view.patch_scale:g}"
+        if view.view == "patches"
+        else f"the whole field resized to {view.image_size[0]}x{view.image_size[1]}"
+    )
+    data = description.data
+    source = "SYNTHETIC images" if description.synthetic else f"{data.source} images"
+    return (
+        f"{description.name} ({description.architecture}); sees {seen}; stain normalisation "
+        f"{view.stain_normalization}; trained on {data.images} {source} at "
+        f"{'/'.join(f'{m}X' for m in data.magnifications)}"
+    )
