@@ -5,6 +5,7 @@ reuses it; when uv.lock changes, the next command syncs .venv/ to it.
 python3 run.py repro [DVC ARGS]    dvc repro of params.yaml (embedded synthetic data by default)
 python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs included
 python3 run.py check               lint, format and type checks (the pre-commit hooks)
+python3 run.py docs [MKDOCS ARGS]  build the documentation site into site/ (mkdocs build --strict)
 python3 run.py dvc ARGS            any dvc command inside the virtualenv (exp run, exp show, ...)
 python3 run.py sync [EXTRA ...]    install exactly the locked environment, with the dev tools and
                                    these extras (gpu, s3, gs, azure); later syncs keep them
@@ -116,7 +117,7 @@ def ensure_git_repo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"repro", "test", "check", "dvc", "sync", "lock"}:
+    if not argv or argv[0] not in {"repro", "test", "check", "docs", "dvc", "sync", "lock"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
@@ -134,6 +135,10 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
     if command == "test":
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT, env=env)
+    if command == "docs":  # a broken link or anchor, or a page that cannot be generated, fails the build
+        build = [str(BIN / "mkdocs"), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), *args]
+        # NO_MKDOCS_2_WARNING: mkdocs-material's banner about its end of life, not a build warning
+        return subprocess.call(build, cwd=ROOT, env={**env, "NO_MKDOCS_2_WARNING": "1"})
     ensure_git_repo()
     if command == "check":
         hooks = [str(BIN / "pre-commit"), "run", "--all-files", "--show-diff-on-failure", *args]
