@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import synthetic_images  # noqa: E402
 from stages.modeling.architectures import build_transfer_model  # noqa: E402
-from stages.modeling.input_pipeline import image_dataset  # noqa: E402
+from stages.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
 
 IMAGE_SIZE = (64, 64)
 BATCH = 32
@@ -38,7 +38,7 @@ def main() -> None:
         parts.backbone.trainable = False
 
         parts.model.compile(optimizer="adam", loss="binary_crossentropy")
-        images = image_dataset(paths, labels, shuffle_seed=0, **data)
+        images = training_dataset(paths, labels, seed=0, **data)
         parts.model.fit(images.take(1), verbose=0)  # warm-up: tracing
         start = time.perf_counter()
         parts.model.fit(images, epochs=args.epochs, verbose=0)
@@ -46,12 +46,12 @@ def main() -> None:
 
         parts.head.compile(optimizer="adam", loss="binary_crossentropy")
         parts.head.fit(
-            parts.backbone.predict(image_dataset(paths[:BATCH], None, **data), verbose=0),
+            parts.backbone.predict(inference_dataset(paths[:BATCH], **data), verbose=0),
             labels[:BATCH],
             verbose=0,
         )  # warm-up: tracing
         start = time.perf_counter()
-        features = parts.backbone.predict(image_dataset(paths, None, **data), verbose=0)
+        features = parts.backbone.predict(inference_dataset(paths, **data), verbose=0)
         parts.head.fit(features, labels, batch_size=BATCH, epochs=args.epochs, verbose=0)
         reuse = time.perf_counter() - start
 

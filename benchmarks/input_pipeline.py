@@ -1,5 +1,5 @@
 """Is training input-bound? Training throughput with images read from disk through the project's
-tf.data pipeline (`stages.modeling.input_pipeline.image_dataset`), as a ratio of the same model trained on
+tf.data pipeline (`stages.modeling.input_pipeline.training_dataset`), as a ratio of the same model trained on
 the same images already decoded in memory. Both measured in this run, alternating, medians taken,
 after a warm-up epoch. Measured with the default `train.cache: auto` (these images fit, so epochs
 after the first read decoded images from memory) and with streaming (`cache: false`, every epoch
@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks._data import synthetic_images  # noqa: E402
 from stages.modeling.architectures import build_custom_cnn, build_transfer_model  # noqa: E402
-from stages.modeling.input_pipeline import image_dataset  # noqa: E402
+from stages.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
 
 IMAGE_SIZE = (64, 64)
 BATCH = 32
@@ -61,20 +61,20 @@ def main() -> None:
         paths, labels = synthetic_images(Path(tmp), args.images)
         count = len(paths)
         for name in args.model:
-            unbatched = image_dataset(paths, None, model_name=name, image_size=IMAGE_SIZE, batch_size=BATCH)
+            unbatched = inference_dataset(paths, model_name=name, image_size=IMAGE_SIZE, batch_size=BATCH)
             tensors = (tf.constant(np.concatenate(list(unbatched.as_numpy_iterator()))), tf.constant(labels))
             # the same images, decoded and preprocessed, as tensors in memory: no I/O, no decoding
             in_memory = (
                 tf.data.Dataset.from_tensor_slices(tensors).shuffle(count, seed=0).batch(BATCH).prefetch(2)
             )
             for cache in ("auto", False):  # the default (cached: these images fit), and streaming
-                from_disk = image_dataset(
+                from_disk = training_dataset(
                     paths,
                     labels,
                     model_name=name,
                     image_size=IMAGE_SIZE,
                     batch_size=BATCH,
-                    shuffle_seed=0,
+                    seed=0,
                     cache=cache,
                 )
                 disk, memory = [], []

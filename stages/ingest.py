@@ -1,7 +1,7 @@
 """Stage `ingest`: bring a raw BreakHis dataset (or the embedded synthetic one) into the pipeline.
 
 `data.path` may be a BreaKHis_v1 tree (or any parent of it), the Kaggle "breakhis" folder, or a
-`.tar.gz` / `.zip` of either (extracted once into data/extracted/, see stages/archives.py).
+`.tar.gz` / `.zip` of either (extracted once into data/extracted/, see stages/data/archives.py).
 
 Writes data/ingested/{images/, manifest.csv, duplicates.csv, rejected.csv} and metrics/ingest.json.
 Output is built in data/ingested.partial and swapped in only when complete, so a failed run

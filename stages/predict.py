@@ -168,6 +168,8 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     table["threshold"] = rule.threshold
     info = pd.DataFrame([asdict(name_info(p)) for p in paths])
     table = pd.concat([table, info], axis=1)
+    for warning in unseen_magnifications(found, info["magnification"]):
+        print(f"warning: {warning}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(args.out, table.to_csv(index=False))
 
@@ -206,6 +208,25 @@ def model_warnings(found: ModelSet, rule: PredictionRule) -> list[str]:
             f"{rule.threshold:g} ({rule.threshold_source}) and its weights were chosen for the ensemble "
             "of all models"
         )
+    return warnings
+
+
+def unseen_magnifications(found: ModelSet, magnifications: pd.Series) -> list[str]:
+    """Images (BreakHis-named: the name gives the magnification) at magnifications a model was not
+    trained on: its outputs there are extrapolation."""
+    counts = magnifications[magnifications != ""].value_counts()
+    warnings = []
+    for entry in found.entries:
+        seen = {f"{m}X" for m in entry.description.data.magnifications}
+        unseen = {magnification: n for magnification, n in counts.items() if magnification not in seen}
+        if unseen:
+            listed = ", ".join(
+                f"{n} at {m}" for m, n in sorted(unseen.items(), key=lambda kv: int(kv[0][:-1]))
+            )
+            warnings.append(
+                f"{listed}: {entry.name} was trained on {'/'.join(sorted(seen, key=lambda m: int(m[:-1])))} "
+                "only; its outputs at other magnifications are extrapolation"
+            )
     return warnings
 
 

@@ -89,6 +89,29 @@ def synthetic_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return sorted(tree.rglob("*.png"), key=lambda p: p.name)
 
 
+def described_file(folder: Path, name: str, params: Params | None = None, **changes: object) -> Path:
+    """`<folder>/<name>/model.keras` holding only its description (as the train stage writes it, from
+    `params`, default TINY_RUN's): enough for everything that runs before TensorFlow loads a model."""
+    import zipfile
+
+    from stages.modeling.description import DESCRIPTION_MEMBER, describe
+    from stages.pipeline.paths import model_file
+
+    description = describe(
+        name,
+        params or tiny_run_params(),
+        data_files=[],
+        images=24,
+        validation_images=0,
+        training={"epochs_trained": 2, "kept_epoch": 1},
+    ).model_copy(update=changes)
+    path = model_file(name, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(DESCRIPTION_MEMBER, description.model_dump_json())
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list[Path]) -> Path:
     """custom, vgg19 and resnet50 at 32x32 (weights: none, whole field), trained 2 epochs on the

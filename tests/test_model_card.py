@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from stages.evaluation.card import as_interval, lookup, model_card, wilson_interval, write_model_card
-from stages.pipeline.params import Params
+from stages.evaluation.decision import decisions, write_decisions
+from stages.pipeline.files import file_digest
+from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, Params
+from stages.pipeline.paths import decision_file, model_file
+from tests.conftest import described_file
 
 INGEST = {
     "source": "breakhis",
@@ -71,6 +75,20 @@ def summary(with_intervals: bool) -> dict[str, object]:
     return result
 
 
+def models_folder(folder: Path, params: Params, metrics: dict[str, object]) -> Path:
+    """Model files describing themselves and the decisions evaluate wrote for them, from `metrics`."""
+    for name in MODEL_NAMES:
+        described_file(folder, name, params)
+    chosen = decisions(
+        metrics,
+        params.evaluate,
+        {n: file_digest(model_file(n, folder)) for n in MODEL_NAMES},
+        validation_images=1300,
+    )
+    write_decisions(chosen, {name: decision_file(name, folder) for name in (*MODEL_NAMES, ENSEMBLE)})
+    return folder
+
+
 def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> None:
     params = Params.model_validate(
         {
@@ -80,7 +98,9 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
         }
     )
     path = tmp_path / "metrics" / "model_card.md"
-    write_model_card(path, params, summary(with_intervals=True), INGEST, SPLIT, models_dir=tmp_path)
+    metrics = summary(with_intervals=True)
+    models = models_folder(tmp_path / "models", params, metrics)
+    write_model_card(path, params, metrics, INGEST, SPLIT, models_dir=models)
     card = path.read_text()
     for heading in (
         "## Intended use and limits",
@@ -101,25 +121,40 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
     assert "0.910 (0.850-0.950)" in card  # from a flat key
     assert "95% confidence intervals from 1000 bootstrap resamples of whole test patients" in card
     assert "SOB_M_DC_14-13412" in card and "22549" in card  # duplicates, shared roots
-    assert "| resnet50 | ResNet50" in card and "imagenet | 64x64 | 3 head + 8 fine-tune" in card
-    assert "synthetic" not in card.split("## Known")[0]
+    # each model as its own file describes it, and the decisions stored beside the models
+    assert (
+        "| resnet50 | resnet50 backbone, global average pooling, dropout 0.3, one sigmoid unit | imagenet |"
+        in card
+    )
+    assert "| 64x64 patches at scale 0.5 | 24 breakhis images, 100X/200X/400X | 2 (2) |" in card
+    assert "made on 1300 validation images" in card and "models/<model>/decision.json" in card
+    assert "synthetic" not in card.split("## Known")[0].lower()
     assert "- tensorflow 2." in card and "- keras 3." in card
     assert "source: breakhis" in card  # the params block
 
 
-def test_without_intervals_or_data_summaries_the_card_says_so() -> None:
-    card = model_card(Params(), summary(with_intervals=False), ingest={}, split={})
+def test_without_intervals_or_data_summaries_the_card_says_so(tmp_path: Path) -> None:
+    metrics = summary(with_intervals=False)
+    card = model_card(
+        Params(), metrics, ingest={}, split={}, models_dir=models_folder(tmp_path, Params(), metrics)
+    )
     assert "| ensemble | 0.50 | 0.830 | 0.780 |" in card
     assert "at least the threshold **0.5**" in card
     assert "95% Wilson interval" in card and "16 patients" in card
     assert "These data are synthetic" in card
+    assert "**Trained on synthetic images only** (custom, vgg19, resnet50)" in card
     assert "Split summary not found" in card and "Ingest summary not found" in card
 
 
-def test_missing_metrics_are_not_fatal() -> None:
+def test_missing_metrics_and_models_are_not_fatal(tmp_path: Path) -> None:
     card = model_card(
-        Params(), {"threshold": 0.5, "custom": {"image": {"accuracy": 0.7}}}, ingest={}, split={}
+        Params(),
+        {"threshold": 0.5, "custom": {"image": {"accuracy": 0.7}}},
+        ingest={},
+        split={},
+        models_dir=tmp_path,
     )
+    assert "| custom | model file not found" in card and "No decisions in" in card
     assert "| custom | 0.50 | 0.700 | n/a |" in card
     assert "| vgg19 |" not in card.split("## Metrics")[1].split("## Known")[0]
 

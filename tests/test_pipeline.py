@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.pipeline_repo import TINY, commit, dvc, make_repo, set_args, stage
+from tests.pipeline_repo import TINY, commit, dvc, make_repo, run, set_args, stage
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +109,40 @@ def test_second_repro_runs_nothing(pipeline_run: tuple[Path, str]) -> None:
     output = dvc("repro", cwd=repo)
     assert "Running stage" not in output
     assert "up to date" in output
+
+
+def test_a_fetched_model_predicts_as_in_the_project_with_nothing_else_in_sight(
+    pipeline_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`dvc artifacts get` delivers a model's folder (model.keras describing itself, decision.json);
+    predict run from an empty folder, with no params.yaml anywhere near, gives the project's numbers
+    bit for bit; a model fetched under another model's name is refused before anything runs."""
+    repo, _ = pipeline_run
+    commit(repo, "trained models")
+    run(["git", "tag", "-a", "custom-cnn@v0.1.0", "-m", "custom CNN", "-m", "v0.1.0"], repo)
+    run(["git", "tag", "-a", "vgg19@v0.1.0", "-m", "VGG19"], repo)
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((repo / "data/ingested/images").glob("*.png"))[:6]:
+        shutil.copy(source, images)
+    stage("predict", str(images), "--model", "custom", "--out", str(tmp_path / "project.csv"), cwd=repo)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dvc("artifacts", "get", str(repo), "custom-cnn", "-o", "custom-cnn", cwd=elsewhere)
+    fetched = elsewhere / "custom-cnn"
+    assert {"model.keras", "decision.json"} <= {p.name for p in fetched.iterdir()}
+    assert (fetched / "model.keras").read_bytes() == (repo / "models/custom/model.keras").read_bytes()
+    output = stage(
+        "predict", str(images), "--models-dir", "custom-cnn", "--out", "fetched.csv", cwd=elsewhere
+    )
+    assert "trained on SYNTHETIC images only" in output
+    assert (elsewhere / "fetched.csv").read_text() == (tmp_path / "project.csv").read_text()
+
+    dvc("artifacts", "get", str(repo), "vgg19", "-o", "models/custom", cwd=elsewhere)  # mislabeled
+    refused = stage("predict", str(images), "--model", "custom", "--out", "x.csv", cwd=elsewhere, check=False)
+    assert "models/custom/model.keras: this is the vgg19 model" in refused and "Traceback" not in refused
+    assert not (elsewhere / "x.csv").exists()
 
 
 def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str], tmp_path: Path) -> None:

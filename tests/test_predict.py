@@ -31,7 +31,7 @@ from stages.modeling.prediction import (
 )
 from stages.pipeline.files import file_digest, write_json
 from stages.pipeline.paths import decision_file, model_file
-from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE, tiny_run_params
+from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE, described_file
 
 SIZE = (230, 350)
 ENSEMBLE_COLUMNS = [
@@ -203,20 +203,6 @@ def test_aggregates_per_patient_like_the_metrics() -> None:
 # ---- models that describe themselves, and the decisions beside them ------------------------------
 
 
-def described_file(folder: Path, name: str, **changes: object) -> Path:
-    """A model file holding only its description (enough for everything before TensorFlow loads)."""
-    from stages.modeling.description import DESCRIPTION_MEMBER, describe
-
-    description = describe(
-        name, tiny_run_params(), data_files=[], images=24, validation_images=0, training={"epochs_trained": 2}
-    ).model_copy(update=changes)
-    path = model_file(name, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(DESCRIPTION_MEMBER, description.model_dump_json())
-    return path
-
-
 def decide(folder: Path, name: str, threshold: float, **fields: object) -> Decision:
     """A decision for the model file(s) in `folder`, written where evaluate writes it."""
     members = fields.pop("weights", {}) if name == ENSEMBLE else {}
@@ -359,6 +345,19 @@ def test_the_prediction_rule_comes_from_the_decisions() -> None:
     never, warnings = prediction_rule(["custom"], "custom", {"custom": None}, None)
     assert never.threshold == 0.5 and never.weights == {"custom": 1.0}
     assert warnings and "never evaluated" in warnings[0]
+
+
+def test_images_at_magnifications_a_model_never_saw_are_named(tmp_path: Path) -> None:
+    from stages.predict import unseen_magnifications
+
+    described_file(tmp_path, "custom")  # trained at 100/200/400X (the synthetic default's)
+    found = find_models(tmp_path, "custom")
+    warnings = unseen_magnifications(found, pd.Series(["40X", "100X", "40X", "", "400X"]))
+    assert warnings == [
+        "2 at 40X: custom was trained on 100X/200X/400X only; its outputs at other magnifications are "
+        "extrapolation"
+    ]
+    assert unseen_magnifications(found, pd.Series(["100X", "200X", ""])) == []
 
 
 @pytest.mark.slow  # imports TensorFlow

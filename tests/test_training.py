@@ -83,20 +83,20 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
     assert live_metrics(repo, "custom")["epochs_trained"] == 30
     curve = pd.read_csv(repo / "metrics/train/custom/plots/metrics/eval/loss.tsv", sep="\t")
     assert sorted(set(curve["step"])) == list(range(30)), "the curve continues across the interruption"
-    assert (repo / "models/custom.keras").exists()
+    assert (repo / "models/custom/model.keras").exists()
     assert not (repo / "models/.resume/custom").exists(), "a finished run must leave no resume state"
 
 
 SAVED_MODEL_ON_VAL = """
 import json, keras, pandas as pd
-from stages.modeling.input_pipeline import image_dataset
+from stages.modeling.input_pipeline import inference_dataset
 from stages.modeling.views import training_view
 from stages.pipeline.params import fit_settings, load_params
 train = load_params().train
 rows = pd.read_csv("data/split/val.csv")
-model = keras.saving.load_model("models/custom.keras")
+model = keras.saving.load_model("models/custom/model.keras")
 model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
-data = image_dataset(rows["path"].tolist(), rows["target"].to_numpy(), model_name="custom",
+data = inference_dataset(rows["path"].tolist(), rows["target"].to_numpy(), model_name="custom",
                      image_size=fit_settings(train, "custom").image_size, batch_size=16,
                      view=training_view(train, "custom"))
 print(json.dumps(model.evaluate(data, verbose=0, return_dict=True)))
@@ -193,9 +193,12 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
     assert live_metrics(repo, "resnet50")["epochs_trained"] == 4
     import keras
 
-    model = keras.saving.load_model(repo / "models/resnet50.keras", safe_mode=True)
+    model = keras.saving.load_model(repo / "models/resnet50/model.keras", safe_mode=True)
     assert model.output_shape == (None, 1)
-    with zipfile.ZipFile(repo / "models/resnet50.keras") as saved, saved.open("model.weights.h5") as stored:
+    with (
+        zipfile.ZipFile(repo / "models/resnet50/model.keras") as saved,
+        saved.open("model.weights.h5") as stored,
+    ):
         assert "optimizer" not in h5py.File(stored, "r")  # saved for inference: no optimizer state
 
     # Against the weights file: phase 1 moves no backbone weight; phase 2 moves the ten top
@@ -262,6 +265,6 @@ def test_mixed_precision_keeps_a_float32_output(repo: Path) -> None:
     assert live_params(repo, "custom")["precision"] == "mixed_float16"
     import keras
 
-    model = keras.saving.load_model(repo / "models/custom.keras", safe_mode=True)
+    model = keras.saving.load_model(repo / "models/custom/model.keras", safe_mode=True)
     assert model.layers[-1].dtype_policy.compute_dtype == "float32"
     write_params(repo, {"train.mixed_precision": False})

@@ -63,7 +63,7 @@ def test_patch_inference_averages_the_grid(tmp_path: Path) -> None:
     probability is the mean over the grid patches of the field."""
     import keras
 
-    from stages.modeling.input_pipeline import field_size, image_dataset
+    from stages.modeling.input_pipeline import field_size, inference_dataset
     from stages.modeling.prediction import predict_batch
 
     model = keras.Sequential(
@@ -85,19 +85,19 @@ def test_patch_inference_averages_the_grid(tmp_path: Path) -> None:
         ]
     )
     view = ViewParams(input="patches")
-    data = image_dataset([str(path)], None, model_name="custom", image_size=(32, 32), batch_size=4, view=view)
+    data = inference_dataset([str(path)], model_name="custom", image_size=(32, 32), batch_size=4, view=view)
     per_view = model.predict(data, verbose=0).reshape(-1)
     assert per_view.size == views_per_image(field_size(str(path)), (32, 32), view) == 6
     np.testing.assert_allclose(mean_over_views(per_view, per_view.size), [expected], rtol=1e-5)
     np.testing.assert_allclose(
-        predict_batch({"custom": model}, image[np.newaxis], view)["custom"], [expected], rtol=1e-5
+        predict_batch({"custom": model}, image[np.newaxis], {"custom": view})["custom"], [expected], rtol=1e-5
     )
     assert not np.isclose(expected, image.mean() / 255)  # the grid average is not the plain field mean
 
 
 @pytest.mark.slow  # TensorFlow
 def test_training_draws_random_patches_per_image_and_jitters_both_classes_alike(tmp_path: Path) -> None:
-    from stages.modeling.input_pipeline import ColourJitter, image_dataset
+    from stages.modeling.input_pipeline import ColourJitter, training_dataset
 
     paths = []
     for i in range(8):
@@ -105,13 +105,13 @@ def test_training_draws_random_patches_per_image_and_jitters_both_classes_alike(
         write_rgb(path, np.full((64, 96, 3), (200, 120, 180), np.uint8))
         paths.append(str(path))
     labels = [0, 1] * 4
-    data = image_dataset(
+    data = training_dataset(
         paths,
         labels,
         model_name="custom",
         image_size=(32, 32),
         batch_size=64,
-        shuffle_seed=0,
+        seed=0,
         view=ViewParams(input="patches", patch_scale=0.5, patches_per_image=3),
         jitter=ColourJitter(hed=0.1, hsv=0.05),
     )
