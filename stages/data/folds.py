@@ -65,7 +65,7 @@ def read_folds(path: Path) -> pd.DataFrame:
     rows, problems = [], []
     for line, (fold, mag, group, filename) in enumerate(raw[list(COLUMNS)].itertuples(index=False), 2):
         name = filename.strip().replace("\\", "/").rsplit("/", 1)[-1]
-        match = FILE_NAME.match(name)
+        match = FILE_NAME.fullmatch(name)
         if fold.strip() not in {str(k) for k in FOLDS}:
             problems.append(f"line {line}: fold '{fold}' is not one of {', '.join(map(str, FOLDS))}")
         elif group.strip().lower() not in GROUPS:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,10 +114,14 @@ def decode_rgb(data: np.ndarray, suffix: str = ".png") -> np.ndarray:
 def load_rgb(path: Path | str) -> np.ndarray:
     """Decode a 3-channel 8-bit image file as RGB; ImageError says why anything else is refused."""
     try:
-        size = os.stat(path).st_size
+        status = os.stat(path)
     except OSError as exc:
         raise ImageError(f"cannot read the file: {exc.strerror}") from None
-    if size == 0:
+    if stat.S_ISDIR(status.st_mode):
+        raise ImageError("a folder, not an image file")
+    if not stat.S_ISREG(status.st_mode):  # a FIFO would block the reader forever, a device never end
+        raise ImageError("not a regular file (a FIFO, socket or device)")
+    if status.st_size == 0:
         raise ImageError("empty file")
     if not os.access(path, os.R_OK):
         raise ImageError("cannot read the file: permission denied")
