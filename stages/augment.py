@@ -15,6 +15,7 @@ import pandas as pd
 
 from stages.data.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
 from stages.data.parallel import worker_count
+from stages.data.partition import check_manifest
 from stages.data.plots import augment_preview
 from stages.pipeline.files import read_table, replaced_folder
 from stages.pipeline.params import load_params
@@ -26,6 +27,7 @@ def main() -> None:
     params = load_params()
     options = params.augment
     train = read_table(TRAIN_SPLIT, ("path", "filename", "label", "target", "patient"), "split")
+    check_manifest(train, TRAIN_SPLIT)  # a hand-edited split: named here, not as a NaN deep inside
     plan = plan_augmentation(
         train, target_ratio=options.target_ratio, extra_per_image=options.extra_per_image, seed=params.seed
     )

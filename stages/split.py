@@ -2,8 +2,10 @@
 
 Writes data/split/{train,val,test}.csv (rows of the ingest manifest, in its order),
 data/split/groups.csv (which split every patient group went to), metrics/split.json and
-plots/split.png. For every strategy but `image`, the written files are read back and checked:
-no patient group and no pixel hash may be in two splits.
+plots/split.png. The manifest is checked as data first (`check_manifest`: one label per patient
+and patient group, `target` agreeing with `label`, no empty key, no path listed twice; every
+contradiction named with its lines). For every strategy but `image`, the written files are read
+back and checked: no patient group and no pixel hash may be in two splits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from stages.data.partition import (
     GROUP_COLUMNS,
     MANIFEST_REQUIRED,
     SPLITS,
+    check_manifest,
     check_no_leak,
     describe,
     group_table,
@@ -33,6 +36,7 @@ from stages.pipeline.stage import run_stage
 def main() -> None:
     params = load_params()
     manifest = read_table(MANIFEST, MANIFEST_REQUIRED, "ingest")
+    check_manifest(manifest, MANIFEST)  # one label per patient and group, no empty key, no path twice
     duplicates = read_table(DUPLICATES, DUPLICATES_REQUIRED, "ingest") if DUPLICATES.exists() else None
     result = make_splits(manifest, params.split, params.seed, duplicates)
     if result.leaky:

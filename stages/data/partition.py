@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.data.dataset import FOLDER_NAME
+from stages.data.dataset import FOLDER_NAME, MAGNIFICATIONS
 from stages.pipeline.params import SplitParams
 
 SPLITS = ("train", "val", "test")
@@ -58,6 +60,146 @@ class LeakError(AssertionError):
     """A patient group or a pixel-identical image appears in two splits."""
 
 
+class ManifestError(ValueError):
+    """A manifest (or split) table whose rows contradict each other or leave a key empty."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the manifest as data
+
+KEY_COLUMNS = ("path", "filename", "label", "patient", "patient_group", "subtype", "pixel_hash")
+ASCII_COLUMNS = ("filename", "label", "patient", "patient_group", "subtype", "pixel_hash")
+TARGETS = {"benign": 0, "malignant": 1}
+SHOWN_PROBLEMS = 20  # problems listed in full in one error message
+SHOWN_LINES = 5  # line numbers listed for one problem
+
+
+def _lines(index: Sequence[Any] | pd.Index) -> str:
+    """CSV line numbers of frame rows (header on line 1), e.g. `lines 2, 3, 9`."""
+    numbers = [int(i) + 2 for i in list(index)]
+    shown = ", ".join(map(str, numbers[:SHOWN_LINES])) + (", ..." if len(numbers) > SHOWN_LINES else "")
+    return f"line {shown}" if len(numbers) == 1 else f"lines {shown} ({len(numbers)} rows)"
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _key_problems(frame: pd.DataFrame) -> list[str]:
+    problems = []
+    for column in KEY_COLUMNS:
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        text = values.astype("string")
+        empty = values.isna() | (text.str.strip() == "").fillna(True).astype(bool)
+        if empty.any():
+            problems.append(f"empty {column} in {_lines(frame.index[empty])}")
+        padded = ~empty & (text != text.str.strip()).fillna(False).astype(bool)
+        for i in frame.index[padded][:SHOWN_LINES]:
+            problems.append(f"{_lines([i])}: {column} '{_shown(values[i])}' has spaces around it")
+        odd = ~empty & ~text.map(lambda v: v.isprintable(), na_action="ignore").fillna(True).astype(bool)
+        if column in ASCII_COLUMNS:
+            odd |= ~empty & ~text.map(lambda v: v.isascii(), na_action="ignore").fillna(True).astype(bool)
+        for i in frame.index[odd & ~padded][:SHOWN_LINES]:
+            problems.append(
+                f"{_lines([i])}: {column} '{_shown(values[i])}' holds a control or non-ASCII character "
+                "(a look-alike letter? ingest writes ASCII names)"
+            )
+    return problems
+
+
+def _value_problems(frame: pd.DataFrame) -> list[str]:
+    problems = []
+    if "label" in frame.columns:
+        known = frame["label"].isin(list(TARGETS)) | frame["label"].isna()
+        for i in frame.index[~known][:SHOWN_LINES]:
+            problems.append(
+                f"{_lines([i])}: label '{_shown(frame.at[i, 'label'])}' is not benign or malignant"
+            )
+    if "target" in frame.columns:
+        target = pd.to_numeric(frame["target"], errors="coerce")
+        bad = ~target.isin([0, 1])
+        for i in frame.index[bad][:SHOWN_LINES]:
+            problems.append(f"{_lines([i])}: target '{_shown(frame.at[i, 'target'])}' is not 0 or 1")
+        if "label" in frame.columns:
+            expected = frame["label"].map(TARGETS)
+            clash = ~bad & expected.notna() & (target != expected)
+            for i in frame.index[clash][:SHOWN_LINES]:
+                problems.append(
+                    f"{_lines([i])}: target {int(target[i])} contradicts label '{frame['label'][i]}' "
+                    "(benign is 0, malignant 1)"
+                )
+    if "magnification" in frame.columns:
+        magnification = pd.to_numeric(frame["magnification"], errors="coerce")
+        bad = ~magnification.isin(list(MAGNIFICATIONS))
+        for i in frame.index[bad][:SHOWN_LINES]:
+            value = frame["magnification"][i]
+            shown = "empty" if pd.isna(value) else f"'{_shown(value)}'"
+            problems.append(
+                f"{_lines([i])}: magnification {shown} is not one of {', '.join(map(str, MAGNIFICATIONS))}"
+            )
+    return problems
+
+
+def _listed_twice(frame: pd.DataFrame) -> list[str]:
+    problems = []
+    for column in ("path", "filename"):
+        if column not in frame.columns:
+            continue
+        twice = frame[frame[column].duplicated(keep=False) & frame[column].notna()]
+        for value, rows in list(twice.groupby(column, sort=True))[:SHOWN_LINES]:
+            problems.append(f"{column} '{_shown(value)}' is listed {len(rows)} times ({_lines(rows.index)})")
+    return problems
+
+
+def _one_value_per(frame: pd.DataFrame, key: str, column: str, what: str) -> tuple[list[str], set[object]]:
+    """Keys with more than one value of `column`, each value with its rows; and those keys."""
+    if key not in frame.columns or column not in frame.columns:
+        return [], set()
+    rows = frame[frame[key].notna() & frame[column].notna()]
+    values = rows.groupby(key, sort=True)[column].nunique()
+    mixed = values[values > 1].index
+    problems = []
+    for value in mixed[:SHOWN_LINES]:
+        own = rows[rows[key] == value]
+        parts = [f"'{_shown(v)}' ({_lines(r.index)})" for v, r in own.groupby(column, sort=True)]
+        problems.append(f"{key.replace('_', ' ')} '{_shown(value)}' has {what}: {' and '.join(parts)}")
+    return problems, set(mixed)
+
+
+def check_manifest(frame: pd.DataFrame, path: Path | str) -> None:
+    """Check a manifest (or a split's rows) as data, not only as columns; ManifestError names every
+    contradiction with its CSV lines and values.
+
+    No key is empty, padded or non-ASCII; labels are benign/malignant and `target` agrees (0/1);
+    magnifications are BreakHis's; no path or file name is listed twice; every patient has one
+    label and one patient group, every patient group one label. Columns that `frame` lacks are not
+    checked (split's train.csv has no `subtype`, say). A manifest written by ingest always passes:
+    a failure means a hand-edited, merged or foreign file.
+    """
+    problems = _key_problems(frame) + _value_problems(frame) + _listed_twice(frame)
+    by_patient, mixed_patients = _one_value_per(frame, "patient", "label", "both labels")
+    problems += by_patient
+    in_groups, _ = _one_value_per(frame, "patient", "patient_group", "more than one patient group")
+    problems += in_groups
+    if "patient" in frame.columns and mixed_patients:  # a group of a mixed patient is mixed too: said once
+        frame = frame[~frame["patient"].isin(mixed_patients)]
+    problems += _one_value_per(frame, "patient_group", "label", "both labels")[0]
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise ManifestError(f"{path}: {problems[0]}")
+    shown = problems[:SHOWN_PROBLEMS] + (
+        [f"... and {len(problems) - SHOWN_PROBLEMS} more"] if len(problems) > SHOWN_PROBLEMS else []
+    )
+    raise ManifestError(
+        f"{path}: {len(problems)} contradictions or empty keys (a hand-edited or foreign file? ingest "
+        "writes it consistent):\n  " + "\n  ".join(shown)
+    )
+
+
 @dataclass
 class SplitResult:
     """The splits (rows of the manifest, in manifest order) and what the strategy did, for metrics."""
@@ -80,7 +222,7 @@ def folder_group(folder: str, group_by: str) -> str:
     """The patient group of a slide folder name (`SOB_M_LC_14-13412` -> `14-13412` by root)."""
     if group_by == "folder":
         return folder
-    match = FOLDER_NAME.match(folder)
+    match = FOLDER_NAME.fullmatch(folder)
     if match is None:
         return folder
     root = match["slide"].rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # 22549AB -> 22549
@@ -111,13 +253,19 @@ def group_keys(manifest: pd.DataFrame, group_by: str, duplicates: pd.DataFrame |
     A merged group is named by its members joined with '+', in sorted order.
     """
     column = GROUP_COLUMNS[group_by]
+    empty = manifest[column].isna()
+    if empty.any():  # NaN != NaN: a NaN key would never find its own root
+        raise ManifestError(f"empty {column} in {_lines(manifest.index[empty])}")
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
+        for _ in range(len(parent) + 1):  # a chain is at most every key long: this loop always ends
+            up = parent.setdefault(x, x)
+            if up == x:
+                return x
+            parent[x] = parent.setdefault(up, up)
             x = parent[x]
-        return x
+        raise RuntimeError(f"the patient-group links do not end at a root (at {x!r}): a bug")
 
     for a, b in _twin_links(manifest, column, duplicates):
         ra, rb = find(a), find(b)
