@@ -1,15 +1,27 @@
 """Writing and fingerprinting files: deterministic JSON for DVC metrics, SHA-256 digests, CSV
-tables checked for their columns, and folders replaced whole or not at all.
+tables checked for their columns, and folders replaced whole or not at all, by one run at a time.
+
+Locks: a stage that replaces a folder holds an exclusive `flock` on `<folder>.lock` beside it
+(`output_lock`) for as long as it works on it, so a second run started meanwhile stops at once
+with a message naming the run that holds it, instead of deleting the first run's `.partial`
+folder. The kernel releases the lock when its process ends, however it ends (even SIGKILL), so a
+lock file left by a killed run is no obstacle: the next run takes it over. The lock file itself
+stays (it is empty but for the holder's process id); deleting it would let two runs lock two
+different files of the same name.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,22 +72,78 @@ def read_table(path: Path, columns: Iterable[str], made_by: str) -> pd.DataFrame
     return frame
 
 
+class OutputLockedError(PermissionError):
+    """Another run is writing the same output now."""
+
+
+_held: Counter[Path] = Counter()  # output folders this process has locked, with the nesting depth
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of the output folder `target`: `<target>.lock` beside it."""
+    return target.with_name(target.name + ".lock")
+
+
+@contextmanager
+def output_lock(target: Path) -> Iterator[None]:
+    """Hold the exclusive lock on the output folder `target` for the block; OutputLockedError at
+    once (no waiting) when another process holds it. Nested use in one process is allowed: a
+    stage can lock its output for its whole run and `replaced_folder` lock it again inside."""
+    key = Path(os.path.abspath(target))
+    if _held[key]:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(handle, 200, 0).decode("ascii", "replace").strip() or "another process"
+            raise OutputLockedError(
+                f"{target}: another run is writing it now ({holder}, holding {path}); wait for it to "
+                "finish or stop it, then run again. Nothing was changed."
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+            os.ftruncate(handle, 0)
+    finally:
+        os.close(handle)  # closing releases the lock (and the kernel releases it if the process dies)
+
+
 @contextmanager
 def replaced_folder(target: Path) -> Iterator[Path]:
     """Build the new content of the folder `target` in `<target>.partial` (yielded); when the block
     succeeds it replaces `target` whole, the old folder being removed only once the new one is in
-    place. When the block fails, `target` is left as it was and the partial folder is removed."""
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftover
-    if staging.exists():
-        raise PermissionError(f"{staging}: a leftover of an earlier run that cannot be removed; delete it")
-    staging.mkdir(parents=True)
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    swap_in(staging, target)
+    place. When the block fails (an exception, Ctrl-C, or SIGTERM through `run_stage`), `target`
+    is left as it was and the partial folder is removed. The output's lock (`output_lock`) is held
+    throughout, so a second run at the same time fails at once and leaves this one alone."""
+    with output_lock(target):
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftover (the lock says none runs now)
+        if staging.exists():
+            raise PermissionError(
+                f"{staging}: a leftover of an earlier run that cannot be removed; delete it"
+            )
+        staging.mkdir(parents=True)
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        swap_in(staging, target)
 
 
 def swap_in(staging: Path, target: Path) -> None:
