@@ -5,13 +5,14 @@
 
 Writes data/ingested/{images/, manifest.csv, duplicates.csv, rejected.csv} and metrics/ingest.json.
 Output is built in data/ingested.partial and swapped in only when complete, so a failed run
-loses nothing that was already there and leaves no partial folder.
+loses nothing that was already there and leaves no partial folder (SIGTERM included). The
+synthetic source is generated into data/ingested.synthetic.partial and removed after. The stage
+holds data/ingested.lock while it runs: a second ingest in the same project stops at once.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from stages.data.archives import unpacked
@@ -20,11 +21,14 @@ from stages.data.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fol
 from stages.data.images import source_aspect
 from stages.data.ingestion import Resizing, ingest_images, rejection_report, summarise
 from stages.data.parallel import worker_count
-from stages.data.synthetic import write_synthetic_breakhis
-from stages.pipeline.files import replaced_folder, write_json
+from stages.data.synthetic import synthetic_breakhis
+from stages.pipeline.files import output_lock, replaced_folder, write_json
 from stages.pipeline.params import Params, load_params
 from stages.pipeline.paths import INGEST_METRICS, INGESTED
 from stages.pipeline.stage import run_stage
+
+# the synthetic tree is generated here, beside the output, and removed after (see synthetic_breakhis)
+SYNTHETIC_SOURCE = INGESTED.with_name(INGESTED.name + ".synthetic.partial")
 
 
 class IngestError(ValueError):
@@ -87,11 +91,12 @@ def main() -> None:
         params.ingest.png_compression,
         params.ingest.stain_normalization,
     )
-    if data.source == "synthetic":
-        synthetic = data.synthetic
-        with tempfile.TemporaryDirectory(prefix="synthetic-breakhis-") as tmp:
-            write_synthetic_breakhis(
-                Path(tmp),
+    # one ingest at a time: a second one stops at once instead of deleting this one's folders
+    with output_lock(INGESTED):
+        if data.source == "synthetic":
+            synthetic = data.synthetic
+            with synthetic_breakhis(
+                SYNTHETIC_SOURCE,
                 seed=params.seed,
                 benign_patients=synthetic.benign_patients,
                 malignant_patients=synthetic.malignant_patients,
@@ -99,12 +104,12 @@ def main() -> None:
                 magnifications=data.magnifications,
                 image_size=synthetic.image_size,
                 atypical_fraction=synthetic.atypical_fraction,
-            )
-            summary = ingest(params, Path(tmp), resizing, "(synthetic)")
-    else:
-        path = Path(data.path or "")
-        summary = ingest(params, unpacked(path), resizing, path)
-    write_json(INGEST_METRICS, {"source": data.source, **summary})
+            ) as root:
+                summary = ingest(params, root, resizing, "(synthetic)")
+        else:
+            path = Path(data.path or "")
+            summary = ingest(params, unpacked(path), resizing, path)
+        write_json(INGEST_METRICS, {"source": data.source, **summary})
     print(
         f"ingest: {summary['images']} images of {summary['patients']} patients -> {INGESTED}", file=sys.stderr
     )

@@ -36,6 +36,7 @@ from tests.raw_data import (
 )
 
 SIZE = (92, 140)  # small, so the tests stay fast; BreakHis's 700x460 aspect
+ALL = (40, 100, 200, 400)  # every magnification of the sample (the default leaves 40X out)
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def tree(sample_tree: Path, tmp_path: Path) -> Path:
 def run(path: Path | str | None, source: str = "breakhis", **ingest: object) -> dict:
     """Run the stage in the current folder on `path`; return metrics/ingest.json."""
     params = {
-        "data": {"source": source, "path": None if path is None else str(path)},
+        "data": {"source": source, "path": None if path is None else str(path), "magnifications": list(ALL)},
         "ingest": {"image_size": list(SIZE), **ingest},
     }
     Path("params.yaml").write_text(yaml.safe_dump(params))
@@ -329,7 +330,12 @@ def test_the_synthetic_default_still_ingests(project: Path) -> None:
             {
                 "data": {
                     "magnifications": [100],
-                    "synthetic": {"benign_patients": 2, "malignant_patients": 2, "image_size": [96, 128]},
+                    "synthetic": {
+                        "benign_patients": 2,
+                        "malignant_patients": 2,
+                        "images_per_magnification": 3,
+                        "image_size": [96, 128],
+                    },
                 },
                 "ingest": {"image_size": [48, 64]},
             }

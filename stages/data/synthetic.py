@@ -38,8 +38,10 @@ Generative model (all randomness from ``np.random.SeedSequence`` keys: one seed,
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ import cv2
 import numpy as np
 
 from stages.data.dataset import SUBTYPES, image_filename, patient_folder
+from stages.data.images import MAX_PIXELS
 
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])
@@ -512,22 +515,52 @@ def write_synthetic_breakhis(
 
     `images_per_magnification`: the mean number of images per patient and magnification (patients
     differ, see _image_counts). `atypical_fraction`: share of images that show the other class's
-    morphology (see render_image)."""
+    morphology (see render_image). All or nothing: when writing fails (a full disk, an error, Ctrl-C
+    or SIGTERM through `run_stage`), the BreaKHis_v1 folder it started is removed again.
+    """
+    height, width = image_size
+    if height * width > MAX_PIXELS:
+        raise ValueError(
+            f"data.synthetic.image_size {height}x{width} is {height * width:,} pixels per image, over the "
+            f"{MAX_PIXELS:,} that ingest reads (a BreakHis field is 460x700)"
+        )
     dataset = Path(root) / "BreaKHis_v1"
+    if dataset.exists():
+        raise FileExistsError(f"{dataset}: exists already; write the synthetic dataset into an empty folder")
     breast = dataset / "histology_slides" / "breast"
     patients = _make_patients(seed, benign_patients, malignant_patients)
     counts = _image_counts(seed, patients, magnifications, images_per_magnification)
-    for patient in patients:
-        label, subtype_dir = SUBTYPES[patient.code]
-        for mag in magnifications:
-            folder = breast / label / "SOB" / subtype_dir / patient.folder / f"{mag}X"
-            folder.mkdir(parents=True, exist_ok=True)
-            for seq in range(1, counts[patient.index, mag] + 1):
-                path = folder / patient.file_name(mag, seq)
-                image = render_image(patient, mag, seq, seed, image_size, atypical_fraction)
-                if not cv2.imwrite(str(path), image):
-                    raise OSError(f"could not write {path}")
+    try:
+        for patient in patients:
+            label, subtype_dir = SUBTYPES[patient.code]
+            for mag in magnifications:
+                folder = breast / label / "SOB" / subtype_dir / patient.folder / f"{mag}X"
+                folder.mkdir(parents=True, exist_ok=True)
+                for seq in range(1, counts[patient.index, mag] + 1):
+                    path = folder / patient.file_name(mag, seq)
+                    image = render_image(patient, mag, seq, seed, image_size, atypical_fraction)
+                    if not cv2.imwrite(str(path), image):
+                        raise OSError(f"could not write {path}")
+    except BaseException:
+        shutil.rmtree(dataset, ignore_errors=True)
+        raise
     return dataset
+
+
+@contextmanager
+def synthetic_breakhis(folder: Path, **options: Any) -> Iterator[Path]:
+    """A synthetic BreaKHis_v1 tree written into `folder` (see `write_synthetic_breakhis` for the
+    options), yielded, and removed when the block ends however it ends. A leftover `folder` of a
+    run that was killed (SIGKILL, out of memory: no cleanup runs then) is removed first, so a
+    failed run never leaves a copy of the dataset behind for longer than the next run. The caller
+    keeps other runs out of `folder` (ingest holds its output's lock)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        write_synthetic_breakhis(folder, **options)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
