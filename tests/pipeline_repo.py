@@ -67,7 +67,7 @@ def stage(module: str, *args: str, cwd: Path, check: bool = True, env: dict[str,
 
 def commit(repo: Path, message: str) -> None:
     run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--allow-empty", "-qm", message], repo)
 
 
 def make_repo(path: Path) -> Path:

@@ -82,7 +82,7 @@ def test_every_metric_is_a_number_in_unit_range(pipeline_run: tuple[Path, str]) 
     }
     assert rates and all(0.0 <= v <= 1.0 for v in rates.values()), rates
     assert "colour_baseline" in evaluation and "vs_colour_baseline" not in evaluation["colour_baseline"]
-    assert evaluation["custom"]["vs_colour_baseline"]["verdict"] in {"beats", "below", "not distinguishable"}
+    assert evaluation["custom"]["vs_colour_baseline"]["verdict"] in {"better", "worse", "within noise"}
     ingest = json.loads((repo / "metrics/ingest.json").read_text())
     assert ingest["images"] == 15 * 2 * 2 and ingest["duplicates"] == 0
     split = json.loads((repo / "metrics/split.json").read_text())
