@@ -4,6 +4,11 @@
                      [--threshold T] [--models-dir models] [--explain DIR]
 
 INPUT: image files, folders (searched recursively for images) or CSV files with a `path` column.
+A file given twice (two spellings, a link, a folder and a CSV) is predicted and counted once; files
+in folders that are not images are skipped and named, hidden and system files skipped and counted
+(stages.modeling.prediction.read_inputs). The outputs are checked before any model loads: a regular
+file or a new one, never a folder, device, FIFO or socket nor a file this run reads; a symbolic link
+as an output is followed on purpose (its target is replaced, atomically, and the link kept).
 Images get the training preprocessing (see stages.modeling.prediction). BreakHis-named files (by name alone,
 in or out of the official layout) are also summarised per patient. Everything comes from the models
 folder alone, never from params.yaml: how each model sees an image from the description inside its
@@ -17,7 +22,7 @@ import argparse
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -34,25 +39,35 @@ from stages.modeling.description import CLASSES as CLASS_NAMES
 from stages.modeling.description import describe_for_humans, load_model
 from stages.modeling.prediction import (
     ENSEMBLE,
+    FILE,
+    FOLDER,
+    LOOP,
+    MISSING,
     MODEL_NAMES,
+    Inputs,
     ModelSet,
     aggregate_by_patient,
     check_images,
-    collect_inputs,
     common_input,
+    file_kind,
     find_models,
+    is_special,
     load_for_model,
     name_info,
     predict_batch,
+    read_inputs,
 )
 from stages.modeling.views import ViewParams
 from stages.pipeline.files import write_text_atomically
 from stages.pipeline.logs import quiet_native_logs
-from stages.pipeline.paths import MODELS_DIR
+from stages.pipeline.paths import MODELS_DIR, decision_file
 from stages.pipeline.stage import run_stage
 
 if TYPE_CHECKING:
     import keras
+
+# a batch is held in memory decoded, with every model's inputs and activations for it
+MAX_BATCH_SIZE = 256
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -62,7 +77,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(research use only, not for diagnosis).",
     )
     parser.add_argument(
-        "inputs", nargs="+", help="image files, folders of images, or CSVs with a 'path' column"
+        "inputs",
+        nargs="+",
+        help="image files, folders of images (searched recursively, links to folders followed once; "
+        "non-images skipped and named, hidden and system files skipped), or CSVs with a 'path' column "
+        "(of image files); a file given twice is predicted once",
     )
     parser.add_argument(
         "--model",
@@ -76,12 +95,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=MODELS_DIR,
         help="a folder of model folders (<model>/model.keras), or one model's folder (a fetched artifact)",
     )
-    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="per-image CSV")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("predictions.csv"),
+        help="per-image CSV, replaced atomically; a symbolic link is followed (its target is replaced, "
+        "the link kept); a folder, device, FIFO, socket or a file this run reads is refused",
+    )
     parser.add_argument(
         "--patients-out",
         type=Path,
         default=None,
-        help="per-patient CSV for BreakHis-named files (default: <out>_patients.csv)",
+        help="per-patient CSV for BreakHis-named files (default: <out>_patients.csv), as --out",
     )
     parser.add_argument(
         "--threshold",
@@ -92,7 +117,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--explain", type=Path, default=None, metavar="DIR", help="write Grad-CAM overlays here"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help=f"images per batch (1 to {MAX_BATCH_SIZE}; default 32)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -104,28 +131,84 @@ def explanation_names(paths: Sequence[str]) -> list[str]:
     return [stem if counts[stem] == 1 else f"{stem}-{index}" for index, stem in enumerate(stems)]
 
 
-def check_output(path: Path, option: str) -> None:
-    """Refuse an output path that cannot be written, before any model runs."""
-    if path.is_dir():
+def check_output(path: Path, option: str) -> Path:
+    """The file to write for `option`, checked before any model runs: a regular file or none yet,
+    in a folder that can be written. A symbolic link is followed on purpose, as a shell's `>` does:
+    its target (returned) is checked and replaced, the link kept; a dangling link makes its target."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    through = f" (the symbolic link's target, {target})" if target != path else ""
+    kind = file_kind(target)
+    if kind == LOOP:
+        raise ValueError(f"{option} {path}: {LOOP}")
+    if kind == FOLDER:
         raise ValueError(
-            f"{option} {path}: is a folder; give a file name (for example {path / 'predictions.csv'})"
+            f"{option} {path}: is a folder{through}; give a file name (for example "
+            f"{path / 'predictions.csv'})"
         )
-    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if is_special(kind):
+        raise ValueError(f"{option} {path}: is {kind}, not a regular file{through}; give a CSV file name")
+    folder = next((p for p in target.absolute().parents if p.exists()), None)
     if folder is None or not folder.is_dir():
         raise ValueError(f"{option} {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise PermissionError(f"{option} {path}: not writable")
+    return target
+
+
+def check_folders(args: argparse.Namespace) -> None:
+    """--models-dir must be a folder and --explain a folder or nothing yet."""
+    kind = file_kind(args.models_dir)
+    if kind == FILE:
+        raise NotADirectoryError(
+            f"--models-dir {args.models_dir}: is a file, not a folder; give its folder "
+            f"({args.models_dir.parent})"
+        )
+    if kind != FOLDER:
+        raise FileNotFoundError(
+            f"--models-dir {args.models_dir}: {'not found' if kind == MISSING else kind}; train the models "
+            "with `dvc repro`, fetch them with `dvc pull` or `dvc artifacts get`, or give the folder that "
+            "holds them"
+        )
+    if args.explain:
+        kind = file_kind(args.explain)
+        if kind not in (FOLDER, MISSING):
+            raise ValueError(
+                f"--explain {args.explain}: is {'a file' if kind == FILE else kind}; give a folder for "
+                "the overlays"
+            )
+
+
+def check_overwrites(
+    outputs: Mapping[str, tuple[Path, Path]], inputs: Inputs, found: ModelSet, models_dir: Path
+) -> None:
+    """Refuse an output (option -> (as given, file written)) that is a file this run reads, or
+    another output: writing it would destroy it."""
+    reads = {os.path.realpath(path): "an input" for path in [*inputs.paths, *inputs.csvs]}
+    for entry in found.entries:
+        reads[os.path.realpath(entry.path)] = f"the {entry.name} model's file"
+        reads[os.path.realpath(entry.decision_path)] = f"the {entry.name} model's decision file"
+    if found.deciding == ENSEMBLE:
+        reads[os.path.realpath(decision_file(ENSEMBLE, models_dir))] = "the ensemble's decision file"
+    for option, (given, target) in outputs.items():
+        real = os.path.realpath(target)
+        if real in reads:
+            raise ValueError(f"{option} {given}: is also {reads[real]}; writing it would destroy it")
+        reads[real] = option
 
 
 def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
-    check_output(args.out, "--out")
+    if args.batch_size > MAX_BATCH_SIZE:
+        raise ValueError(
+            f"--batch-size {args.batch_size}: at most {MAX_BATCH_SIZE} (a batch is held in memory, decoded, "
+            "with every model's inputs and activations for it)"
+        )
+    outputs = {"--out": (args.out, check_output(args.out, "--out"))}
     if args.patients_out:
-        check_output(args.patients_out, "--patients-out")
-    if args.explain and args.explain.exists() and not args.explain.is_dir():
-        raise ValueError(f"--explain {args.explain}: is a file; give a folder for the overlays")
+        outputs["--patients-out"] = (args.patients_out, check_output(args.patients_out, "--patients-out"))
+    check_folders(args)
 
     # everything that can be wrong with the models and inputs is found before TensorFlow is loaded
     found = find_models(args.models_dir, args.model)
@@ -138,10 +221,21 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         source=str(found.entries[0].decision_path if found.deciding != ENSEMBLE else args.models_dir),
     )
     prepared = common_input(found.entries)
-    paths = collect_inputs(args.inputs)
+    inputs = read_inputs(args.inputs)
+    paths = inputs.paths
+    info = pd.DataFrame([asdict(name_info(p)) for p in paths])
+    if "--patients-out" not in outputs and (info["patient"] != "").any():
+        default = args.out.with_name(f"{args.out.stem}_patients.csv")
+        outputs["--patients-out"] = (default, check_output(default, "--patients-out"))
+    check_overwrites(outputs, inputs, found, args.models_dir)
     workers = min(8, os.cpu_count() or 1)
     check_images(paths, prepared.field_size, prepared.source_aspect, workers)
-    for warning in [*model_warnings(found, rule), *warnings]:
+    for warning in [
+        *model_warnings(found, rule),
+        *warnings,
+        *inputs.warnings(),
+        *unseen_magnifications(found, info["magnification"]),
+    ]:
         print(f"warning: {warning}", file=sys.stderr)
 
     models = {entry.name: load_model(entry.path, entry.name)[0] for entry in found.entries}
@@ -166,29 +260,31 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         table["ensemble_probability"] = soft_vote(probabilities, rule.weights).round(6)
     table["predicted_class"] = np.where(table[deciding] >= rule.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
     table["threshold"] = rule.threshold
-    info = pd.DataFrame([asdict(name_info(p)) for p in paths])
     table = pd.concat([table, info], axis=1)
-    for warning in unseen_magnifications(found, info["magnification"]):
-        print(f"warning: {warning}", file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(args.out, table.to_csv(index=False))
+    write_text_atomically(outputs["--out"][1], table.to_csv(index=False))
 
     malignant = int((table["predicted_class"] == CLASS_NAMES[1]).sum())
     message = (
-        f"wrote {args.out}: {len(table)} image(s), {malignant} malignant at threshold "
+        f"wrote {written(*outputs['--out'])}: {len(table)} image(s), {malignant} malignant at threshold "
         f"{rule.threshold:g} (from {rule.threshold_source})"
     )
     if found.deciding == ENSEMBLE and len(set(rule.weights.values())) > 1:
         message += "; ensemble weights " + ", ".join(f"{n} {w:.3f}" for n, w in rule.weights.items())
     if (table["patient"] != "").any():
-        patients_out = args.patients_out or args.out.with_name(f"{args.out.stem}_patients.csv")
         per_patient = aggregate_by_patient(table, deciding, rule.threshold)
-        write_text_atomically(patients_out, per_patient.to_csv(index=False))
-        message += f"; {len(per_patient)} BreakHis patient(s) in {patients_out}"
+        write_text_atomically(outputs["--patients-out"][1], per_patient.to_csv(index=False))
+        message += f"; {len(per_patient)} BreakHis patient(s) in {written(*outputs['--patients-out'])}"
+    if inputs.summary():
+        message += f"; {inputs.summary()}"
     if args.explain:
         message += f"; Grad-CAM overlays in {args.explain}"
     print(message, file=sys.stderr)
     return table
+
+
+def written(given: Path, target: Path) -> str:
+    """An output as the user named it, and the file written when that was a link's target."""
+    return str(given) if given == target else f"{given} (the link's target, {target})"
 
 
 def model_warnings(found: ModelSet, rule: PredictionRule) -> list[str]:
@@ -218,7 +314,7 @@ def unseen_magnifications(found: ModelSet, magnifications: pd.Series) -> list[st
     warnings = []
     for entry in found.entries:
         seen = {f"{m}X" for m in entry.description.data.magnifications}
-        unseen = {magnification: n for magnification, n in counts.items() if magnification not in seen}
+        unseen = {str(m): int(n) for m, n in counts.items() if m not in seen}
         if unseen:
             listed = ", ".join(
                 f"{n} at {m}" for m, n in sorted(unseen.items(), key=lambda kv: int(kv[0][:-1]))
