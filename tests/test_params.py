@@ -1,4 +1,5 @@
-"""params.yaml validation: the shipped file is the schema's defaults, rendered; bad keys and types are named."""
+"""params.yaml validation: the shipped file is the schema's defaults, rendered; bad keys and types are
+named (the catalogue of bad values: tests/test_bad_input_params.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from stages.modeling.views import training_view
 from pydantic import BaseModel
 
+from stages.modeling.views import training_view
 from stages.pipeline.params import Params, ParamsError, fit_settings, load_params, render_params
 from tests.conftest import PROJECT_ROOT
 
@@ -122,3 +122,38 @@ def test_unknown_on_error_is_named(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_union_error_names_the_key_alone(tmp_path: Path) -> None:
+    """Not pydantic's tags for the members of a union (`evaluate.threshold.literal['youden','f1']`)."""
+    raw = shipped()
+    raw["evaluate"]["threshold"] = "middle"
+    with pytest.raises(ParamsError) as error:
+        load_params(write(tmp_path, raw))
+    lines = str(error.value).splitlines()[1:]
+    assert lines and all(line.startswith("  evaluate.threshold: ") for line in lines), lines
+
+
+def test_a_relation_between_keys_is_named_once(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["train"]["min_epochs"] = 6
+    with pytest.raises(ParamsError) as error:
+        load_params(write(tmp_path, raw))
+    assert str(error.value).splitlines()[1] == (
+        "  train.min_epochs: 6 is above the epochs of a model: vgg19 trains 5 (train.vgg19.epochs); "
+        "lower train.min_epochs or raise the epochs"
+    )
+
+
+def test_the_machine_is_checked_where_the_stages_run_not_in_the_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Params a model was trained with stay valid on a smaller machine: its description holds them."""
+    from stages.pipeline.params import MEMORY_VARIABLE, validate_params
+
+    monkeypatch.setenv(MEMORY_VARIABLE, "1")
+    big = {"train": {"image_size": [2048, 2048]}, "augment": {"workers": 10_000}}
+    assert Params.model_validate(big).augment.workers == 10_000
+    assert validate_params(big, Path("params.yaml"), machine=False).train.image_size == (2048, 2048)
+    with pytest.raises(ParamsError, match=r"(?s)too much for this machine.*augment\.workers: 10000 is above"):
+        validate_params(big, Path("params.yaml"))
