@@ -17,14 +17,10 @@ import sys
 
 from stages.pipeline.logs import quiet_native_logs
 
-if __name__ == "__main__":  # before TensorFlow's import below: its C++ start-up chatter is dropped
+if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-up chatter is dropped
     quiet_native_logs()
 
-from dvclive import Live
-
 from stages.modeling.description import describe, save_model
-from stages.modeling.runtime import configure_runtime
-from stages.modeling.training import ResumeState, Trainer, inference_copy, resume_config
 from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
@@ -36,9 +32,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", choices=MODEL_NAMES)
     name = parser.parse_args().model
-    params = load_params()
+    params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
     train_rows = read_table(AUGMENTED_TRAIN, ("path", "target"), "augment")
     val_rows = read_table(VAL_SPLIT, ("path", "target"), "split")
+
+    from dvclive import Live  # TensorFlow and Keras load with these
+
+    from stages.modeling.runtime import configure_runtime
+    from stages.modeling.training import (
+        ResumeState,
+        Trainer,
+        inference_copy,
+        require_finite_weights,
+        resume_config,
+    )
+
     seed = training_seed(params)
     runtime = configure_runtime(params.train, seed)
 
@@ -54,6 +62,7 @@ def main() -> None:
         live.log_params({**runtime.describe(), **environment_lock()})
         trainer = Trainer(name, params.train, seed, runtime, live, resume)
         model = trainer.run(train_rows, val_rows)
+        require_finite_weights(model, name, trainer.rate_key("train"))  # a diverged model is never saved
         kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1
         description = describe(
             name,

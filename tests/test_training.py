@@ -1,9 +1,11 @@
 """Real (tiny) training through the train stage: resume after a kill, determinism, two-phase
-transfer learning with a weights file, weights errors, and the multi-device path on CPUs."""
+transfer learning with a weights file, weights errors, a diverging run that fails and saves nothing,
+and the multi-device path on CPUs."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -23,13 +25,16 @@ pytestmark = pytest.mark.slow
 
 # params.yaml gives the custom CNN its own epochs and patience; cleared, it uses the train.* values set
 CUSTOM_USES_SHARED = {"train.custom.epochs": None, "train.custom.patience": None}
+# TINY trains 2 epochs: train.min_epochs (3 by default) must not be above any model's epochs. Each
+# test sets it with the epochs, since the tests share one repository and its params.yaml.
+TINY_MIN_EPOCHS = {"train.min_epochs": 2}
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project copy with tiny params and data up to the augment stage."""
     path = make_repo(tmp_path_factory.mktemp("training"))
-    write_params(path, TINY)
+    write_params(path, {**TINY, **TINY_MIN_EPOCHS})
     dvc("repro", "augment", cwd=path)
     return path
 
@@ -160,7 +165,7 @@ def test_no_epoch_before_min_epochs_stops_training_or_is_kept(repo: Path) -> Non
 
 
 def test_same_seed_gives_identical_metrics(repo: Path) -> None:
-    write_params(repo, {"train.epochs": 2, "train.deterministic": True})
+    write_params(repo, {"train.epochs": 2, "train.min_epochs": 2, "train.deterministic": True})
     runs = []
     for _ in range(2):
         stage("train", "custom", cwd=repo)
@@ -180,6 +185,7 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
         repo,
         {
             "train.epochs": 2,
+            "train.min_epochs": 2,
             "train.patience": 5,
             "train.resnet50.weights": str(weights),
             "train.resnet50.head_epochs": 2,
@@ -249,8 +255,32 @@ def test_imagenet_without_network_names_the_fixes(repo: Path, tmp_path: Path) ->
     write_params(repo, {"train.vgg19.weights": "none"})
 
 
+def test_a_diverging_run_fails_naming_the_epoch_and_saves_nothing(repo: Path) -> None:
+    """A finite but absurd learning rate: the loss becomes NaN in epoch 1; the stage fails with one
+    line naming the epoch and the likely cause, and no model file is written."""
+    write_params(
+        repo, {"train.epochs": 2, "train.min_epochs": 2, "train.learning_rate": 1e12, **CUSTOM_USES_SHARED}
+    )
+    saved = repo / "models/custom/model.keras"
+    saved.unlink(missing_ok=True)
+    output = stage("train", "custom", cwd=repo, check=False)
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in output, output
+    assert re.match(
+        r"error: train custom: training diverged: the loss is (nan|inf) in epoch [12] ", errors[0]
+    )
+    assert (
+        "a learning rate too high for this model and data (train.learning_rate 1e+12: try a lower one)"
+        in errors[0]
+    )
+    assert not saved.exists(), "a diverged model must never be saved"
+    write_params(repo, {"train.learning_rate": 0.001})
+
+
 def test_mirrored_over_two_logical_cpus(repo: Path) -> None:
-    write_params(repo, {"train.epochs": 1, "train.cpu_replicas": 2, "train.batch_size": 8})
+    write_params(
+        repo, {"train.epochs": 1, "train.min_epochs": 1, "train.cpu_replicas": 2, "train.batch_size": 8}
+    )
     stage("train", "custom", cwd=repo)
     recorded = live_params(repo, "custom")
     assert recorded["replicas"] == 2
@@ -260,7 +290,7 @@ def test_mirrored_over_two_logical_cpus(repo: Path) -> None:
 
 
 def test_mixed_precision_keeps_a_float32_output(repo: Path) -> None:
-    write_params(repo, {"train.epochs": 1, "train.mixed_precision": True})
+    write_params(repo, {"train.epochs": 1, "train.min_epochs": 1, "train.mixed_precision": True})
     stage("train", "custom", cwd=repo)
     assert live_params(repo, "custom")["precision"] == "mixed_float16"
     import keras

@@ -248,7 +248,26 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
             f"description names ({description.name}, input "
             f"{description.input.image_size[0]}x{description.input.image_size[1]})"
         )
+    broken = non_finite_weights(model)
+    if broken:
+        raise ModelFileError(
+            f"{path}: {len(broken)} of its weight tensors hold NaN or infinity ({', '.join(broken[:3])}"
+            f"{', ...' if len(broken) > 3 else ''}): its training diverged and every prediction would be "
+            "meaningless; retrain it (with a lower learning rate)"
+        )
     return model, description
+
+
+def non_finite_weights(model: keras.Model) -> list[str]:
+    """The paths of the model's weight tensors that hold NaN or infinity (none for a usable model)."""
+    import keras
+    import numpy as np
+
+    return [
+        str(getattr(weight, "path", weight.name))
+        for weight in model.weights
+        if not np.isfinite(keras.ops.convert_to_numpy(weight)).all()
+    ]
 
 
 def describe_for_humans(description: ModelDescription) -> str:
