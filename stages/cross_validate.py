@@ -2,13 +2,13 @@
 
     python -m stages.cross_validate [--label L] [--folds K] [--seed N] [--queue [--jobs J]]
                                     [--resume | --force] [-S key=value ...]
-    python -m stages.cross_validate --summarize [EXPERIMENT ...] [--label L] [--seed N]
+    python -m stages.cross_validate --summarise [EXPERIMENT ...] [--label L] [--seed N]
 
 Runs every fold of `split.strategy=kfold` (`split.fold=0..K-1`) as a DVC experiment named
 `cv-<label>-s<seed>-f<fold>`, one after the other in a temporary copy of the repository
 (`dvc exp run --temp`: the workspace is never touched), or queued and run by `dvc queue start`
 (`--queue`); then summarises them into cv/<label>/s<seed>/: summary.md (also printed),
-summary.json, folds.csv and summary.png. `--summarize` summarises experiments that exist (by name
+summary.json, folds.csv and summary.png. `--summarise` summarises experiments that exist (by name
 or revision, or all those of `--label`) without training anything.
 """
 
@@ -22,30 +22,27 @@ from typing import Any
 
 import yaml
 
-from stages.evaluation.cross_validation import (
-    CV_DIR,
-    FoldResult,
-    check_label,
-    experiment_name,
-    fold_overrides,
-    parse_experiment_name,
-    scored_models,
-    summarize,
-    summary_dir,
-    write_summary,
-)
+from stages.evaluation.cross_validation.documents import write_summary
+from stages.evaluation.cross_validation.folds import FoldResult, scored_models
+from stages.evaluation.cross_validation.summary import summarise_folds
 from stages.pipeline.experiments import (
+    CV_DIR,
     ExperimentRef,
     Target,
     UnknownRevisionError,
+    check_label,
     code_identity,
     dvc,
+    experiment_name,
     experiment_refs,
     file_at,
+    fold_overrides,
     git,
     head_commit,
     head_or_none,
+    parse_experiment_name,
     predictions_at,
+    summary_dir,
 )
 from stages.pipeline.experiments import resolve as resolve_targets
 from stages.pipeline.params import load_params
@@ -80,7 +77,7 @@ def by_label(label: str, seed: int | None, refs: list[ExperimentRef]) -> dict[in
             seeds.setdefault(parsed[1], set()).add(ref.name)
     if not seeds:
         labels = sorted({p[0] for r in refs if (p := parse_experiment_name(r.name))})
-        wanted = f"cv-{label}-s{seed if seed is not None else '<seed>'}-f<fold>"
+        wanted = experiment_name(label, "<seed>" if seed is None else seed, "<fold>")
         hint = f"; labels here: {', '.join(labels)}" if labels else ""
         raise ValueError(f"no experiments named {wanted}{hint}")
     return {
@@ -113,7 +110,7 @@ def load(target: Target) -> FoldResult:
 
 def summarise(label: str, targets: list[Target]) -> str:
     """Summarise the experiments into cv/<label>/s<seed>/, print the summary and return it."""
-    summary = summarize([load(target) for target in targets], label)
+    summary = summarise_folds([load(target) for target in targets], label)
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     directory = summary_dir(label, summary.settings.seed)
@@ -167,7 +164,7 @@ def wait_for_queue(names: list[str]) -> None:
     except KeyboardInterrupt:
         print(
             "\nstopped waiting; the queued folds keep running (`dvc queue status`). Summarise them later "
-            "with `python -m stages.cross_validate --summarize --label <label>`.",
+            "with `python -m stages.cross_validate --summarise --label <label>`.",
             file=sys.stderr,
         )
         raise SystemExit(130) from None
@@ -187,7 +184,7 @@ def run_folds(args: argparse.Namespace) -> tuple[list[str], str]:
     if existing and not (args.force or args.resume):
         raise ValueError(
             f"experiment(s) {', '.join(existing)} exist on this commit already: summarise them with "
-            f"`--summarize --label {args.label} --seed {seed}`, run only the missing folds with --resume, "
+            f"`--summarise --label {args.label} --seed {seed}`, run only the missing folds with --resume, "
             "or run them all again with --force"
         )
     if existing and args.force and dvc("exp", "remove", *existing).returncode != 0:
@@ -244,7 +241,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed",
         type=int,
         help="sets `seed`, which reshuffles the folds: repeated cross-validation (default: params.yaml's); "
-        "with --summarize --label: only that seed's experiments",
+        "with --summarise --label: only that seed's experiments",
     )
     parser.add_argument(
         "-S",
@@ -267,7 +264,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run every fold again (removes its experiment on this commit first)",
     )
     parser.add_argument(
-        "--summarize",
+        "--summarise",
         nargs="*",
         metavar="EXPERIMENT",
         help="only summarise: these experiments (names or git revisions), or with none given every "
@@ -280,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.label is not None:
         check_label(args.label)
-    if args.summarize is None:
+    if args.summarise is None:
         if args.force and args.resume:
             raise ValueError("--force runs every fold again, --resume only the missing ones: pick one")
         args.label = args.label or DEFAULT_LABEL
@@ -297,21 +294,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.set_param or args.queue or args.force or args.resume or args.folds:
         raise ValueError(
-            "--summarize trains nothing: -S, --folds, --queue, --resume and --force apply to running folds"
+            "--summarise trains nothing: -S, --folds, --queue, --resume and --force apply to running folds"
         )
     refs = experiment_refs()
     head = head_or_none()
-    if args.summarize:
+    if args.summarise:
         if args.seed is not None:
             raise ValueError("--seed picks the experiments of a --label; name experiments or use --label")
-        parsed = [parse_experiment_name(name) for name in args.summarize]
+        parsed = [parse_experiment_name(name) for name in args.summarise]
         labels = {p[0] for p in parsed if p}
         named = args.label or (labels.pop() if len(labels) == 1 and all(parsed) else None)
         if named is None:
             raise ValueError(
                 "name the summary with --label (the experiments are not all cv-<label>-... of one label)"
             )
-        summarise(named, resolve(args.summarize, refs, head))
+        summarise(named, resolve(args.summarise, refs, head))
         return
     label = args.label or DEFAULT_LABEL
     for names in by_label(label, args.seed, refs).values():

@@ -16,18 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
+from stages.evaluation.metrics import ACROSS_RUNS
+from stages.evaluation.tables import is_number, number, table
 from stages.pipeline.experiments import git, predictions_at
 from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, REPORT, predictions_file
 from stages.pipeline.stage import run_stage
-
-HEADLINE = (
-    "image.accuracy",
-    "image.balanced_accuracy",
-    "image.roc_auc",
-    "patient.recognition_rate",
-    "patient.accuracy",
-)
 
 
 def dvc(*args: str) -> str:
@@ -37,30 +31,29 @@ def dvc(*args: str) -> str:
     return result.stdout
 
 
-def fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, int | float) else "-"
-
-
 def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
     """Headline metrics of every model: base value, this revision's value, and the change."""
     changes = diff.get(str(EVALUATE_METRICS), {})
-    lines = [f"| Model | Metric | `{base}` | this PR | change |", "|---|---|---:|---:|---:|"]
+    rows = []
     for model in EVALUATED:
-        for metric in HEADLINE:
-            entry = changes.get(f"{model}.{metric}")
+        for metric in ACROSS_RUNS:
+            entry = changes.get(f"{model}.{metric.path}")
             if entry is None:
                 continue
             change = entry.get("diff")
-            arrow = (
-                "" if not isinstance(change, int | float) or change == 0 else (" ▲" if change > 0 else " ▼")
+            arrow = "" if not is_number(change) or change == 0 else (" ▲" if change > 0 else " ▼")
+            rows.append(
+                [
+                    model,
+                    metric.path,
+                    number(entry.get("old")),
+                    number(entry.get("new")),
+                    number(change) + arrow,
+                ]
             )
-            lines.append(
-                f"| {model} | {metric} | {fmt(entry.get('old'))} | {fmt(entry.get('new'))} | "
-                f"{fmt(change)}{arrow} |"
-            )
-    if len(lines) == 2:
-        lines.append("| | no headline metric changed | | | |")
-    return lines
+    if not rows:
+        rows.append(["", "no headline metric changed", "", "", ""])
+    return table(["Model", "Metric", f"`{base}`", "this PR", "change"], rows, "llrrr")
 
 
 def paired_section(base: str, params: Params) -> tuple[list[str], bool]:

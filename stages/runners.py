@@ -2,14 +2,14 @@
 
     python -m stages.runners plan --label L [--folds K] [--seeds N ...] [--overrides TEXT]
     python -m stages.runners run ENTRY [--push REMOTE]
-    python -m stages.runners summarize MATRIX --out FILE [--pull REMOTE]
+    python -m stages.runners summarise MATRIX --out FILE [--pull REMOTE]
 
 `plan` validates every override set against the params schema and prints the job matrix (JSON;
 also written to $GITHUB_OUTPUT as `matrix` and `count` inside GitHub Actions). `run` runs one
 matrix entry (its JSON) as a DVC experiment in the workspace and `dvc exp push`es it: its git
-ref to the git remote, its models and data to the default DVC remote. `summarize` pulls the
+ref to the git remote, its models and data to the default DVC remote. `summarise` pulls the
 plan's experiments (git refs only: the summary reads metrics and predictions from git), then
-summarises each cross-validation as `stages.cross_validate --summarize` does (cv/<label>/s<seed>/)
+summarises each cross-validation as `stages.cross_validate --summarise` does (cv/<label>/s<seed>/)
 and each sweep as a table, into one markdown report. .github/workflows/cross-validation.yml runs
 the three on GitHub Actions.
 """
@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from stages.cross_validate import load, resolve, summarise
+from stages.evaluation.metrics import BALANCED_ACCURACY, ROC_AUC
+from stages.evaluation.tables import estimate, table
 from stages.pipeline.experiments import ExperimentRef, dvc, experiment_refs, head_or_none
 from stages.pipeline.matrix import Entry, as_matrix, from_matrix, parse_override_sets, plan
 from stages.pipeline.paths import PARAMS_FILE
 from stages.pipeline.stage import run_stage
 
-SWEEP_METRICS = (("image", "roc_auc", "ROC AUC"), ("image", "balanced_accuracy", "Balanced acc."))
+SWEEP_METRICS = (ROC_AUC, BALANCED_ACCURACY)
 
 
 def plan_command(args: argparse.Namespace) -> None:
@@ -71,25 +73,26 @@ def sweep_table(
     entries: list[Entry], present: set[str], refs: list[ExperimentRef], head: str | None
 ) -> list[str]:
     """Headline test metrics of each sweep experiment, with their bootstrap intervals."""
-    lines = ["| Experiment | Overrides | Model | " + " | ".join(t for *_, t in SWEEP_METRICS) + " |"]
-    lines.append("|---" * (3 + len(SWEEP_METRICS)) + "|")
+    rows = []
     for entry in entries:
         if entry.name not in present:
             continue
         result = load(resolve([entry.name], refs, head)[0])
+        overrides = " ".join(o for o in entry.overrides if not o.startswith("seed="))
         for model in ("ensemble", "custom", "vgg19", "resnet50"):
             scores: dict[str, Any] = result.metrics.get(model, {})
             cells = []
-            for level, metric, _ in SWEEP_METRICS:
-                value, ci = scores.get(level, {}).get(metric), scores.get("ci", {}).get(metric)
-                low_high = f" ({ci['low']:.3f}-{ci['high']:.3f})" if isinstance(ci, dict) else ""
-                cells.append("n/a" if value is None else f"{value:.3f}{low_high}")
-            overrides = " ".join(o for o in entry.overrides if not o.startswith("seed="))
-            lines.append(f"| `{entry.name}` | `{overrides or '(none)'}` | {model} | {' | '.join(cells)} |")
-    return lines
+            for metric in SWEEP_METRICS:
+                ci = scores.get("ci", {}).get(metric.name)
+                cells.append(
+                    estimate(metric.value_in(scores), ci if isinstance(ci, dict) else None, interval_digits=3)
+                )
+            rows.append([f"`{entry.name}`", f"`{overrides or '(none)'}`", model, *cells])
+    header = ["Experiment", "Overrides", "Model", *(metric.title for metric in SWEEP_METRICS)]
+    return table(header, rows, "lll" + "l" * len(SWEEP_METRICS))
 
 
-def summarize_command(args: argparse.Namespace) -> None:
+def summarise_command(args: argparse.Namespace) -> None:
     try:
         entries = from_matrix(json.loads(args.matrix))
     except json.JSONDecodeError as exc:
@@ -146,16 +149,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     running = commands.add_parser("run", help="run one matrix entry as a DVC experiment")
     running.add_argument("entry", help="the entry's JSON (`${{ toJSON(matrix) }}` in a workflow)")
     running.add_argument("--push", metavar="REMOTE", help="then `dvc exp push REMOTE` the experiment")
-    summarizing = commands.add_parser("summarize", help="pull and summarise a plan's experiments")
-    summarizing.add_argument("matrix", help="the plan's matrix JSON")
-    summarizing.add_argument("--pull", metavar="REMOTE", help="`dvc exp pull REMOTE` each experiment first")
-    summarizing.add_argument("--out", required=True, help="write the markdown report here")
+    summarising = commands.add_parser("summarise", help="pull and summarise a plan's experiments")
+    summarising.add_argument("matrix", help="the plan's matrix JSON")
+    summarising.add_argument("--pull", metavar="REMOTE", help="`dvc exp pull REMOTE` each experiment first")
+    summarising.add_argument("--out", required=True, help="write the markdown report here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    {"plan": plan_command, "run": run_command, "summarize": summarize_command}[args.command](args)
+    {"plan": plan_command, "run": run_command, "summarise": summarise_command}[args.command](args)
 
 
 if __name__ == "__main__":

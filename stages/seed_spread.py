@@ -1,14 +1,14 @@
 """Command: retrain one configuration with several training seeds, and report the spread.
 
     python -m stages.seed_spread [--label L] [--seeds 1 2 3] [--resume] [-S key=value ...]
-    python -m stages.seed_spread --summarize [--label L]
+    python -m stages.seed_spread --summarise [--label L]
 
 Runs `dvc exp run --temp -n seeds-<label>-t<seed> -S train.seed=<seed>` for every seed (the data,
 split and test images stay the same: only training randomness changes). The workspace is never
 touched, but each run copies it when it starts: do not edit code meanwhile (the summary warns
 when the runs' code differs). Then writes seeds/<label>/summary.md (also printed) and
 summary.json: every headline metric per seed with its mean, standard deviation and range, and how
-often the paired comparison calls a seed-only change better or worse. `--summarize` only
+often the paired comparison calls a seed-only change better or worse. `--summarise` only
 summarises the label's experiments.
 """
 
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import yaml
 
-from stages.evaluation.cross_validation import check_label
 from stages.evaluation.seed_spread import (
     SeedRun,
     check_runs,
@@ -31,6 +30,7 @@ from stages.evaluation.seed_spread import (
     spread_table,
 )
 from stages.pipeline.experiments import (
+    check_label,
     code_identity,
     dvc,
     experiment_refs,
@@ -84,7 +84,7 @@ def run_seeds(label: str, seeds: list[int], overrides: list[str], resume: bool) 
             if resume:
                 print(f"{name} exists on this commit, kept (--resume)", file=sys.stderr)
                 continue
-            raise ValueError(f"{name} exists on this commit: summarise with --summarize, or use --resume")
+            raise ValueError(f"{name} exists on this commit: summarise with --summarise, or use --resume")
         common = [arg for override in overrides for arg in ("-S", override)]
         if dvc("exp", "run", "--temp", "-n", name, *common, "-S", f"train.seed={seed}").returncode != 0:
             raise ValueError(f"{name} failed (see DVC's output above)")
@@ -131,14 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--resume", action="store_true", help="keep the seeds whose experiments exist")
-    parser.add_argument("--summarize", action="store_true", help="only summarise the label's experiments")
+    parser.add_argument("--summarise", action="store_true", help="only summarise the label's experiments")
     args = parser.parse_args(argv)
     check_label(args.label)
     if any(o.split("=", 1)[0].strip() == "train.seed" for o in args.set_param):
         raise ValueError("-S train.seed: set by this command (use --seeds)")
     if len(set(args.seeds)) < 2:
         raise ValueError(f"--seeds {' '.join(map(str, args.seeds))}: give at least 2 different seeds")
-    if not args.summarize:
+    if not args.summarise:
         run_seeds(args.label, args.seeds, args.set_param, args.resume)
     summarise(args.label)
 

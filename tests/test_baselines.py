@@ -17,6 +17,7 @@ from stages.evaluation.baselines import (
     output_spread,
     paired_auc_difference,
 )
+from stages.evaluation.bootstrap import BETTER, NOISE, WORSE
 from stages.evaluation.metrics import bootstrap_intervals, majority_baseline
 
 
@@ -58,25 +59,25 @@ def test_the_colour_baseline_learns_from_train_labels_only(tmp_path: Path) -> No
     assert roc_auc_score(test["target"], probabilities) < 0.1
 
 
-def test_paired_difference_of_identical_predictions_is_zero_and_not_distinguishable() -> None:
+def test_paired_difference_of_identical_predictions_is_zero_and_within_noise() -> None:
     rows = pd.DataFrame({"target": [0, 1] * 20, "patient_group": [f"g{i // 4}" for i in range(40)]})
     predictions = np.random.default_rng(0).random(40)
     result = paired_auc_difference(rows, predictions, predictions, resamples=200, confidence=0.95, seed=0)
     assert result["auc_difference"] == 0 and result["low"] == 0 and result["high"] == 0
-    assert result["verdict"] == "not distinguishable"
+    assert result["verdict"] == NOISE
 
 
-def test_a_perfect_model_beats_a_random_baseline_on_enough_patients() -> None:
+def test_a_perfect_model_is_better_than_a_random_baseline_on_enough_patients() -> None:
     rows = pd.DataFrame({"target": [0, 1] * 40, "patient_group": [f"g{i // 2}" for i in range(80)]})
     random = np.random.default_rng(1).random(80)
     result = paired_auc_difference(
         rows, rows["target"].to_numpy(float), random, resamples=300, confidence=0.95, seed=0
     )
-    assert result["verdict"] == "beats" and result["low"] > 0
+    assert result["verdict"] == BETTER and result["low"] > 0
     worse = paired_auc_difference(
         rows, random, rows["target"].to_numpy(float), resamples=300, confidence=0.95, seed=0
     )
-    assert worse["verdict"] == "below"
+    assert worse["verdict"] == WORSE
 
 
 def test_a_collapsed_model_is_flagged_and_a_trained_one_is_not() -> None:

@@ -10,15 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluation.comparison import (
-    BETTER,
-    NOISE,
-    NOT_COMPARABLE,
-    WORSE,
-    compare_runs,
-    comparison_markdown,
-    paired_comparison,
-)
+from stages.evaluation.bootstrap import BETTER, NOISE, NOT_COMPARABLE, WORSE
+from stages.evaluation.comparison import compare_runs, comparison_markdown, paired_comparison
 
 SETTINGS = {"resamples": 300, "confidence": 0.95, "seed": 0}
 

@@ -14,23 +14,18 @@ import pytest
 import yaml
 
 from stages.data.dataset import image_filename, patient_folder
-from stages.evaluation.cross_validation import (
-    METRICS,
-    FoldResult,
+from stages.evaluation.cross_validation.checks import check_folds
+from stages.evaluation.cross_validation.documents import markdown, summary_json, write_summary
+from stages.evaluation.cross_validation.folds import COLUMNS, FoldResult
+from stages.evaluation.cross_validation.pooled import (
     OverlapError,
-    check_folds,
-    check_label,
-    experiment_name,
-    group_bootstrap,
-    markdown,
-    parse_experiment_name,
     patient_groups,
+    pooled_intervals,
     pooled_predictions,
-    summarize,
-    summary_json,
-    write_summary,
 )
+from stages.evaluation.cross_validation.summary import summarise_folds
 from stages.evaluation.metrics import evaluate_predictions
+from stages.pipeline.experiments import check_label, experiment_name, parse_experiment_name
 
 # A patient: (B|M, slide, malignant probabilities of their images)
 Patient = tuple[str, str, list[float]]
@@ -137,7 +132,7 @@ def noisy_folds(seed: int = 0, folds: int = 3, patients_per_fold: int = 10) -> l
 
 
 def test_pooled_auc_ranks_all_folds_together_and_decisions_use_each_folds_threshold() -> None:
-    summary = summarize(separable_folds(), "t")
+    summary = summarise_folds(separable_folds(), "t")
     pooled = summary.pooled["custom"]
     assert pooled["image_roc_auc"] == pytest.approx(6 / 9)
     # every image and patient is right at its own fold's threshold (one global 0.5 would miss fold 0 and 2)
@@ -152,7 +147,7 @@ def test_pooled_auc_ranks_all_folds_together_and_decisions_use_each_folds_thresh
 
 def test_mean_and_std_over_folds() -> None:
     results = noisy_folds()
-    summary = summarize(results, "t")
+    summary = summarise_folds(results, "t")
     accuracies = [r.metrics["custom"]["image"]["accuracy"] for r in results]
     spread = summary.spread["custom"]["image_accuracy"]
     assert spread["mean"] == pytest.approx(np.mean(accuracies))
@@ -165,11 +160,11 @@ def test_mean_and_std_over_folds() -> None:
 
 
 def test_intervals_contain_the_point_estimate() -> None:
-    summary = summarize(noisy_folds(seed=3), "t")
+    summary = summarise_folds(noisy_folds(seed=3), "t")
     for model in ("custom", "ensemble"):
         pooled = summary.pooled[model]
-        assert set(pooled["ci"]) == set(METRICS)
-        for column in METRICS:
+        assert set(pooled["ci"]) == set(COLUMNS)
+        for column in COLUMNS:
             interval = pooled["ci"][column]
             assert interval["low"] <= pooled[column] <= interval["high"], (model, column)
             assert interval["low"] < interval["high"]
@@ -181,7 +176,7 @@ def test_bootstrap_resamples_patient_groups() -> None:
     # SOB_B_A_14-001AB and SOB_B_A_14-001CD share the slide root 14-001: one group, drawn together
     assert frame.loc[frame["patient"] == "SOB_B_A_14-001AB", "group"].iloc[0] == "14-001"
     assert frame.groupby("group")["patient"].nunique().to_dict()["14-001"] == 2
-    intervals = group_bootstrap(frame, resamples=200, confidence=0.95, seed=0)
+    intervals = pooled_intervals(frame, resamples=200, confidence=0.95, seed=0)
     # every image right in every resample
     assert intervals["image_accuracy"] == {"low": 1.0, "high": 1.0, "resamples": 200}
     assert intervals["image_roc_auc"]["low"] < 6 / 9 < intervals["image_roc_auc"]["high"]
@@ -208,12 +203,12 @@ def test_overlapping_folds_are_refused() -> None:
         },
     )
     with pytest.raises(OverlapError, match=r"cv-t-s42-f0 and cv-t-s42-f1.*overlap"):
-        summarize([results[0], twin, results[2]], "t")
+        summarise_folds([results[0], twin, results[2]], "t")
 
 
 def test_a_missing_fold_is_a_warning_and_named() -> None:
     results = separable_folds()
-    summary = summarize([results[0], results[2]], "t")
+    summary = summarise_folds([results[0], results[2]], "t")
     assert summary.missing_folds == [1]
     assert any("fold(s) 1 of 3 missing" in warning for warning in summary.warnings)
     assert summary.pooled["custom"]["images"] == 16
@@ -226,7 +221,7 @@ def test_folds_run_with_other_params_or_code_are_flagged() -> None:
     results[2] = FoldResult(
         results[2].name, results[2].rev, changed, results[2].metrics, results[2].predictions, code="other"
     )
-    warnings = summarize(results, "t").warnings
+    warnings = summarise_folds(results, "t").warnings
     assert any("different params: train.epochs" in warning for warning in warnings)
     assert any("different code" in warning for warning in warnings)
 
@@ -259,7 +254,7 @@ def test_folds_run_with_other_params_or_code_are_flagged() -> None:
 )
 def test_clear_errors(change: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        summarize(change(separable_folds()), "t")
+        summarise_folds(change(separable_folds()), "t")
 
 
 def test_majority_baseline_pools_as_the_fold_values_weighted_by_test_size() -> None:
@@ -272,7 +267,7 @@ def test_majority_baseline_pools_as_the_fold_values_weighted_by_test_size() -> N
             },
         )
     ]
-    summary = summarize(results, "t")
+    summary = summarise_folds(results, "t")
     # always "malignant": fold 0 and 1 have 4 of 8 images right, fold 2 2 of 8; patients 2/4, 2/4, 1/2
     assert summary.pooled["majority_baseline"]["image_accuracy"] == pytest.approx(10 / 24)
     assert summary.pooled["majority_baseline"]["patient_accuracy"] == pytest.approx(5 / 10)
@@ -280,7 +275,7 @@ def test_majority_baseline_pools_as_the_fold_values_weighted_by_test_size() -> N
 
 
 def test_markdown_json_csv_and_figure(tmp_path: Path) -> None:
-    summary = summarize(noisy_folds(), "t")
+    summary = summarise_folds(noisy_folds(), "t")
     text = write_summary(summary, tmp_path)
     for model in ("custom", "ensemble", "majority_baseline"):
         assert f"| {model} | " in text
@@ -293,7 +288,7 @@ def test_markdown_json_csv_and_figure(tmp_path: Path) -> None:
     assert set(saved["per_fold"]["custom"]["image_roc_auc"]) == {"0", "1", "2"}
     assert saved["mean_std"]["majority_baseline"]["image_accuracy"]["folds"] == 3
     folds = pd.read_csv(tmp_path / "folds.csv")
-    assert len(folds) == 3 * 3 and {"fold", "model", *METRICS, "experiment", "rev"} <= set(folds.columns)
+    assert len(folds) == 3 * 3 and {"fold", "model", *COLUMNS, "experiment", "rev"} <= set(folds.columns)
     assert (tmp_path / "summary.png").stat().st_size > 5000
 
 
@@ -361,7 +356,7 @@ def test_command_summarises_a_label_from_git(
 ) -> None:
     from stages.cross_validate import main
 
-    main(["--summarize", "--label", "t"])
+    main(["--summarise", "--label", "t"])
     out = capsys.readouterr().out
     assert "# Cross-validation `t`: 3 of 3 folds, seed 42" in out and "| custom | " in out
     folder = experiments_repo / "cv/t/s42"
@@ -375,13 +370,13 @@ def test_command_names_a_missing_fold_and_an_unknown_experiment(
 ) -> None:
     from stages.cross_validate import main
 
-    main(["--summarize", "cv-t-s42-f0", "cv-t-s42-f2"])
+    main(["--summarise", "cv-t-s42-f0", "cv-t-s42-f2"])
     captured = capsys.readouterr()
     assert "warning: fold(s) 1 of 3 missing" in captured.err
     with pytest.raises(ValueError, match=r"unknown experiment or revision: cv-t-s42-f9 \(cross-validation"):
-        main(["--summarize", "cv-t-s42-f0", "cv-t-s42-f9"])
+        main(["--summarise", "cv-t-s42-f0", "cv-t-s42-f9"])
     with pytest.raises(ValueError, match="no experiments named cv-other-s<seed>-f<fold>; labels here: t"):
-        main(["--summarize", "--label", "other"])
+        main(["--summarise", "--label", "other"])
     with pytest.raises(ValueError, match="use --seed"):
         main(["-S", "seed=3"])
 
@@ -506,7 +501,7 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
     for model in ("custom", "vgg19", "resnet50", "ensemble"):
         pooled = summary["pooled"][model]
         assert pooled["images"] == 15 * 2 * 2 and pooled["patients"] == 15  # every image once
-        for column in METRICS:
+        for column in COLUMNS:
             interval = pooled["ci"].get(column)
             if interval:
                 assert interval["low"] <= pooled[column] <= interval["high"], (model, column)
@@ -517,7 +512,7 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
     assert (folder / "summary.md").read_text().strip() in output
 
     # summarising again trains nothing; one fold alone is summarised with a warning naming the other
-    again = stage("cross_validate", "--summarize", "cv-e2e-s42-f1", cwd=repo)
+    again = stage("cross_validate", "--summarise", "cv-e2e-s42-f1", cwd=repo)
     assert "Running stage" not in again and "fold(s) 0 of 2 missing" in again
     refused = stage(
         "cross_validate", "--label", "e2e", "--folds", "2", *set_args(TINY), cwd=repo, check=False

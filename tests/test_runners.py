@@ -160,7 +160,7 @@ def test_steps_run_in_order() -> None:
     assert "--push origin" in experiment["steps"][-1]["run"]
     assert (
         step_index(summary, "run.py sync")
-        < step_index(summary, "stages.runners summarize")
+        < step_index(summary, "stages.runners summarise")
         < step_index(summary, "upload-artifact")
         < step_index(summary, "cml comment create")
     )
@@ -351,7 +351,7 @@ def test_summary_reports_cross_validations_sweeps_and_missing_runs(
         Entry("sweep-lr-1-s42", "lr", 42, None, ["train.learning_rate=0.01", "seed=42"]),
         Entry("sweep-lr-2-s42", "lr", 42, None, ["train.learning_rate=0.1", "seed=42"]),  # failed too
     ]
-    main(["summarize", json.dumps(as_matrix(entries)), "--out", "report.md"])
+    main(["summarise", json.dumps(as_matrix(entries)), "--out", "report.md"])
     report = (repo / "report.md").read_text()
     assert report.startswith("# Runner results: 4 of 6 experiments")
     assert "Missing (the runner failed or did not push): `cv-t-s42-f3`, `sweep-lr-2-s42`" in report
@@ -362,11 +362,11 @@ def test_summary_reports_cross_validations_sweeps_and_missing_runs(
     assert "sweep-lr-2-s42` |" not in report
 
     with pytest.raises(ValueError, match="no experiment of the plan could be pulled"):
-        main(["summarize", json.dumps(as_matrix(entries[3:4])), "--out", "none.md"])
+        main(["summarise", json.dumps(as_matrix(entries[3:4])), "--out", "none.md"])
     with pytest.raises(ValueError, match="MATRIX: not JSON"):
-        main(["summarize", "{", "--out", "x.md"])
+        main(["summarise", "{", "--out", "x.md"])
     with pytest.raises(ValueError, match="not a plan's matrix"):
-        main(["summarize", '{"runs": []}', "--out", "x.md"])
+        main(["summarise", '{"runs": []}', "--out", "x.md"])
 
 
 def test_a_runner_refuses_an_entry_that_is_not_the_plans() -> None:

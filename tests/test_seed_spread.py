@@ -54,7 +54,7 @@ def test_identical_predictions_give_no_false_alarm_and_a_different_one_is_counte
     assert called.loc[0, "better"] == 4
     text = markdown("t", runs, spread_table(runs), called)
     assert "4 of 4 model-metric comparisons were called better or worse" in text
-    assert "| custom | accuracy | 0.500 | 1.000 | 0.750 +- 0.354 | 0.500 |" in text
+    assert "| custom | accuracy | 0.500 | 1.000 | 0.750 ± 0.354 | 0.500 |" in text
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_seed_spread_retrains_with_two_seeds_as_experiments(tmp_path: Path) -> N
         r for r in summary["spread"] if r["model"] == "colour_baseline" and r["metric"] == "ROC AUC"
     )
     assert colour["std"] == 0  # the colour baseline does not depend on the training seed
-    again = stage("seed_spread", "--label", "e2e", "--summarize", cwd=repo)
+    again = stage("seed_spread", "--label", "e2e", "--summarise", cwd=repo)
     assert "Running stage" not in again and (repo / "seeds/e2e/summary.md").read_text().strip() in again
     refused = stage("seed_spread", "--label", "e2e", "--seeds", "1", "3", cwd=repo, check=False)
     assert "seeds-e2e-t1 exists on this commit" in refused

@@ -5,7 +5,8 @@
   scanner colour differ between patients and labs, so a CNN that does not beat it has learned
   stain, not tissue.
 - The paired comparison with it: the ROC AUC difference (model - baseline) on the same test
-  images, with an interval that resamples whole patient groups.
+  images, with an interval that resamples whole patient groups, and the verdict every comparison
+  gives (better, worse, within noise: stages.evaluation.bootstrap).
 - The collapse check: a model whose test outputs are nearly constant has not left its
   initialisation (or learned only the class prior), whatever its accuracy.
 """
@@ -23,7 +24,15 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stages.data.images import read_rgb
-from stages.evaluation.metrics import percentile_interval, resampling_groups
+from stages.evaluation.bootstrap import (
+    Draw,
+    GroupBootstrap,
+    Statistics,
+    not_comparable,
+    resampling_units,
+    verdict,
+)
+from stages.evaluation.bootstrap import difference as paired
 
 HISTOGRAM_BINS = 32  # per RGB channel
 REGULARISATION = 0.1  # inverse strength (C): 102 features, a few hundred images
@@ -77,29 +86,35 @@ def paired_auc_difference(
     seed: int,
 ) -> dict[str, float | int | str]:
     """ROC AUC of `model` minus that of `baseline` on the same rows, with a percentile interval
-    that resamples whole patient groups (both models see the same resample: a paired comparison).
-
-    verdict: `beats` when the whole interval is above zero, `below` when it is below, else
-    `not distinguishable`. Resamples with one class only are skipped and counted."""
+    that resamples whole patient groups (both models see the same resample: a paired comparison),
+    and its verdict (stages.evaluation.bootstrap): `better`, `worse` or `within noise`. Resamples
+    with one class only are skipped and counted."""
     targets = rows["target"].to_numpy()
     if len(np.unique(targets)) < 2:
-        return {"verdict": "undefined: the test split has one class only"}
+        return {"verdict": not_comparable("the test split has one class only")}
+
+    def auc(probabilities: np.ndarray) -> Statistics:
+        def statistics(draw: Draw) -> dict[str, float | None]:
+            index = draw.rows
+            defined = len(np.unique(targets[index])) == 2
+            return {"auc": skm.roc_auc_score(targets[index], probabilities[index]) if defined else None}
+
+        return statistics
+
     difference = skm.roc_auc_score(targets, model) - skm.roc_auc_score(targets, baseline)
-    groups = resampling_groups(rows)
-    rng = np.random.default_rng(seed)
-    samples, skipped = [], 0
-    for _ in range(resamples):
-        index = np.concatenate([groups[i] for i in rng.integers(len(groups), size=len(groups))])
-        if len(np.unique(targets[index])) < 2:
-            skipped += 1
-            continue
-        samples.append(
-            skm.roc_auc_score(targets[index], model[index])
-            - skm.roc_auc_score(targets[index], baseline[index])
-        )
-    interval = percentile_interval(samples, confidence)
-    verdict = "beats" if interval["low"] > 0 else "below" if interval["high"] < 0 else "not distinguishable"
-    return {"auc_difference": float(difference), **interval, "verdict": verdict, "resamples_skipped": skipped}
+    bootstrap = GroupBootstrap(resampling_units(rows))
+    intervals = bootstrap.intervals(
+        paired(auc(model), auc(baseline)), resamples=resamples, confidence=confidence, seed=seed
+    )
+    if "auc" not in intervals:
+        return {"verdict": not_comparable("every resample drew one class only")}
+    interval = intervals["auc"]
+    return {
+        "auc_difference": float(difference),
+        **interval,
+        "verdict": verdict(interval),
+        "resamples_skipped": resamples - int(interval["resamples"]),
+    }
 
 
 def collapse_warnings(summary: Mapping[str, Any]) -> list[str]:

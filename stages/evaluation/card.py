@@ -23,6 +23,9 @@ from typing import Any
 import yaml
 
 from stages.evaluation.decision import read_decision
+from stages.evaluation.metrics import HEADLINE, majority_cells
+from stages.evaluation.tables import MISSING, estimate, table
+from stages.evaluation.tables import number as formatted
 from stages.modeling.description import ModelFileError, read_description
 from stages.pipeline.environment import describe_environment
 from stages.pipeline.files import file_digest
@@ -37,16 +40,7 @@ from stages.pipeline.paths import (
 )
 
 CRITERIA = {"youden": "Youden's J (balanced accuracy)", "f1": "F1"}
-METRICS = (
-    ("image", "accuracy", "Accuracy"),
-    ("image", "balanced_accuracy", "Balanced acc."),
-    ("image", "recall", "Sensitivity"),
-    ("image", "specificity", "Specificity"),
-    ("image", "roc_auc", "ROC AUC"),
-    ("patient", "recognition_rate", "Patient recognition rate"),
-    ("patient", "accuracy", "Patient accuracy"),
-)
-IMAGE_METRIC_NAMES = {metric for level, metric, _ in METRICS if level == "image"}
+IMAGE_METRIC_NAMES = {metric.key for metric in HEADLINE if metric.level == "image"}
 PACKAGES = (
     "tensorflow",
     "keras",
@@ -111,10 +105,7 @@ def number(value: Any) -> float | None:
 
 def metric_cell(summary: Mapping[str, Any], model: str, level: str, metric: str) -> str:
     value = number(lookup(summary, f"{model}.{level}.{metric}"))
-    if value is None:
-        return "n/a"
-    bounds = interval(summary, model, level, metric)
-    return f"{value:.3f}" + (f" ({bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else "")
+    return estimate(value, interval(summary, model, level, metric), interval_digits=3)
 
 
 def wilson_interval(successes: float, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -280,19 +271,30 @@ def _data_section(params: Params, ingest: Mapping[str, Any], split: Mapping[str,
         f"{split.get('stratified_by', 'class')}, seed {params.seed}; "
         f"leak check: {split.get('leak_check', 'n/a')}.",
         "",
-        "| Split | Images | Benign / malignant images | Patients | Benign / malignant patients "
-        "| Patient groups |",
-        "|---|---:|---:|---:|---:|---:|",
     ]
+    rows = []
     for name in ("train", "val", "test"):
         part = split.get(name, {})
         images, patients = part.get("images_by_class", {}), part.get("patients_by_class", {})
-        lines.append(
-            f"| {name} | {part.get('images', 'n/a')} | {images.get('benign', 'n/a')} / "
-            f"{images.get('malignant', 'n/a')} | {part.get('patients', 'n/a')} | "
-            f"{patients.get('benign', 'n/a')} / {patients.get('malignant', 'n/a')} | "
-            f"{part.get('patient_groups', 'n/a')} |"
+        rows.append(
+            [
+                name,
+                str(part.get("images", MISSING)),
+                f"{images.get('benign', MISSING)} / {images.get('malignant', MISSING)}",
+                str(part.get("patients", MISSING)),
+                f"{patients.get('benign', MISSING)} / {patients.get('malignant', MISSING)}",
+                str(part.get("patient_groups", MISSING)),
+            ]
         )
+    header = [
+        "Split",
+        "Images",
+        "Benign / malignant images",
+        "Patients",
+        "Benign / malignant patients",
+        "Patient groups",
+    ]
+    lines += table(header, rows, "lrrrrr")
     augment = params.augment
     transforms = [
         name
@@ -340,7 +342,7 @@ def _metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Pat
     if not summary:
         return ["## Metrics (test split)", "", f"No metrics found ({EVALUATE_METRICS}).", ""]
     has_intervals = any(
-        interval(summary, model, level, metric) for model in SCORED_MODELS for level, metric, _ in METRICS
+        interval(summary, model, metric.level, metric.key) for model in SCORED_MODELS for metric in HEADLINE
     )
     evaluate = params.evaluate
     lines = [
@@ -355,23 +357,21 @@ def _metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Pat
         ),
         "",
         *_decision_lines(models_dir),
-        "| Model | Threshold | " + " | ".join(title for *_, title in METRICS) + " |",
-        "|---|---:|" + "---:|" * len(METRICS),
     ]
+    rows = []
     for model in SCORED_MODELS:
         if model in summary or any(k.startswith(f"{model}.") for k in summary):
             threshold = number(lookup(summary, f"{model}.threshold"))
             if threshold is None:
                 threshold = number(summary.get("threshold"))
-            cells = [metric_cell(summary, model, level, metric) for level, metric, _ in METRICS]
-            shown = "n/a" if threshold is None else f"{threshold:.2f}"
-            lines.append(f"| {model} | {shown} | " + " | ".join(cells) + " |")
+            cells = [metric_cell(summary, model, metric.level, metric.key) for metric in HEADLINE]
+            rows.append([model, formatted(threshold, 2), *cells])
     baseline = summary.get("majority_baseline", {})
     if baseline:
-        lines.append(
-            f"| majority class | | {baseline.get('image_accuracy', 0):.3f} | 0.500 | | | 0.500 | | "
-            f"{baseline.get('patient_accuracy', 0):.3f} |"
-        )
+        rows.append(["majority class", "", *majority_cells(baseline)])
+    lines += table(
+        ["Model", "Threshold", *(metric.title for metric in HEADLINE)], rows, "lr" + "r" * len(HEADLINE)
+    )
     lines += [
         "",
         "Sensitivity: recall of malignant. Patient recognition rate: mean over test patients of the "

@@ -1,5 +1,6 @@
-"""Image-level and patient-level metrics of binary predictions (1 = malignant), decision
-thresholds chosen on validation data, and patient-resampled bootstrap confidence intervals.
+"""Image-level and patient-level metrics of binary predictions (1 = malignant), the headline
+metrics every document shows (`HEADLINE`), decision thresholds chosen on validation data, and
+evaluate's patient-group bootstrap intervals.
 
 Patient level follows BreakHis practice: the patient recognition rate is the mean over patients
 of the fraction of that patient's images classified correctly; patient accuracy classifies each
@@ -8,11 +9,74 @@ patient by the mean probability of their images.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+
+from stages.evaluation.bootstrap import Draw, GroupBootstrap, Interval, resampling_units
+from stages.evaluation.tables import number
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric: where an evaluate.json entry holds it, and how documents name it."""
+
+    level: str  # its section of an evaluate.json entry: `image` or `patient`
+    key: str  # its key in that section
+    name: str  # its flat name: evaluate.json's `ci` and majority baseline, the paired comparison
+    title: str  # its column title in tables
+    label: str  # its name in prose and in rows (lower case)
+
+    @property
+    def column(self) -> str:
+        """Its column in cross-validation tables and summaries: `image_roc_auc`."""
+        return f"{self.level}_{self.key}"
+
+    @property
+    def path(self) -> str:
+        """Its dotted key in an evaluate.json entry (as `dvc metrics diff` names it): `image.roc_auc`."""
+        return f"{self.level}.{self.key}"
+
+    def value_in(self, entry: Mapping[str, Any]) -> Any:
+        """Its value in an evaluate.json entry, or None."""
+        section = entry.get(self.level)
+        return section.get(self.key) if isinstance(section, Mapping) else None
+
+
+ACCURACY = Metric("image", "accuracy", "image_accuracy", "Accuracy", "accuracy")
+BALANCED_ACCURACY = Metric(
+    "image", "balanced_accuracy", "balanced_accuracy", "Balanced acc.", "balanced accuracy"
+)
+SENSITIVITY = Metric("image", "recall", "recall", "Sensitivity", "sensitivity")
+SPECIFICITY = Metric("image", "specificity", "specificity", "Specificity", "specificity")
+ROC_AUC = Metric("image", "roc_auc", "roc_auc", "ROC AUC", "ROC AUC")
+RECOGNITION_RATE = Metric(
+    "patient",
+    "recognition_rate",
+    "patient_recognition_rate",
+    "Patient recognition rate",
+    "patient recognition rate",
+)
+PATIENT_ACCURACY = Metric("patient", "accuracy", "patient_accuracy", "Patient accuracy", "patient accuracy")
+
+# the headline metrics: every model's row in metrics/report.md and metrics/model_card.md
+HEADLINE = (
+    ACCURACY,
+    BALANCED_ACCURACY,
+    SENSITIVITY,
+    SPECIFICITY,
+    ROC_AUC,
+    RECOGNITION_RATE,
+    PATIENT_ACCURACY,
+)
+# across runs: cross-validation summaries and the PR comment's unpaired changes
+ACROSS_RUNS = (ACCURACY, BALANCED_ACCURACY, ROC_AUC, RECOGNITION_RATE, PATIENT_ACCURACY)
+# paired on the test images of two runs (stages.evaluation.comparison) and in the seed spread
+PAIRED = (ACCURACY, BALANCED_ACCURACY, ROC_AUC, RECOGNITION_RATE)
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -117,17 +181,6 @@ def choose_threshold(
     return float(candidates[int(np.argmax(scores))])
 
 
-def resampling_groups(rows: pd.DataFrame) -> list[np.ndarray]:
-    """Row positions of each unit a bootstrap draws: patient groups (the split's unit) when the rows
-    have `patient_group`, else patients."""
-    column = "patient_group" if "patient_group" in rows else "patient"
-    units = rows[column].astype(str).to_numpy()
-    return [
-        np.asarray(index)
-        for index in pd.Series(np.arange(len(rows))).groupby(units, sort=True).indices.values()
-    ]
-
-
 def bootstrap_intervals(
     rows: pd.DataFrame,
     probabilities: np.ndarray,
@@ -136,38 +189,29 @@ def bootstrap_intervals(
     resamples: int,
     confidence: float,
     seed: int,
-) -> dict[str, dict[str, float | int]]:
-    """Percentile intervals of image accuracy, ROC AUC and patient recognition rate, resampling
-    whole patient groups (the split's unit; patients when the rows have no `patient_group`) with
-    replacement: images of one patient, and patients of one slide root, are not independent."""
+) -> dict[str, Interval]:
+    """Percentile intervals of image accuracy, ROC AUC and patient recognition rate (evaluate.json's
+    `ci`), resampling whole patient groups (stages.evaluation.bootstrap; patients when the rows have
+    no `patient_group`)."""
     patients = rows["patient"].to_numpy()
     targets = rows["target"].to_numpy()
-    groups = resampling_groups(rows)
-    rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {"image_accuracy": [], "roc_auc": [], "patient_recognition_rate": []}
     correct = (probabilities >= threshold).astype(int) == targets
-    for _ in range(resamples):
-        chosen = rng.integers(len(groups), size=len(groups))
-        index = np.concatenate([groups[i] for i in chosen])
-        samples["image_accuracy"].append(float(correct[index].mean()))
+
+    def statistics(draw: Draw) -> dict[str, float | None]:
+        index = draw.rows
         # each drawn copy of a patient counts once per draw, as in the recognition rate of the sample
-        drawn = np.concatenate([np.full(len(groups[i]), n) for n, i in enumerate(chosen)])
-        rates = pd.Series(correct[index]).groupby([patients[index], drawn]).mean()
-        samples["patient_recognition_rate"].append(float(rates.mean()))
-        if len(np.unique(targets[index])) == 2:
-            samples["roc_auc"].append(float(skm.roc_auc_score(targets[index], probabilities[index])))
-    return {name: percentile_interval(values, confidence) for name, values in samples.items() if values}
+        rates = pd.Series(correct[index]).groupby([patients[index], draw.copies]).mean()
+        two_classes = len(np.unique(targets[index])) == 2
+        return {
+            ACCURACY.name: float(correct[index].mean()),
+            ROC_AUC.name: float(skm.roc_auc_score(targets[index], probabilities[index]))
+            if two_classes
+            else None,
+            RECOGNITION_RATE.name: float(rates.mean()),
+        }
 
-
-def percentile_interval(values: list[float], confidence: float) -> dict[str, float | int]:
-    """The central `confidence` interval of bootstrap values, and how many resamples it rests on
-    (resamples that drew one class only have no ROC AUC and are left out)."""
-    tail = (1 - confidence) / 2 * 100
-    return {
-        "low": float(np.percentile(values, tail)),
-        "high": float(np.percentile(values, 100 - tail)),
-        "resamples": len(values),
-    }
+    bootstrap = GroupBootstrap(resampling_units(rows))
+    return bootstrap.intervals(statistics, resamples=resamples, confidence=confidence, seed=seed)
 
 
 def majority_baseline(rows: pd.DataFrame, train: pd.DataFrame) -> dict[str, float | str]:
@@ -180,6 +224,23 @@ def majority_baseline(rows: pd.DataFrame, train: pd.DataFrame) -> dict[str, floa
         "image_accuracy": float((rows["target"] == majority).mean()),
         "patient_accuracy": float((patients == majority).mean()),
     }
+
+
+def majority_cells(baseline: Mapping[str, Any]) -> list[str]:
+    """The table cells, under the HEADLINE columns, of always predicting the majority class
+    (evaluate.json's `majority_baseline`): balanced accuracy and ROC AUC at chance, sensitivity 1
+    and specificity 0 when the class is malignant (the reverse when benign); blank where the entry
+    does not say."""
+    malignant = {"malignant": 1.0, "benign": 0.0}.get(str(baseline.get("class")))
+    values = {
+        ACCURACY: baseline.get("image_accuracy"),
+        BALANCED_ACCURACY: 0.5,
+        SENSITIVITY: malignant,
+        SPECIFICITY: None if malignant is None else 1.0 - malignant,
+        ROC_AUC: 0.5,
+        PATIENT_ACCURACY: baseline.get("patient_accuracy"),
+    }
+    return ["" if values.get(metric) is None else number(values[metric]) for metric in HEADLINE]
 
 
 def ensemble_weights(val_aucs: dict[str, float], method: Literal["mean", "val_auc"]) -> dict[str, float]:

@@ -8,19 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from stages.evaluation.baselines import collapse_warnings
+from stages.evaluation.metrics import HEADLINE, majority_cells
+from stages.evaluation.tables import estimate, interval, number, table
 from stages.pipeline.params import EVALUATED, SCORED_MODELS
 from stages.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
 
-# (level, metric, column title, key of its bootstrap interval)
-HEADLINE = (
-    ("image", "accuracy", "Accuracy", "image_accuracy"),
-    ("image", "balanced_accuracy", "Balanced acc.", None),
-    ("image", "recall", "Sensitivity", None),
-    ("image", "specificity", "Specificity", None),
-    ("image", "roc_auc", "ROC AUC", "roc_auc"),
-    ("patient", "recognition_rate", "Patient recognition rate", "patient_recognition_rate"),
-    ("patient", "accuracy", "Patient accuracy", None),
-)
 FIGURES = (
     ("ROC", "roc.png"),
     ("Precision-recall", "precision_recall.png"),
@@ -30,40 +22,36 @@ FIGURES = (
 )
 
 
-def cell(result: dict[str, Any], level: str, metric: str, interval: str | None) -> str:
-    value = result[level].get(metric)
-    if value is None:
-        return "n/a"
-    ci = result.get("ci", {}).get(interval or "")
-    return f"{value:.3f} ({ci['low']:.2f}-{ci['high']:.2f})" if ci else f"{value:.3f}"
-
-
 def metrics_table(summary: dict[str, Any]) -> list[str]:
-    titles = [title for _, _, title, _ in HEADLINE]
-    lines = ["| Model | Threshold | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(HEADLINE)]
-    for model in EVALUATED:
-        if model not in summary:
-            continue
-        result = summary[model]
-        cells = [cell(result, level, metric, interval) for level, metric, _, interval in HEADLINE]
-        lines.append(f"| {model} | {result['threshold']:.2f} | " + " | ".join(cells) + " |")
+    rows = [
+        [
+            model,
+            number(summary[model]["threshold"], 2),
+            *(
+                estimate(metric.value_in(summary[model]), summary[model].get("ci", {}).get(metric.name))
+                for metric in HEADLINE
+            ),
+        ]
+        for model in EVALUATED
+        if model in summary
+    ]
     baseline = summary["majority_baseline"]
-    majority = baseline.get("class", "")
-    recall, specificity = ("1.000", "0.000") if majority == "malignant" else ("0.000", "1.000")
-    blanks = ["0.500", recall, specificity, "0.500", "", f"{baseline['patient_accuracy']:.3f}"]
-    lines.append(
-        f"| majority class of train ({majority}) | | {baseline['image_accuracy']:.3f} | "
-        + " | ".join(blanks)
-        + " |"
+    rows.append([f"majority class of train ({baseline.get('class', '')})", "", *majority_cells(baseline)])
+    return table(
+        ["Model", "Threshold", *(metric.title for metric in HEADLINE)], rows, "lr" + "r" * len(HEADLINE)
     )
-    return lines
 
 
 def baseline_lines(summary: dict[str, Any], confidence: float) -> list[str]:
-    """Which models beat the colour baseline, paired on the test images, and which collapsed."""
+    """How each model compares with the colour baseline, paired on the test images (the verdicts of
+    stages.evaluation.bootstrap), and which models collapsed."""
     rows = [
-        f"| {model} | {result['auc_difference']:+.3f} | {result['low']:+.2f} to {result['high']:+.2f} | "
-        f"{result['verdict']} |"
+        [
+            model,
+            number(result["auc_difference"], sign=True),
+            interval(result["low"], result["high"], sign=True),
+            result["verdict"],
+        ]
         for model in SCORED_MODELS
         if "auc_difference" in (result := summary.get(model, {}).get("vs_colour_baseline", {}))
     ]
@@ -75,9 +63,7 @@ def baseline_lines(summary: dict[str, Any], confidence: float) -> list[str]:
             f"{confidence:.0%} interval resampling patient groups. A model that does not beat it "
             "may have learned stain, not tissue.",
             "",
-            "| Model | AUC - colour baseline AUC | Interval | Verdict |",
-            "|---|---:|---|---|",
-            *rows,
+            *table(["Model", "AUC - colour baseline AUC", "Interval", "Verdict"], rows, "lrll"),
             "",
         ]
     lines += [f"- **WARNING: {warning}**" for warning in collapse_warnings(summary)]
@@ -96,20 +82,21 @@ def calibration_lines(summary: dict[str, Any]) -> list[str]:
         "fraction malignant over 10 probability bins"
         + (", after temperature scaling fitted on validation (before it in brackets)." if scaled else "."),
         "",
-        "| Model | Brier score | ECE | Temperature |" if scaled else "| Model | Brier score | ECE |",
-        "|---|---:|---:|---:|" if scaled else "|---|---:|---:|",
     ]
+    rows = []
     for model in models:
         entry = summary[model]["calibration"]
         before = entry.get("uncalibrated")
-        brier, ece = f"{entry['brier']:.3f}", f"{entry['ece']:.3f}"
+        brier, ece = number(entry["brier"]), number(entry["ece"])
         if before:
-            brier += f" ({before['brier']:.3f})"
-            ece += f" ({before['ece']:.3f})"
+            brier += f" ({number(before['brier'])})"
+            ece += f" ({number(before['ece'])})"
         cells = [model, brier, ece]
         if scaled:
-            cells.append(f"{entry['temperature']:.2f}" if "temperature" in entry else "")
-        lines.append("| " + " | ".join(cells) + " |")
+            cells.append(number(entry["temperature"], 2) if "temperature" in entry else "")
+        rows.append(cells)
+    header = ["Model", "Brier score", "ECE", *(["Temperature"] if scaled else [])]
+    lines += table(header, rows, "l" + "r" * (len(header) - 1))
     return [*lines, ""]
 
 
@@ -142,7 +129,7 @@ def data_lines() -> list[str]:
 
 def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidence: float) -> None:
     link = Path(os.path.relpath(plots_dir, path.parent))
-    weights = ", ".join(f"{name} {weight:.2f}" for name, weight in summary["ensemble_weights"].items())
+    weights = ", ".join(f"{name} {number(weight, 2)}" for name, weight in summary["ensemble_weights"].items())
     lines = [
         "# Evaluation on the test split",
         "",

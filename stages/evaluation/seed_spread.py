@@ -16,24 +16,13 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from stages.evaluation.bootstrap import BETTER, NOISE, WORSE
 from stages.evaluation.calibration import calibration_metrics
-from stages.evaluation.comparison import (
-    BETTER,
-    MALIGNANT,
-    NOISE,
-    WORSE,
-    comparability_problem,
-    paired_comparison,
-)
+from stages.evaluation.comparison import MALIGNANT, comparability_problem, paired_comparison
+from stages.evaluation.metrics import PAIRED
+from stages.evaluation.tables import mean_std, number, table
 from stages.pipeline.params import COLOUR_BASELINE, Params
 
-# (evaluate.json section, key) -> the name used in the table
-HEADLINE = {
-    ("image", "accuracy"): "accuracy",
-    ("image", "balanced_accuracy"): "balanced accuracy",
-    ("image", "roc_auc"): "ROC AUC",
-    ("patient", "recognition_rate"): "patient recognition rate",
-}
 CALIBRATION = {"brier": "Brier score", "ece": "ECE"}  # from the test predictions' probabilities
 
 
@@ -83,7 +72,7 @@ def check_runs(runs: Sequence[SeedRun]) -> None:
 def headline_values(run: SeedRun, model: str) -> dict[str, float | None]:
     """A run's headline metrics of one model (evaluate.json), and its calibration on test."""
     result = run.metrics.get(model, {})
-    values = {title: result.get(section, {}).get(key) for (section, key), title in HEADLINE.items()}
+    values = {metric.label: metric.value_in(result) for metric in PAIRED}
     frame = run.predictions.get(model)
     if frame is not None:
         targets = (frame["actual"] == MALIGNANT).to_numpy().astype(int)
@@ -110,7 +99,7 @@ def spread_table(runs: Sequence[SeedRun]) -> pd.DataFrame:
     ]
     for model in models:
         per_run = [headline_values(run, model) for run in runs]
-        for title in (*HEADLINE.values(), *CALIBRATION.values()):
+        for title in (*(metric.label for metric in PAIRED), *CALIBRATION.values()):
             values = [entry.get(title) for entry in per_run]
             if any(not isinstance(v, int | float) for v in values):
                 continue
@@ -152,7 +141,7 @@ def false_alarms(runs: Sequence[SeedRun], *, resamples: int, confidence: float, 
     return pd.DataFrame(rows)
 
 
-def markdown(label: str, runs: Sequence[SeedRun], table: pd.DataFrame, alarms: pd.DataFrame) -> str:
+def markdown(label: str, runs: Sequence[SeedRun], table_: pd.DataFrame, alarms: pd.DataFrame) -> str:
     seeds = [f"seed {run.train_seed}" for run in runs]
     lines = [
         f"# Seed spread `{label}`: {len(runs)} trainings of one configuration",
@@ -161,27 +150,30 @@ def markdown(label: str, runs: Sequence[SeedRun], table: pd.DataFrame, alarms: p
         "test images and code. The spread is training noise: a change between two runs smaller than "
         "it says nothing.",
         "",
-        "| Model | Metric | " + " | ".join(seeds) + " | mean +- std | range |",
-        "|---|---|" + "---:|" * len(seeds) + "---:|---:|",
+        *table(
+            ["Model", "Metric", *seeds, "mean ± std", "range"],
+            (
+                [row["model"], row["metric"], *(number(row[s]) for s in seeds)]
+                + [mean_std(row["mean"], row["std"]), number(row["range"])]
+                for row in table_.to_dict("records")
+            ),
+            "ll" + "r" * (len(seeds) + 2),
+        ),
     ]
-    for row in table.to_dict("records"):
-        values = " | ".join(f"{row[s]:.3f}" for s in seeds)
-        lines.append(
-            f"| {row['model']} | {row['metric']} | {values} | {row['mean']:.3f} +- {row['std']:.3f} | "
-            f"{row['range']:.3f} |"
-        )
     total = int(alarms[[BETTER, WORSE, NOISE]].to_numpy().sum()) if len(alarms) else 0
     called = int(alarms[[BETTER, WORSE]].to_numpy().sum()) if len(alarms) else 0
     lines += [f"\n- **WARNING: {warning}**" for warning in code_warnings(runs)]
     lines += [
         "",
         f"**Paired comparison of each seed against seed {runs[0].train_seed}** (the PR comment's "
-        f"verdicts): {called} of {total} model-metric comparisons were called better or worse although "
-        "only the seed changed.",
+        f"verdicts): {called} of {total} model-metric comparisons were called {BETTER} or {WORSE} "
+        "although only the seed changed.",
         "",
-        "| Model | better | worse | within noise |",
-        "|---|---:|---:|---:|",
-        *(f"| {r['model']} | {r[BETTER]} | {r[WORSE]} | {r[NOISE]} |" for r in alarms.to_dict("records")),
+        *table(
+            ["Model", BETTER, WORSE, NOISE],
+            ([r["model"], str(r[BETTER]), str(r[WORSE]), str(r[NOISE])] for r in alarms.to_dict("records")),
+            "lrrr",
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -1,17 +1,23 @@
-"""Git revisions and DVC experiments as the commands outside the DAG read them.
+"""Git revisions and DVC experiments as the commands outside the DAG read them, and how the
+cross-validation's experiments are named.
 
 Metrics and per-image predictions are committed (`cache: false`), so any revision's or
 experiment's results are read from git: `file_at(rev, path)`. DVC keeps an experiment as a commit
 under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>.
+
+A cross-validation fold is the experiment `cv-<label>-s<seed>-f<fold>` (stages.cross_validate runs
+it, stages.pipeline.matrix plans it for CI runners), and its summary goes to cv/<label>/s<seed>/.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -19,6 +25,53 @@ from stages.pipeline.paths import predictions_file
 
 EXPERIMENT_REFS = "refs/exps"
 CODE = ("stages", "dvc.yaml")  # what runs to be compared (folds, seeds) must run the same of
+
+CV_DIR = Path("cv")  # cross-validation summaries, one folder per label and seed: cv/<label>/s<seed>/
+FOLD_NAME = re.compile(r"^cv-(?P<label>.+)-s(?P<seed>\d+)-f(?P<fold>\d+)$")
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# names of cross-validation experiments
+
+
+def check_label(label: str) -> str:
+    """A label goes into experiment names (git refs) and a folder name: letters, digits, `._-`."""
+    if not LABEL.match(label) or ".." in label or label.endswith((".", ".lock")):
+        raise ValueError(
+            f"--label {label!r}: use letters, digits, '.', '_' and '-' (it names experiments and a folder)"
+        )
+    return label
+
+
+def experiment_name(label: str, seed: int | str, fold: int | str) -> str:
+    """The experiment of one fold of a cross-validation (`<seed>`, `<fold>`: the pattern, in messages)."""
+    return f"cv-{label}-s{seed}-f{fold}"
+
+
+def parse_experiment_name(name: str) -> tuple[str, int, int] | None:
+    """(label, seed, fold) of a name made by `experiment_name`, else None."""
+    match = FOLD_NAME.match(name)
+    return (match["label"], int(match["seed"]), int(match["fold"])) if match else None
+
+
+def fold_overrides(folds: int, seed: int, fold: int, overrides: Sequence[str] = ()) -> list[str]:
+    """The `-S` values of one fold's experiment (stages.cross_validate and stages.runners): the
+    k-fold split, its size and seed, the user's `overrides`, then the fold."""
+    return ["split.strategy=kfold", f"split.folds={folds}", f"seed={seed}", *overrides, f"split.fold={fold}"]
+
+
+# the keys `fold_overrides` sets: a user override of one would break the cross-validation
+FOLD_KEYS = frozenset(override.split("=")[0] for override in fold_overrides(2, 0, 0))
+
+
+def summary_dir(label: str, seed: int) -> Path:
+    """Where the summary of a label's cross-validation with one seed goes."""
+    return CV_DIR / label / f"s{seed}"
+
+
+# ---------------------------------------------------------------------------------------------
+# git and DVC
 
 
 def git(*args: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from stages.evaluation.cross_validation import FOLD_KEYS, check_label, experiment_name, fold_overrides
+from stages.pipeline.experiments import FOLD_KEYS, check_label, experiment_name, fold_overrides
 from stages.pipeline.params import UniqueKeyLoader, validate_params
 
 MAX_JOBS = 256  # GitHub Actions' limit for one matrix
