@@ -7,8 +7,9 @@ Every number is checked before work starts (`load_params`):
 - the schema: every float finite (no `.inf`, `.nan`), booleans are not numbers and numbers are not
   booleans (`epochs: true` is refused, not read as 1 epoch; `flip: 1` is refused), integers are
   integers (`epochs: 3.0` or `"3"` is refused; a float key still takes `1`), each value in its
-  range, and the relations between keys (`train.min_epochs` at most every model's epochs, the
-  split sizes, the fold);
+  range (generated and ingested images within the MAX_PIXELS that ingest reads), and the relations
+  between keys (`train.min_epochs` at most every model's epochs, ingest's size within the generated
+  images', the split sizes, the fold);
 - the machine (`machine_problems`, run by `validate_params`): `ingest.workers`, `augment.workers`
   and `train.cpu_replicas` at most WORKERS_PER_CORE x the cores of this machine, and the memory
   that the image sizes need (`memory_estimates`: synthetic generation, ingest, and training each
