@@ -77,8 +77,11 @@ SHOWN_LINES = 5  # line numbers listed for one problem
 def _lines(index: Sequence[Any] | pd.Index) -> str:
     """CSV line numbers of frame rows (header on line 1), e.g. `lines 2, 3, 9`."""
     numbers = [int(i) + 2 for i in list(index)]
-    shown = ", ".join(map(str, numbers[:SHOWN_LINES])) + (", ..." if len(numbers) > SHOWN_LINES else "")
-    return f"line {shown}" if len(numbers) == 1 else f"lines {shown} ({len(numbers)} rows)"
+    if len(numbers) == 1:
+        return f"line {numbers[0]}"
+    if len(numbers) <= SHOWN_LINES:
+        return f"lines {', '.join(map(str, numbers))}"
+    return f"lines {', '.join(map(str, numbers[:SHOWN_LINES]))}, ... ({len(numbers)} rows)"
 
 
 def _shown(value: object) -> str:
@@ -98,7 +101,9 @@ def _key_problems(frame: pd.DataFrame) -> list[str]:
             problems.append(f"empty {column} in {_lines(frame.index[empty])}")
         padded = ~empty & (text != text.str.strip()).fillna(False).astype(bool)
         for i in frame.index[padded][:SHOWN_LINES]:
-            problems.append(f"{_lines([i])}: {column} '{_shown(values[i])}' has spaces around it")
+            problems.append(
+                f"{_lines([i])}: {column} '{_shown(values[i])}' has spaces or line breaks around it"
+            )
         odd = ~empty & ~text.map(lambda v: v.isprintable(), na_action="ignore").fillna(True).astype(bool)
         if column in ASCII_COLUMNS:
             odd |= ~empty & ~text.map(lambda v: v.isascii(), na_action="ignore").fillna(True).astype(bool)
@@ -122,7 +127,9 @@ def _value_problems(frame: pd.DataFrame) -> list[str]:
         target = pd.to_numeric(frame["target"], errors="coerce")
         bad = ~target.isin([0, 1])
         for i in frame.index[bad][:SHOWN_LINES]:
-            problems.append(f"{_lines([i])}: target '{_shown(frame.at[i, 'target'])}' is not 0 or 1")
+            value = frame["target"][i]
+            shown = "empty" if pd.isna(value) else f"'{_shown(value)}'"
+            problems.append(f"{_lines([i])}: target {shown} is not 0 or 1")
         if "label" in frame.columns:
             expected = frame["label"].map(TARGETS)
             clash = ~bad & expected.notna() & (target != expected)
