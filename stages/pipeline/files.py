@@ -76,6 +76,7 @@ class OutputLockedError(PermissionError):
     """Another run is writing the same output now."""
 
 
+UNLOCKABLE = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # file systems without flock (some NFS)
 _held: Counter[Path] = Counter()  # output folders this process has locked, with the nesting depth
 
 
@@ -98,19 +99,30 @@ def output_lock(target: Path) -> Iterator[None]:
             _held[key] -= 1
         return
     path = lock_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PermissionError(f"{path}: cannot create the lock file of {target} ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if exc.errno in UNLOCKABLE:
+                print(
+                    f"warning: {path}: this file system cannot lock files ({exc.strerror}); do not start "
+                    f"a second run writing {target} until this one ends",
+                    file=sys.stderr,
+                )
+            elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                holder = os.pread(handle, 200, 0).decode("ascii", "replace").strip()
+                shown = holder if holder.isprintable() and holder else "another process"
+                raise OutputLockedError(
+                    f"{target}: another run is writing it now ({shown}, holding {path}); wait for it "
+                    "to finish or stop it, then run again. Nothing was changed."
+                ) from None
+            else:
                 raise
-            holder = os.pread(handle, 200, 0).decode("ascii", "replace").strip() or "another process"
-            raise OutputLockedError(
-                f"{target}: another run is writing it now ({holder}, holding {path}); wait for it to "
-                "finish or stop it, then run again. Nothing was changed."
-            ) from None
         os.ftruncate(handle, 0)
         os.pwrite(handle, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         _held[key] += 1
