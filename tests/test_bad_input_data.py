@@ -41,8 +41,7 @@ from stages.data.partition import check_manifest, make_splits
 from stages.pipeline.params import load_params
 from stages.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT, crafted_manifest
-from tests.raw_data import copy_tree as copy_sample
-from tests.raw_data import folds_rows, image_path, make_tar_gz, tar_member
+from tests.raw_data import copy_tree, folds_rows, image_path, make_tar_gz, tar_member
 from tests.test_bad_input import leftovers, snapshot
 from tests.test_ingest import SIZE
 from tests.test_ingest import run as ingest
@@ -67,10 +66,6 @@ def bounded() -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def copy_tree(sample_tree: Path, parent: Path) -> Path:
-    return copy_sample(sample_tree, parent)
 
 
 def first_line(error: BaseException) -> str:
