@@ -92,7 +92,8 @@ def test_percentile_interval() -> None:
 
 def four_groups() -> pd.DataFrame:
     """Four patient groups of one class each (benign, malignant, benign, malignant), two patients
-    per group and two or three images per patient: an eighth of the resamples draw one class."""
+    per group and two or three images per patient (an eighth of the resamples draw one class), in
+    shuffled rows (the groups are drawn in sorted order, not in the order of their rows)."""
     rng = np.random.default_rng(2024)
     rows = []
     for group in range(4):
@@ -110,7 +111,7 @@ def four_groups() -> pd.DataFrame:
                         "threshold": 0.4 + 0.05 * (group % 3),
                     }
                 )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sample(frac=1, random_state=0).reset_index(drop=True)
 
 
 def predictions(rows: pd.DataFrame, column: str) -> pd.DataFrame:
