@@ -141,7 +141,7 @@ def false_alarms(runs: Sequence[SeedRun], *, resamples: int, confidence: float, 
     return pd.DataFrame(rows)
 
 
-def markdown(label: str, runs: Sequence[SeedRun], table_: pd.DataFrame, alarms: pd.DataFrame) -> str:
+def markdown(label: str, runs: Sequence[SeedRun], spread: pd.DataFrame, alarms: pd.DataFrame) -> str:
     seeds = [f"seed {run.train_seed}" for run in runs]
     lines = [
         f"# Seed spread `{label}`: {len(runs)} trainings of one configuration",
@@ -155,7 +155,7 @@ def markdown(label: str, runs: Sequence[SeedRun], table_: pd.DataFrame, alarms: 
             (
                 [row["model"], row["metric"], *(number(row[s]) for s in seeds)]
                 + [mean_std(row["mean"], row["std"]), number(row["range"])]
-                for row in table_.to_dict("records")
+                for row in spread.to_dict("records")
             ),
             "ll" + "r" * (len(seeds) + 2),
         ),
