@@ -26,7 +26,6 @@ from stages.evaluation.cross_validation.documents import write_summary
 from stages.evaluation.cross_validation.folds import FoldResult, scored_models
 from stages.evaluation.cross_validation.summary import summarise_folds
 from stages.pipeline.experiments import (
-    CV_DIR,
     ExperimentRef,
     Target,
     UnknownRevisionError,
@@ -46,7 +45,7 @@ from stages.pipeline.experiments import (
 )
 from stages.pipeline.experiments import resolve as resolve_targets
 from stages.pipeline.params import load_params
-from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
+from stages.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE
 from stages.pipeline.stage import run_stage
 
 DEFAULT_LABEL = "default"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import yaml
 
@@ -41,10 +40,9 @@ from stages.pipeline.experiments import (
 )
 from stages.pipeline.files import write_json
 from stages.pipeline.params import EVALUATED, load_params
-from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE
+from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, SEEDS_DIR
 from stages.pipeline.stage import run_stage
 
-SEEDS_DIR = Path("seeds")
 PREFIX = "seeds-"
 
 

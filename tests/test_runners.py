@@ -304,8 +304,8 @@ def test_runners_push_experiments_and_a_teammate_pulls_summarises_applies_and_pr
     dvc("exp", "pull", "origin", "cv-team-s42-f0", cwd=teammate)
     dvc("exp", "apply", "cv-team-s42-f0", cwd=teammate)
     for name in ("custom", "vgg19", "resnet50"):
-        pulled = (teammate / "models" / f"{name}.keras").read_bytes()
-        assert pulled == (runners[0] / "models" / f"{name}.keras").read_bytes(), name
+        pulled = (teammate / "models" / name / "model.keras").read_bytes()
+        assert pulled == (runners[0] / "models" / name / "model.keras").read_bytes(), name
     # ... promotes it (a branch, and a registered version of the custom CNN) and pushes both
     dvc("exp", "branch", "cv-team-s42-f0", "promoted", cwd=teammate)
     git("tag", "-a", "custom-cnn@v1.0.0", "-m", "custom-cnn v1.0.0: fold 0", "promoted", cwd=teammate)
@@ -314,19 +314,23 @@ def test_runners_push_experiments_and_a_teammate_pulls_summarises_applies_and_pr
     # another teammate checks the branch out, `dvc pull`s its models and predicts with them
     colleague = clone("colleague")
     git("checkout", "-q", "promoted", cwd=colleague)
-    assert not (colleague / "models" / "custom.keras").exists()
+    assert not (colleague / "models" / "custom" / "model.keras").exists()
     dvc("pull", cwd=colleague)
-    assert (colleague / "models" / "vgg19.keras").read_bytes() == (
-        runners[0] / "models/vgg19.keras"
+    assert (colleague / "models/vgg19/model.keras").read_bytes() == (
+        runners[0] / "models/vgg19/model.keras"
     ).read_bytes()
     run(["breakhis-predict", str(SAMPLE_TREE), "--out", "sample.csv", "--quiet"], colleague)
     predictions = (colleague / "sample.csv").read_text().splitlines()
     assert len(predictions) == 1 + 11 and predictions[0].startswith("path,")
 
-    # anyone, with no clone: a model by artifact name and version (DVC Studio is not configured)
-    fetched = tmp_path / "fetched.keras"
+    # anyone, with no clone: a model's folder by artifact name and version (DVC Studio is not
+    # configured), its model file describing itself and evaluate's decision beside it
+    fetched = tmp_path / "fetched"
     dvc("artifacts", "get", str(server), "custom-cnn", "--rev", "v1.0.0", "-o", str(fetched), cwd=tmp_path)
-    assert fetched.read_bytes() == (runners[0] / "models" / "custom.keras").read_bytes()
+    assert (fetched / "model.keras").read_bytes() == (runners[0] / "models/custom/model.keras").read_bytes()
+    assert (fetched / "decision.json").read_bytes() == (
+        runners[0] / "models/custom/decision.json"
+    ).read_bytes()
 
 
 # ---- the summary, from experiments in git (no DVC run) ------------------------------------------------

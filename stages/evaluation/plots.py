@@ -16,7 +16,7 @@ from sklearn import metrics as skm  # noqa: E402
 from stages.evaluation.calibration import reliability_bins
 from stages.pipeline.figures import save_figure
 from stages.pipeline.params import ENSEMBLE
-from stages.pipeline.paths import TRAIN_LOGS
+from stages.pipeline.paths import validation_curve
 
 CLASS_NAMES = ("benign", "malignant")
 
@@ -118,7 +118,7 @@ def training_curves_png(models: list[str], path: Path) -> None:
     figure, panels = plt.subplots(1, 2, figsize=(9, 3.5))
     for panel, metric in zip(panels, ("loss", "auc"), strict=True):
         for model in models:
-            curve = TRAIN_LOGS / model / "plots/metrics/eval" / f"{metric}.tsv"
+            curve = validation_curve(model, metric)
             if curve.exists():
                 points = pd.read_csv(curve, sep="\t")
                 panel.plot(points["step"], points[metric], marker=".", label=model)

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.pipeline.paths import predictions_file
+from stages.pipeline.paths import CV_DIR, predictions_file
 
 EXPERIMENT_REFS = "refs/exps"
 CODE = ("stages", "dvc.yaml")  # what runs to be compared (folds, seeds) must run the same of
 
-CV_DIR = Path("cv")  # cross-validation summaries, one folder per label and seed: cv/<label>/s<seed>/
 FOLD_NAME = re.compile(r"^cv-(?P<label>.+)-s(?P<seed>\d+)-f(?P<fold>\d+)$")
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -20,6 +20,7 @@ import yaml
 
 from stages.pipeline.experiments import FOLD_KEYS, check_label, experiment_name, fold_overrides
 from stages.pipeline.params import UniqueKeyLoader, validate_params
+from stages.pipeline.paths import PARAMS_FILE
 
 MAX_JOBS = 256  # GitHub Actions' limit for one matrix
 
@@ -79,7 +80,7 @@ def plan(
     folds: int,
     seeds: list[int] | None = None,
     override_sets: list[list[str]] | None = None,
-    source: Path = Path("params.yaml"),
+    source: Path = PARAMS_FILE,
 ) -> list[Entry]:
     """Every experiment of a cross-validation (`folds` >= 2) or a sweep (`folds` 0) for each override
     set and seed; each set's params are validated here, before any runner starts."""

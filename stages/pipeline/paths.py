@@ -70,3 +70,13 @@ def predictions_file(model: str) -> Path:
 def train_log_dir(name: str) -> Path:
     """A train stage's DVCLive folder."""
     return TRAIN_LOGS / name
+
+
+def validation_curve(name: str, metric: str) -> Path:
+    """A train stage's per-epoch validation metric, as DVCLive's Keras callback writes it."""
+    return train_log_dir(name) / "plots" / "metrics" / "eval" / f"{metric}.tsv"
+
+
+# commands outside the DAG (git ignores their output folders)
+CV_DIR = Path("cv")  # stages.cross_validate: summaries, one folder per label and seed: cv/<label>/s<seed>/
+SEEDS_DIR = Path("seeds")  # stages.seed_spread: one folder per label
