@@ -47,7 +47,7 @@ from stages.evaluation.metrics import (
 )
 from stages.evaluation.plots import write_evaluation_plots
 from stages.evaluation.report import write_report
-from stages.modeling.description import ModelDescription, load_model
+from stages.modeling.description import ModelDescription, describe_models, load_model
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.prediction import predict_ingested
 from stages.pipeline.files import file_digest, read_table, write_json
@@ -56,6 +56,7 @@ from stages.pipeline.paths import (
     EVALUATE_METRICS,
     EVALUATE_PLOTS,
     MODEL_CARD,
+    MODELS_DIR,
     REPORT,
     SPLIT_DIR,
     decision_file,
@@ -179,7 +180,7 @@ def main() -> None:
         | {ENSEMBLE: chosen[ENSEMBLE].threshold},
         EVALUATE_PLOTS / "gradcam.png",
     )
-    write_model_card(MODEL_CARD, params, summary)
+    write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
     for warning in collapse_warnings(summary):
         print(f"warning: {warning}", file=sys.stderr)
     for name in test_probabilities:

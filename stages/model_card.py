@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 
 from stages.evaluation.card import read_json, write_model_card
+from stages.modeling.description import describe_models
 from stages.pipeline.params import load_params
-from stages.pipeline.paths import EVALUATE_METRICS, MODEL_CARD
+from stages.pipeline.paths import EVALUATE_METRICS, MODEL_CARD, MODELS_DIR
 from stages.pipeline.stage import run_stage
 
 
@@ -17,7 +18,7 @@ def main() -> None:
         raise FileNotFoundError(
             f"{EVALUATE_METRICS}: no metrics to describe (run `dvc repro evaluate` first)"
         )
-    write_model_card(MODEL_CARD, load_params(), summary)
+    write_model_card(MODEL_CARD, load_params(), summary, describe_models(MODELS_DIR))
     print(f"wrote {MODEL_CARD}", file=sys.stderr)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from stages.evaluation.card import as_interval, lookup, model_card, wilson_interval, write_model_card
 from stages.evaluation.decision import decisions, write_decisions
+from stages.modeling.description import describe_models
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, Params
 from stages.pipeline.paths import decision_file, model_file
@@ -100,7 +101,7 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
     path = tmp_path / "metrics" / "model_card.md"
     metrics = summary(with_intervals=True)
     models = models_folder(tmp_path / "models", params, metrics)
-    write_model_card(path, params, metrics, INGEST, SPLIT, models_dir=models)
+    write_model_card(path, params, metrics, describe_models(models), INGEST, SPLIT, models_dir=models)
     card = path.read_text()
     for heading in (
         "## Intended use and limits",
@@ -135,9 +136,8 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
 
 def test_without_intervals_or_data_summaries_the_card_says_so(tmp_path: Path) -> None:
     metrics = summary(with_intervals=False)
-    card = model_card(
-        Params(), metrics, ingest={}, split={}, models_dir=models_folder(tmp_path, Params(), metrics)
-    )
+    models = models_folder(tmp_path, Params(), metrics)
+    card = model_card(Params(), metrics, describe_models(models), ingest={}, split={}, models_dir=models)
     assert "| ensemble | 0.50 | 0.830 | 0.780 |" in card
     assert "at least the threshold **0.5**" in card
     assert "95% Wilson interval" in card and "16 patients" in card
@@ -150,6 +150,7 @@ def test_missing_metrics_and_models_are_not_fatal(tmp_path: Path) -> None:
     card = model_card(
         Params(),
         {"threshold": 0.5, "custom": {"image": {"accuracy": 0.7}}},
+        describe_models(tmp_path),
         ingest={},
         split={},
         models_dir=tmp_path,

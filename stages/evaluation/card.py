@@ -26,7 +26,6 @@ from stages.evaluation.decision import read_decision
 from stages.evaluation.metrics import HEADLINE, majority_cells
 from stages.evaluation.tables import MISSING, estimate, table
 from stages.evaluation.tables import number as formatted
-from stages.modeling.description import ModelFileError, read_description
 from stages.pipeline.environment import describe_environment
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, SCORED_MODELS, Params, fit_settings
@@ -138,8 +137,11 @@ def describe_file(path: Path) -> str:
     return f"sha256 {file_digest(path)[:16]}, {path.stat().st_size / 1e6:.1f} MB"
 
 
-def _models_section(params: Params, models_dir: Path) -> list[str]:
-    """What each model file says it is (its own description, stages.modeling.description)."""
+def _models_section(
+    params: Params, models: Mapping[str, Mapping[str, Any] | str], models_dir: Path
+) -> list[str]:
+    """What each model file says it is (`models`: each model's description, as
+    stages.modeling.description.describe_models reads them, or why it has none)."""
     lines = [
         "## Models",
         "",
@@ -149,30 +151,29 @@ def _models_section(params: Params, models_dir: Path) -> list[str]:
     synthetic = []
     for name in MODEL_NAMES:
         path = model_file(name, models_dir)
-        try:
-            description = read_description(path)
-        except ModelFileError as exc:
-            lines.append(f"| {name} | {str(exc).removeprefix(f'{path}: ')} | | | | | `{path}` |")
+        description = models.get(name, "no description read")
+        if isinstance(description, str):
+            lines.append(f"| {name} | {description} | | | | | `{path}` |")
             continue
-        view, data = description.input, description.data
-        height, width = view.image_size
+        view, data, training = description["input"], description["data"], description["training"]
+        height, width = view["image_size"]
         sees = (
-            f"{height}x{width} patches at scale {view.patch_scale:g}"
-            if view.view == "patches"
+            f"{height}x{width} patches at scale {view['patch_scale']:g}"
+            if view["view"] == "patches"
             else f"field resized to {height}x{width}"
-        ) + ("" if view.stain_normalization == "none" else f", {view.stain_normalization} stain")
-        trained_on = f"{data.images} {data.source} images, {'/'.join(f'{m}X' for m in data.magnifications)}"
-        training = description.training
+        ) + ("" if view["stain_normalization"] == "none" else f", {view['stain_normalization']} stain")
+        trained_on = (
+            f"{data['images']} {data['source']} images, {'/'.join(f'{m}X' for m in data['magnifications'])}"
+        )
         kept = training.get("kept_epoch", -1)
         epochs = f"{training.get('epochs_trained', 'n/a')} ({'last' if kept == -1 else kept + 1})"
-        weights = (
-            "none (from scratch)" if description.initial_weights == "none" else description.initial_weights
-        )
+        weights = description["initial_weights"]
+        weights = "none (from scratch)" if weights == "none" else weights
         lines.append(
-            f"| {name} | {description.architecture} | {weights} | "
+            f"| {name} | {description['architecture']} | {weights} | "
             f"{sees} | {trained_on} | {epochs} | `{path}` ({describe_file(path)}) |"
         )
-        if description.synthetic:
+        if data["source"] == "synthetic":
             synthetic.append(name)
     train = params.train
     lines += [
@@ -455,6 +456,7 @@ def _versions_section(params: Params) -> list[str]:
 def model_card(
     params: Params,
     summary: Mapping[str, Any],
+    models: Mapping[str, Mapping[str, Any] | str],
     ingest: Mapping[str, Any] | None = None,
     split: Mapping[str, Any] | None = None,
     models_dir: Path = MODELS_DIR,
@@ -470,7 +472,7 @@ def model_card(
         "Generated from this run's params and metrics; do not edit by hand.",
         "",
         *_intended_use(),
-        *_models_section(params, models_dir),
+        *_models_section(params, models, models_dir),
         *_data_section(params, ingest, split),
         *_metrics_section(params, summary, models_dir),
         *_issues_section(params, ingest),
@@ -483,10 +485,11 @@ def write_model_card(
     path: Path,
     params: Params,
     summary: Mapping[str, Any],
+    models: Mapping[str, Mapping[str, Any] | str],
     ingest: Mapping[str, Any] | None = None,
     split: Mapping[str, Any] | None = None,
     models_dir: Path = MODELS_DIR,
 ) -> None:
     """Write the card; ingest / split summaries default to metrics/ingest.json and metrics/split.json."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(model_card(params, summary, ingest, split, models_dir))
+    path.write_text(model_card(params, summary, models, ingest, split, models_dir))

@@ -270,6 +270,21 @@ def non_finite_weights(model: keras.Model) -> list[str]:
     ]
 
 
+def describe_models(models_dir: Path) -> dict[str, dict[str, Any] | str]:
+    """What each model file of a models folder says it is (its description as JSON data), or why it
+    cannot say: what the model card shows."""
+    from stages.pipeline.paths import model_file
+
+    described: dict[str, dict[str, Any] | str] = {}
+    for name in MODEL_NAMES:
+        path = model_file(name, models_dir)
+        try:
+            described[name] = read_description(path).model_dump(mode="json")
+        except ModelFileError as exc:
+            described[name] = str(exc).removeprefix(f"{path}: ")
+    return described
+
+
 def describe_for_humans(description: ModelDescription) -> str:
     """One line: what the model is, how it sees images, and what it was trained on."""
     view = description.input
