@@ -47,7 +47,7 @@ from stages.evaluation.metrics import (
 )
 from stages.evaluation.plots import write_evaluation_plots
 from stages.evaluation.report import write_report
-from stages.modeling.description import ModelDescription, describe_models, load_model
+from stages.modeling.description import describe_models, load_model
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.prediction import predict_ingested
 from stages.pipeline.files import file_digest, read_table, write_json
@@ -67,18 +67,16 @@ from stages.pipeline.stage import run_stage
 SPLIT_COLUMNS = ("path", "filename", "target", "patient", "patient_group", "magnification")
 
 
-def predict(
-    name: str, splits: dict[str, pd.DataFrame], test_time_flips: bool
-) -> tuple[dict[str, np.ndarray], ModelDescription]:
-    """The named model's malignant probabilities on each split, one per image (the mean over the
-    model's views of the image, as its description says it sees one), and its description."""
+def predict(name: str, splits: dict[str, pd.DataFrame], test_time_flips: bool) -> dict[str, np.ndarray]:
+    """The named model's malignant probabilities on each split, one per image: the mean over the
+    model's views of the image, as its own description says it sees one (not params.yaml)."""
     model, description = load_model(model_file(name), name)
     view = description.input.view_params(test_time_flips=test_time_flips)
     probabilities = {
         split: predict_ingested(name, model, rows["path"].tolist(), view) for split, rows in splits.items()
     }
     keras.backend.clear_session()
-    return probabilities, description
+    return probabilities
 
 
 def evaluate_all(
@@ -157,9 +155,7 @@ def main() -> None:
         for name in ("train", "val", "test")
     }
     scored = {name: splits[name] for name in ("val", "test")}
-    probabilities, descriptions = {}, {}
-    for name in MODEL_NAMES:
-        probabilities[name], descriptions[name] = predict(name, scored, params.evaluate.test_time_flips)
+    probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
     chosen = decisions(
         summary,
