@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stages.pipeline.matrix import as_matrix, from_matrix, parse_override_sets, plan
-from stages.pipeline.params import ParamsError
+from stages.pipeline.matrix import apply_overrides, as_matrix, from_matrix, parse_override_sets, plan
+from stages.pipeline.params import ParamsError, validate_params
 from tests.conftest import PROJECT_ROOT, SAMPLE_TREE
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "cross-validation.yml"
@@ -70,6 +70,15 @@ def test_cross_validation_plan_is_every_set_seed_and_fold() -> None:
     assert len({e.name for e in entries}) == len(entries)
     # the matrix round-trips through JSON, as it does through the plan job's output
     assert from_matrix(json.loads(json.dumps(as_matrix(entries)))) == entries
+
+
+def test_the_plan_checks_the_schema_not_the_planning_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan job runs on a small hosted runner; a GPU-sized set is for the runner it lands on."""
+    monkeypatch.setenv("BREAKHIS_MEMORY_GB", "0.5")
+    large = ["train.image_size=[224,224]", "train.batch_size=256"]
+    assert len(plan("gpu", PARAMS, folds=2, override_sets=[large])) == 2
+    with pytest.raises(ParamsError, match="too much for this machine"):
+        validate_params(apply_overrides(yaml.safe_load(PARAMS), large), Path("params.yaml"))
 
 
 def test_one_set_keeps_the_label_and_the_default_seed_comes_from_params() -> None:

@@ -94,7 +94,10 @@ def plan(
         raise ValueError(f"seeds {seeds}: each seed once")
     entries = []
     for number, overrides in enumerate(sets, 1):
-        validate_params(apply_overrides(params, overrides), Path(f"{source} with {shlex.join(overrides)}"))
+        # the schema only: the plan runs on a small hosted runner, each experiment's stages check
+        # the memory and cores of the (GPU) runner they land on
+        where = Path(f"{source} with {shlex.join(overrides)}")
+        validate_params(apply_overrides(params, overrides), where, machine=False)
         set_label = label if len(sets) == 1 else f"{label}-{number}"
         for seed in seeds:
             if folds == 0:
