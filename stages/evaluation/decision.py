@@ -205,11 +205,6 @@ class PredictionRule:
         decision = self.model_decisions.get(name)
         return self.threshold if decision is None else decision.output_threshold()
 
-    @property
-    def test_time_flips(self) -> bool:
-        flips = {d.test_time_flips for d in self.model_decisions.values() if d is not None}
-        return flips == {True}
-
 
 def prediction_rule(
     names: Sequence[str],
