@@ -1,13 +1,14 @@
 """Command: patient-grouped cross-validation as DVC experiments, and its summary.
 
-    python -m stages.cross_validate [--label L] [--folds K] [--seed N] [--queue [--jobs J]]
-                                    [--resume | --force] [-S key=value ...]
+    python -m stages.cross_validate [--profile NAME] [--label L] [--folds K] [--seed N]
+                                    [--queue [--jobs J]] [--resume | --force] [-S key=value ...]
     python -m stages.cross_validate --summarise [EXPERIMENT ...] [--label L] [--seed N]
 
 Runs every fold of `split.strategy=kfold` (`split.fold=0..K-1`) as a DVC experiment named
 `cv-<label>-s<seed>-f<fold>`, one after the other in a temporary copy of the repository
 (`dvc exp run --temp`: the workspace is never touched), or queued and run by `dvc queue start`
-(`--queue`); then summarises them into cv/<label>/s<seed>/: summary.md (also printed),
+(`--queue`), with a profile's params (profiles/<name>.yaml) and then the `-S` overrides applied;
+then summarises them into cv/<label>/s<seed>/: summary.md (also printed),
 summary.json, folds.csv and summary.png. `--summarise` summarises experiments that exist (by name
 or revision, or all those of `--label`) without training anything.
 """
@@ -46,6 +47,7 @@ from stages.pipeline.experiments import (
 from stages.pipeline.experiments import resolve as resolve_targets
 from stages.pipeline.params import load_params
 from stages.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE
+from stages.pipeline.profiles import load_profile
 from stages.pipeline.stage import run_stage
 
 DEFAULT_LABEL = "default"
@@ -231,9 +233,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="apply profiles/NAME.yaml's params to every fold, before the -S overrides; the label "
+        "defaults to NAME-v<version>",
+    )
+    parser.add_argument(
         "--label",
         help=f"names the experiments cv-<label>-s<seed>-f<fold> and the folder cv/<label>/s<seed>/ "
-        f"(default: {DEFAULT_LABEL})",
+        f"(default: {DEFAULT_LABEL}, or the profile's)",
     )
     parser.add_argument("--folds", type=int, help="number of folds (default: split.folds of params.yaml)")
     parser.add_argument(
@@ -279,6 +287,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.summarise is None:
         if args.force and args.resume:
             raise ValueError("--force runs every fold again, --resume only the missing ones: pick one")
+        if args.profile is not None:
+            profile = load_profile(args.profile)
+            check_overrides(profile.overrides())
+            args.set_param = [*profile.overrides(), *args.set_param]
+            args.label = args.label or check_label(f"{profile.name}-v{profile.version}")
         args.label = args.label or DEFAULT_LABEL
         check_overrides(args.set_param)
         names, commit = run_folds(args)
@@ -291,9 +304,10 @@ def main(argv: list[str] | None = None) -> None:
         if failed:
             raise ValueError(f"fold(s) failed: {', '.join(failed)}; the summary above leaves them out")
         return
-    if args.set_param or args.queue or args.force or args.resume or args.folds:
+    if args.set_param or args.queue or args.force or args.resume or args.folds or args.profile:
         raise ValueError(
-            "--summarise trains nothing: -S, --folds, --queue, --resume and --force apply to running folds"
+            "--summarise trains nothing: --profile, -S, --folds, --queue, --resume and --force apply to "
+            "running folds"
         )
     refs = experiment_refs()
     head = head_or_none()

@@ -1,7 +1,9 @@
 """Stage `evaluate`: every model and their soft-vote ensemble on the test split.
 
 Temperatures, thresholds (when not fixed) and ensemble weights are chosen on the validation split,
-never on test (stages.evaluation.decision), and written beside the models
+never on test (stages.evaluation.decision); when a model was trained on the validation split
+(`train.validation: none`, as its description says), nothing is chosen there: the threshold is
+fixed and the ensemble the mean of `evaluate.members`. The choices are written beside the models
 (models/<model>/decision.json, models/ensemble/decision.json), bound to the model files' digests;
 each model is read with its own description (how it sees an image), never with params.yaml's
 `train` section. Writes metrics/evaluate.json (`<model>.image.*`, `<model>.patient.*`, `<model>.ci.*`,
@@ -47,7 +49,7 @@ from stages.evaluation.metrics import (
 )
 from stages.evaluation.plots import write_evaluation_plots
 from stages.evaluation.report import write_report
-from stages.modeling.description import describe_models, load_model
+from stages.modeling.description import describe_models, load_model, read_description
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.prediction import predict_ingested
 from stages.pipeline.files import file_digest, read_table, write_json
@@ -87,33 +89,44 @@ def evaluate_all(
 ) -> dict[str, Any]:
     """Metrics of every model and the ensemble on test, with temperatures, thresholds and weights
     from val. `probabilities` (model -> split -> outputs) gains the ensemble's and the colour
-    baseline's, and holds the calibrated outputs when `params.calibration` is `temperature`."""
-    train, val, test = splits["train"], splits["val"], splits["test"]
-    val_targets = val["target"].to_numpy()
+    baseline's, and holds the calibrated outputs when `params.calibration` is `temperature`.
+    Without a "val" split (the models trained on it), nothing is chosen: the threshold is fixed,
+    the ensemble the mean of `params.members`, and the colour baseline fits train and val as the
+    models did (`splits["train"]` holds both)."""
+    train, val, test = splits["train"], splits.get("val"), splits["test"]
+    val_targets = None if val is None else val["target"].to_numpy()
+    scored = ("test",) if val is None else ("val", "test")
     uncalibrated = {name: dict(probs) for name, probs in probabilities.items()}
-    temperatures = fit_temperatures(val_targets, {n: p["val"] for n, p in probabilities.items()}, params)
+    if val_targets is not None:
+        temperatures = fit_temperatures(val_targets, {n: p["val"] for n, p in probabilities.items()}, params)
+    else:
+        temperatures = {}
     for name, temperature in temperatures.items():
         probabilities[name] = {
             split: apply_temperature(p, temperature) for split, p in probabilities[name].items()
         }
-    weights, val_auc = choose_weights(val_targets, {n: p["val"] for n, p in probabilities.items()}, params)
+    weights, val_auc = choose_weights(
+        val_targets, {n: p["val"] for n, p in probabilities.items() if "val" in p}, params
+    )
 
     def vote(outputs: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        return {
-            split: soft_vote({n: outputs[n][split] for n in weights}, weights) for split in ("val", "test")
-        }
+        return {split: soft_vote({n: outputs[n][split] for n in weights}, weights) for split in scored}
 
     probabilities[ENSEMBLE] = vote(probabilities)
     uncalibrated[ENSEMBLE] = vote(uncalibrated)
-    val_auc[ENSEMBLE] = image_metrics(val_targets, probabilities[ENSEMBLE]["val"], 0.5).get("roc_auc", 0.5)
+    if val_targets is not None:
+        ensemble_val = probabilities[ENSEMBLE]["val"]
+        val_auc[ENSEMBLE] = image_metrics(val_targets, ensemble_val, 0.5).get("roc_auc", 0.5)
     summary: dict[str, Any] = {
         "test_images": len(test),
         "majority_baseline": majority_baseline(test, train),
         "ensemble_weights": weights,
     }
-    probabilities[COLOUR_BASELINE] = colour_baseline_probabilities(train, {"val": val, "test": test})
+    probabilities[COLOUR_BASELINE] = colour_baseline_probabilities(
+        train, {split: splits[split] for split in scored}
+    )
     for name, probs in probabilities.items():
-        threshold = choose_threshold_on(val_targets, probs["val"], params)
+        threshold = choose_threshold_on(val_targets, probs.get("val"), params)
         result = evaluate_predictions(test, probs["test"], threshold)
         result["ci"] = bootstrap_intervals(
             test,
@@ -123,9 +136,10 @@ def evaluate_all(
             confidence=params.confidence,
             seed=seed,
         )
-        result["val_roc_auc"] = (  # the colour baseline is not in the ensemble's val_auc
-            val_auc[name] if name in val_auc else image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
-        )
+        if val_targets is not None:  # the colour baseline is not in the ensemble's val_auc
+            result["val_roc_auc"] = val_auc.get(name) or image_metrics(val_targets, probs["val"], 0.5).get(
+                "roc_auc"
+            )
         result["output"] = output_spread(probs["test"])
         calibration: dict[str, Any] = calibration_metrics(test["target"].to_numpy(), probs["test"])
         if name in temperatures:
@@ -148,20 +162,27 @@ def evaluate_all(
     return summary
 
 
+def trained_on_validation(names: tuple[str, ...]) -> list[str]:
+    """The models whose descriptions say they trained on the validation split (`train.validation: none`)."""
+    return [name for name in names if read_description(model_file(name)).training.get("validation") == "none"]
+
+
 def main() -> None:
     params = load_params()
     splits = {
         name: read_table(SPLIT_DIR / f"{name}.csv", SPLIT_COLUMNS, "split")
         for name in ("train", "val", "test")
     }
-    scored = {name: splits[name] for name in ("val", "test")}
+    if trained_on_validation(MODEL_NAMES):  # val is training data: train on both, choose nothing there
+        splits["train"] = pd.concat([splits["train"], splits.pop("val")], ignore_index=True)
+    scored = {name: splits[name] for name in ("val", "test") if name in splits}
     probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
     chosen = decisions(
         summary,
         params.evaluate,
         {name: file_digest(model_file(name)) for name in MODEL_NAMES},
-        validation_images=len(splits["val"]),
+        validation_images=len(splits["val"]) if "val" in splits else 0,
     )
     write_decisions(chosen, {name: decision_file(name) for name in chosen})
     write_json(EVALUATE_METRICS, summary)

@@ -1,8 +1,9 @@
 """Stages `train-custom`, `train-vgg19`, `train-resnet50`: `python -m stages.train <model>`.
 
 Trains one model (one process per model, so accelerator memory is freed between models) on the
-augmented train split with early stopping on the validation split. Writes
-models/<model>/model.keras (the best epoch, with its description inside:
+augmented train split with early stopping on the validation split, or (`train.validation: none`)
+on the train and validation splits together for exactly its epochs. Writes
+models/<model>/model.keras (the kept epoch, with its description inside:
 stages.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
 epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
 validation metrics). A killed run resumes from its last
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+import pandas as pd
 
 from stages.pipeline.logs import quiet_native_logs
 
@@ -35,6 +38,8 @@ def main() -> None:
     params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
     train_rows = read_table(AUGMENTED_TRAIN, ("path", "target"), "augment")
     val_rows = read_table(VAL_SPLIT, ("path", "target"), "split")
+    if params.train.validation == "none":  # the validation patients are trained on, never validated on
+        train_rows, val_rows = pd.concat([train_rows, val_rows], ignore_index=True), val_rows.iloc[:0]
 
     from dvclive import Live  # TensorFlow and Keras load with these
 
@@ -70,11 +75,15 @@ def main() -> None:
             data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
             images=len(train_rows),
             validation_images=len(val_rows),
-            training={"epochs_trained": trainer.epoch, "kept_epoch": kept_epoch},
+            training={
+                "validation": params.train.validation,
+                "epochs_trained": trainer.epoch,
+                "kept_epoch": kept_epoch,
+            },
         )
         save_model(inference_copy(model), model_path, description)
         live.log_metric("epochs_trained", trainer.epoch, plot=False)
-        # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics)
+        # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics if any)
         live.log_metric("kept/epoch", kept_epoch, plot=False)
         for metric, value in trainer.validate(model).items():
             live.log_metric(f"kept/eval/{metric}", value, plot=False)

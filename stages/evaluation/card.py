@@ -176,10 +176,15 @@ def _models_section(
         if data["source"] == "synthetic":
             synthetic.append(name)
     train = params.train
+    selection = (
+        f"Early stopping monitors `{train.monitor}` on the validation split (patience {train.patience})"
+        if train.validation == "split"
+        else "No validation split (`train.validation: none`): every model trained on the train and "
+        "validation patients for exactly its epochs, chosen by cross-validation"
+    )
     lines += [
         "",
-        f"Early stopping monitors `{train.monitor}` on the validation split (patience {train.patience}); "
-        f"class weights {'on' if train.class_weights else 'off'}. Each model file carries this "
+        f"{selection}; class weights {'on' if train.class_weights else 'off'}. Each model file carries this "
         "description (`breakhis-model.json` inside the `.keras` zip): predict reads it, not params.yaml.",
         "",
     ]
@@ -218,10 +223,16 @@ def _decision_lines(models_dir: Path) -> list[str]:
         if temperatures
         else ""
     )
+    chosen_on = (
+        f"These choices were made on {ensemble.validation_images} validation images and are stored"
+        if ensemble.validation_images
+        else "Nothing was chosen on these images (the models trained on the validation split): the "
+        "threshold and the members are params, as cross-validation recommended them; they are stored"
+    )
+    members = " and ".join(weights) if len(weights) < len(MODEL_NAMES) else "the three models"
     return [
-        f"**Ensemble**: soft vote, {how} of the three models' malignant probabilities. An image is "
-        f"called malignant when its probability is {rule}.{calibrated} These choices were made on "
-        f"{ensemble.validation_images} validation images and are stored beside the models "
+        f"**Ensemble**: soft vote, {how} of the malignant probabilities of {members}. An image is "
+        f"called malignant when its probability is {rule}.{calibrated} {chosen_on} beside the models "
         f"(`{models_dir}/<model>/decision.json`, `{models_dir}/ensemble/decision.json`), where predict "
         "reads them.",
         "",

@@ -93,14 +93,18 @@ def fit_temperatures(
 
 
 def choose_weights(
-    val_targets: np.ndarray, val_probabilities: Mapping[str, np.ndarray], evaluate: EvaluateParams
+    val_targets: np.ndarray | None, val_probabilities: Mapping[str, np.ndarray], evaluate: EvaluateParams
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """The ensemble's weights (`evaluate.ensemble`) and each model's validation ROC AUC they came from."""
+    """The weights of the ensemble's members (`evaluate.members`, `evaluate.ensemble`) and each
+    model's validation ROC AUC they came from; with no validation (`val_targets` None), equal weights
+    and no AUCs."""
+    if val_targets is None:
+        return {name: 1 / len(evaluate.members) for name in evaluate.members}, {}
     val_auc: dict[str, float] = {
         name: image_metrics(val_targets, probs, 0.5).get("roc_auc", 0.5)
         for name, probs in val_probabilities.items()
     }
-    return ensemble_weights(val_auc, evaluate.ensemble), val_auc
+    return ensemble_weights({name: val_auc[name] for name in evaluate.members}, evaluate.ensemble), val_auc
 
 
 def soft_vote(probabilities: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
@@ -109,11 +113,15 @@ def soft_vote(probabilities: Mapping[str, np.ndarray], weights: Mapping[str, flo
 
 
 def choose_threshold_on(
-    val_targets: np.ndarray, val_probabilities: np.ndarray, evaluate: EvaluateParams
+    val_targets: np.ndarray | None, val_probabilities: np.ndarray | None, evaluate: EvaluateParams
 ) -> float:
     """`evaluate.threshold` when fixed, else the one that maximises it on these validation outputs."""
     if isinstance(evaluate.threshold, float):
         return evaluate.threshold
+    if val_targets is None or val_probabilities is None:
+        raise ValueError(
+            f"evaluate.threshold: {evaluate.threshold} needs a validation split the models did not train on"
+        )
     return choose_threshold(val_targets, val_probabilities, evaluate.threshold)
 
 

@@ -155,14 +155,15 @@ class TrainingInputs:
     """What every fit of one run shares: the rows, their datasets and the class weights."""
 
     train_rows: pd.DataFrame
-    val_rows: pd.DataFrame
+    val_rows: pd.DataFrame  # empty with `train.validation: none`
     train: tuple[tf.data.Dataset]
-    val: tf.data.Dataset
+    val: tf.data.Dataset | None  # None: nothing to validate on
     class_weight: dict[int, float] | None
 
 
 class Trainer:
-    """Trains the named model on the train rows, validating on the val rows."""
+    """Trains the named model on the train rows, validating on the val rows; with no val rows
+    (`train.validation: none`), for exactly its epochs, keeping the last."""
 
     inputs: TrainingInputs  # set by run()
 
@@ -255,7 +256,10 @@ class Trainer:
 
     def fit(self, model: keras.Model, phase: str, train_data: tuple, val_data: Any, *, epochs: int) -> float:
         """Fit up to `epochs` more epochs, resumable; keep the best weights; return the best
-        monitored value, signed so that higher is better."""
+        monitored value, signed so that higher is better. Without `val_data`: exactly `epochs`,
+        the last kept, and -inf returned."""
+        if val_data is None:
+            return self.fit_without_validation(model, phase, train_data, epochs=epochs)
         monitor = self.params.monitor
         mode = "min" if monitor.endswith("loss") else "max"
         # epochs before min_epochs (counted across phases) can neither stop training nor be kept;
@@ -297,6 +301,32 @@ class Trainer:
         self.kept_epoch = stopping.best_epoch  # restored by EarlyStopping at the end of the fit
         return -float(stopping.best) if mode == "min" else float(stopping.best)
 
+    def fit_without_validation(
+        self, model: keras.Model, phase: str, train_data: tuple, *, epochs: int
+    ) -> float:
+        """Exactly `epochs` more epochs at the scheduled learning rate (constant or cosine); the last
+        epoch's weights are the kept ones."""
+        callbacks: list[keras.callbacks.Callback] = [
+            StopOnNonFiniteLoss(self.name, self.rate_key(phase)),  # first: before anything logs the epoch
+            DVCLiveCallback(live=self.live),
+            *self.resume.callbacks(phase, self.live),  # last: after the epoch is logged
+        ]
+        in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
+        start = self.epoch
+        model.fit(
+            *train_data,
+            batch_size=self.batch_size if in_memory else None,
+            shuffle=in_memory,
+            initial_epoch=start,
+            epochs=start + epochs,
+            class_weight=self.inputs.class_weight,
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.epoch = start + epochs
+        self.kept_epoch = self.epoch - 1  # 0-based, as EarlyStopping's best_epoch
+        return -math.inf
+
     def run(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> keras.Model:
         self.live.log_params(
             {
@@ -311,7 +341,7 @@ class Trainer:
             train_rows=train_rows,
             val_rows=val_rows,
             train=(self.training_dataset(train_rows),),
-            val=self.inference_dataset(val_rows),
+            val=self.inference_dataset(val_rows) if len(val_rows) else None,
             class_weight=balanced_class_weights(targets) if self.params.class_weights else None,
         )
         own = getattr(self.params, self.name)
@@ -351,13 +381,17 @@ class Trainer:
         if (
             self.fit(parts.model, "phase2", self.inputs.train, self.inputs.val, epochs=self.settings.epochs)
             < best
+            and self.inputs.val is not None
         ):
             parts.model.set_weights(phase1_weights)
             self.kept_epoch = phase1_epoch
         return parts.model
 
     def validate(self, model: keras.Model) -> dict[str, float]:
-        """Validation metrics of the model as it is (the kept weights): those its best epoch logged."""
+        """Validation metrics of the model as it is (the kept weights): those its best epoch logged;
+        none without validation."""
+        if self.inputs.val is None:
+            return {}
         if not model.compiled:  # a backbone model whose head alone was trained (on features)
             self.compile(model, self.settings.learning_rate, 1)
         metrics = model.evaluate(self.inputs.val, verbose=0, return_dict=True)
@@ -371,6 +405,8 @@ class Trainer:
             self.compile(parts.model, self.settings.learning_rate, own.head_epochs)
             return self.fit(parts.model, "phase1", self.inputs.train, self.inputs.val, epochs=own.head_epochs)
         rows = {"train": self.inputs.train_rows, "val": self.inputs.val_rows}
+        if self.inputs.val is None:
+            del rows["val"]
         features = {
             split: parts.backbone.predict(self.inference_dataset(frame, labels=False), verbose=0)
             for split, frame in rows.items()
@@ -381,7 +417,7 @@ class Trainer:
             parts.head,
             "phase1",
             (features["train"], targets["train"]),
-            (features["val"], targets["val"]),
+            (features["val"], targets["val"]) if "val" in features else None,
             epochs=own.head_epochs,
         )
 

@@ -320,7 +320,14 @@ class TrainParams(Section):
         0.5, description="the ingested field is scaled by this before patches are cut"
     )
     patches_per_image: PositiveInt = Field(1, description="random patches per train image and epoch")
-    epochs: PositiveInt = Field(8, description="maximum epochs")
+    validation: Literal["split", "none"] = Field(
+        "split",
+        description="split: early stopping and the kept epoch chosen on the validation split, as are "
+        "evaluate's temperatures, thresholds and weights; none: train on train + val for exactly `epochs` "
+        "(no early stopping; lr_schedule constant or cosine), the epochs and the decision rule chosen by "
+        "cross-validation (small data: a few validation patients are noise)",
+    )
+    epochs: PositiveInt = Field(8, description="maximum epochs (train.validation none: exactly these)")
     batch_size: PositiveInt = Field(32, description="images (or patches) per batch and replica")
     learning_rate: Annotated[Number, Field(gt=0.0)] = Field(
         1e-3, description="Adam's learning rate (transfer learning's phase 2: fine_tune_learning_rate)"
@@ -370,7 +377,14 @@ class TrainParams(Section):
     @model_validator(mode="after")
     def _min_epochs_within_epochs(self) -> TrainParams:
         """An epoch before min_epochs can neither stop training nor be kept: above a model's epochs,
-        min_epochs would leave only the last epoch to keep."""
+        min_epochs would leave only the last epoch to keep. Without validation, every epoch runs."""
+        if self.validation == "none":
+            if self.lr_schedule == "plateau":
+                raise ValueError(
+                    "train.lr_schedule: plateau halves the rate on a plateau of the validation metric, and "
+                    "train.validation is none; use constant or cosine"
+                )
+            return self
         short = [
             f"{name} trains {fit_settings(self, name).epochs} ({_key(self, name, 'epochs')})"
             for name in MODEL_NAMES
@@ -423,6 +437,19 @@ class EvaluateParams(Section):
     ensemble: Literal["mean", "val_auc"] = Field(
         "mean", description="soft vote: mean | val_auc (weights by validation AUC above chance)"
     )
+    members: list[Literal["custom", "vgg19", "resnet50"]] = Field(
+        list(MODEL_NAMES),
+        min_length=1,
+        description="the models of the soft vote (a cross-validation summary recommends them, chosen out "
+        "of fold)",
+    )
+
+    @model_validator(mode="after")
+    def _members_once(self) -> EvaluateParams:
+        if len(set(self.members)) != len(self.members):
+            raise ValueError(f"evaluate.members: {self.members} names a model twice")
+        return self
+
     bootstrap_resamples: Annotated[Integer, Field(ge=100, le=100_000)] = Field(
         1000, description="confidence intervals resample whole patient groups (at most 100000)"
     )
@@ -447,6 +474,26 @@ class Params(Section):
     augment: AugmentParams = AugmentParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _nothing_chosen_on_trained_images(self) -> Params:
+        """With train.validation none the validation split is trained on: nothing may be chosen there."""
+        if self.train.validation == "split":
+            return self
+        evaluate = self.evaluate
+        chosen = {  # key: (its value, chosen on validation?, what to set instead)
+            "evaluate.threshold": (evaluate.threshold, isinstance(evaluate.threshold, str), "a probability"),
+            "evaluate.calibration": (evaluate.calibration, evaluate.calibration != "none", "none"),
+            "evaluate.ensemble": (evaluate.ensemble, evaluate.ensemble != "mean", "mean"),
+        }
+        for key, (value, on_validation, instead) in chosen.items():
+            if on_validation:
+                raise ValueError(
+                    f"{key}: {value} is chosen on the validation split, which train.validation: none "
+                    f"trains on; set {instead} (the cross-validation summary recommends them, chosen out "
+                    "of fold)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ingest_within_the_generated_images(self) -> Params:

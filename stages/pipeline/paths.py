@@ -80,3 +80,4 @@ def validation_curve(name: str, metric: str) -> Path:
 # commands outside the DAG (git ignores their output folders)
 CV_DIR = Path("cv")  # stages.cross_validate: summaries, one folder per label and seed: cv/<label>/s<seed>/
 SEEDS_DIR = Path("seeds")  # stages.seed_spread: one folder per label
+PROFILES_DIR = Path("profiles")  # named, versioned param sets (stages.pipeline.profiles)
