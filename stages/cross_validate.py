@@ -45,8 +45,8 @@ from stages.pipeline.experiments import (
     summary_dir,
 )
 from stages.pipeline.experiments import resolve as resolve_targets
-from stages.pipeline.params import load_params
-from stages.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE
+from stages.pipeline.params import MODEL_NAMES, load_params
+from stages.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE, epoch_predictions_file
 from stages.pipeline.profiles import load_profile
 from stages.pipeline.stage import run_stage
 
@@ -106,6 +106,7 @@ def load(target: Target) -> FoldResult:
         predictions=predictions_at(target.rev, scored_models(metrics)),
         baseline=target.baseline,
         code=code_identity(target.rev),
+        epochs=predictions_at(target.rev, MODEL_NAMES, epoch_predictions_file),
     )
 
 

@@ -52,7 +52,7 @@ from stages.evaluation.report import write_report
 from stages.modeling.description import describe_models, load_model, read_description
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.prediction import predict_ingested
-from stages.pipeline.files import file_digest, read_table, write_json
+from stages.pipeline.files import file_digest, read_table, write_json, write_text_atomically
 from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
 from stages.pipeline.paths import (
     EVALUATE_METRICS,
@@ -62,7 +62,9 @@ from stages.pipeline.paths import (
     REPORT,
     SPLIT_DIR,
     decision_file,
+    epoch_predictions_file,
     model_file,
+    snapshot_dir,
 )
 from stages.pipeline.stage import run_stage
 
@@ -79,6 +81,33 @@ def predict(name: str, splits: dict[str, pd.DataFrame], test_time_flips: bool) -
     }
     keras.backend.clear_session()
     return probabilities
+
+
+def score_snapshots(
+    name: str, test: pd.DataFrame, final: np.ndarray, test_time_flips: bool
+) -> pd.DataFrame | None:
+    """The test probabilities of the model's weights after each `train.snapshot_epochs` epoch, and
+    of the model itself (its last epoch, `final`): one row per image and epoch. None without snapshots."""
+    files = {
+        int(path.name.removeprefix("epoch-").split(".")[0]): path
+        for path in snapshot_dir(name).glob("epoch-*.weights.h5")
+    }
+    if not files:
+        return None
+    model, description = load_model(model_file(name), name)
+    last = int(description.training["epochs_trained"])
+    view = description.input.view_params(test_time_flips=test_time_flips)
+    scored = {}
+    for epoch, path in files.items():
+        if epoch < last:  # the last epoch's weights are the model's own
+            model.load_weights(path)
+            scored[epoch] = predict_ingested(name, model, test["path"].tolist(), view)
+    keras.backend.clear_session()
+    scored[last] = final
+    columns = test[["filename", "patient", "patient_group", "target"]]
+    return pd.concat(
+        [columns.assign(epoch=epoch, probability=p) for epoch, p in sorted(scored.items())], ignore_index=True
+    )
 
 
 def evaluate_all(
@@ -188,6 +217,12 @@ def main() -> None:
     write_json(EVALUATE_METRICS, summary)
     test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
     write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_probabilities, summary)
+    for name in MODEL_NAMES:  # snapshots need train.validation none, which calibrates nothing
+        by_epoch = score_snapshots(
+            name, splits["test"], probabilities[name]["test"], params.evaluate.test_time_flips
+        )
+        if by_epoch is not None:
+            write_text_atomically(epoch_predictions_file(name), by_epoch.to_csv(index=False))
     write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence)
     write_gradcam_grid(
         {name: model_file(name) for name in MODEL_NAMES},

@@ -14,6 +14,7 @@ removed when training finishes).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 import pandas as pd
@@ -27,7 +28,14 @@ from stages.modeling.description import describe, save_model
 from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
-from stages.pipeline.paths import AUGMENTED_TRAIN, RESUME_DIR, VAL_SPLIT, model_file, train_log_dir
+from stages.pipeline.paths import (
+    AUGMENTED_TRAIN,
+    RESUME_DIR,
+    VAL_SPLIT,
+    model_file,
+    snapshot_dir,
+    train_log_dir,
+)
 from stages.pipeline.stage import run_stage
 
 
@@ -87,6 +95,11 @@ def main() -> None:
         live.log_metric("kept/epoch", kept_epoch, plot=False)
         for metric, value in trainer.validate(model).items():
             live.log_metric(f"kept/eval/{metric}", value, plot=False)
+    snapshots = snapshot_dir(name)  # a DVC output: written even when empty
+    shutil.rmtree(snapshots, ignore_errors=True)
+    snapshots.mkdir(parents=True)
+    for path in sorted(resume.snapshots.glob("*.weights.h5")):
+        shutil.move(path, snapshots / path.name)
     resume.clear()
 
 

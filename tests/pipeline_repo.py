@@ -21,6 +21,7 @@ PROJECT_FILES = (
     ".gitignore",
     "pyproject.toml",
     "uv.lock",  # a DVC dependency of the train and evaluate stages
+    "profiles",  # named param sets (stages.cross_validate --profile, stages.exp_run)
     "data/raw/README.md",  # data.path's default, ingest's DVC dependency
 )
 

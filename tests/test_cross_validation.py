@@ -482,23 +482,34 @@ def test_command_refuses_overrides_it_sets_itself() -> None:
 
 @pytest.mark.slow
 def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_path: Path) -> None:
-    from tests.pipeline_repo import TINY, make_repo, run, set_args, stage
+    """With a profile (no validation split, snapshots): the label is the profile's, every fold
+    trains on its train and validation patients, and the summary adds the per-epoch curve and the
+    ensemble chosen out of fold."""
+    from tests.pipeline_repo import TINY, commit, make_repo, run, set_args, stage
 
     repo = make_repo(tmp_path / "project")
+    profile = {
+        "version": 3,
+        "description": "tiny, no validation split",
+        "params": {"train": {"validation": "none", "lr_schedule": "cosine", "snapshot_epochs": [1]}},
+    }
+    (repo / "profiles").mkdir(exist_ok=True)
+    (repo / "profiles/tiny.yaml").write_text(yaml.safe_dump(profile))
+    commit(repo, "a profile")
     before = (repo / "params.yaml").read_text()
-    output = stage("cross_validate", "--label", "e2e", "--folds", "2", *set_args(TINY), cwd=repo)
-    assert "# Cross-validation `e2e`: 2 of 2 folds, seed 42" in output
+    output = stage("cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo)
+    assert "# Cross-validation `tiny-v3`: 2 of 2 folds, seed 42" in output
 
     # the workspace is as it was: the folds ran in temporary copies of the repository
     assert (repo / "params.yaml").read_text() == before
     assert run(["git", "diff", "--stat", "HEAD"], repo) == ""
     assert not (repo / "dvc.lock").exists() and not (repo / "metrics/evaluate.json").exists()
 
-    folder = repo / "cv/e2e/s42"
+    folder = repo / "cv/tiny-v3/s42"
     summary = json.loads((folder / "summary.json").read_text())
-    assert [e["name"] for e in summary["experiments"]] == ["cv-e2e-s42-f0", "cv-e2e-s42-f1"]
+    assert [e["name"] for e in summary["experiments"]] == ["cv-tiny-v3-s42-f0", "cv-tiny-v3-s42-f1"]
     assert summary["missing_folds"] == [] and summary["folds"] == 2
-    for model in ("custom", "vgg19", "resnet50", "ensemble"):
+    for model in ("custom", "vgg19", "resnet50", "ensemble", "ensemble_oof"):
         pooled = summary["pooled"][model]
         assert pooled["images"] == 15 * 2 * 2 and pooled["patients"] == 15  # every image once
         for column in COLUMNS:
@@ -506,17 +517,107 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
             if interval:
                 assert interval["low"] <= pooled[column] <= interval["high"], (model, column)
     assert "majority_baseline" in summary["pooled"]
+    assert set(summary["ensemble_choice"]["per_test_fold"]) == {"0", "1"}
+    # snapshots after epoch 1, and each model's last epoch (custom 3, vgg19 5, resnet50 2)
+    for model, last in (("custom", 3), ("vgg19", 5), ("resnet50", 2)):
+        curve = summary["epochs"][model]
+        assert [row["epoch"] for row in curve["by_epoch"]] == [1, last] and curve["last_epoch"] == last
+        assert all(row["images"] == 60 for row in curve["by_epoch"])
     folds = pd.read_csv(folder / "folds.csv")
     assert sorted(folds["fold"].unique()) == [0, 1]
     assert (folder / "summary.png").stat().st_size > 5000
-    assert (folder / "summary.md").read_text().strip() in output
+    text = (folder / "summary.md").read_text()
+    assert text.strip() in output
+    assert "## Pooled ROC AUC by epoch" in text and "## The ensemble chosen out of fold" in text
 
     # summarising again trains nothing; one fold alone is summarised with a warning naming the other
-    again = stage("cross_validate", "--summarise", "cv-e2e-s42-f1", cwd=repo)
+    again = stage("cross_validate", "--summarise", "cv-tiny-v3-s42-f1", cwd=repo)
     assert "Running stage" not in again and "fold(s) 0 of 2 missing" in again
     refused = stage(
-        "cross_validate", "--label", "e2e", "--folds", "2", *set_args(TINY), cwd=repo, check=False
+        "cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo, check=False
     )
     assert "exist on this commit already" in refused
     # --queue is covered with a stand-in for dvc above: a real queued re-run retrains every stage
     # (DVC does not run-cache stages with `cache: false` outputs) and would double this test's time
+
+
+# ---------------------------------------------------------------------------------------------
+# the ensemble chosen out of fold
+
+
+def scored_patients(
+    letters: list[str], slides: list[str], rng: np.random.Generator, signal: float, noise: float
+) -> list[Patient]:
+    """Four images per patient: 0.5 moved towards the truth by `signal / 2`, plus Gaussian noise."""
+    return [
+        (
+            letter,
+            slide,
+            np.clip(0.5 + signal * ((letter == "M") - 0.5) + rng.normal(0, noise, 4), 0, 1).round(6).tolist(),
+        )
+        for letter, slide in zip(letters, slides, strict=True)
+    ]
+
+
+def three_model_folds(seed: int = 0, folds: int = 4, perfect_vgg_in: int | None = None) -> list[FoldResult]:
+    """custom and resnet50 informative with independent noise, vgg19 pure noise, a weak colour
+    baseline; the fold ensemble the mean of the three. `perfect_vgg_in`: in that fold only, vgg19
+    separates the classes perfectly."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for fold in range(folds):
+        letters = ["M" if p % 3 else "B" for p in range(9)]
+        slides = [f"{fold}{p:02d}" for p in range(9)]
+        custom = scored_patients(letters, slides, rng, 0.3, 0.25)
+        resnet = scored_patients(letters, slides, rng, 0.3, 0.25)
+        perfect = fold == perfect_vgg_in
+        vgg = scored_patients(letters, slides, rng, 0.9 if perfect else 0.0, 0.01 if perfect else 0.25)
+        colour = scored_patients(letters, slides, rng, 0.05, 0.25)
+        ensemble = [
+            (letter, slide, np.mean([a, b, c], axis=0).round(6).tolist())
+            for (letter, slide, a), (_, _, b), (_, _, c) in zip(custom, vgg, resnet, strict=True)
+        ]
+        entries = {
+            "custom": (custom, 0.5),
+            "vgg19": (vgg, 0.5),
+            "resnet50": (resnet, 0.5),
+            "ensemble": (ensemble, 0.5),
+            "colour_baseline": (colour, 0.5),
+        }
+        results.append(make_fold(fold, entries, folds=folds, seed=seed))
+    return results
+
+
+def test_the_ensemble_is_chosen_on_the_other_folds_and_leaves_out_models_below_the_colour_baseline() -> None:
+    summary = summarise_folds(three_model_folds(), "t")
+    assert summary.models[:5] == ["custom", "vgg19", "resnet50", "ensemble", "ensemble_oof"]
+    choice = summary.ensemble_choice
+    assert choice is not None and sorted(choice.per_fold) == [0, 1, 2, 3]
+    for chosen in choice.per_fold.values():
+        assert "vgg19" not in chosen.members  # at chance: never beats the colour baseline
+    assert choice.all_folds.members == ("custom", "resnet50")
+    pooled = summary.pooled
+    assert pooled["ensemble_oof"]["image_roc_auc"] >= max(
+        pooled[m]["image_roc_auc"] for m in ("custom", "resnet50")
+    )
+    assert pooled["ensemble_oof"]["image_roc_auc"] > pooled["ensemble"]["image_roc_auc"]  # vgg19 dragged it
+    assert pooled["ensemble_oof"]["images"] == pooled["custom"]["images"]
+    per_fold = summary.folds[summary.folds["model"] == "ensemble_oof"]
+    assert len(per_fold) == 4 and per_fold["image_roc_auc"].notna().all()
+    text = markdown(summary)
+    assert "## The ensemble chosen out of fold" in text and "-S 'evaluate.members=[custom,resnet50]'" in text
+    assert summary_json(summary)["ensemble_choice"]["recommended"] == {
+        "evaluate.members": ["custom", "resnet50"]
+    }
+
+
+def test_a_folds_own_predictions_never_choose_its_members() -> None:
+    """vgg19 perfect in fold 2 only: fold 2's members are chosen without it (its labels unseen), the
+    other folds' choices see it."""
+    plain = summarise_folds(three_model_folds(), "t").ensemble_choice
+    changed = summarise_folds(three_model_folds(perfect_vgg_in=2), "t").ensemble_choice
+    assert plain is not None and changed is not None
+    assert changed.per_fold[2] == plain.per_fold[2]
+    assert any(
+        changed.per_fold[f].model_aucs["vgg19"] > plain.per_fold[f].model_aucs["vgg19"] for f in (0, 1, 3)
+    )

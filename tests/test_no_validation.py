@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,6 +20,7 @@ NO_VALIDATION = {
     "train.validation": "none",
     "train.lr_schedule": "cosine",
     "evaluate.members": ["custom", "resnet50"],
+    "train.snapshot_epochs": [1, 2],
 }
 
 
@@ -47,6 +49,22 @@ def test_every_model_trains_on_train_and_val_for_exactly_its_epochs(repo: Path) 
         assert described["data"]["validation_images"] == 0
         live = json.loads((repo / "metrics/train" / model / "metrics.json").read_text())
         assert "eval" not in live and live["kept"]["epoch"] == epochs - 1  # nothing was validated
+
+
+def test_snapshots_are_scored_on_test_epoch_by_epoch(repo: Path) -> None:
+    test = pd.read_csv(repo / "data/split/test.csv")
+    for model, last in (("custom", 3), ("vgg19", 5), ("resnet50", 2)):
+        saved = sorted(path.name for path in (repo / "snapshots" / model).iterdir())
+        assert saved == [f"epoch-{epoch:04d}.weights.h5" for epoch in (1, 2)]
+        by_epoch = pd.read_csv(repo / "plots/evaluate/epochs" / f"{model}.csv")
+        assert sorted(by_epoch["epoch"].unique()) == sorted({1, 2, last})
+        for _, rows in by_epoch.groupby("epoch"):
+            assert sorted(rows["filename"]) == sorted(test["filename"])
+        final = pd.read_csv(repo / "plots/evaluate/predictions" / f"{model}.csv").set_index("filename")
+        at_last = by_epoch[by_epoch["epoch"] == last].set_index("filename")["probability"]
+        assert np.allclose(at_last, final.loc[at_last.index, "probability"], atol=1e-4)  # the model itself
+        first = by_epoch[by_epoch["epoch"] == 1].set_index("filename")["probability"]
+        assert not np.allclose(first, at_last.loc[first.index])  # other weights
 
 
 def test_evaluate_chooses_nothing_on_the_validation_split(repo: Path) -> None:

@@ -37,6 +37,7 @@ from stages.modeling.runtime import Runtime
 from stages.modeling.views import ViewParams, training_view
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
+from stages.pipeline.paths import snapshot_name
 
 
 class TrainingDiverged(ValueError):
@@ -146,8 +147,29 @@ class ResumeState:
         model.save_weights(self.root / f"{phase}.weights.h5")
         (self.root / f"{phase}.json").write_text(json.dumps(record))
 
+    @property
+    def snapshots(self) -> Path:
+        """Snapshot weights of this run (`train.snapshot_epochs`): kept here, so a resumed run has them."""
+        return self.root / "snapshots"
+
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class SaveSnapshots(keras.callbacks.Callback):
+    """Save the weights of `model` (the whole model, also while phase 1 trains its head alone)
+    after each of `epochs` (1-based, counted across phases) into `directory`."""
+
+    def __init__(self, model: keras.Model, epochs: set[int], directory: Path) -> None:
+        super().__init__()
+        self.whole = model
+        self.epochs = epochs
+        self.directory = directory
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if epoch + 1 in self.epochs:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.whole.save_weights(self.directory / snapshot_name(epoch + 1))
 
 
 @dataclass(frozen=True)
@@ -166,6 +188,7 @@ class Trainer:
     (`train.validation: none`), for exactly its epochs, keeping the last."""
 
     inputs: TrainingInputs  # set by run()
+    whole: keras.Model  # the model being trained (phase 1 may fit its head alone), set by run()
 
     def __init__(
         self,
@@ -309,6 +332,7 @@ class Trainer:
         callbacks: list[keras.callbacks.Callback] = [
             StopOnNonFiniteLoss(self.name, self.rate_key(phase)),  # first: before anything logs the epoch
             DVCLiveCallback(live=self.live),
+            SaveSnapshots(self.whole, set(self.params.snapshot_epochs), self.resume.snapshots),
             *self.resume.callbacks(phase, self.live),  # last: after the epoch is logged
         ]
         in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
@@ -348,6 +372,7 @@ class Trainer:
         with self.runtime.strategy.scope():
             if isinstance(own, CustomCNNParams):
                 model = build_custom_cnn(self.settings.image_size, own.filters, own.dropout, own.batch_norm)
+                self.whole = model
                 return self.train_every_layer(model)
             return self.run_transfer(own)
 
@@ -359,6 +384,7 @@ class Trainer:
 
     def run_transfer(self, own: BackboneParams) -> keras.Model:
         parts = build_transfer_model(self.name, self.settings.image_size, own.weights, own.dropout)
+        self.whole = parts.model
         if not parts.pretrained:  # nothing to transfer: train every layer from scratch
             return self.train_every_layer(parts.model)
 

@@ -15,7 +15,7 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,11 +161,14 @@ def resolve(names: list[str], refs: list[ExperimentRef], head: str | None) -> li
     return targets
 
 
-def predictions_at(rev: str | None, models: Iterable[str]) -> dict[str, pd.DataFrame]:
-    """The test predictions of every model that has them, at a commit (None: the workspace)."""
+def predictions_at(
+    rev: str | None, models: Iterable[str], path_of: Callable[[str], Path] = predictions_file
+) -> dict[str, pd.DataFrame]:
+    """The test predictions of every model that has them, at a commit (None: the workspace); with
+    `path_of=epoch_predictions_file`, those of its snapshots."""
     found = {}
     for model in models:
-        path = predictions_file(model)
+        path = path_of(model)
         text = (path.read_text() if path.is_file() else None) if rev is None else file_at(rev, path)
         if text is not None:
             try:

@@ -328,6 +328,12 @@ class TrainParams(Section):
         "cross-validation (small data: a few validation patients are noise)",
     )
     epochs: PositiveInt = Field(8, description="maximum epochs (train.validation none: exactly these)")
+    snapshot_epochs: list[PositiveInt] = Field(
+        [],
+        description="train.validation none: also keep the weights after these epochs (1-based, up to each "
+        "model's epochs) and score each on test (plots/evaluate/epochs/): a cross-validation summary "
+        "then gives the pooled AUC per epoch, to choose the epochs",
+    )
     batch_size: PositiveInt = Field(32, description="images (or patches) per batch and replica")
     learning_rate: Annotated[Number, Field(gt=0.0)] = Field(
         1e-3, description="Adam's learning rate (transfer learning's phase 2: fine_tune_learning_rate)"
@@ -378,6 +384,13 @@ class TrainParams(Section):
     def _min_epochs_within_epochs(self) -> TrainParams:
         """An epoch before min_epochs can neither stop training nor be kept: above a model's epochs,
         min_epochs would leave only the last epoch to keep. Without validation, every epoch runs."""
+        if self.snapshot_epochs and self.validation == "split":
+            raise ValueError(
+                "train.snapshot_epochs: with train.validation split the kept epoch is chosen on the "
+                "validation split; snapshots are for train.validation none"
+            )
+        if len(set(self.snapshot_epochs)) != len(self.snapshot_epochs):
+            raise ValueError(f"train.snapshot_epochs: {self.snapshot_epochs} names an epoch twice")
         if self.validation == "none":
             if self.lr_schedule == "plateau":
                 raise ValueError(

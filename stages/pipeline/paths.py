@@ -36,6 +36,7 @@ MODELS_DIR = Path("models")
 MODEL_FILE_NAME = "model.keras"
 DECISION_FILE_NAME = "decision.json"  # threshold, temperature, ensemble weight chosen on validation
 RESUME_DIR = MODELS_DIR / ".resume"  # state of interrupted training runs
+SNAPSHOTS_DIR = Path("snapshots")  # weights after train.snapshot_epochs, per model
 TRAIN_LOGS = Path("metrics/train")  # one DVCLive folder per model
 
 # evaluate
@@ -65,6 +66,21 @@ def decision_file(name: str, models_dir: Path = MODELS_DIR) -> Path:
 def predictions_file(model: str) -> Path:
     """Evaluate's per-image test predictions of a scored model (in git: `cache: false`)."""
     return TEST_PREDICTIONS / f"{model}.csv"
+
+
+def snapshot_dir(name: str) -> Path:
+    """A train stage's weights after `train.snapshot_epochs` (a DVC output, possibly empty)."""
+    return SNAPSHOTS_DIR / name
+
+
+def snapshot_name(epoch: int) -> str:
+    """The file name of a model's weights after `epoch` (1-based)."""
+    return f"epoch-{epoch:04d}.weights.h5"
+
+
+def epoch_predictions_file(model: str) -> Path:
+    """Evaluate's test predictions of a model's snapshots, one row per image and epoch (in git)."""
+    return EVALUATE_PLOTS / "epochs" / f"{model}.csv"
 
 
 def train_log_dir(name: str) -> Path:

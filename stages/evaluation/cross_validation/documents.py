@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from stages.evaluation.cross_validation.ensemble import ENSEMBLE_OUT_OF_FOLD, MemberChoice
 from stages.evaluation.cross_validation.figure import summary_figure
 from stages.evaluation.cross_validation.folds import COLUMNS, HEADLINE
 from stages.evaluation.cross_validation.summary import CVSummary
-from stages.evaluation.tables import estimate, mean_std, number, table
+from stages.evaluation.tables import estimate, is_number, mean_std, number, table
 from stages.pipeline.files import write_json
 
 
@@ -23,6 +24,80 @@ def _pooled_cell(entry: dict[str, Any], column: str) -> str:
 def _spread_cell(entry: dict[str, dict[str, Any]], column: str) -> str:
     stats = entry.get(column) or {}
     return mean_std(stats.get("mean"), stats.get("std"))
+
+
+def _members_override(choice: MemberChoice) -> str:
+    return f"-S 'evaluate.members=[{','.join(choice.members)}]'"
+
+
+def ensemble_lines(summary: CVSummary) -> list[str]:
+    """How the ensemble chosen out of fold chose, fold by fold, and what it recommends."""
+    choice = summary.ensemble_choice
+    if choice is None:
+        return []
+    models = list(choice.all_folds.model_aucs)
+    rows = [
+        [
+            str(fold),
+            ", ".join(chosen.members),
+            number(chosen.auc),
+            *(number(chosen.model_aucs[name]) for name in models),
+            number(chosen.colour_auc),
+        ]
+        for fold, chosen in sorted(choice.per_fold.items())
+    ]
+    everywhere = choice.all_folds
+    return [
+        "## The ensemble chosen out of fold",
+        "",
+        f"`{ENSEMBLE_OUT_OF_FOLD}`: for each test fold, the soft vote's members were chosen on the pooled "
+        "predictions of the other folds' patients (never on the fold it scores): the equal-weight set "
+        "of models with the highest pooled ROC AUC there, among the models that beat the colour baseline "
+        "there. Pooled ROC AUC on the other folds:",
+        "",
+        *table(
+            ["Test fold", "Members", "Their AUC", *models, "colour baseline"],
+            rows,
+            "ll" + "r" * (len(models) + 2),
+        ),
+        "",
+        f"Chosen on all {len(choice.per_fold)} folds: **{', '.join(everywhere.members)}** (pooled AUC "
+        f"{number(everywhere.auc)}): the members for a model trained on every patient, "
+        f"`{_members_override(everywhere)}`.",
+        "",
+    ]
+
+
+def epoch_lines(summary: CVSummary) -> list[str]:
+    """Pooled AUC by training epoch (snapshots), and the epochs it points to."""
+    if not summary.epochs:
+        return []
+    lines = [
+        "## Pooled ROC AUC by epoch",
+        "",
+        "Every fold's snapshots (`train.snapshot_epochs`) scored on its test patients and pooled epoch by "
+        "epoch; the last row is the model the folds kept. The best epoch is chosen on the same "
+        "predictions, so its AUC is optimistic; with a cosine learning rate a snapshot is not what a "
+        "shorter run trains: cross-validate the epochs it points to before relying on them.",
+        "",
+    ]
+    for model, curve in summary.epochs.items():
+        rows = [
+            [
+                str(row.epoch),
+                estimate(row.roc_auc, {"low": row.low, "high": row.high} if is_number(row.low) else None),
+                str(row.images),
+            ]
+            for row in curve.table.itertuples()
+        ]
+        lines += [
+            f"**{model}**: best at epoch {curve.best_epoch} of {curve.last_epoch} "
+            f"(`-S train.{model}.epochs={curve.best_epoch}`).",
+            "",
+            *table(["Epoch", "ROC AUC", "Images"], rows, "rrr"),
+            "",
+        ]
+    return lines
 
 
 def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
@@ -55,6 +130,8 @@ def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
             align,
         ),
         "",
+        *ensemble_lines(summary),
+        *epoch_lines(summary),
         "## Mean ± std over folds",
         "",
         "How much a score depends on which patients are tested (sample standard deviation).",
@@ -145,8 +222,37 @@ def summary_json(summary: CVSummary) -> dict[str, Any]:
             "pooled": summary.pooled,
             "mean_std": summary.spread,
             "per_fold": per_fold,
+            "ensemble_choice": _choice_json(summary),
+            "epochs": {
+                model: {
+                    "best_epoch": curve.best_epoch,
+                    "last_epoch": curve.last_epoch,
+                    "by_epoch": curve.table.to_dict(orient="records"),
+                }
+                for model, curve in summary.epochs.items()
+            },
         }
     )
+
+
+def _choice_json(summary: CVSummary) -> dict[str, Any] | None:
+    choice = summary.ensemble_choice
+    if choice is None:
+        return None
+
+    def one(chosen: MemberChoice) -> dict[str, Any]:
+        return {
+            "members": list(chosen.members),
+            "auc": chosen.auc,
+            "model_aucs": chosen.model_aucs,
+            "colour_baseline_auc": chosen.colour_auc,
+        }
+
+    return {
+        "per_test_fold": {str(fold): one(chosen) for fold, chosen in sorted(choice.per_fold.items())},
+        "all_folds": one(choice.all_folds),
+        "recommended": {"evaluate.members": list(choice.all_folds.members)},
+    }
 
 
 def write_summary(summary: CVSummary, directory: Path) -> str:

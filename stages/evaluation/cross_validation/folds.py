@@ -4,7 +4,7 @@ params, metrics/evaluate.json and test predictions, and the headline values of i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -57,6 +57,7 @@ class FoldResult:
     predictions: dict[str, pd.DataFrame]  # scored model -> plots/evaluate/predictions/<model>.csv
     baseline: str | None = None  # the commit the experiment was run on, when it is an experiment
     code: str | None = None  # identity of the code it ran (git tree ids of stages/ and dvc.yaml)
+    epochs: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> its snapshots' test predictions
 
     @property
     def settings(self) -> FoldSettings:

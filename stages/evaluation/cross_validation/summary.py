@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from stages.evaluation.cross_validation.checks import CheckedFolds, check_folds
+from stages.evaluation.cross_validation.ensemble import (
+    ENSEMBLE_OUT_OF_FOLD,
+    OutOfFoldEnsemble,
+    out_of_fold_ensemble,
+)
+from stages.evaluation.cross_validation.epochs import EpochCurve, epoch_curves
 from stages.evaluation.cross_validation.folds import COLUMNS, HEADLINE, FoldResult, FoldSettings, headline
 from stages.evaluation.cross_validation.pooled import pooled_intervals, pooled_metrics, pooled_predictions
 from stages.evaluation.tables import is_number
+from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES
 
 
 @dataclass
@@ -27,15 +34,25 @@ class CVSummary:
     spread: dict[str, dict[str, dict[str, Any]]]  # model -> metric -> mean, std, folds
     pooled: dict[str, dict[str, Any]]  # model -> headline values, ci, images, patients, ...
     warnings: list[str]
+    ensemble_choice: OutOfFoldEnsemble | None = None  # when every model and the colour baseline were scored
+    epochs: dict[str, EpochCurve] = field(default_factory=dict)  # model -> pooled AUC by epoch (snapshots)
 
 
-def fold_table(checked: CheckedFolds) -> pd.DataFrame:
-    """One row per fold and scored entry: its headline metrics, threshold and test set size."""
+def fold_table(checked: CheckedFolds, chosen: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per fold and scored entry: its headline metrics, threshold and test set size (and
+    the ensemble chosen out of fold's, from its pooled predictions `chosen`)."""
     rows = []
     for result in checked.results:
         tested = result.predictions[checked.models[0]]  # every model predicts the same test images
-        for model in [*checked.models, *checked.baselines]:
-            entry = result.metrics[model]
+        entries = {model: result.metrics[model] for model in [*checked.models, *checked.baselines]}
+        if chosen is not None:
+            mine = chosen[chosen["fold"] == result.fold]
+            entries = _after(
+                entries,
+                ENSEMBLE,
+                {ENSEMBLE_OUT_OF_FOLD: {**pooled_metrics(mine), "threshold": mine["threshold"].iloc[0]}},
+            )
+        for model, entry in entries.items():
             threshold = entry.get("threshold")
             rows.append(
                 {
@@ -53,6 +70,13 @@ def fold_table(checked: CheckedFolds) -> pd.DataFrame:
         rows,
         columns=["fold", "model", *COLUMNS, "threshold", "test_images", "test_patients", "experiment", "rev"],
     )
+
+
+def _after(entries: dict[str, Any], key: str, new: dict[str, Any]) -> dict[str, Any]:
+    """`entries` with `new` inserted after `key` (at the end when it is absent)."""
+    keys = list(entries)
+    at = keys.index(key) + 1 if key in keys else len(keys)
+    return {k: entries[k] for k in keys[:at]} | new | {k: entries[k] for k in keys[at:]}
 
 
 def _finite(value: float) -> float | None:
@@ -92,10 +116,15 @@ def summarise_folds(results: Sequence[FoldResult], label: str) -> CVSummary:
     """Check the folds and compute the per-fold, mean +- std and pooled out-of-fold summaries."""
     checked = check_folds(results)
     settings = checked.settings
-    table = fold_table(checked)
+    frames = {model: pooled_predictions(checked, model) for model in checked.models}
+    members = [name for name in MODEL_NAMES if name in frames]
+    choice = None
+    if len(members) > 1 and {ENSEMBLE, COLOUR_BASELINE} <= set(frames) and len(checked.results) > 1:
+        choice = out_of_fold_ensemble(frames, members, COLOUR_BASELINE)
+        frames = _after(frames, ENSEMBLE, {ENSEMBLE_OUT_OF_FOLD: choice.pooled})
+    table = fold_table(checked, None if choice is None else choice.pooled)
     pooled: dict[str, dict[str, Any]] = {}
-    for model in checked.models:
-        frame = pooled_predictions(checked, model)
+    for model, frame in frames.items():
         scores = pooled_metrics(frame)
         pooled[model] = {
             **{m.column: _finite(scores[m.level].get(m.key, math.nan)) for m in HEADLINE},
@@ -126,9 +155,11 @@ def summarise_folds(results: Sequence[FoldResult], label: str) -> CVSummary:
         settings=settings,
         experiments=experiments,
         missing_folds=checked.missing_folds,
-        models=[*checked.models, *checked.baselines],
+        models=[*frames, *checked.baselines],
         folds=table,
         spread=mean_std(table),
         pooled=pooled,
         warnings=checked.warnings,
+        ensemble_choice=choice,
+        epochs=epoch_curves(checked.results, settings),
     )

@@ -1,0 +1,91 @@
+"""The ensemble chosen out of fold: for every test fold, the members of the soft vote are chosen on
+the pooled out-of-fold predictions of the other folds' patients (the training patients of that
+fold), never on the fold it is scored on, then applied to it.
+
+The candidates are every non-empty set of models, each averaged with equal weights; a model whose
+pooled ROC AUC on those patients does not beat the colour baseline's is left out (when none does,
+the best single model is the only candidate). The set with the highest pooled AUC there wins; a tie
+goes to the smaller set. Single models are candidates, so on the patients it is chosen on the
+ensemble is never below its best member; the pooled table says whether that held on the patients it
+was not chosen on. The same choice on all the folds is the recommendation for a final model
+(`evaluate.members`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from stages.evaluation.plots import CLASS_NAMES
+
+ENSEMBLE_OUT_OF_FOLD = "ensemble_oof"  # its name in the summary's tables
+
+
+@dataclass(frozen=True)
+class MemberChoice:
+    members: tuple[str, ...]
+    auc: float  # pooled ROC AUC of their mean on the patients it was chosen on
+    model_aucs: dict[str, float]  # each model's there
+    colour_auc: float  # the colour baseline's there
+
+
+def _auc(targets: np.ndarray, scores: np.ndarray) -> float:
+    return float(skm.roc_auc_score(targets, scores)) if len(np.unique(targets)) == 2 else float("nan")
+
+
+def choose_members(
+    probabilities: pd.DataFrame, colour: np.ndarray, targets: np.ndarray, models: Sequence[str]
+) -> MemberChoice:
+    """The best equal-weight set of `models` (columns of `probabilities`) on these rows."""
+    model_aucs = {name: _auc(targets, probabilities[name].to_numpy()) for name in models}
+    colour_auc = _auc(targets, colour)
+    eligible = [name for name in models if model_aucs[name] > colour_auc]
+    if not eligible:
+        eligible = [max(models, key=lambda name: model_aucs[name])]
+    best: tuple[float, int, tuple[str, ...]] | None = None
+    for size in range(1, len(eligible) + 1):
+        for members in combinations(eligible, size):
+            auc = _auc(targets, probabilities[list(members)].mean(axis=1).to_numpy())
+            if best is None or auc > best[0]:  # strictly better: ties keep the smaller, earlier set
+                best = (auc, size, members)
+    assert best is not None
+    return MemberChoice(best[2], best[0], model_aucs, colour_auc)
+
+
+@dataclass(frozen=True)
+class OutOfFoldEnsemble:
+    pooled: pd.DataFrame  # as stages.evaluation.cross_validation.pooled.pooled_predictions
+    per_fold: dict[int, MemberChoice]  # test fold -> the members chosen on the other folds
+    all_folds: MemberChoice  # chosen on every fold: the recommendation for a final model
+
+
+def out_of_fold_ensemble(
+    pooled: Mapping[str, pd.DataFrame], models: Sequence[str], colour: str
+) -> OutOfFoldEnsemble:
+    """`pooled`: each model's (and the colour baseline's, and the fold ensemble's: its threshold)
+    pooled predictions (`pooled_predictions`), every image once."""
+    base = pooled["ensemble"].sort_values("filename").reset_index(drop=True)
+    aligned = {
+        name: pooled[name].set_index("filename")["probability"].reindex(base["filename"]).to_numpy()
+        for name in [*models, colour]
+    }
+    probabilities = pd.DataFrame({name: aligned[name] for name in models})
+    targets = base["target"].to_numpy()
+    folds = base["fold"].to_numpy()
+    combined = np.full(len(base), np.nan)
+    per_fold = {}
+    for fold in sorted(set(folds.tolist())):
+        train = folds != fold
+        choice = choose_members(probabilities[train], aligned[colour][train], targets[train], models)
+        per_fold[int(fold)] = choice
+        combined[~train] = probabilities.loc[~train, list(choice.members)].mean(axis=1).to_numpy()
+    frame = base.assign(probability=combined)
+    frame["decision"] = (frame["probability"] >= frame["threshold"]).astype(int)
+    frame["predicted"] = np.where(frame["decision"] == 1, CLASS_NAMES[1], CLASS_NAMES[0])
+    everywhere = choose_members(probabilities, aligned[colour], targets, models)
+    return OutOfFoldEnsemble(frame, per_fold, everywhere)
