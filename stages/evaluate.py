@@ -191,6 +191,16 @@ def evaluate_all(
     return summary
 
 
+def mark_unseen_magnifications(summary: dict[str, Any], seen: dict[str, set[int]]) -> None:
+    """Add `seen_in_training` to each model's (and the ensemble's: all members) per-magnification
+    entries: false where the model never trained on an image of that magnification."""
+    members = summary["ensemble_weights"]
+    seen = {**seen, ENSEMBLE: set.intersection(*(seen[name] for name in members))}
+    for name, magnifications in seen.items():
+        for key, entry in summary[name]["by_magnification"].items():
+            entry["seen_in_training"] = int(key.removesuffix("X")) in magnifications
+
+
 def trained_on_validation(names: tuple[str, ...]) -> list[str]:
     """The models whose descriptions say they trained on the validation split (`train.validation: none`)."""
     return [name for name in names if read_description(model_file(name)).training.get("validation") == "none"]
@@ -207,6 +217,9 @@ def main() -> None:
     scored = {name: splits[name] for name in ("val", "test") if name in splits}
     probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
+    mark_unseen_magnifications(
+        summary, {name: set(read_description(model_file(name)).data.magnifications) for name in MODEL_NAMES}
+    )
     chosen = decisions(
         summary,
         params.evaluate,

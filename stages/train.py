@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("model", choices=MODEL_NAMES)
     name = parser.parse_args().model
     params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
-    train_rows = read_table(AUGMENTED_TRAIN, ("path", "target"), "augment")
-    val_rows = read_table(VAL_SPLIT, ("path", "target"), "split")
+    train_rows = read_table(AUGMENTED_TRAIN, ("path", "target", "magnification"), "augment")
+    val_rows = read_table(VAL_SPLIT, ("path", "target", "magnification"), "split")
     if params.train.validation == "none":  # the validation patients are trained on, never validated on
         train_rows, val_rows = pd.concat([train_rows, val_rows], ignore_index=True), val_rows.iloc[:0]
 
@@ -83,6 +83,7 @@ def main() -> None:
             data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
             images=len(train_rows),
             validation_images=len(val_rows),
+            magnifications=set(train_rows["magnification"]),
             training={
                 "validation": params.train.validation,
                 "epochs_trained": trainer.epoch,

@@ -103,6 +103,7 @@ def described_file(folder: Path, name: str, params: Params | None = None, **chan
         data_files=[],
         images=24,
         validation_images=0,
+        magnifications=(params or tiny_run_params()).data.magnifications,
         training={"epochs_trained": 2, "kept_epoch": 1},
     ).model_copy(update=changes)
     path = model_file(name, folder)
@@ -144,6 +145,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
             data_files=[],
             images=len(images),
             validation_images=0,
+            magnifications=tiny_run_params().data.magnifications,
             training={"epochs_trained": 2, "kept_epoch": -1},
         )
         save_model(model, model_file(name, folder), description)

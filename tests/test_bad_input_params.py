@@ -194,6 +194,50 @@ CASES: dict[str, Case] = {
         {"train.vgg19.epochs": 1},
         "train.min_epochs: 3 is above the epochs of a model: vgg19 trains 1 (train.vgg19.epochs);",
     ),
+    # ---- train.validation none: nothing may be chosen on the validation split it trains on ----
+    "youden threshold without validation": Case(
+        {"train.validation": "none", "train.lr_schedule": "cosine", "evaluate.threshold": "youden"},
+        "evaluate.threshold: youden is chosen on the validation split, which train.validation: none "
+        "trains on; set a probability",
+    ),
+    "temperature without validation": Case(
+        {"train.validation": "none", "train.lr_schedule": "constant", "evaluate.calibration": "temperature"},
+        "evaluate.calibration: temperature is chosen on the validation split",
+    ),
+    "val_auc weights without validation": Case(
+        {"train.validation": "none", "train.lr_schedule": "cosine", "evaluate.ensemble": "val_auc"},
+        "evaluate.ensemble: val_auc is chosen on the validation split",
+    ),
+    "plateau schedule without validation": Case(
+        {"train.validation": "none"},
+        "train.lr_schedule: plateau halves the rate on a plateau of the validation metric, and "
+        "train.validation is none; use constant or cosine",
+    ),
+    "snapshots with a validation split": Case(
+        {"train.snapshot_epochs": [2]},
+        "train.snapshot_epochs: with train.validation split the kept epoch is chosen on the validation split",
+    ),
+    "a snapshot epoch twice": Case(
+        {"train.validation": "none", "train.lr_schedule": "cosine", "train.snapshot_epochs": [2, 2]},
+        "train.snapshot_epochs: [2, 2] names an epoch twice",
+    ),
+    "a snapshot epoch zero": Case(
+        {"train.validation": "none", "train.lr_schedule": "cosine", "train.snapshot_epochs": [0]},
+        "train.snapshot_epochs.0: Input should be greater than 0 (got 0)",
+    ),
+    "an ensemble member twice": Case(
+        {"evaluate.members": ["custom", "custom"]},
+        "evaluate.members: ['custom', 'custom'] names a model twice",
+    ),
+    "an unknown ensemble member": Case(
+        {"evaluate.members": ["custom", "vgg16"]}, "evaluate.members.1: Input should be 'custom', 'vgg19' or"
+    ),
+    "no ensemble member": Case(
+        {"evaluate.members": []}, "evaluate.members: List should have at least 1 item"
+    ),
+    "validation neither split nor none": Case(
+        {"train.validation": "off"}, "train.validation: Input should be 'split' or 'none' (got 'off')"
+    ),
     # ---- workers capped at WORKERS_PER_CORE x this machine's cores: accepted before ----
     "ingest workers above the cap": Case(
         {"ingest.workers": CAP + 1},
@@ -540,6 +584,7 @@ def test_evaluate_and_predict_refuse_a_model_with_non_finite_weights(tmp_path: P
         data_files=[],
         images=8,
         validation_images=0,
+        magnifications=tiny_run_params().data.magnifications,
         training={"epochs_trained": 1, "kept_epoch": 0},
     )
     save_model(model, path, description)  # as a diverged run before this check would have

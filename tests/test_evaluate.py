@@ -49,3 +49,57 @@ def test_thresholds_and_ensemble_weights_come_from_validation(no_colour_baseline
     assert summary["ensemble_weights"] == pytest.approx({"custom": 2 / 3, "vgg19": 0.0, "resnet50": 1 / 3})
     assert summary["custom"]["image"]["roc_auc"] == 0.0  # scored on test, as chosen on val
     assert summary["majority_baseline"]["class"] == "malignant"  # the train prior (test: benign)
+
+
+def test_members_alone_make_the_ensemble(no_colour_baseline: None) -> None:
+    splits = {
+        "train": split("a", [0, 1, 1]),
+        "val": split("v", [0, 0, 1, 1]),
+        "test": split("t", [0, 0, 1, 1]),
+    }
+    outputs = {
+        "custom": np.array([0.1, 0.2, 0.7, 0.8]),
+        "vgg19": np.array([0.9, 0.9, 0.1, 0.1]),
+        "resnet50": np.array([0.3, 0.2, 0.9, 0.6]),
+    }
+    probabilities = {name: {"val": p, "test": p} for name, p in outputs.items()}
+    params = EvaluateParams(members=["custom", "resnet50"], bootstrap_resamples=100)
+    summary = evaluate.evaluate_all(splits, probabilities, params, seed=0)
+    assert summary["ensemble_weights"] == {"custom": 0.5, "resnet50": 0.5}
+    assert summary["ensemble"]["image"]["roc_auc"] == 1.0  # vgg19 (reversed) left out
+    assert set(summary["vgg19"]) >= {"val_roc_auc"}  # still scored, on its own
+
+
+def test_without_validation_nothing_is_chosen_and_nothing_read_from_val(no_colour_baseline: None) -> None:
+    """train.validation none: evaluate gets no "val" split (the models trained on it)."""
+    splits = {"train": split("a", [0, 1, 1]), "test": split("t", [0, 0, 1, 1])}
+    probabilities = {
+        name: {"test": np.array([0.2, 0.6, 0.4, 0.9])} for name in ("custom", "vgg19", "resnet50")
+    }
+    summary = evaluate.evaluate_all(splits, probabilities, EvaluateParams(bootstrap_resamples=100), seed=0)
+    assert summary["ensemble_weights"] == pytest.approx(dict.fromkeys(("custom", "vgg19", "resnet50"), 1 / 3))
+    for name in ("custom", "vgg19", "resnet50", "ensemble", "colour_baseline"):
+        assert summary[name]["threshold"] == 0.5 and "val_roc_auc" not in summary[name]
+    with pytest.raises(ValueError, match="evaluate.threshold: youden needs a validation split"):
+        evaluate.evaluate_all(splits, probabilities, EvaluateParams(threshold="youden"), seed=0)
+
+
+def test_magnifications_a_model_never_trained_on_are_marked(no_colour_baseline: None) -> None:
+    from stages.evaluation.report import magnification_lines
+
+    rows = pd.concat([split("t", [0, 1, 0, 1]).assign(magnification=m) for m in (40, 100)], ignore_index=True)
+    rows["patient"] = rows["patient_group"] = [f"p{i}" for i in range(len(rows))]
+    splits = {"train": split("a", [0, 1, 1]), "test": rows}
+    probabilities = {n: {"test": np.tile([0.2, 0.7, 0.3, 0.8], 2)} for n in ("custom", "vgg19", "resnet50")}
+    summary = evaluate.evaluate_all(splits, probabilities, EvaluateParams(bootstrap_resamples=100), seed=0)
+    evaluate.mark_unseen_magnifications(summary, {"custom": {40, 100}, "vgg19": {100}, "resnet50": {40, 100}})
+    assert summary["custom"]["by_magnification"]["40X"]["seen_in_training"] is True
+    assert summary["vgg19"]["by_magnification"]["40X"]["seen_in_training"] is False
+    assert summary["vgg19"]["by_magnification"]["100X"]["seen_in_training"] is True
+    assert summary["ensemble"]["by_magnification"]["40X"]["seen_in_training"] is False  # vgg19 is a member
+    lines = "\n".join(magnification_lines(summary))
+    assert "never trained on" in lines
+    assert (
+        "| 40X | 1.000 / 1.000 | 1.000 / 1.000 † |" in lines
+        and "| 100X | 1.000 / 1.000 | 1.000 / 1.000 |" in lines
+    )

@@ -42,6 +42,32 @@ def metrics_table(summary: dict[str, Any]) -> list[str]:
     )
 
 
+def magnification_lines(summary: dict[str, Any]) -> list[str]:
+    """ROC AUC and accuracy per magnification of the test images; a mark where a model never
+    trained on that magnification (its output there is extrapolation)."""
+    models = [model for model in EVALUATED if model in summary and summary[model].get("by_magnification")]
+    keys = sorted({key for m in models for key in summary[m]["by_magnification"]}, key=lambda k: int(k[:-1]))
+    if not models or not keys:
+        return []
+
+    def cell(model: str, key: str) -> str:
+        entry = summary[model]["by_magnification"].get(key)
+        if entry is None:
+            return ""
+        mark = " †" if entry.get("seen_in_training") is False else ""
+        return f"{number(entry.get('roc_auc'))} / {number(entry.get('accuracy'))}{mark}"
+
+    rows = [[key, *(cell(model, key) for model in models)] for key in keys]
+    unseen = any("†" in value for row in rows for value in row)
+    return [
+        "ROC AUC / accuracy per magnification of the test images"
+        + (" († a magnification the model never trained on: extrapolation):" if unseen else ":"),
+        "",
+        *table(["Magnification", *models], rows, "l" + "r" * len(models)),
+        "",
+    ]
+
+
 def baseline_lines(summary: dict[str, Any], confidence: float) -> list[str]:
     """How each model compares with the colour baseline, paired on the test images (the verdicts of
     stages.evaluation.bootstrap), and which models collapsed."""
@@ -144,6 +170,7 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "",
         *baseline_lines(summary, confidence),
         "",
+        *magnification_lines(summary),
         *calibration_lines(summary),
         " ".join(f"![{title}]({link / file})" for title, file in FIGURES),
         "",

@@ -71,7 +71,7 @@ class ModelInput(_Record):
 class TrainingData(_Record):
     source: Literal["synthetic", "breakhis", "kaggle"]
     path: str | None
-    magnifications: list[int]
+    magnifications: list[int]  # those of the images it was trained on (not merely data.magnifications)
     images: int  # train images (after augmentation) and validation images
     validation_images: int
     digests: dict[str, str]  # SHA-256 of the split files the model was trained and validated on
@@ -140,6 +140,7 @@ def describe(
     data_files: Sequence[Path],
     images: int,
     validation_images: int,
+    magnifications: Sequence[int],
     training: dict[str, Any],
 ) -> ModelDescription:
     """The description of a model the train stage has just trained with `params`."""
@@ -162,7 +163,7 @@ def describe(
         data=TrainingData(
             source=params.data.source,
             path=params.data.path,
-            magnifications=list(params.data.magnifications),
+            magnifications=sorted(int(m) for m in magnifications),
             images=images,
             validation_images=validation_images,
             digests={str(path): file_digest(path) for path in data_files},

@@ -1,0 +1,97 @@
+"""Named, versioned param sets (profiles/<name>.yaml): checked against the schema, applied as `-S`
+overrides by stages.exp_run and stages.cross_validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import cross_validate, exp_run
+from stages.pipeline.params import Params
+from stages.pipeline.profiles import apply, available, load_profile
+from tests.conftest import PROJECT_ROOT
+
+PROFILES = PROJECT_ROOT / "profiles"
+
+
+def write(folder: Path, name: str, content: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return path
+
+
+@pytest.mark.parametrize("name", available(PROFILES))
+def test_every_shipped_profile_is_valid_and_its_overrides_rebuild_it(name: str) -> None:
+    profile = load_profile(name, PROFILES)
+    assert profile.version >= 1 and profile.description
+    # each -S value parses back (as YAML, as dvc exp run does) to the profile's value
+    parsed = {o.split("=", 1)[0]: yaml.safe_load(o.split("=", 1)[1]) for o in profile.overrides()}
+    assert parsed == profile.params
+    Params.model_validate(apply(Params().model_dump(mode="json"), profile.params))
+
+
+def test_the_real_data_profile_trains_on_every_patient() -> None:
+    params = Params.model_validate(
+        apply(Params().model_dump(mode="json"), load_profile("real-patches", PROFILES).params)
+    )
+    assert params.data.source == "breakhis" and params.train.validation == "none"
+    assert params.train.input == "patches" and params.evaluate.calibration == "none"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            {"version": 1, "description": "x", "params": {"train": {"epochz": 3}}},
+            "bad.yaml: invalid params\n  train.epochz: unknown key",
+        ),
+        (
+            {"version": 1, "description": "x", "params": {"train": {"validation": "none"}}},
+            "bad.yaml: invalid params\n  train.lr_schedule: plateau halves the rate",
+        ),
+        (
+            {"version": 0, "description": "x", "params": {"seed": 1}},
+            "version: 0 is not a positive whole number",
+        ),
+        ({"description": "x", "params": {"seed": 1}}, "holds exactly `version`, `description` and `params`"),
+        ({"version": 1, "description": "x", "params": {}}, "params: expected the keys to set"),
+        ("version: 1\nversion: 2\ndescription: x\nparams: {seed: 1}\n", "not readable YAML"),
+    ],
+)
+def test_a_bad_profile_is_refused_naming_the_file_and_key(
+    tmp_path: Path, content: object, message: str
+) -> None:
+    write(tmp_path, "bad", content)
+    with pytest.raises(ValueError) as refused:
+        load_profile("bad", tmp_path)
+    assert message in str(refused.value) and str(tmp_path / "bad.yaml") in str(refused.value)
+
+
+def test_an_unknown_profile_names_the_ones_there(tmp_path: Path) -> None:
+    write(tmp_path, "one", {"version": 1, "description": "x", "params": {"seed": 1}})
+    with pytest.raises(ValueError, match=r"--profile two: no .*two.yaml \(profiles here: one\)"):
+        load_profile("two", tmp_path)
+
+
+def test_exp_run_prints_the_profile_then_the_users_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    exp_run.main(["--profile", "real-patches", "--print", "-S", "data.path=/data/x.tar.gz", "-n", "real"])
+    command = capsys.readouterr().out.strip()
+    assert command.startswith("dvc exp run -S data.source=breakhis ")
+    assert "-S train.validation=none" in command and "-S 'data.magnifications=[40, 100, 200, 400]'" in command
+    assert command.endswith("-S data.path=/data/x.tar.gz -n real")  # the user's last: they win
+
+
+def test_a_profile_may_not_set_what_the_cross_validation_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        tmp_path / "profiles", "folded", {"version": 1, "description": "x", "params": {"split": {"fold": 2}}}
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"-S split.fold=2: split.fold is set by this command"):
+        cross_validate.main(["--profile", "folded"])
+    with pytest.raises(ValueError, match="--summarise trains nothing: --profile"):
+        cross_validate.main(["--summarise", "--profile", "folded"])
