@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from stages.evaluation.cross_validation.documents import write_summary
+from stages.evaluation.cross_validation.documents import repeated_markdown, write_summary
 from stages.evaluation.cross_validation.folds import FoldResult, scored_models
-from stages.evaluation.cross_validation.summary import summarise_folds
+from stages.evaluation.cross_validation.summary import CVSummary, summarise_folds
 from stages.pipeline.experiments import (
     ExperimentRef,
     Target,
@@ -110,7 +110,7 @@ def load(target: Target) -> FoldResult:
     )
 
 
-def summarise(label: str, targets: list[Target]) -> str:
+def summarise(label: str, targets: list[Target]) -> CVSummary:
     """Summarise the experiments into cv/<label>/s<seed>/, print the summary and return it."""
     summary = summarise_folds([load(target) for target in targets], label)
     for warning in summary.warnings:
@@ -119,7 +119,7 @@ def summarise(label: str, targets: list[Target]) -> str:
     text = write_summary(summary, directory)
     print(text)
     print(f"wrote {directory}/summary.md, summary.json, folds.csv, summary.png", file=sys.stderr)
-    return text
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,8 +325,14 @@ def main(argv: list[str] | None = None) -> None:
         summarise(named, resolve(args.summarise, refs, head))
         return
     label = args.label or DEFAULT_LABEL
-    for names in by_label(label, args.seed, refs).values():
-        summarise(label, resolve(names, refs, head))
+    summaries = [
+        summarise(label, resolve(names, refs, head)) for names in by_label(label, args.seed, refs).values()
+    ]
+    if len(summaries) > 1:
+        text = repeated_markdown(sorted(summaries, key=lambda summary: summary.settings.seed))
+        (CV_DIR / label / "repeated.md").write_text(text)
+        print(text)
+        print(f"wrote {CV_DIR / label}/repeated.md", file=sys.stderr)
 
 
 if __name__ == "__main__":

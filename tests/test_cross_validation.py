@@ -621,3 +621,15 @@ def test_a_folds_own_predictions_never_choose_its_members() -> None:
     assert any(
         changed.per_fold[f].model_aucs["vgg19"] > plain.per_fold[f].model_aucs["vgg19"] for f in (0, 1, 3)
     )
+
+
+def test_repeated_cross_validation_gives_each_seed_and_the_mean_over_seeds() -> None:
+    from stages.evaluation.cross_validation.documents import repeated_markdown
+
+    summaries = [summarise_folds(three_model_folds(seed=seed), "t") for seed in (7, 8)]
+    text = repeated_markdown(summaries)
+    assert "# Repeated cross-validation `t`: 2 seeds" in text and "| seed 7 | seed 8 | mean ± std |" in text
+    aucs = [s.pooled["ensemble_oof"]["image_roc_auc"] for s in summaries]
+    row = next(line for line in text.splitlines() if line.startswith("| ensemble_oof | ROC AUC |"))
+    assert f"{np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f}" in row
+    assert "| majority_baseline | accuracy |" in text

@@ -255,6 +255,44 @@ def _choice_json(summary: CVSummary) -> dict[str, Any] | None:
     }
 
 
+def repeated_markdown(summaries: list[CVSummary]) -> str:
+    """Repeated cross-validation: each model's pooled out-of-fold ROC AUC and accuracy per seed
+    (other fold assignments), and their mean and standard deviation over the seeds."""
+    seeds = [summary.settings.seed for summary in summaries]
+    models = [m for m in summaries[0].models if all(m in s.pooled for s in summaries)]
+    rows = []
+    for model in models:
+        for column, title in (("image_roc_auc", "ROC AUC"), ("image_accuracy", "accuracy")):
+            values = [summary.pooled[model].get(column) for summary in summaries]
+            if not all(is_number(v) for v in values):
+                continue
+            cells = [
+                _pooled_cell(summary.pooled[model], column) if column == "image_roc_auc" else number(value)
+                for summary, value in zip(summaries, values, strict=True)
+            ]
+            spread = mean_std(
+                float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+            )
+            rows.append([model, title, *cells, spread])
+    label = summaries[0].label
+    return "\n".join(
+        [
+            f"# Repeated cross-validation `{label}`: {len(seeds)} seeds",
+            "",
+            f"{summaries[0].settings.folds} patient-grouped folds per seed; each seed assigns the patient "
+            "groups to other folds (and trains with other randomness). Pooled out-of-fold values per seed "
+            "(ROC AUC with its interval resampling patient groups), then mean ± std over the seeds.",
+            "",
+            *table(
+                ["Model", "Metric", *(f"seed {seed}" for seed in seeds), "mean ± std"],
+                rows,
+                "ll" + "r" * (len(seeds) + 1),
+            ),
+            "",
+        ]
+    )
+
+
 def write_summary(summary: CVSummary, directory: Path) -> str:
     """Write summary.md, summary.json, folds.csv and summary.png into `directory`; return the markdown."""
     directory.mkdir(parents=True, exist_ok=True)
