@@ -214,7 +214,7 @@ def main() -> None:
     }
     if trained_on_validation(MODEL_NAMES):  # val is training data: train on both, choose nothing there
         splits["train"] = pd.concat([splits["train"], splits.pop("val")], ignore_index=True)
-    scored = {name: splits[name] for name in ("val", "test") if name in splits}
+    scored: dict[str, pd.DataFrame] = {name: splits[name] for name in ("val", "test") if name in splits}
     probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
     mark_unseen_magnifications(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.cross_validate import load, resolve, summarise
+from stages.evaluation.cross_validation.documents import markdown
 from stages.evaluation.metrics import BALANCED_ACCURACY, ROC_AUC
 from stages.evaluation.tables import estimate, table
 from stages.pipeline.experiments import ExperimentRef, dvc, experiment_refs, head_or_none
@@ -111,7 +112,7 @@ def summarise_command(args: argparse.Namespace) -> None:
         if entry.fold is not None and entry.name in present:
             cross_validations.setdefault((entry.label, entry.seed), []).append(entry.name)
     for (label, _), names in cross_validations.items():
-        lines += [summarise(label, resolve(names, refs, head)), ""]
+        lines += [markdown(summarise(label, resolve(names, refs, head))), ""]
     sweeps = [entry for entry in entries if entry.fold is None]
     if sweeps:
         lines += [

@@ -83,7 +83,7 @@ def main() -> None:
             data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
             images=len(train_rows),
             validation_images=len(val_rows),
-            magnifications=set(train_rows["magnification"]),
+            magnifications=sorted(set(train_rows["magnification"])),
             training={
                 "validation": params.train.validation,
                 "epochs_trained": trainer.epoch,

@@ -26,7 +26,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -42,7 +42,8 @@ from pydantic_core import PydanticCustomError
 
 from stages.pipeline.paths import PARAMS_FILE
 
-MODEL_NAMES = ("custom", "vgg19", "resnet50")  # each has a train.<name> section and a train stage
+ModelName = Literal["custom", "vgg19", "resnet50"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)  # each has a train.<name> section and a train stage
 ENSEMBLE = "ensemble"  # the soft vote of the models, scored beside them
 SCORED_MODELS = (*MODEL_NAMES, ENSEMBLE)  # what evaluate, the report and the card list
 COLOUR_BASELINE = "colour_baseline"  # scored beside them: what every model must beat
@@ -450,8 +451,8 @@ class EvaluateParams(Section):
     ensemble: Literal["mean", "val_auc"] = Field(
         "mean", description="soft vote: mean | val_auc (weights by validation AUC above chance)"
     )
-    members: list[Literal["custom", "vgg19", "resnet50"]] = Field(
-        list(MODEL_NAMES),
+    members: list[ModelName] = Field(
+        list(get_args(ModelName)),
         min_length=1,
         description="the models of the soft vote (a cross-validation summary recommends them, chosen out "
         "of fold)",

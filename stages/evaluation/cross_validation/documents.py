@@ -84,11 +84,11 @@ def epoch_lines(summary: CVSummary) -> list[str]:
     for model, curve in summary.epochs.items():
         rows = [
             [
-                str(row.epoch),
-                estimate(row.roc_auc, {"low": row.low, "high": row.high} if is_number(row.low) else None),
-                str(row.images),
+                str(row["epoch"]),
+                estimate(row["roc_auc"], (row["low"], row["high"]) if is_number(row["low"]) else None),
+                str(row["images"]),
             ]
-            for row in curve.table.itertuples()
+            for row in curve.table.to_dict(orient="records")
         ]
         lines += [
             f"**{model}**: best at epoch {curve.best_epoch} of {curve.last_epoch} "
@@ -270,8 +270,9 @@ def repeated_markdown(summaries: list[CVSummary]) -> str:
                 _pooled_cell(summary.pooled[model], column) if column == "image_roc_auc" else number(value)
                 for summary, value in zip(summaries, values, strict=True)
             ]
+            numbers = [float(value) for value in values if value is not None]
             spread = mean_std(
-                float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+                float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
             )
             rows.append([model, title, *cells, spread])
     label = summaries[0].label

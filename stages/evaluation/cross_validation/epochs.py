@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from stages.evaluation.bootstrap import GroupBootstrap
+from stages.evaluation.bootstrap import Draw, GroupBootstrap
 from stages.evaluation.cross_validation.folds import FoldResult, FoldSettings
 from stages.evaluation.cross_validation.pooled import patient_groups
 
@@ -34,10 +35,14 @@ def _auc(targets: np.ndarray, scores: np.ndarray) -> float | None:
     return float(skm.roc_auc_score(targets, scores)) if len(np.unique(targets)) == 2 else None
 
 
+def _resampled_auc(targets: np.ndarray, scores: np.ndarray, draw: Draw) -> dict[str, float | None]:
+    return {"roc_auc": _auc(targets[draw.rows], scores[draw.rows])}
+
+
 def epoch_curve(frames: Sequence[pd.DataFrame], settings: FoldSettings) -> EpochCurve:
     """`frames`: each fold's snapshot predictions of one model (filename, patient, patient_group,
     target, epoch, probability); only the epochs every fold has are pooled."""
-    common = sorted(set.intersection(*(set(frame["epoch"]) for frame in frames)))
+    common = sorted(int(e) for e in set.intersection(*(set(frame["epoch"]) for frame in frames)))
     pooled = pd.concat(frames, ignore_index=True)
     rows = []
     for epoch in common:
@@ -46,7 +51,7 @@ def epoch_curve(frames: Sequence[pd.DataFrame], settings: FoldSettings) -> Epoch
         interval = (
             GroupBootstrap(patient_groups(at, settings.group_by))
             .intervals(
-                lambda draw, t=targets, s=scores: {"roc_auc": _auc(t[draw.rows], s[draw.rows])},
+                partial(_resampled_auc, targets, scores),
                 resamples=settings.resamples,
                 confidence=settings.confidence,
                 seed=settings.seed,
@@ -63,8 +68,12 @@ def epoch_curve(frames: Sequence[pd.DataFrame], settings: FoldSettings) -> Epoch
             }
         )
     table = pd.DataFrame(rows, columns=["epoch", "roc_auc", "low", "high", "images"])
-    ranked = table.dropna(subset=["roc_auc"])
-    best = int(ranked.loc[ranked["roc_auc"].idxmax(), "epoch"]) if len(ranked) else int(common[-1])
+    ranked = table.dropna(subset=["roc_auc"])  # by epoch: argmax takes the first of equal AUCs
+    best = (
+        int(ranked["epoch"].to_numpy()[np.argmax(ranked["roc_auc"].to_numpy())])
+        if len(ranked)
+        else common[-1]
+    )
     return EpochCurve(table=table, best_epoch=best, last_epoch=int(common[-1]))
 
 
