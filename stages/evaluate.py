@@ -166,8 +166,10 @@ def evaluate_all(
             seed=seed,
         )
         if val_targets is not None:  # the colour baseline is not in the ensemble's val_auc
-            result["val_roc_auc"] = val_auc.get(name) or image_metrics(val_targets, probs["val"], 0.5).get(
-                "roc_auc"
+            result["val_roc_auc"] = (
+                val_auc[name]
+                if name in val_auc
+                else image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
             )
         result["output"] = output_spread(probs["test"])
         calibration: dict[str, Any] = calibration_metrics(test["target"].to_numpy(), probs["test"])
