@@ -24,7 +24,7 @@ from stages.evaluation.cross_validation.pooled import (
     pooled_predictions,
 )
 from stages.evaluation.cross_validation.summary import summarise_folds
-from stages.evaluation.metrics import evaluate_predictions
+from stages.evaluation.metrics import choose_threshold, evaluate_predictions
 from stages.pipeline.experiments import check_label, experiment_name, parse_experiment_name
 
 # A patient: (B|M, slide, malignant probabilities of their images)
@@ -607,8 +607,19 @@ def test_the_ensemble_is_chosen_on_the_other_folds_and_leaves_out_models_below_t
     text = markdown(summary)
     assert "## The ensemble chosen out of fold" in text and "-S 'evaluate.members=[custom,resnet50]'" in text
     assert summary_json(summary)["ensemble_choice"]["recommended"] == {
-        "evaluate.members": ["custom", "resnet50"]
+        "evaluate.members": ["custom", "resnet50"],
+        "evaluate.threshold": round(choice.all_folds.threshold, 3),
     }
+    # each test fold's threshold: Youden's J of its members' mean on the other folds' images
+    checked = check_folds(three_model_folds())
+    frames = {m: pooled_predictions(checked, m).sort_values("filename") for m in ("custom", "resnet50")}
+    others = frames["custom"]["fold"].to_numpy() != 1
+    mean = (frames["custom"]["probability"].to_numpy() + frames["resnet50"]["probability"].to_numpy()) / 2
+    assert choice.per_fold[1].members == ("custom", "resnet50")
+    expected = choose_threshold(frames["custom"]["target"].to_numpy()[others], mean[others], "youden")
+    assert choice.per_fold[1].threshold == pytest.approx(expected)
+    oof = choice.pooled
+    assert (oof.loc[oof["fold"] == 1, "threshold"] == choice.per_fold[1].threshold).all()
 
 
 def test_a_folds_own_predictions_never_choose_its_members() -> None:

@@ -27,7 +27,7 @@ def _spread_cell(entry: dict[str, dict[str, Any]], column: str) -> str:
 
 
 def _members_override(choice: MemberChoice) -> str:
-    return f"-S 'evaluate.members=[{','.join(choice.members)}]'"
+    return f"-S 'evaluate.members=[{','.join(choice.members)}]' -S evaluate.threshold={choice.threshold:.3f}"
 
 
 def ensemble_lines(summary: CVSummary) -> list[str]:
@@ -40,6 +40,7 @@ def ensemble_lines(summary: CVSummary) -> list[str]:
         [
             str(fold),
             ", ".join(chosen.members),
+            number(chosen.threshold),
             number(chosen.auc),
             *(number(chosen.model_aucs[name]) for name in models),
             number(chosen.colour_auc),
@@ -53,17 +54,18 @@ def ensemble_lines(summary: CVSummary) -> list[str]:
         f"`{ENSEMBLE_OUT_OF_FOLD}`: for each test fold, the soft vote's members were chosen on the pooled "
         "predictions of the other folds' patients (never on the fold it scores): the equal-weight set "
         "of models with the highest pooled ROC AUC there, among the models that beat the colour baseline "
-        "there. Pooled ROC AUC on the other folds:",
+        "there, and its threshold (Youden's J there). Pooled ROC AUC on the other folds:",
         "",
         *table(
-            ["Test fold", "Members", "Their AUC", *models, "colour baseline"],
+            ["Test fold", "Members", "Threshold", "Their AUC", *models, "colour baseline"],
             rows,
-            "ll" + "r" * (len(models) + 2),
+            "ll" + "r" * (len(models) + 3),
         ),
         "",
-        f"Chosen on all {len(choice.per_fold)} folds: **{', '.join(everywhere.members)}** (pooled AUC "
-        f"{number(everywhere.auc)}): the members for a model trained on every patient, "
-        f"`{_members_override(everywhere)}`.",
+        f"Chosen on all {len(choice.per_fold)} folds: **{', '.join(everywhere.members)}**, threshold "
+        f"{number(everywhere.threshold)} (pooled AUC {number(everywhere.auc)}): for a model trained on "
+        f"every patient, `{_members_override(everywhere)}` (a model trained on more patients may shift "
+        "its outputs: the threshold is the less certain of the two).",
         "",
     ]
 
@@ -246,12 +248,16 @@ def _choice_json(summary: CVSummary) -> dict[str, Any] | None:
             "auc": chosen.auc,
             "model_aucs": chosen.model_aucs,
             "colour_baseline_auc": chosen.colour_auc,
+            "threshold": chosen.threshold,
         }
 
     return {
         "per_test_fold": {str(fold): one(chosen) for fold, chosen in sorted(choice.per_fold.items())},
         "all_folds": one(choice.all_folds),
-        "recommended": {"evaluate.members": list(choice.all_folds.members)},
+        "recommended": {
+            "evaluate.members": list(choice.all_folds.members),
+            "evaluate.threshold": round(choice.all_folds.threshold, 3),
+        },
     }
 
 

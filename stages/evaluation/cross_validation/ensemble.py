@@ -7,8 +7,9 @@ pooled ROC AUC on those patients does not beat the colour baseline's is left out
 the best single model is the only candidate). The set with the highest pooled AUC there wins; a tie
 goes to the smaller set. Single models are candidates, so on the patients it is chosen on the
 ensemble is never below its best member; the pooled table says whether that held on the patients it
-was not chosen on. The same choice on all the folds is the recommendation for a final model
-(`evaluate.members`).
+was not chosen on. Its threshold is chosen the same way: Youden's J (the balanced-accuracy
+optimum) of the chosen members' mean on the other folds' patients. The same choices on all the
+folds are the recommendation for a final model (`evaluate.members`, `evaluate.threshold`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from stages.evaluation.metrics import choose_threshold
 from stages.evaluation.plots import CLASS_NAMES
 
 ENSEMBLE_OUT_OF_FOLD = "ensemble_oof"  # its name in the summary's tables
@@ -32,6 +34,7 @@ class MemberChoice:
     auc: float  # pooled ROC AUC of their mean on the patients it was chosen on
     model_aucs: dict[str, float]  # each model's there
     colour_auc: float  # the colour baseline's there
+    threshold: float  # Youden's on their mean there (the balanced-accuracy optimum)
 
 
 def _auc(targets: np.ndarray, scores: np.ndarray) -> float:
@@ -54,7 +57,9 @@ def choose_members(
             if best is None or auc > best[0]:  # strictly better: ties keep the smaller, earlier set
                 best = (auc, size, members)
     assert best is not None
-    return MemberChoice(best[2], best[0], model_aucs, colour_auc)
+    mean = probabilities[list(best[2])].mean(axis=1).to_numpy()
+    threshold = choose_threshold(targets, mean, "youden") if len(np.unique(targets)) == 2 else 0.5
+    return MemberChoice(best[2], best[0], model_aucs, colour_auc, threshold)
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,9 @@ class OutOfFoldEnsemble:
 def out_of_fold_ensemble(
     pooled: Mapping[str, pd.DataFrame], models: Sequence[str], colour: str
 ) -> OutOfFoldEnsemble:
-    """`pooled`: each model's (and the colour baseline's, and the fold ensemble's: its threshold)
-    pooled predictions (`pooled_predictions`), every image once."""
+    """`pooled`: each model's (and the colour baseline's and the fold ensemble's) pooled predictions
+    (`pooled_predictions`), every image once. Each test fold's members and threshold are chosen on
+    the other folds' rows."""
     base = pooled["ensemble"].sort_values("filename").reset_index(drop=True)
     aligned = {
         name: pooled[name].set_index("filename")["probability"].reindex(base["filename"]).to_numpy()
@@ -78,13 +84,15 @@ def out_of_fold_ensemble(
     targets = base["target"].to_numpy()
     folds = base["fold"].to_numpy()
     combined = np.full(len(base), np.nan)
+    thresholds = np.full(len(base), np.nan)
     per_fold = {}
     for fold in sorted(set(folds.tolist())):
         train = folds != fold
         choice = choose_members(probabilities[train], aligned[colour][train], targets[train], models)
         per_fold[int(fold)] = choice
         combined[~train] = probabilities.loc[~train, list(choice.members)].mean(axis=1).to_numpy()
-    frame = base.assign(probability=combined)
+        thresholds[~train] = choice.threshold
+    frame = base.assign(probability=combined, threshold=thresholds)
     frame["decision"] = (frame["probability"] >= frame["threshold"]).astype(int)
     frame["predicted"] = np.where(frame["decision"] == 1, CLASS_NAMES[1], CLASS_NAMES[0])
     everywhere = choose_members(probabilities, aligned[colour], targets, models)
