@@ -261,6 +261,7 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     table["predicted_class"] = np.where(table[deciding] >= rule.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
     table["threshold"] = rule.threshold
     table = pd.concat([table, info], axis=1)
+    table["unseen_by"] = unseen_by(found, info["magnification"])
     write_text_atomically(outputs["--out"][1], table.to_csv(index=False))
 
     malignant = int((table["predicted_class"] == CLASS_NAMES[1]).sum())
@@ -305,6 +306,17 @@ def model_warnings(found: ModelSet, rule: PredictionRule) -> list[str]:
             "of all models"
         )
     return warnings
+
+
+def unseen_by(found: ModelSet, magnifications: pd.Series) -> pd.Series:
+    """Per image, the models that never trained on its magnification ("" when all did, or when the
+    file name gives none): the predictions CSV's `unseen_by` column."""
+    trained = {
+        entry.name: {f"{m}X" for m in entry.description.data.magnifications} for entry in found.entries
+    }
+    return magnifications.map(
+        lambda m: " ".join(name for name, seen in trained.items() if m and m not in seen)
+    )
 
 
 def unseen_magnifications(found: ModelSet, magnifications: pd.Series) -> list[str]:

@@ -46,6 +46,7 @@ ENSEMBLE_COLUMNS = [
     "patient_group",
     "magnification",
     "label_from_name",
+    "unseen_by",
 ]
 PATIENT_COLUMNS = [
     "patient",
@@ -348,7 +349,7 @@ def test_the_prediction_rule_comes_from_the_decisions() -> None:
 
 
 def test_images_at_magnifications_a_model_never_saw_are_named(tmp_path: Path) -> None:
-    from stages.predict import unseen_magnifications
+    from stages.predict import unseen_by, unseen_magnifications
 
     described_file(tmp_path, "custom")  # trained at 100/200/400X (the synthetic default's)
     found = find_models(tmp_path, "custom")
@@ -358,6 +359,7 @@ def test_images_at_magnifications_a_model_never_saw_are_named(tmp_path: Path) ->
         "extrapolation"
     ]
     assert unseen_magnifications(found, pd.Series(["100X", "200X", ""])) == []
+    assert unseen_by(found, pd.Series(["40X", "100X", ""])).tolist() == ["custom", "", ""]
 
 
 @pytest.mark.slow  # imports TensorFlow
@@ -457,6 +459,7 @@ def test_one_model_on_renamed_images_from_a_csv_with_explanations(
         "patient_group",
         "magnification",
         "label_from_name",
+        "unseen_by",
     ]
     assert table["custom_probability"].between(0, 1).all() and (table["threshold"] == 0.3).all()
     assert (table["patient"] == "").all()
