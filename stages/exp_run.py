@@ -10,6 +10,7 @@ values first, yours after them (they win). Options such as `-n NAME`, `--queue` 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from stages.pipeline.experiments import dvc
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     profile = load_profile(args.profile)
     command = ["exp", "run", *(a for value in profile.overrides() for a in ("-S", value)), *rest]
     if args.print:
-        print(" ".join(["dvc", *(f"'{a}'" if " " in a else a for a in command)]))
+        print(shlex.join(["dvc", *command]))
         return
     print(f"profile {profile.name} v{profile.version}: {profile.description}", file=sys.stderr, flush=True)
     if dvc(*command).returncode != 0:

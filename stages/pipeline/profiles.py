@@ -10,6 +10,7 @@ against the schema when it is read (an unknown key or a wrong value names the pr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def apply(params: dict[str, Any], flat: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of nested `params` with the dotted keys set."""
-    result = yaml.safe_load(yaml.safe_dump(params))
+    result = copy.deepcopy(params)
     for key, value in flat.items():
         *parents, leaf = key.split(".")
         node = result
