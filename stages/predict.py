@@ -45,6 +45,7 @@ from stages.modeling.prediction import (
     MISSING,
     MODEL_NAMES,
     Inputs,
+    ModelEntry,
     ModelSet,
     aggregate_by_patient,
     check_images,
@@ -311,12 +312,15 @@ def model_warnings(found: ModelSet, rule: PredictionRule) -> list[str]:
 def unseen_by(found: ModelSet, magnifications: pd.Series) -> pd.Series:
     """Per image, the models that never trained on its magnification ("" when all did, or when the
     file name gives none): the predictions CSV's `unseen_by` column."""
-    trained = {
-        entry.name: {f"{m}X" for m in entry.description.data.magnifications} for entry in found.entries
-    }
+    trained = {entry.name: trained_magnifications(entry) for entry in found.entries}
     return magnifications.map(
         lambda m: " ".join(name for name, seen in trained.items() if m and m not in seen)
     )
+
+
+def trained_magnifications(entry: ModelEntry) -> set[str]:
+    """The magnifications ("100X") of the images the model trained on, as its description records them."""
+    return {f"{m}X" for m in entry.description.data.magnifications}
 
 
 def unseen_magnifications(found: ModelSet, magnifications: pd.Series) -> list[str]:
@@ -325,7 +329,7 @@ def unseen_magnifications(found: ModelSet, magnifications: pd.Series) -> list[st
     counts = magnifications[magnifications != ""].value_counts()
     warnings = []
     for entry in found.entries:
-        seen = {f"{m}X" for m in entry.description.data.magnifications}
+        seen = trained_magnifications(entry)
         unseen = {str(m): int(n) for m, n in counts.items() if m not in seen}
         if unseen:
             listed = ", ".join(
