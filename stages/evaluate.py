@@ -9,6 +9,12 @@ each model is read with its own description (how it sees an image), never with p
 `train` section. Writes metrics/evaluate.json (`<model>.image.*`, `<model>.patient.*`, `<model>.ci.*`,
 `<model>.by_magnification.*`), plot data and PNGs under plots/evaluate/ (a Grad-CAM grid too),
 metrics/report.md and metrics/model_card.md.
+
+`task: subtype`: the models output eight subtype probabilities. Temperatures are fitted on them;
+every binary key above then holds the metrics of P(malignant) = the sum of the four malignant
+subtypes (stages.pipeline.task), so reports, comparisons and cross-validation read them as before;
+`<model>.subtype.*` adds the subtype metrics (stages.evaluation.subtype), with the majority-subtype
+and the multinomial colour baselines beside them.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from stages.evaluation.metrics import (
 )
 from stages.evaluation.plots import write_evaluation_plots
 from stages.evaluation.report import write_report
+from stages.evaluation.subtype import evaluate_subtypes, majority_subtype_baseline, paired_macro_f1_difference
 from stages.modeling.description import describe_models, load_model, read_description
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.prediction import predict_ingested
@@ -67,13 +74,15 @@ from stages.pipeline.paths import (
     snapshot_dir,
 )
 from stages.pipeline.stage import run_stage
+from stages.pipeline.task import Task, malignant_probability, targets
 
-SPLIT_COLUMNS = ("path", "filename", "target", "patient", "patient_group", "magnification")
+SPLIT_COLUMNS = ("path", "filename", "target", "subtype", "patient", "patient_group", "magnification")
 
 
 def predict(name: str, splits: dict[str, pd.DataFrame], test_time_flips: bool) -> dict[str, np.ndarray]:
-    """The named model's malignant probabilities on each split, one per image: the mean over the
-    model's views of the image, as its own description says it sees one (not params.yaml)."""
+    """The named model's outputs on each split, one per image (P(malignant), or a row of subtype
+    probabilities): the mean over the model's views of the image, as its own description says it
+    sees one (not params.yaml)."""
     model, description = load_model(model_file(name), name)
     view = description.input.view_params(test_time_flips=test_time_flips)
     probabilities = {
@@ -101,9 +110,9 @@ def score_snapshots(
     for epoch, path in files.items():
         if epoch < last:  # the last epoch's weights are the model's own
             model.load_weights(path)
-            scored[epoch] = predict_ingested(name, model, test["path"].tolist(), view)
+            scored[epoch] = malignant_probability(predict_ingested(name, model, test["path"].tolist(), view))
     keras.backend.clear_session()
-    scored[last] = final
+    scored[last] = malignant_probability(final)
     columns = test[["filename", "patient", "patient_group", "target"]]
     return pd.concat(
         [columns.assign(epoch=epoch, probability=p) for epoch, p in sorted(scored.items())], ignore_index=True
@@ -115,19 +124,23 @@ def evaluate_all(
     probabilities: dict[str, dict[str, np.ndarray]],
     params: EvaluateParams,
     seed: int,
+    task: Task = "binary",
 ) -> dict[str, Any]:
     """Metrics of every model and the ensemble on test, with temperatures, thresholds and weights
     from val. `probabilities` (model -> split -> outputs) gains the ensemble's and the colour
     baseline's, and holds the calibrated outputs when `params.calibration` is `temperature`.
     Without a "val" split (the models trained on it), nothing is chosen: the threshold is fixed,
     the ensemble the mean of `params.members`, and the colour baseline fits train and val as the
-    models did (`splits["train"]` holds both)."""
+    models did (`splits["train"]` holds both). With `task` subtype the outputs are rows of eight
+    probabilities: temperatures and the soft vote work on them, everything else on P(malignant)."""
     train, val, test = splits["train"], splits.get("val"), splits["test"]
     val_targets = None if val is None else val["target"].to_numpy()
     scored = ("test",) if val is None else ("val", "test")
     uncalibrated = {name: dict(probs) for name, probs in probabilities.items()}
-    if val_targets is not None:
-        temperatures = fit_temperatures(val_targets, {n: p["val"] for n, p in probabilities.items()}, params)
+    if val is not None:
+        temperatures = fit_temperatures(
+            targets(val, task), {n: p["val"] for n, p in probabilities.items()}, params
+        )
     else:
         temperatures = {}
     for name, temperature in temperatures.items():
@@ -135,7 +148,9 @@ def evaluate_all(
             split: apply_temperature(p, temperature) for split, p in probabilities[name].items()
         }
     weights, val_auc = choose_weights(
-        val_targets, {n: p["val"] for n, p in probabilities.items() if "val" in p}, params
+        val_targets,
+        {n: malignant_probability(p["val"]) for n, p in probabilities.items() if "val" in p},
+        params,
     )
 
     def vote(outputs: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -144,17 +159,20 @@ def evaluate_all(
     probabilities[ENSEMBLE] = vote(probabilities)
     uncalibrated[ENSEMBLE] = vote(uncalibrated)
     if val_targets is not None:
-        ensemble_val = probabilities[ENSEMBLE]["val"]
+        ensemble_val = malignant_probability(probabilities[ENSEMBLE]["val"])
         val_auc[ENSEMBLE] = image_metrics(val_targets, ensemble_val, 0.5).get("roc_auc", 0.5)
     summary: dict[str, Any] = {
         "test_images": len(test),
         "majority_baseline": majority_baseline(test, train),
         "ensemble_weights": weights,
     }
+    if task == "subtype":
+        summary["majority_subtype_baseline"] = majority_subtype_baseline(test, train)
     probabilities[COLOUR_BASELINE] = colour_baseline_probabilities(
-        train, {split: splits[split] for split in scored}
+        train, {split: splits[split] for split in scored}, task
     )
-    for name, probs in probabilities.items():
+    for name, outputs in probabilities.items():
+        probs = {split: malignant_probability(p) for split, p in outputs.items()}
         threshold = choose_threshold_on(val_targets, probs.get("val"), params)
         result = evaluate_predictions(test, probs["test"], threshold)
         result["ci"] = bootstrap_intervals(
@@ -171,26 +189,47 @@ def evaluate_all(
                 if name in val_auc
                 else image_metrics(val_targets, probs["val"], 0.5).get("roc_auc")
             )
+        if task == "subtype":
+            result["subtype"] = subtype_entry(name, test, outputs["test"], probabilities, params, seed)
         result["output"] = output_spread(probs["test"])
         calibration: dict[str, Any] = calibration_metrics(test["target"].to_numpy(), probs["test"])
         if name in temperatures:
             calibration["temperature"] = temperatures[name]
         if temperatures and name in uncalibrated:
             calibration["uncalibrated"] = calibration_metrics(
-                test["target"].to_numpy(), uncalibrated[name]["test"]
+                test["target"].to_numpy(), malignant_probability(uncalibrated[name]["test"])
             )
         result["calibration"] = calibration
         if name != COLOUR_BASELINE:
             result["vs_colour_baseline"] = paired_auc_difference(
                 test,
                 probs["test"],
-                probabilities[COLOUR_BASELINE]["test"],
+                malignant_probability(probabilities[COLOUR_BASELINE]["test"]),
                 resamples=params.bootstrap_resamples,
                 confidence=params.confidence,
                 seed=seed,
             )
         summary[name] = result
     return summary
+
+
+def subtype_entry(
+    name: str,
+    test: pd.DataFrame,
+    outputs: np.ndarray,
+    probabilities: dict[str, dict[str, np.ndarray]],
+    params: EvaluateParams,
+    seed: int,
+) -> dict[str, Any]:
+    """A model's `subtype` section: its subtype metrics on test, and (not for the colour baseline
+    itself) the paired macro-F1 difference with the colour baseline."""
+    bootstrap = {"resamples": params.bootstrap_resamples, "confidence": params.confidence, "seed": seed}
+    entry = evaluate_subtypes(test, outputs, **bootstrap)
+    if name != COLOUR_BASELINE:
+        entry["vs_colour_baseline"] = paired_macro_f1_difference(
+            test, outputs, probabilities[COLOUR_BASELINE]["test"], **bootstrap
+        )
+    return entry
 
 
 def mark_unseen_magnifications(summary: dict[str, Any], seen: dict[str, set[int]]) -> None:
@@ -201,6 +240,18 @@ def mark_unseen_magnifications(summary: dict[str, Any], seen: dict[str, set[int]
     for name, magnifications in seen.items():
         for key, entry in summary[name]["by_magnification"].items():
             entry["seen_in_training"] = int(key.removesuffix("X")) in magnifications
+
+
+def model_task(names: tuple[str, ...]) -> Task:
+    """The task the models were trained for, as their descriptions say; one for all of them."""
+    tasks = {name: read_description(model_file(name)).task for name in names}
+    if len(set(tasks.values())) > 1:
+        raise ValueError(
+            "the models were trained for different tasks ("
+            + ", ".join(f"{name}: {task}" for name, task in tasks.items())
+            + "): run `dvc repro` to train them all for params.yaml's task"
+        )
+    return next(iter(tasks.values()))
 
 
 def trained_on_validation(names: tuple[str, ...]) -> list[str]:
@@ -218,7 +269,8 @@ def main() -> None:
         splits["train"] = pd.concat([splits["train"], splits.pop("val")], ignore_index=True)
     scored: dict[str, pd.DataFrame] = {name: splits[name] for name in ("val", "test") if name in splits}
     probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
-    summary = evaluate_all(splits, probabilities, params.evaluate, params.seed)
+    task = model_task(MODEL_NAMES)
+    summary = evaluate_all(splits, probabilities, params.evaluate, params.seed, task)
     mark_unseen_magnifications(
         summary, {name: set(read_description(model_file(name)).data.magnifications) for name in MODEL_NAMES}
     )
@@ -230,8 +282,9 @@ def main() -> None:
     )
     write_decisions(chosen, {name: decision_file(name) for name in chosen})
     write_json(EVALUATE_METRICS, summary)
-    test_probabilities = {name: probs["test"] for name, probs in probabilities.items()}
-    write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_probabilities, summary)
+    test_outputs = {name: probs["test"] for name, probs in probabilities.items()}
+    test_probabilities = {name: malignant_probability(p) for name, p in test_outputs.items()}
+    write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_outputs, summary)
     for name in MODEL_NAMES:  # snapshots need train.validation none, which calibrates nothing
         by_epoch = score_snapshots(
             name, splits["test"], probabilities[name]["test"], params.evaluate.test_time_flips

@@ -35,7 +35,6 @@ from tqdm import tqdm
 from stages.data.images import write_rgb
 from stages.data.stain import StainNormalization
 from stages.evaluation.decision import PredictionRule, prediction_rule, soft_vote
-from stages.modeling.description import CLASSES as CLASS_NAMES
 from stages.modeling.description import describe_for_humans, load_model
 from stages.modeling.prediction import (
     ENSEMBLE,
@@ -63,6 +62,8 @@ from stages.pipeline.files import write_text_atomically
 from stages.pipeline.logs import quiet_native_logs
 from stages.pipeline.paths import MODELS_DIR, decision_file
 from stages.pipeline.stage import run_stage
+from stages.pipeline.task import BINARY_CLASSES as CLASS_NAMES
+from stages.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of
 
 if TYPE_CHECKING:
     import keras
@@ -254,13 +255,19 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     names = found.names
 
     table = pd.DataFrame({"path": paths})
-    for name in names:
-        table[f"{name}_probability"] = probabilities[name].round(6)
+    for name in names:  # P(malignant): a subtype model's four malignant subtypes summed
+        table[f"{name}_probability"] = malignant_probability(probabilities[name]).round(6)
     deciding = f"{found.deciding}_probability"
+    decided = probabilities[found.deciding] if found.deciding != ENSEMBLE else None
     if found.deciding == ENSEMBLE:
-        table["ensemble_probability"] = soft_vote(probabilities, rule.weights).round(6)
+        decided = soft_vote(probabilities, rule.weights)
+        table["ensemble_probability"] = malignant_probability(decided).round(6)
     table["predicted_class"] = np.where(table[deciding] >= rule.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
     table["threshold"] = rule.threshold
+    if task_of(decided) == "subtype":  # the deciding model's (or ensemble's) eight probabilities
+        for index, code in enumerate(SUBTYPE_CLASSES):
+            table[f"p_{code}"] = decided[:, index].round(6)
+        table["predicted_subtype"] = predicted_subtypes(decided)
     table = pd.concat([table, info], axis=1)
     table["unseen_by"] = unseen_by(found, info["magnification"])
     write_text_atomically(outputs["--out"][1], table.to_csv(index=False))
@@ -270,6 +277,11 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         f"wrote {written(*outputs['--out'])}: {len(table)} image(s), {malignant} malignant at threshold "
         f"{rule.threshold:g} (from {rule.threshold_source})"
     )
+    if "predicted_subtype" in table:
+        counts = table["predicted_subtype"].value_counts()
+        message += "; subtypes " + ", ".join(
+            f"{code} {counts[code]}" for code in SUBTYPE_CLASSES if code in counts
+        )
     if found.deciding == ENSEMBLE and len(set(rule.weights.values())) > 1:
         message += "; ensemble weights " + ", ".join(f"{n} {w:.3f}" for n, w in rule.weights.items())
     if (table["patient"] != "").any():

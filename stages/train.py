@@ -1,8 +1,9 @@
 """Stages `train-custom`, `train-vgg19`, `train-resnet50`: `python -m stages.train <model>`.
 
-Trains one model (one process per model, so accelerator memory is freed between models) on the
-augmented train split with early stopping on the validation split, or (`train.validation: none`)
-on the train and validation splits together for exactly its epochs. Writes
+Trains one model (one process per model, so accelerator memory is freed between models) for
+`task` (benign vs malignant, or the eight subtypes: stages.pipeline.task) on the augmented train
+split with early stopping on the validation split, or (`train.validation: none`) on the train and
+validation splits together for exactly its epochs. Writes
 models/<model>/model.keras (the kept epoch, with its description inside:
 stages.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
 epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
@@ -37,6 +38,7 @@ from stages.pipeline.paths import (
     train_log_dir,
 )
 from stages.pipeline.stage import run_stage
+from stages.pipeline.task import outputs, targets
 
 
 def main() -> None:
@@ -44,8 +46,12 @@ def main() -> None:
     parser.add_argument("model", choices=MODEL_NAMES)
     name = parser.parse_args().model
     params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
-    train_rows = read_table(AUGMENTED_TRAIN, ("path", "target", "magnification"), "augment")
-    val_rows = read_table(VAL_SPLIT, ("path", "target", "magnification"), "split")
+    columns = ("path", "target", "magnification", *(("subtype",) if params.task == "subtype" else ()))
+    train_rows = read_table(AUGMENTED_TRAIN, columns, "augment")
+    val_rows = read_table(VAL_SPLIT, columns, "split")
+    if params.task == "subtype":  # the model learns the subtype index (stages.pipeline.task)
+        train_rows = train_rows.assign(target=targets(train_rows, "subtype", str(AUGMENTED_TRAIN)))
+        val_rows = val_rows.assign(target=targets(val_rows, "subtype", str(VAL_SPLIT)))
     if params.train.validation == "none":  # the validation patients are trained on, never validated on
         train_rows, val_rows = pd.concat([train_rows, val_rows], ignore_index=True), val_rows.iloc[:0]
 
@@ -65,7 +71,7 @@ def main() -> None:
 
     model_path = model_file(name)
     resume = ResumeState(
-        RESUME_DIR / name, resume_config(name, params.train, seed, [AUGMENTED_TRAIN, VAL_SPLIT])
+        RESUME_DIR / name, resume_config(name, params.train, seed, [AUGMENTED_TRAIN, VAL_SPLIT], params.task)
     )
     live_dir = train_log_dir(name)
     if resume.resuming:
@@ -73,7 +79,7 @@ def main() -> None:
         resume.restore_live(live_dir)
     with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params({**runtime.describe(), **environment_lock()})
-        trainer = Trainer(name, params.train, seed, runtime, live, resume)
+        trainer = Trainer(name, params.train, seed, runtime, live, resume, outputs(params.task))
         model = trainer.run(train_rows, val_rows)
         require_finite_weights(model, name, trainer.rate_key("train"))  # a diverged model is never saved
         kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1

@@ -84,7 +84,7 @@ def test_evaluate_fits_temperature_on_validation_never_on_test(monkeypatch: pyte
     monkeypatch.setattr(
         evaluate,
         "colour_baseline_probabilities",
-        lambda train, splits: {name: np.full(len(r), 0.5) for name, r in splits.items()},
+        lambda train, splits, task="binary": {name: np.full(len(r), 0.5) for name, r in splits.items()},
     )
     val_targets = [0, 1] * 10
     val = np.array([0.9, 0.99, 0.01, 0.1] * 5)  # over-confident and half wrong on validation
@@ -120,7 +120,7 @@ def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.Mon
     monkeypatch.setattr(
         evaluate,
         "colour_baseline_probabilities",
-        lambda train, splits: {name: np.full(len(r), 0.5) for name, r in splits.items()},
+        lambda train, splits, task="binary": {name: np.full(len(r), 0.5) for name, r in splits.items()},
     )
     val = np.array([0.9, 0.99, 0.01, 0.1] * 5)
     test = np.array([0.2, 0.4, 0.6, 0.9])

@@ -23,7 +23,7 @@ def no_colour_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         evaluate,
         "colour_baseline_probabilities",
-        lambda train, splits: {name: np.full(len(rows), 0.5) for name, rows in splits.items()},
+        lambda train, splits, task="binary": {name: np.full(len(rows), 0.5) for name, rows in splits.items()},
     )
 
 

@@ -4,6 +4,8 @@ the official folds repaired, all seeded and exact."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -307,3 +309,102 @@ def test_group_table_lists_every_group_once() -> None:
     table = group_table(split(manifest), "root")
     assert sorted(table["group"]) == sorted(manifest["patient_group"].unique())
     assert table["images"].sum() == len(manifest)
+
+
+# ---- task: subtype ------------------------------------------------------------------------------
+
+
+def eight_subtypes(
+    groups_per_subtype: int = 4, *, short: str | None = None, short_groups: int = 2
+) -> pd.DataFrame:
+    """A manifest of the eight subtypes, `groups_per_subtype` patient groups each (two folders a
+    group, 6 images a folder); subtype `short` has `short_groups` groups only."""
+    from stages.pipeline.task import MALIGNANT_SUBTYPES, SUBTYPE_CLASSES
+
+    rows = []
+    for code in SUBTYPE_CLASSES:
+        label = "malignant" if code in MALIGNANT_SUBTYPES else "benign"
+        for g in range(short_groups if code == short else groups_per_subtype):
+            root = f"14-{code}{g}"
+            for folder in ("AB", "CD"):
+                patient = f"SOB_{label[0].upper()}_{code}-{root}{folder}"
+                for i in range(6):
+                    rows.append(
+                        {
+                            "path": f"images/{patient}-{i}.png",
+                            "filename": f"{patient}-{i}.png",
+                            "label": label,
+                            "target": int(label == "malignant"),
+                            "subtype": code,
+                            "patient": patient,
+                            "patient_group": root,
+                            "magnification": 100,
+                            "pixel_hash": f"{patient}-{i}",
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subtype_task_puts_every_subtype_in_every_split(seed: int) -> None:
+    manifest = eight_subtypes(3)  # three groups a subtype: exactly one per split, or it cannot work
+    splits = split_by_patient(
+        manifest, val_size=0.15, test_size=0.15, group_by="root", seed=seed, task="subtype"
+    )
+    for name, frame in splits.items():
+        assert set(frame["subtype"]) == set(manifest["subtype"]), name
+    assert overlaps(splits, "patient_group") == set()
+    for fold in range(3):
+        folds = split_kfold(
+            manifest, folds=3, fold=fold, val_size=0.15, group_by="root", seed=seed, task="subtype"
+        )
+        assert all(set(frame["subtype"]) == set(manifest["subtype"]) for frame in folds.values())
+
+
+def test_binary_task_does_not_cover_subtypes() -> None:
+    """The coverage is the subtype task's: the binary split of the same manifest leaves some split
+    without a subtype for some seed (so the test above tests the repair, not luck)."""
+    manifest = eight_subtypes(3)
+    assert any(
+        any(
+            set(frame["subtype"]) != set(manifest["subtype"])
+            for frame in split_by_patient(
+                manifest, val_size=0.15, test_size=0.15, group_by="root", seed=s
+            ).values()
+        )
+        for s in range(6)
+    )
+
+
+def test_subtype_task_refuses_a_subtype_with_fewer_groups_than_folds() -> None:
+    manifest = eight_subtypes(5, short="PT", short_groups=3)
+    with pytest.raises(
+        ValueError, match=r"subtype PT \(phyllodes_tumor\) has 3 patient group\(s\) .*fewer than the 5 folds"
+    ):
+        kfold_assignment(manifest, folds=5, group_by="root", seed=0, task="subtype")
+    with pytest.raises(ValueError, match="PT .* fewer than the 5 folds"):
+        make_splits(manifest, SplitParams(strategy="kfold", folds=5, fold=0), seed=0, task="subtype")
+    assert kfold_assignment(manifest, folds=3, group_by="root", seed=0, task="subtype").nunique() == 3
+    assert kfold_assignment(manifest, folds=5, group_by="root", seed=0).nunique() == 5  # binary: allowed
+
+
+def test_subtype_task_refuses_a_split_without_a_subtype_train_has() -> None:
+    manifest = eight_subtypes(4, short="TA", short_groups=2)  # two TA groups cannot fill three splits
+    with pytest.raises(ValueError) as error:
+        split_by_patient(manifest, val_size=0.15, test_size=0.15, group_by="root", seed=0, task="subtype")
+    message = str(error.value)
+    assert "has no TA (tubular_adenoma) image, which train has" in message
+    assert re.search(r"TA has 4 patient\(s\) \(train \d, val \d, test \d; 24 images\)", message), message
+    # the binary task does not need it
+    split_by_patient(manifest, val_size=0.15, test_size=0.15, group_by="root", seed=0)
+
+
+def test_split_summary_counts_patients_by_subtype() -> None:
+    manifest = eight_subtypes(3)
+    splits = split_by_patient(
+        manifest, val_size=0.15, test_size=0.15, group_by="root", seed=0, task="subtype"
+    )
+    summary = describe(splits)
+    for name, frame in splits.items():
+        assert summary[name]["patients_by_subtype"] == frame.groupby("subtype")["patient"].nunique().to_dict()
+    assert summary["test"]["patients_by_subtype"] == dict.fromkeys(set(manifest["subtype"]), 2)

@@ -18,6 +18,12 @@ should have) polished by single-group moves and pairwise swaps until nothing imp
 counted per class, plus half-weighted per class+subtype, so classes are matched first and subtypes
 as far as the groups allow (a subtype with fewer groups than parts cannot be everywhere).
 With one image per group this puts every part within one image of its share of every class.
+
+`task: subtype` (the eight subtypes are the classes): the subtype gap weighs twice the class gap,
+then groups are moved so that every part holds every subtype that has at least as many groups as
+there are parts (`_cover_subtypes`). A k-fold split refuses a subtype with fewer patient groups
+than folds, and every split refuses a val or test split without a subtype that train has: each
+error names the subtype and its patients per split.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.data.dataset import FOLDER_NAME, MAGNIFICATIONS
+from stages.data.dataset import FOLDER_NAME, MAGNIFICATIONS, SUBTYPES
 from stages.pipeline.params import SplitParams
 
 SPLITS = ("train", "val", "test")
@@ -50,6 +56,7 @@ MANIFEST_REQUIRED = (
 DUPLICATES_REQUIRED = ("filename", "duplicate_of", "pixel_hash")
 OFFICIAL_FOLDS = 5  # Folds.csv has folds 1..5; split.fold 0..4 picks one
 SUBTYPE_WEIGHT = 0.5  # weight of the per-subtype gap relative to the per-class gap
+SUBTYPE_TASK_WEIGHT = 2.0  # the same with task: subtype, where the subtypes are the classes
 POLISH_MAX_GROUPS = 2000  # the move/swap polish is quadratic; single-image groups do not need it
 POLISH_MAX_PASSES = 50
 TOLERANCE = 1e-6
@@ -328,15 +335,19 @@ def _polish(counts: np.ndarray, weights: np.ndarray, excess: np.ndarray, part: n
             return
 
 
-def assign_groups(frame: pd.DataFrame, keys: pd.Series, fractions: Sequence[float], seed: Seed) -> pd.Series:
+def assign_groups(
+    frame: pd.DataFrame, keys: pd.Series, fractions: Sequence[float], seed: Seed, *, subtypes: bool = False
+) -> pd.Series:
     """Part index (0..len(fractions)-1) of every group, each part getting about its fraction of
-    the images of every class, then of every subtype. Seeded; independent of row order."""
+    the images of every class, then of every subtype; with `subtypes` (task: subtype), subtypes
+    weigh more and every part is given every subtype the groups allow. Seeded; independent of row order."""
     strata_class = frame["target"].astype(str)
     strata_subtype = strata_class + "/" + frame["subtype"].astype(str)
     by_class = pd.crosstab(keys, strata_class)
     by_subtype = pd.crosstab(keys, strata_subtype).reindex(by_class.index)
     counts = np.hstack([by_class.to_numpy(float), by_subtype.to_numpy(float)])
-    weights = np.concatenate([np.ones(by_class.shape[1]), np.full(by_subtype.shape[1], SUBTYPE_WEIGHT)])
+    subtype_weight = SUBTYPE_TASK_WEIGHT if subtypes else SUBTYPE_WEIGHT
+    weights = np.concatenate([np.ones(by_class.shape[1]), np.full(by_subtype.shape[1], subtype_weight)])
     shares = np.asarray(fractions, dtype=float)[:, None]
     excess = -shares * counts.sum(axis=0)  # images a part has minus images it should have
     part = np.zeros(len(counts), dtype=int)
@@ -347,24 +358,102 @@ def assign_groups(frame: pd.DataFrame, keys: pd.Series, fractions: Sequence[floa
         excess[p] += x
     if len(counts) <= POLISH_MAX_GROUPS:
         _polish(counts, weights, excess, part)
+    if subtypes:
+        _cover_subtypes(by_subtype.to_numpy() > 0, counts, weights, excess, part)
     return pd.Series(part, index=by_class.index, name="part")
 
 
+def _cover_subtypes(
+    holds: np.ndarray, counts: np.ndarray, weights: np.ndarray, excess: np.ndarray, part: np.ndarray
+) -> None:
+    """Move groups so that every part holds every subtype (`holds[g, s]`: group g has images of
+    subtype s) that has at least as many groups as there are parts, rarest subtype first. A group
+    moves only from a part that keeps another group of each subtype it holds; of those, the move
+    that widens the weighted squared gap least. Deterministic."""
+    parts = len(excess)
+    for s in np.argsort(holds.sum(axis=0), kind="stable"):
+        if holds[:, s].sum() < parts:
+            continue  # it cannot be everywhere: the split checks name it
+        for p in range(parts):
+            if holds[part == p, s].any():
+                continue
+            best, best_cost = None, np.inf
+            for g in np.flatnonzero(holds[:, s]):
+                q = part[g]
+                others = holds[(part == q) & (np.arange(len(part)) != g)]
+                if not others[:, holds[g]].any(axis=0).all():
+                    continue  # q would lose its last group of a subtype g holds
+                x = counts[g]
+                cost = (
+                    ((excess[p] + x) ** 2 - excess[p] ** 2 + (excess[q] - x) ** 2 - excess[q] ** 2) * weights
+                ).sum()
+                if cost < best_cost:
+                    best, best_cost = g, cost
+            if best is not None:
+                excess[part[best]] -= counts[best]
+                excess[p] += counts[best]
+                part[best] = p
+
+
 def _partition(
-    frame: pd.DataFrame, keys: pd.Series, names: Sequence[str], fractions: Sequence[float], seed: Seed
+    frame: pd.DataFrame,
+    keys: pd.Series,
+    names: Sequence[str],
+    fractions: Sequence[float],
+    seed: Seed,
+    subtypes: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    parts = assign_groups(frame, keys, fractions, seed)
+    parts = assign_groups(frame, keys, fractions, seed, subtypes=subtypes)
     row_part = keys.map(parts).to_numpy()
     return {name: frame[row_part == i] for i, name in enumerate(names)}
 
 
-def _check_classes(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def _check_classes(splits: dict[str, pd.DataFrame], subtypes: bool = False) -> dict[str, pd.DataFrame]:
     for name, frame in splits.items():
         if frame.empty:
             raise ValueError(f"the {name} split is empty; more patient groups (or a larger share) are needed")
         if frame["target"].nunique() < 2:
             raise ValueError(f"the {name} split has only one class; more patients per class are needed")
+    if subtypes:
+        _check_subtypes(splits)
     return {name: splits[name].sort_index() for name in SPLITS}
+
+
+def _check_subtypes(splits: dict[str, pd.DataFrame]) -> None:
+    """task: subtype: val and test must hold every subtype train has (a model is scored, and its
+    threshold and temperature chosen, on every class it learns)."""
+    trained = splits["train"]["subtype"]
+    for name in ("val", "test"):
+        missing = sorted(set(trained) - set(splits[name]["subtype"]), key=list(SUBTYPES).index)
+        if missing:
+            code = missing[0]
+            patients = {
+                split: frame.loc[frame["subtype"] == code, "patient"].nunique()
+                for split, frame in splits.items()
+            }
+            images = sum(int((frame["subtype"] == code).sum()) for frame in splits.values())
+            raise ValueError(
+                f"task: subtype: the {name} split has no {code} ({SUBTYPES[code][1]}) image, which "
+                f"train has: {code} has {sum(patients.values())} patient(s) ("
+                + ", ".join(f"{split} {count}" for split, count in patients.items())
+                + f"; {images} images). Every split needs every subtype: use more {code} patients, "
+                f"a larger split.{name}_size, split.group_by folder, or fewer folds"
+                + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            )
+
+
+def _need_subtype_groups(frame: pd.DataFrame, keys: pd.Series, folds: int) -> None:
+    """task: subtype, k folds: every subtype needs a patient group in every fold."""
+    groups = keys.groupby(frame["subtype"]).unique()
+    for code in sorted(groups.index, key=list(SUBTYPES).index):
+        held = sorted(groups[code])
+        if len(held) < folds:
+            raise ValueError(
+                f"task: subtype: subtype {code} ({SUBTYPES[code][1]}) has {len(held)} patient group(s) "
+                f"({', '.join(map(str, held[:6]))}{', ...' if len(held) > 6 else ''}), fewer than the "
+                f"{folds} folds: every fold needs every subtype. Use at most {len(held)} folds (split.folds, "
+                "--folds), split.group_by folder, or data with more patients of it"
+            )
 
 
 def _need_groups(keys: pd.Series, parts: int, what: str) -> None:
@@ -373,7 +462,7 @@ def _need_groups(keys: pd.Series, parts: int, what: str) -> None:
 
 
 def _carve_val(
-    rest: pd.DataFrame, keys: pd.Series, val_size: float, total: int, seed: Seed
+    rest: pd.DataFrame, keys: pd.Series, val_size: float, total: int, seed: Seed, subtypes: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out `val_size` of all `total` images from `rest` as whole groups, stratified."""
     share = val_size * total / len(rest)
@@ -382,7 +471,7 @@ def _carve_val(
             f"split.val_size={val_size} asks for {share:.0%} of the {len(rest)} non-test images; "
             "nothing would be left to train on"
         )
-    carved = _partition(rest, keys[rest.index], ("train", "val"), (1 - share, share), seed)
+    carved = _partition(rest, keys[rest.index], ("train", "val"), (1 - share, share), seed, subtypes)
     return carved["train"], carved["val"]
 
 
@@ -398,6 +487,7 @@ def split_by_patient(
     group_by: str,
     seed: int,
     duplicates: pd.DataFrame | None = None,
+    task: str = "binary",
 ) -> dict[str, pd.DataFrame]:
     """train/val/test by patient group, stratified by class (then subtype); manifest order."""
     if val_size + test_size >= 1:
@@ -406,20 +496,31 @@ def split_by_patient(
         )
     keys = group_keys(manifest, group_by, duplicates)
     _need_groups(keys, 3, "splits")
-    splits = _partition(manifest, keys, SPLITS, (1 - val_size - test_size, val_size, test_size), seed)
-    return _check_classes(splits)
+    subtypes = task == "subtype"
+    fractions = (1 - val_size - test_size, val_size, test_size)
+    return _check_classes(_partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes)
 
 
 def kfold_assignment(
-    manifest: pd.DataFrame, *, folds: int, group_by: str, seed: int, duplicates: pd.DataFrame | None = None
+    manifest: pd.DataFrame,
+    *,
+    folds: int,
+    group_by: str,
+    seed: int,
+    duplicates: pd.DataFrame | None = None,
+    task: str = "binary",
 ) -> pd.Series:
     """The fold (0..folds-1) of every row: whole groups, folds stratified; fixed by seed alone."""
-    return _fold_of_rows(manifest, group_keys(manifest, group_by, duplicates), folds, seed)
+    return _fold_of_rows(manifest, group_keys(manifest, group_by, duplicates), folds, seed, task == "subtype")
 
 
-def _fold_of_rows(manifest: pd.DataFrame, keys: pd.Series, folds: int, seed: int) -> pd.Series:
+def _fold_of_rows(
+    manifest: pd.DataFrame, keys: pd.Series, folds: int, seed: int, subtypes: bool = False
+) -> pd.Series:
     _need_groups(keys, folds, "folds")
-    parts = assign_groups(manifest, keys, [1 / folds] * folds, seed)
+    if subtypes:
+        _need_subtype_groups(manifest, keys, folds)
+    parts = assign_groups(manifest, keys, [1 / folds] * folds, seed, subtypes=subtypes)
     return keys.map(parts).rename("fold")
 
 
@@ -432,15 +533,17 @@ def split_kfold(
     group_by: str,
     seed: int,
     duplicates: pd.DataFrame | None = None,
+    task: str = "binary",
 ) -> dict[str, pd.DataFrame]:
     """Fold `fold` of `folds` patient-grouped folds is test; val is carved from the rest by patient."""
     if not 0 <= fold < folds:
         raise ValueError(f"split.fold={fold} is not one of the {folds} folds (0..{folds - 1})")
     keys = group_keys(manifest, group_by, duplicates)
-    assignment = _fold_of_rows(manifest, keys, folds, seed)
+    subtypes = task == "subtype"
+    assignment = _fold_of_rows(manifest, keys, folds, seed, subtypes)
     test, rest = manifest[assignment == fold], manifest[assignment != fold]
-    train, val = _carve_val(rest, keys, val_size, len(manifest), [seed, 1, fold])
-    return _check_classes({"train": train, "val": val, "test": test})
+    train, val = _carve_val(rest, keys, val_size, len(manifest), [seed, 1, fold], subtypes)
+    return _check_classes({"train": train, "val": val, "test": test}, subtypes)
 
 
 def official_sides(manifest: pd.DataFrame, fold: int) -> pd.Series:
@@ -472,6 +575,7 @@ def split_official(
     group_by: str,
     seed: int,
     duplicates: pd.DataFrame | None = None,
+    task: str = "binary",
 ) -> tuple[dict[str, pd.DataFrame], dict[str, object]]:
     """The published train/test of Folds.csv fold `fold + 1`, repaired, and val carved from train.
 
@@ -498,7 +602,9 @@ def split_official(
     published = {"train": int((sides == "train").sum()), "test": int((sides == "test").sum())}
     test = manifest[sides == "test"]
     rest = manifest[(sides == "train") & ~leaking]
-    train, val = _carve_val(rest, keys, val_size, len(manifest) - int(leaking.sum()), [seed, 1, fold])
+    subtypes = task == "subtype"
+    total = len(manifest) - int(leaking.sum())
+    train, val = _carve_val(rest, keys, val_size, total, [seed, 1, fold], subtypes)
     report = {
         "official_fold": fold + 1,
         "published_images": published,
@@ -506,11 +612,11 @@ def split_official(
         "train_images_dropped": int(leaking.sum()),
         "repairs": repairs,
     }
-    return _check_classes({"train": train, "val": val, "test": test}), report
+    return _check_classes({"train": train, "val": val, "test": test}, subtypes), report
 
 
 def split_by_image(
-    manifest: pd.DataFrame, *, val_size: float, test_size: float, seed: int
+    manifest: pd.DataFrame, *, val_size: float, test_size: float, seed: int, task: str = "binary"
 ) -> dict[str, pd.DataFrame]:
     """A random split by image, stratified by class (then subtype). Leaky: patients straddle splits."""
     if val_size + test_size >= 1:
@@ -518,20 +624,28 @@ def split_by_image(
             f"split.val_size + split.test_size = {val_size + test_size} leaves nothing to train on"
         )
     keys = pd.Series(manifest["filename"].to_numpy(), index=manifest.index)
-    splits = _partition(manifest, keys, SPLITS, (1 - val_size - test_size, val_size, test_size), seed)
-    return _check_classes(splits)
+    subtypes = task == "subtype"
+    fractions = (1 - val_size - test_size, val_size, test_size)
+    return _check_classes(_partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes)
 
 
 def make_splits(
-    manifest: pd.DataFrame, params: SplitParams, seed: int, duplicates: pd.DataFrame | None = None
+    manifest: pd.DataFrame,
+    params: SplitParams,
+    seed: int,
+    duplicates: pd.DataFrame | None = None,
+    task: str = "binary",
 ) -> SplitResult:
-    """Run the strategy that `params.strategy` names."""
+    """Run the strategy that `params.strategy` names, for `task` (subtype: every split holds every
+    subtype)."""
     keys = group_keys(manifest, params.group_by, duplicates)
     info: dict[str, object] = {
         "strategy": params.strategy,
         "group_by": params.group_by,
         "leaky": params.strategy == "image",
-        "stratified_by": "class, then subtype",
+        "stratified_by": "subtype, every subtype in every split"
+        if task == "subtype"
+        else "class, then subtype",
         "patient_groups": int(keys.nunique()),
         "linked_by_pixel_twins": linked_groups(keys),
     }
@@ -543,6 +657,7 @@ def make_splits(
             group_by=params.group_by,
             seed=seed,
             duplicates=duplicates,
+            task=task,
         )
     elif params.strategy == "kfold":
         splits = split_kfold(
@@ -553,6 +668,7 @@ def make_splits(
             group_by=params.group_by,
             seed=seed,
             duplicates=duplicates,
+            task=task,
         )
         info.update(folds=params.folds, fold=params.fold)
     elif params.strategy == "official":
@@ -563,10 +679,13 @@ def make_splits(
             group_by=params.group_by,
             seed=seed,
             duplicates=duplicates,
+            task=task,
         )
         info.update(fold=params.fold, **report)
     else:
-        splits = split_by_image(manifest, val_size=params.val_size, test_size=params.test_size, seed=seed)
+        splits = split_by_image(
+            manifest, val_size=params.val_size, test_size=params.test_size, seed=seed, task=task
+        )
     return SplitResult(splits, leaky=params.strategy == "image", info=info)
 
 
@@ -633,5 +752,8 @@ def describe(splits: dict[str, pd.DataFrame]) -> dict[str, object]:
             "patients_by_class": {k: int(v) for k, v in frame.groupby("label")["patient"].nunique().items()},
             "images_by_magnification": _counts(frame["magnification"], "{}X"),
             "images_by_subtype": _counts(frame["subtype"]),
+            "patients_by_subtype": {
+                k: int(v) for k, v in frame.groupby("subtype")["patient"].nunique().items()
+            },
         }
     return summary

@@ -1,7 +1,8 @@
 """Baselines every model must beat, and the checks that say whether one does.
 
 - The colour baseline: a logistic regression on each image's colour histogram (32 bins per RGB
-  channel) and per-channel mean and standard deviation, fitted on the train split. Stain and
+  channel) and per-channel mean and standard deviation, fitted on the train split (multinomial
+  over the eight subtypes with `task: subtype`). Stain and
   scanner colour differ between patients and labs, so a CNN that does not beat it has learned
   stain, not tissue.
 - The paired comparison with it: the ROC AUC difference (model - baseline) on the same test
@@ -33,6 +34,7 @@ from stages.evaluation.bootstrap import (
     verdict,
 )
 from stages.evaluation.bootstrap import difference as paired
+from stages.pipeline.task import Task, outputs, targets
 
 HISTOGRAM_BINS = 32  # per RGB channel
 REGULARISATION = 0.1  # inverse strength (C): 102 features, a few hundred images
@@ -66,14 +68,22 @@ def fit_colour_baseline(features: np.ndarray, targets: np.ndarray) -> Pipeline:
 
 
 def colour_baseline_probabilities(
-    train: pd.DataFrame, splits: dict[str, pd.DataFrame]
+    train: pd.DataFrame, splits: dict[str, pd.DataFrame], task: Task = "binary"
 ) -> dict[str, np.ndarray]:
-    """Fit on the train rows' images, return the malignant probability of every image of each split."""
-    model = fit_colour_baseline(feature_matrix(train["path"].tolist()), train["target"].to_numpy())
-    return {
-        name: model.predict_proba(feature_matrix(rows["path"].tolist()))[:, 1].astype(np.float64)
-        for name, rows in splits.items()
-    }
+    """Fit on the train rows' images, return for every image of each split the malignant
+    probability (binary), or the eight subtype probabilities (subtype: a multinomial logistic
+    regression; a subtype absent from train gets probability 0)."""
+    model = fit_colour_baseline(feature_matrix(train["path"].tolist()), targets(train, task, "train"))
+    result = {}
+    for name, rows in splits.items():
+        probabilities = model.predict_proba(feature_matrix(rows["path"].tolist())).astype(np.float64)
+        if task == "binary":
+            result[name] = probabilities[:, 1]
+        else:
+            full = np.zeros((len(rows), outputs(task)))
+            full[:, model.classes_] = probabilities
+            result[name] = full
+    return result
 
 
 def paired_auc_difference(

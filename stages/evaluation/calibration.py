@@ -10,10 +10,12 @@ log(p / (1 - p)) by one number T > 0 fitted by maximum likelihood on validation 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.special import expit, logit
+from scipy.special import expit, log_softmax, logit, softmax
 from sklearn import metrics as skm
 
 ECE_BINS = 10
@@ -52,8 +54,12 @@ def calibration_metrics(targets: np.ndarray, probabilities: np.ndarray) -> dict[
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """sigmoid(logit(p) / T)."""
-    clipped = np.clip(np.asarray(probabilities, dtype=float), EPSILON, 1 - EPSILON)
+    """sigmoid(logit(p) / T) for one probability per image; softmax(log(p) / T) for rows of class
+    probabilities (the subtype task: the softmax's logits up to a constant)."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.ndim == 2:
+        return softmax(np.log(np.clip(probabilities, EPSILON, 1.0)) / temperature, axis=1)
+    clipped = np.clip(probabilities, EPSILON, 1 - EPSILON)
     return expit(logit(clipped) / temperature)
 
 
@@ -70,6 +76,14 @@ def fit_temperature(targets: np.ndarray, probabilities: np.ndarray) -> float:
     (validation) images, searched in log space within TEMPERATURE_BOUNDS."""
     if len(targets) == 0:
         raise ValueError("no validation images: a temperature cannot be fitted")
+    if np.ndim(probabilities) == 2:  # rows of class probabilities, targets the class indices
+        log_p = np.log(np.clip(np.asarray(probabilities, dtype=float), EPSILON, 1.0))
+        rows = np.arange(len(targets)), np.asarray(targets, dtype=int)
+
+        def log_loss(log_temperature: float) -> float:
+            return float(-log_softmax(log_p / np.exp(log_temperature), axis=1)[rows].mean())
+
+        return _minimise(log_loss)
     logits = logit(np.clip(np.asarray(probabilities, dtype=float), EPSILON, 1 - EPSILON))
     targets = np.asarray(targets, dtype=float)
 
@@ -78,6 +92,10 @@ def fit_temperature(targets: np.ndarray, probabilities: np.ndarray) -> float:
         # -[y log s(z) + (1 - y) log(1 - s(z))] = log(1 + e^z) - y z, computed stably
         return float(np.mean(np.logaddexp(0.0, scaled) - targets * scaled))
 
+    return _minimise(log_loss)
+
+
+def _minimise(log_loss: Callable[[float], float]) -> float:
     low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
     result = minimize_scalar(log_loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))

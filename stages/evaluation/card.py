@@ -24,6 +24,7 @@ import yaml
 
 from stages.evaluation.decision import read_decision
 from stages.evaluation.metrics import HEADLINE, majority_cells
+from stages.evaluation.report import subtype_lines
 from stages.evaluation.tables import MISSING, estimate, table
 from stages.evaluation.tables import number as formatted
 from stages.pipeline.environment import describe_environment
@@ -432,16 +433,26 @@ def _issues_section(params: Params, ingest: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _intended_use() -> list[str]:
+def _intended_use(task: str) -> list[str]:
+    what = (
+        "classified into the eight BreakHis tumour subtypes (adenosis, fibroadenoma, phyllodes tumour, "
+        "tubular adenoma; ductal, lobular, mucinous, papillary carcinoma), with the benign/malignant "
+        "call derived from them"
+        if task == "subtype"
+        else "classified as benign vs malignant"
+    )
+    out_of_scope = (
+        "other subtypes than these eight, grading" if task == "subtype" else "tumour subtypes, grading"
+    )
     return [
         "## Intended use and limits",
         "",
         "- **Research and education only. Not for diagnosis**, treatment decisions or any clinical use; "
         "not a medical device; not validated prospectively or on any other cohort.",
         "- Intended input: H&E-stained breast tissue microscopy images like BreakHis (surgical biopsy "
-        "slides, 40X-400X, 700x460 RGB fields of view), classified as benign vs malignant.",
+        f"slides, 40X-400X, 700x460 RGB fields of view), {what}.",
         "- Out of scope: whole-slide images (tile them first), other stains (IHC), other organs, "
-        "frozen sections, other scanners or labs without revalidation, tumour subtypes, grading.",
+        f"frozen sections, other scanners or labs without revalidation, {out_of_scope}.",
         "- The training set is small (BreakHis: 82 patients, 7,909 images); test figures rest on a "
         "handful of patients and vary a lot between splits and seeds.",
         "- Every prediction is one field of view; a patient-level call should aggregate many images "
@@ -464,6 +475,12 @@ def _versions_section(params: Params) -> list[str]:
     return lines
 
 
+def model_task(params: Params, models: Mapping[str, Mapping[str, Any] | str]) -> str:
+    """The task the models say they were trained for (params.yaml's when none can say)."""
+    tasks = {str(entry.get("task", "binary")) for entry in models.values() if isinstance(entry, Mapping)}
+    return tasks.pop() if len(tasks) == 1 else params.task
+
+
 def model_card(
     params: Params,
     summary: Mapping[str, Any],
@@ -475,17 +492,25 @@ def model_card(
     """The card's markdown. ingest / split: the summaries (read from metrics/ when None)."""
     ingest = read_json(INGEST_METRICS) if ingest is None else ingest
     split = read_json(SPLIT_METRICS) if split is None else split
+    task = model_task(params, models)
+    title = "eight-subtype" if task == "subtype" else "benign/malignant"
+    what = (
+        "the eight BreakHis tumour subtypes, with benign vs malignant derived from them"
+        if task == "subtype"
+        else "benign vs malignant"
+    )
     lines = [
-        "# Model card: BreakHis benign/malignant classifiers",
+        f"# Model card: BreakHis {title} classifiers",
         "",
-        "Four classifiers of breast histopathology images (benign vs malignant): a custom CNN, VGG19, "
-        "ResNet50 and their soft-vote ensemble, trained and tested on patient-disjoint splits. "
+        f"Task: `{task}`. Four classifiers of breast histopathology images ({what}): a custom CNN, "
+        "VGG19, ResNet50 and their soft-vote ensemble, trained and tested on patient-disjoint splits. "
         "Generated from this run's params and metrics; do not edit by hand.",
         "",
-        *_intended_use(),
+        *_intended_use(task),
         *_models_section(params, models, models_dir),
         *_data_section(params, ingest, split),
         *_metrics_section(params, summary, models_dir),
+        *subtype_lines(dict(summary), params.evaluate.confidence),
         *_issues_section(params, ingest),
         *_versions_section(params),
     ]

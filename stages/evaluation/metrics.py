@@ -25,7 +25,7 @@ from stages.evaluation.tables import number
 class Metric:
     """A headline metric: where an evaluate.json entry holds it, and how documents name it."""
 
-    level: str  # its section of an evaluate.json entry: `image` or `patient`
+    level: str  # its section of an evaluate.json entry: `image`, `patient`, `subtype.image`, ...
     key: str  # its key in that section
     name: str  # its flat name: evaluate.json's `ci` and majority baseline, the paired comparison
     title: str  # its column title in tables
@@ -34,7 +34,7 @@ class Metric:
     @property
     def column(self) -> str:
         """Its column in cross-validation tables and summaries: `image_roc_auc`."""
-        return f"{self.level}_{self.key}"
+        return f"{self.level.replace('.', '_')}_{self.key}"
 
     @property
     def path(self) -> str:
@@ -43,7 +43,9 @@ class Metric:
 
     def value_in(self, entry: Mapping[str, Any]) -> Any:
         """Its value in an evaluate.json entry, or None."""
-        section = entry.get(self.level)
+        section: Any = entry
+        for part in self.level.split("."):
+            section = section.get(part) if isinstance(section, Mapping) else None
         return section.get(self.key) if isinstance(section, Mapping) else None
 
 

@@ -1,4 +1,9 @@
-"""Plot data for `dvc plots` (CSV, no Infinity values) and PNG figures for humans."""
+"""Plot data for `dvc plots` (CSV, no Infinity values) and PNG figures for humans.
+
+ROC, precision-recall, reliability and the binary confusion matrix plot P(malignant): a binary
+model's output, or the sum of a subtype model's four malignant subtypes (stages.pipeline.task).
+`subtype_confusion/<model>.csv` holds each test image's actual subtype and its predicted subtype
+(task: subtype) or class (task: binary: which subtypes a binary model gets wrong)."""
 
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ from stages.evaluation.calibration import reliability_bins
 from stages.pipeline.figures import save_figure
 from stages.pipeline.params import ENSEMBLE
 from stages.pipeline.paths import validation_curve
-
-CLASS_NAMES = ("benign", "malignant")
+from stages.pipeline.task import BINARY_CLASSES as CLASS_NAMES
+from stages.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of
 
 
 def roc_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
@@ -76,19 +81,23 @@ def reliability_png(bins: dict[str, pd.DataFrame], summary: dict[str, Any], path
     save(figure, path)
 
 
-def confusion_png(counts: np.ndarray, title: str, path: Path) -> None:
+def confusion_png(counts: np.ndarray, title: str, path: Path, labels: tuple[str, ...] = CLASS_NAMES) -> None:
     """Confusion matrix with counts and row-normalised fractions in each cell."""
     fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(4, 3.6))
+    size = 4 + 0.45 * (len(labels) - 2)
+    figure, axes = plt.subplots(figsize=(size, size * 0.9))
     axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     for (row, col), count in np.ndenumerate(counts):
         colour = "white" if fractions[row, col] > 0.5 else "black"
-        axes.text(col, row, f"{count}\n{fractions[row, col]:.0%}", ha="center", va="center", color=colour)
+        text = f"{count}\n{fractions[row, col]:.0%}" if len(labels) <= 2 or count else ""
+        axes.text(
+            col, row, text, ha="center", va="center", color=colour, fontsize=8 if len(labels) > 2 else 10
+        )
     axes.set(
-        xticks=[0, 1],
-        yticks=[0, 1],
-        xticklabels=CLASS_NAMES,
-        yticklabels=CLASS_NAMES,
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
         xlabel="predicted",
         ylabel="actual",
         title=title,
@@ -128,12 +137,14 @@ def training_curves_png(models: list[str], path: Path) -> None:
 
 
 def write_evaluation_plots(
-    plots_dir: Path, rows: pd.DataFrame, probabilities: dict[str, np.ndarray], summary: dict[str, Any]
+    plots_dir: Path, rows: pd.DataFrame, outputs: dict[str, np.ndarray], summary: dict[str, Any]
 ) -> None:
-    """Plot data (CSV) for `dvc plots` and PNGs, for every model and the ensemble on the test rows."""
+    """Plot data (CSV) for `dvc plots` and PNGs, for every model and the ensemble on the test rows
+    (`outputs`: each one's P(malignant), or rows of subtype probabilities)."""
     targets = rows["target"].to_numpy()
     roc, precision_recall, accuracy_by_magnification, reliability = {}, {}, {}, {}
-    for name, probs in probabilities.items():
+    for name, output in outputs.items():
+        probs = malignant_probability(output)
         threshold = summary[name]["threshold"]
         predicted = (probs >= threshold).astype(int)
         roc[name] = roc_points(targets, probs)
@@ -147,11 +158,29 @@ def write_evaluation_plots(
             predicted=[CLASS_NAMES[p] for p in predicted],
             probability=probs.round(6),
         )
+        subtypes = {"actual": rows["subtype"].to_numpy()}
+        if task_of(output) == "subtype":
+            predictions = predictions.assign(
+                actual_subtype=rows["subtype"].to_numpy(),
+                predicted_subtype=predicted_subtypes(output),
+                **{f"p_{code}": output[:, i].round(6) for i, code in enumerate(SUBTYPE_CLASSES)},
+            )
+            subtypes["predicted"] = predictions["predicted_subtype"].to_numpy()
+            counts = skm.confusion_matrix(subtypes["actual"], subtypes["predicted"], labels=SUBTYPE_CLASSES)
+            confusion_png(
+                counts,
+                f"{name}: subtypes (test)",
+                plots_dir / f"confusion_subtype_{name}.png",
+                SUBTYPE_CLASSES,
+            )
+        else:
+            subtypes["predicted"] = predictions["predicted"].to_numpy()
         for folder, frame in (
             ("roc", roc[name]),
             ("precision_recall", precision_recall[name]),
             ("calibration", reliability[name]),
             ("predictions", predictions),
+            ("subtype_confusion", pd.DataFrame(subtypes)),
             ("by_magnification", by_magnification.rename_axis("magnification").reset_index()),
         ):
             (plots_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -170,6 +199,4 @@ def write_evaluation_plots(
     )
     reliability_png(reliability, summary, plots_dir / "calibration.png")
     magnification_png(pd.DataFrame(accuracy_by_magnification), plots_dir / "by_magnification.png")
-    training_curves_png(
-        [name for name in probabilities if name != ENSEMBLE], plots_dir / "training_curves.png"
-    )
+    training_curves_png([name for name in outputs if name != ENSEMBLE], plots_dir / "training_curves.png")

@@ -9,8 +9,9 @@ from typing import Any
 
 from stages.evaluation.baselines import collapse_warnings
 from stages.evaluation.metrics import HEADLINE, majority_cells
+from stages.evaluation.subtype import SUBTYPE_HEADLINE
 from stages.evaluation.tables import estimate, interval, number, table
-from stages.pipeline.params import EVALUATED, SCORED_MODELS
+from stages.pipeline.params import ENSEMBLE, EVALUATED, SCORED_MODELS
 from stages.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
 
 FIGURES = (
@@ -40,6 +41,87 @@ def metrics_table(summary: dict[str, Any]) -> list[str]:
     return table(
         ["Model", "Threshold", *(metric.title for metric in HEADLINE)], rows, "lr" + "r" * len(HEADLINE)
     )
+
+
+def subtype_lines(summary: dict[str, Any], confidence: float, link: Path | None = None) -> list[str]:
+    """task: subtype: every model's subtype metrics with intervals, the baselines, the per-subtype
+    recall of the ensemble, and the paired macro-F1 against the colour baseline. Nothing for a
+    binary run."""
+    if "majority_subtype_baseline" not in summary:
+        return []
+    models = [model for model in EVALUATED if "subtype" in summary.get(model, {})]
+    rows = [
+        [
+            model,
+            *(
+                estimate(metric.value_in(summary[model]), summary[model]["subtype"]["ci"].get(metric.name))
+                for metric in SUBTYPE_HEADLINE
+            ),
+        ]
+        for model in models
+    ]
+    majority = summary["majority_subtype_baseline"]
+    rows.append(
+        [
+            f"majority subtype of train ({majority['subtype']})",
+            number(majority["accuracy"]),
+            number(majority["balanced_accuracy"]),
+            number(majority["macro_f1"]),
+            "0.500",
+            number(majority["patient_accuracy"]),
+        ]
+    )
+    per_class = summary.get(ENSEMBLE, {}).get("subtype", {}).get("per_class", {})
+    recall_rows = [
+        [code, str(entry["images"]), number(entry["recall"]), number(entry["precision"]), number(entry["f1"])]
+        for code, entry in per_class.items()
+    ]
+    versus = [
+        [
+            model,
+            number(result["macro_f1_difference"], sign=True),
+            interval(result["low"], result["high"], sign=True),
+            result["verdict"],
+        ]
+        for model in SCORED_MODELS
+        if "macro_f1_difference" in (result := summary[model]["subtype"].get("vs_colour_baseline", {}))
+    ]
+    lines = [
+        "## Subtypes (test split)",
+        "",
+        "The eight subtypes: each image's call is its most probable subtype; the benign/malignant "
+        "metrics above are derived from the same outputs (P(malignant) = the sum of the four "
+        f"malignant subtypes). Balanced accuracy and macro-F1 average over the subtypes present in "
+        f"test; in brackets, {confidence:.0%} intervals resampling patient groups.",
+        "",
+        *table(
+            ["Model", *(metric.title for metric in SUBTYPE_HEADLINE)], rows, "l" + "r" * len(SUBTYPE_HEADLINE)
+        ),
+        "",
+    ]
+    if recall_rows:
+        lines += [
+            "Ensemble per subtype (test images, recall, precision, F1):",
+            "",
+            *table(["Subtype", "Images", "Recall", "Precision", "F1"], recall_rows, "lrrrr"),
+            "",
+        ]
+    if versus:
+        lines += [
+            "Against the colour baseline (multinomial logistic regression on colour histograms): "
+            "macro-F1 difference on the same test images, paired by patient group.",
+            "",
+            *table(["Model", "Macro-F1 - colour baseline", "Interval", "Verdict"], versus, "lrll"),
+            "",
+        ]
+    if link is not None:
+        lines += [
+            " ".join(
+                f"![{m} subtype confusion]({link / f'confusion_subtype_{m}.png'})" for m in SCORED_MODELS
+            ),
+            "",
+        ]
+    return lines
 
 
 def magnification_lines(summary: dict[str, Any]) -> list[str]:
@@ -170,6 +252,7 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "",
         *baseline_lines(summary, confidence),
         "",
+        *subtype_lines(summary, confidence, link),
         *magnification_lines(summary),
         *calibration_lines(summary),
         " ".join(f"![{title}]({link / file})" for title, file in FIGURES),

@@ -1,5 +1,6 @@
 """The three classifiers: a 4-block CNN from scratch, and VGG19 / ResNet50 backbones from
-keras.applications with a small head. All output the probability of `malignant`.
+keras.applications with a small head. Binary (`outputs=1`): one sigmoid unit, P(malignant);
+subtype: a softmax over the eight subtypes (`stages.pipeline.task`).
 
 Models take images as produced by `stages.modeling.input_pipeline.preprocess` for their name, contain no
 Lambda layers, and load with `keras.saving.load_model(path, safe_mode=True)`.
@@ -22,8 +23,16 @@ class WeightsError(ValueError):
     """The requested backbone weights cannot be used."""
 
 
+def output_layer(outputs: int) -> layers.Dense:
+    """The classifier: one sigmoid unit (P(malignant)) or a softmax over `outputs` classes; float32
+    under mixed precision."""
+    if outputs == 1:
+        return layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")
+    return layers.Dense(outputs, activation="softmax", dtype="float32", name="subtype")
+
+
 def build_custom_cnn(
-    image_size: tuple[int, int], filters: list[int], dropout: float, batch_norm: bool
+    image_size: tuple[int, int], filters: list[int], dropout: float, batch_norm: bool, outputs: int = 1
 ) -> keras.Model:
     """Four convolution blocks (conv, optional batch norm, ReLU, max-pool), then a dense head."""
     inputs = keras.Input((*image_size, 3), name="image")
@@ -37,8 +46,7 @@ def build_custom_cnn(
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")(x)
-    return keras.Model(inputs, outputs, name="custom")
+    return keras.Model(inputs, output_layer(outputs)(x), name="custom")
 
 
 def resolve_weights(weights: str) -> str | None:
@@ -99,7 +107,7 @@ def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> kera
 
 @dataclass
 class TransferModel:
-    """A backbone with a head; `head` maps pooled backbone features to the probability."""
+    """A backbone with a head; `head` maps pooled backbone features to the probabilities."""
 
     model: keras.Model
     backbone: keras.Model
@@ -108,7 +116,7 @@ class TransferModel:
 
 
 def build_transfer_model(
-    name: str, image_size: tuple[int, int], weights: str, dropout: float
+    name: str, image_size: tuple[int, int], weights: str, dropout: float, outputs: int = 1
 ) -> TransferModel:
     backbone = build_backbone(name, image_size, weights)
     pretrained = weights != "none"
@@ -119,7 +127,7 @@ def build_transfer_model(
             if isinstance(layer, layers.BatchNormalization):
                 layer.momentum = 0.9
     dropout_layer = layers.Dropout(dropout, name="dropout")
-    classifier = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignant")
+    classifier = output_layer(outputs)
 
     inputs = keras.Input((*image_size, 3), name="image")
     # BatchNorm of a pretrained backbone keeps its statistics: in Keras 3 a BatchNormalization layer

@@ -20,20 +20,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from stages.data.images import source_aspect
 from stages.modeling.views import ViewParams, training_view
 from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import file_digest
 from stages.pipeline.params import MODEL_NAMES, Params, fit_settings, training_seed
+from stages.pipeline.task import BINARY_CLASSES, Task, classes, outputs
 
 if TYPE_CHECKING:
     import keras
 
 DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file that describes it
 FORMAT = 1  # of the description; a reader refuses other formats
-CLASSES = ("benign", "malignant")  # target 0 and 1: the model outputs P(malignant)
 CODE = Path(__file__).resolve().parents[1]  # the stages package: its digest is the code version
 # what each model expects of a float RGB image in [0, 255] (stages.modeling.input_pipeline.preprocess)
 PREPROCESSING = {
@@ -82,8 +82,8 @@ class ModelDescription(_Record):
     name: str  # one of MODEL_NAMES
     architecture: str
     initial_weights: str  # none | imagenet | a weights file
-    task: Literal["binary"] = "binary"
-    classes: tuple[str, ...] = CLASSES
+    task: Task = "binary"  # binary: one output, P(malignant); subtype: one probability per class
+    classes: tuple[str, ...] = BINARY_CLASSES
     input: ModelInput
     data: TrainingData
     training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
@@ -97,6 +97,12 @@ class ModelDescription(_Record):
             raise ValueError(f"unknown model '{name}' (the pipeline trains {', '.join(MODEL_NAMES)})")
         return name
 
+    @model_validator(mode="after")
+    def _classes_of_the_task(self) -> ModelDescription:
+        if self.classes != classes(self.task):
+            raise ValueError(f"classes {list(self.classes)} are not those of task {self.task}")
+        return self
+
     @property
     def synthetic(self) -> bool:
         return self.data.source == "synthetic"
@@ -107,11 +113,16 @@ def architecture(name: str, params: Params) -> str:
         custom = params.train.custom
         return (
             f"custom CNN: 4 convolution blocks {custom.filters}"
-            f"{' with BatchNorm' if custom.batch_norm else ''}, dropout {custom.dropout:g}"
+            f"{' with BatchNorm' if custom.batch_norm else ''}, dropout {custom.dropout:g}, "
+            f"{head(params.task)}"
         )
     own = getattr(params.train, name)
     backbone = "VGG19 with BatchNorm (from scratch)" if name == "vgg19" and own.weights == "none" else name
-    return f"{backbone} backbone, global average pooling, dropout {own.dropout:g}, one sigmoid unit"
+    return f"{backbone} backbone, global average pooling, dropout {own.dropout:g}, {head(params.task)}"
+
+
+def head(task: Task) -> str:
+    return "an 8-way softmax (subtypes)" if task == "subtype" else "one sigmoid unit"
 
 
 def code_version(root: Path = CODE) -> dict[str, Any]:
@@ -150,6 +161,8 @@ def describe(
         name=name,
         architecture=architecture(name, params),
         initial_weights=getattr(getattr(params.train, name), "weights", "none"),
+        task=params.task,
+        classes=classes(params.task),
         input=ModelInput(
             view=view.input,
             image_size=settings.image_size,
@@ -248,6 +261,12 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
             f"{path}: the network ({model.name}, input {shape[0]}x{shape[1]}) is not the one its "
             f"description names ({description.name}, input "
             f"{description.input.image_size[0]}x{description.input.image_size[1]})"
+        )
+    units = int(model.output_shape[-1])
+    if units != outputs(description.task):
+        raise ModelFileError(
+            f"{path}: the network has {units} output(s), but its description says task "
+            f"{description.task} ({outputs(description.task)})"
         )
     broken = non_finite_weights(model)
     if broken:

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from stages.modeling.description import CLASSES as CLASS_NAMES
 from stages.modeling.description import load_model
 from stages.modeling.prediction import load_for_model, model_inputs
 from stages.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, mean_over_views, scaled_size
 from stages.pipeline.figures import save_figure
 from stages.pipeline.params import ENSEMBLE
+from stages.pipeline.task import BINARY_CLASSES as CLASS_NAMES
+from stages.pipeline.task import malignant_probability, predicted_subtypes
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -101,12 +102,13 @@ class GradCam:
         return self.layer.name if self.parent is None else f"{self.parent.name}/{self.layer.name}"
 
     def _forward(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(feature map of the target layer, malignant logit) by calling the layers in order."""
+        """(feature map of the target layer, logits) by calling the layers in order: the malignant
+        logit (n,) of a sigmoid output, the pre-softmax logits (n, k) of a subtype model."""
         hidden, feature_map = inputs, None
         for index, layer in enumerate(self.chain):
             if self.inner is not None and layer is self.parent:
                 feature_map, hidden = self.inner(hidden, training=False)
-            elif index == len(self.chain) - 1 and _is_sigmoid_dense(layer):
+            elif index == len(self.chain) - 1 and _output_dense(layer) is not None:
                 # the logit, unsaturated (cast: under mixed precision the features are float16)
                 hidden = (
                     keras.ops.matmul(keras.ops.cast(hidden, layer.kernel.dtype), layer.kernel) + layer.bias
@@ -115,8 +117,10 @@ class GradCam:
                 hidden = layer(hidden, training=False)
                 if layer is self.layer:
                     feature_map = hidden
+        if _output_dense(self.chain[-1]) == "softmax":
+            return feature_map, tf.cast(hidden, tf.float32)
         logit = tf.cast(tf.reshape(hidden, [-1]), tf.float32)
-        if not _is_sigmoid_dense(self.chain[-1]):  # the model outputs a probability
+        if _output_dense(self.chain[-1]) is None:  # the model outputs a probability
             clipped = tf.clip_by_value(logit, 1e-7, 1 - 1e-7)
             logit = tf.math.log(clipped) - tf.math.log1p(-clipped)
         return feature_map, logit
@@ -124,14 +128,21 @@ class GradCam:
     def __call__(
         self, inputs: np.ndarray | tf.Tensor, threshold: float = 0.5
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Maps in [0, 1] at the feature map's resolution, shape (n, h, w), and the probabilities."""
+        """Maps in [0, 1] at the feature map's resolution, shape (n, h, w), and the probabilities
+        (n,) of a binary model, (n, k) of a subtype model. The map explains the predicted class: the
+        malignant logit (sign-flipped below `threshold`), or the logit of the most probable subtype."""
         inputs = tf.convert_to_tensor(inputs, dtype=tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(inputs)  # frozen layers have no watched variables; the input path is enough
             feature_map, logit = self._forward(inputs)
-            probability = tf.sigmoid(logit)
-            sign = tf.where(probability >= threshold, 1.0, -1.0)  # explain the predicted class
-            score = tf.reduce_sum(sign * logit)
+            if logit.shape.rank == 2:  # a softmax over subtypes
+                probability = tf.nn.softmax(logit, axis=-1)
+                chosen = tf.one_hot(tf.argmax(logit, axis=-1), tf.shape(logit)[-1])
+                score = tf.reduce_sum(tf.stop_gradient(chosen) * logit)
+            else:
+                probability = tf.sigmoid(logit)
+                sign = tf.where(probability >= threshold, 1.0, -1.0)  # explain the predicted class
+                score = tf.reduce_sum(sign * logit)
         gradients = tf.cast(tape.gradient(score, feature_map), tf.float32)
         feature_map = tf.cast(feature_map, tf.float32)
         if not self.checked:
@@ -143,8 +154,8 @@ class GradCam:
         return maps, probability.numpy()
 
     def _check(self, inputs: tf.Tensor, probability: tf.Tensor) -> None:
-        expected = np.asarray(self.model(inputs, training=False), dtype="float32").reshape(-1)
-        if not np.allclose(probability.numpy(), expected, atol=1e-4):
+        expected = np.asarray(self.model(inputs, training=False), dtype="float32")
+        if not np.allclose(probability.numpy(), expected.reshape(probability.shape), atol=1e-4):
             raise RuntimeError(
                 f"Grad-CAM: the rebuilt forward pass of '{self.model.name}' does not reproduce the model "
                 "(is it a chain of layers around at most one nested backbone?)"
@@ -152,8 +163,25 @@ class GradCam:
         self.checked = True
 
 
-def _is_sigmoid_dense(layer: keras.layers.Layer) -> bool:
-    return isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.sigmoid
+def _output_dense(layer: keras.layers.Layer) -> str | None:
+    """`sigmoid` or `softmax` for a Dense output layer with that activation, else None."""
+    if isinstance(layer, keras.layers.Dense):
+        for name in ("sigmoid", "softmax"):
+            if layer.activation is getattr(keras.activations, name):
+                return name
+    return None
+
+
+def output_caption(probability: np.ndarray | float) -> str:
+    """A model's output for one image in words: p(malignant), or the predicted subtype and the
+    derived p(malignant)."""
+    if np.ndim(probability) == 1:
+        return (
+            f"{predicted_subtypes(np.asarray(probability)[np.newaxis])[0]} "
+            f"p={float(np.max(probability)):.2f}, p(malignant)="
+            f"{float(malignant_probability(np.asarray(probability)[np.newaxis])[0]):.2f}"
+        )
+    return f"p(malignant)={float(probability):.2f}"
 
 
 def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -259,7 +287,7 @@ def write_gradcam_grid(
             maps, probs = heatmaps(cam, name, image[np.newaxis], own[name], view)
             # an all-zero map: nothing in the image raises the score of the class the model chose
             note = "" if maps[0].max() > 0 else ", no positive evidence"
-            cells.append((overlay(image, maps[0]), f"p(malignant)={probs[0]:.2f}{note}"))
+            cells.append((overlay(image, maps[0]), f"{output_caption(probs[0])}{note}"))
         columns[f"{name} ({cam.layer_name})"] = cells
         del cam, model
         keras.backend.clear_session()

@@ -41,6 +41,7 @@ from stages.modeling.description import (
 from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES
 from stages.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
+from stages.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
 
 if TYPE_CHECKING:
     import keras
@@ -115,7 +116,7 @@ def predict_batch(
     for name, model in models.items():
         view = views[name]
         count = views_per_image(images.shape[1:3], model_image_size(model), view)
-        per_view = np.asarray(model(model_inputs(name, model, images, view), training=False)).reshape(-1)
+        per_view = np.asarray(model(model_inputs(name, model, images, view), training=False))
         probabilities[name] = mean_over_views(per_view, count)
     return probabilities
 
@@ -130,7 +131,7 @@ def predict_ingested(
     size = model_image_size(model)
     data = inference_dataset(paths, model_name=name, image_size=size, batch_size=batch_size, view=view)
     views = views_per_image(field_size(paths[0]), size, view)
-    return mean_over_views(model.predict(data, verbose=0).reshape(-1), views)
+    return mean_over_views(model.predict(data, verbose=0), views)
 
 
 # ---- the models of a models folder --------------------------------------------------------------
@@ -222,6 +223,12 @@ def common_input(entries: Sequence[ModelEntry]) -> ModelInput:
     image is read once for all of them. Models trained on differently prepared images are refused."""
     first = entries[0].description.input
     for entry in entries[1:]:
+        if entry.description.task != entries[0].description.task:
+            raise ModelFileError(
+                f"{entries[0].path} predicts task {entries[0].description.task}, {entry.path} task "
+                f"{entry.description.task}: their outputs cannot be averaged; predict with one --model "
+                "at a time, or retrain them for one task"
+            )
         other = entry.description.input
         if (other.field_size, other.source_aspect, other.stain_normalization) != (
             first.field_size,
@@ -566,7 +573,8 @@ def name_info(path: str) -> NameInfo:
 
 def aggregate_by_patient(predictions: pd.DataFrame, probability: str, threshold: float) -> pd.DataFrame:
     """Per patient (BreakHis-named rows only), as in stages.evaluation.metrics: the mean probability decides
-    the patient's class; `malignant_fraction` is the fraction of their images predicted malignant."""
+    the patient's class; `malignant_fraction` is the fraction of their images predicted malignant. With
+    subtype probabilities (`p_A`...), also their means and the patient's most probable subtype."""
     named = predictions[predictions["patient"] != ""]
     frame = named.assign(malignant=(named[probability] >= threshold).astype(float))
     per_patient = frame.groupby("patient", sort=True).agg(
@@ -580,4 +588,9 @@ def aggregate_by_patient(predictions: pd.DataFrame, probability: str, threshold:
         per_patient["mean_probability"] >= threshold, "malignant", "benign"
     )
     per_patient["threshold"] = threshold
+    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]
+    if set(columns) <= set(named.columns):
+        means = named.groupby("patient", sort=True)[columns].mean()
+        per_patient[columns] = means.round(6)
+        per_patient["predicted_subtype"] = predicted_subtypes(means.to_numpy())
     return per_patient.reset_index().round({"mean_probability": 6, "malignant_fraction": 6})

@@ -95,10 +95,31 @@ def require_finite_weights(model: keras.Model, model_name: str, rate: str) -> No
         )
 
 
-def balanced_class_weights(targets: np.ndarray) -> dict[int, float]:
-    classes = np.unique(targets)
-    weights = compute_class_weight("balanced", classes=classes, y=targets)
-    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
+def balanced_class_weights(targets: np.ndarray, classes: int = 2) -> dict[int, float]:
+    """n / (k * images of the class) for the k classes present in the training rows; a class absent
+    from them gets 1 (it never occurs in training; Keras wants a weight for every class index)."""
+    present = np.unique(targets)
+    weights = compute_class_weight("balanced", classes=present, y=targets)
+    balanced = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
+    return {c: balanced.get(c, 1.0) for c in range(max(classes, int(present.max()) + 1))}
+
+
+class MacroAUC(keras.metrics.AUC):
+    """ROC AUC of a softmax over `classes`, one-vs-rest per class and averaged (macro), from sparse
+    targets 0..classes-1: the subtype task's `auc`."""
+
+    def __init__(self, classes: int, name: str = "auc", **kwargs: Any) -> None:
+        kwargs.pop("multi_label", None)
+        kwargs.pop("num_labels", None)
+        super().__init__(name=name, multi_label=True, num_labels=classes, **kwargs)
+        self.classes = classes
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), self.classes)
+        super().update_state(one_hot, y_pred, sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "classes": self.classes}
 
 
 class ResumeState:
@@ -198,8 +219,10 @@ class Trainer:
         runtime: Runtime,
         live: Live,
         resume: ResumeState,
+        outputs: int = 1,
     ) -> None:
         self.name = model_name
+        self.outputs = outputs  # 1: P(malignant); more: a softmax over the subtypes (targets 0..outputs-1)
         self.params = train
         self.settings = fit_settings(train, model_name)
         self.seed = seed
@@ -257,15 +280,21 @@ class Trainer:
             )
             steps = math.ceil(samples / self.batch_size) * epochs
             rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
-        model.compile(
-            optimizer=keras.optimizers.Adam(rate),
-            loss="binary_crossentropy",
-            metrics=[
+        # the names `loss`, `accuracy` and `auc` are the task's: train.monitor and dvc.yaml's plots use them
+        metrics = (
+            [
                 keras.metrics.BinaryAccuracy(name="accuracy"),
                 keras.metrics.AUC(name="auc"),
                 keras.metrics.Precision(name="precision"),
                 keras.metrics.Recall(name="recall"),
-            ],
+            ]
+            if self.outputs == 1
+            else [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroAUC(self.outputs)]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(rate),
+            loss="binary_crossentropy" if self.outputs == 1 else "sparse_categorical_crossentropy",
+            metrics=metrics,
             jit_compile=self.params.jit_compile,
         )
 
@@ -366,12 +395,16 @@ class Trainer:
             val_rows=val_rows,
             train=(self.training_dataset(train_rows),),
             val=self.inference_dataset(val_rows) if len(val_rows) else None,
-            class_weight=balanced_class_weights(targets) if self.params.class_weights else None,
+            class_weight=balanced_class_weights(targets, max(self.outputs, 2))
+            if self.params.class_weights
+            else None,
         )
         own = getattr(self.params, self.name)
         with self.runtime.strategy.scope():
             if isinstance(own, CustomCNNParams):
-                model = build_custom_cnn(self.settings.image_size, own.filters, own.dropout, own.batch_norm)
+                model = build_custom_cnn(
+                    self.settings.image_size, own.filters, own.dropout, own.batch_norm, self.outputs
+                )
                 self.whole = model
                 return self.train_every_layer(model)
             return self.run_transfer(own)
@@ -383,7 +416,9 @@ class Trainer:
         return model
 
     def run_transfer(self, own: BackboneParams) -> keras.Model:
-        parts = build_transfer_model(self.name, self.settings.image_size, own.weights, own.dropout)
+        parts = build_transfer_model(
+            self.name, self.settings.image_size, own.weights, own.dropout, self.outputs
+        )
         self.whole = parts.model
         if not parts.pretrained:  # nothing to transfer: train every layer from scratch
             return self.train_every_layer(parts.model)
@@ -457,11 +492,14 @@ def inference_copy(model: keras.Model) -> keras.Model:
     return copy
 
 
-def resume_config(model_name: str, train: TrainParams, seed: int, data_files: list[Path]) -> dict[str, Any]:
-    """What a training run depends on: its params and the digests of its data files."""
+def resume_config(
+    model_name: str, train: TrainParams, seed: int, data_files: list[Path], task: str = "binary"
+) -> dict[str, Any]:
+    """What a training run depends on: its task, params and the digests of its data files."""
     others = set(MODEL_NAMES) - {model_name}
     return {
         "model": model_name,
+        "task": task,
         "seed": seed,
         "train": train.model_dump(mode="json", exclude=others),
         "data": {str(path): file_digest(path) for path in data_files},

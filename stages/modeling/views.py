@@ -53,8 +53,14 @@ def views_per_image(field: tuple[int, int], input_size: tuple[int, int], view: V
 
 
 def mean_over_views(probabilities: np.ndarray, views: int) -> np.ndarray:
-    """Per-view probabilities in image order -> one probability per image (the mean of its views)."""
-    return np.asarray(probabilities, dtype="float64").reshape(-1, views).mean(axis=1)
+    """A model's per-view outputs in image order -> one output per image, the mean of its views: a
+    probability (shape (n,)) from one sigmoid unit, a row of class probabilities (n, k) from a softmax."""
+    outputs = np.asarray(probabilities, dtype="float64")
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        outputs = outputs[:, 0]
+    if outputs.ndim == 1:
+        return outputs.reshape(-1, views).mean(axis=1)
+    return outputs.reshape(-1, views, outputs.shape[1]).mean(axis=1)
 
 
 def view_params(train: TrainParams, *, test_time_flips: bool) -> ViewParams:

@@ -482,6 +482,11 @@ class Params(Section):
     """params.yaml: every stage reads its own section; dvc.yaml lists exactly the keys each stage uses."""
 
     seed: Seed = Field(42, description="the run's seed: data, split, augmentation, training")
+    task: Literal["binary", "subtype"] = Field(
+        "binary",
+        description="binary: benign vs malignant | subtype: the eight tumour subtypes (softmax; the "
+        "benign/malignant call derived from the four malignant subtypes' probabilities)",
+    )
     data: DataParams = DataParams()
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
