@@ -82,6 +82,8 @@ def paired_section(base: str, params: Params) -> tuple[list[str], bool]:
     groups = comparable_groups(results)
     if groups is None:
         reason = next(iter(results.values()))["reason"]
+        if "task differs" in reason:  # even unpaired, the metrics would not measure the same thing
+            return [f"**Not comparable with `{base}`**: {reason}. No metric change is shown.", ""], True
         return [f"**Not comparable with `{base}`**: {reason}. The changes below are not paired.", ""], False
     lines = [
         *comparison_markdown(results, base, "this PR", confidence),

@@ -38,7 +38,8 @@ def main() -> None:
     manifest = read_table(MANIFEST, MANIFEST_REQUIRED, "ingest")
     check_manifest(manifest, MANIFEST)  # one label per patient and group, no empty key, no path twice
     duplicates = read_table(DUPLICATES, DUPLICATES_REQUIRED, "ingest") if DUPLICATES.exists() else None
-    result = make_splits(manifest, params.split, params.seed, duplicates, params.task)
+    train_on_val = params.train.validation == "none"  # then only test must hold every subtype
+    result = make_splits(manifest, params.split, params.seed, duplicates, params.task, train_on_val)
     if result.leaky:
         print(
             "WARNING: split.strategy 'image' splits by image: the same patients are in train and test, "

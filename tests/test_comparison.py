@@ -85,6 +85,10 @@ def test_a_small_change_on_one_patient_is_within_noise() -> None:
         (lambda f: f.assign(actual=f["actual"][::-1].to_numpy()), "another actual"),
         (lambda f: pd.concat([f, f.iloc[:1]]), "list an image twice"),
         (lambda f: f.drop(columns="probability"), "no probability column"),
+        (
+            lambda f: f.assign(predicted_subtype="DC"),
+            "the base run predicts benign vs malignant, the new run the eight subtypes (task differs)",
+        ),
     ],
 )
 def test_other_test_images_are_not_comparable(change, reason: str) -> None:

@@ -644,3 +644,58 @@ def test_repeated_cross_validation_gives_each_seed_and_the_mean_over_seeds() -> 
     row = next(line for line in text.splitlines() if line.startswith("| ensemble_oof | ROC AUC |"))
     assert f"{np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f}" in row
     assert "| majority_baseline | accuracy |" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# task: subtype
+
+
+def as_subtype_fold(result: FoldResult, majority: str = "DC") -> FoldResult:
+    """The fold as a subtype run wrote it: every image's eight probabilities (its malignant
+    probability q on DC, 1 - q on A; the derived P(malignant) is q again), actual and predicted
+    subtype, the majority subtype of its train split, and `task: subtype`."""
+    predictions = {}
+    for model, frame in result.predictions.items():
+        q = frame["probability"].to_numpy()
+        columns = {f"p_{code}": 0.0 for code in ("A", "F", "PT", "TA", "DC", "LC", "MC", "PC")}
+        predictions[model] = frame.assign(
+            actual_subtype=np.where(frame["actual"] == "malignant", "DC", "A"),
+            predicted_subtype=np.where(q > 0.5, "DC", "A"),
+            **columns | {"p_A": 1 - q, "p_DC": q},
+        )
+    metrics = {**result.metrics, "majority_subtype_baseline": {"subtype": majority}}
+    return FoldResult(
+        result.name, result.rev, {**result.params, "task": "subtype"}, metrics, predictions, result.baseline
+    )
+
+
+def test_subtype_folds_pool_the_subtype_metrics_beside_the_majority_subtype(tmp_path: Path) -> None:
+    """Separable folds on three probability scales: the subtype call (the larger of p_A and p_DC,
+    i.e. q > 0.5) is wrong for fold 0's malignant images (q 0.2) and fold 2's benign ones (q 0.8):
+    8 of 24 images, so subtype accuracy 16/24; recall A 8/12 (fold 2's benign wrong), DC 8/12."""
+    summary = summarise_folds([as_subtype_fold(r) for r in separable_folds()], "t")
+    pooled = summary.pooled["custom"]["subtype"]
+    assert pooled["image"]["accuracy"] == pytest.approx(16 / 24)
+    assert pooled["image"]["balanced_accuracy"] == pytest.approx((8 / 12 + 8 / 12) / 2)
+    assert pooled["per_class"]["A"]["recall"] == pytest.approx(8 / 12)
+    assert (
+        pooled["ci"]["subtype_macro_f1"]["low"]
+        <= pooled["image"]["macro_f1"]
+        <= pooled["ci"]["subtype_macro_f1"]["high"]
+    )
+    # always DC: accuracy 6/12, balanced accuracy 1/2
+    majority = summary.pooled["majority_subtype_baseline"]
+    assert majority["subtypes"] == ["DC"] and majority["image"]["accuracy"] == pytest.approx(0.5)
+    assert majority["image"]["balanced_accuracy"] == pytest.approx(0.5)
+    text = markdown(summary)
+    assert "## Subtypes, pooled out-of-fold" in text and "| majority subtype of train (DC) |" in text
+    write_summary(summary, tmp_path)  # JSON-safe
+    assert json.loads((tmp_path / "summary.json").read_text())["pooled"]["custom"]["subtype"]["image"][
+        "accuracy"
+    ]
+
+
+def test_folds_of_two_tasks_are_not_one_cross_validation() -> None:
+    folds = separable_folds()
+    with pytest.raises(ValueError, match=r"they differ in task \(cv-t-s42-f0 subtype, cv-t-s42-f1 binary"):
+        summarise_folds([as_subtype_fold(folds[0]), *folds[1:]], "t")

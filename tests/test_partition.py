@@ -408,3 +408,24 @@ def test_split_summary_counts_patients_by_subtype() -> None:
     for name, frame in splits.items():
         assert summary[name]["patients_by_subtype"] == frame.groupby("subtype")["patient"].nunique().to_dict()
     assert summary["test"]["patients_by_subtype"] == dict.fromkeys(set(manifest["subtype"]), 2)
+
+
+def test_with_train_validation_none_only_test_must_hold_every_subtype() -> None:
+    """Two PT groups and two folds: the rest of a fold cannot give val a PT group too. When the
+    models train on val (`train.validation: none`), that is no problem; else it is an error."""
+    manifest = eight_subtypes(4, short="PT", short_groups=2)
+    for fold in range(2):
+        with pytest.raises(ValueError, match="the val split has no PT"):
+            split_kfold(manifest, folds=2, fold=fold, val_size=0.15, group_by="root", seed=0, task="subtype")
+        splits = split_kfold(
+            manifest,
+            folds=2,
+            fold=fold,
+            val_size=0.15,
+            group_by="root",
+            seed=0,
+            task="subtype",
+            train_on_val=True,
+        )
+        assert set(splits["test"]["subtype"]) == set(manifest["subtype"])
+        assert set(pd.concat([splits["train"], splits["val"]])["subtype"]) == set(manifest["subtype"])

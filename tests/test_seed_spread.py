@@ -67,6 +67,10 @@ def test_identical_predictions_give_no_false_alarm_and_a_different_one_is_counte
             "differ in params other than",
         ),
         (lambda f: [seed_run(1, 0.5, f), seed_run(2, 0.6, f.iloc[5:])], "not retrainings on one test set"),
+        (
+            lambda f: [seed_run(1, 0.5, f), seed_run(2, 0.6, f, task="subtype")],
+            "not comparable: task subtype and task binary",
+        ),
     ],
 )
 def test_runs_that_are_not_retrainings_of_one_configuration_are_refused(runs, message: str) -> None:

@@ -408,22 +408,27 @@ def _partition(
     return {name: frame[row_part == i] for i, name in enumerate(names)}
 
 
-def _check_classes(splits: dict[str, pd.DataFrame], subtypes: bool = False) -> dict[str, pd.DataFrame]:
+def _check_classes(
+    splits: dict[str, pd.DataFrame], subtypes: bool = False, train_on_val: bool = False
+) -> dict[str, pd.DataFrame]:
     for name, frame in splits.items():
         if frame.empty:
             raise ValueError(f"the {name} split is empty; more patient groups (or a larger share) are needed")
         if frame["target"].nunique() < 2:
             raise ValueError(f"the {name} split has only one class; more patients per class are needed")
     if subtypes:
-        _check_subtypes(splits)
+        _check_subtypes(splits, ("test",) if train_on_val else ("val", "test"))
     return {name: splits[name].sort_index() for name in SPLITS}
 
 
-def _check_subtypes(splits: dict[str, pd.DataFrame]) -> None:
-    """task: subtype: val and test must hold every subtype train has (a model is scored, and its
-    threshold and temperature chosen, on every class it learns)."""
-    trained = splits["train"]["subtype"]
-    for name in ("val", "test"):
+def _check_subtypes(splits: dict[str, pd.DataFrame], scored: Sequence[str]) -> None:
+    """task: subtype: the `scored` splits (val and test; test alone when the models train on val)
+    must hold every subtype train has: a model is scored, and its threshold and temperature chosen,
+    on every class it learns."""
+    trained = set(splits["train"]["subtype"])
+    if "val" not in scored:
+        trained |= set(splits["val"]["subtype"])
+    for name in scored:
         missing = sorted(set(trained) - set(splits[name]["subtype"]), key=list(SUBTYPES).index)
         if missing:
             code = missing[0]
@@ -488,6 +493,7 @@ def split_by_patient(
     seed: int,
     duplicates: pd.DataFrame | None = None,
     task: str = "binary",
+    train_on_val: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """train/val/test by patient group, stratified by class (then subtype); manifest order."""
     if val_size + test_size >= 1:
@@ -498,7 +504,9 @@ def split_by_patient(
     _need_groups(keys, 3, "splits")
     subtypes = task == "subtype"
     fractions = (1 - val_size - test_size, val_size, test_size)
-    return _check_classes(_partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes)
+    return _check_classes(
+        _partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes, train_on_val
+    )
 
 
 def kfold_assignment(
@@ -534,6 +542,7 @@ def split_kfold(
     seed: int,
     duplicates: pd.DataFrame | None = None,
     task: str = "binary",
+    train_on_val: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Fold `fold` of `folds` patient-grouped folds is test; val is carved from the rest by patient."""
     if not 0 <= fold < folds:
@@ -543,7 +552,7 @@ def split_kfold(
     assignment = _fold_of_rows(manifest, keys, folds, seed, subtypes)
     test, rest = manifest[assignment == fold], manifest[assignment != fold]
     train, val = _carve_val(rest, keys, val_size, len(manifest), [seed, 1, fold], subtypes)
-    return _check_classes({"train": train, "val": val, "test": test}, subtypes)
+    return _check_classes({"train": train, "val": val, "test": test}, subtypes, train_on_val)
 
 
 def official_sides(manifest: pd.DataFrame, fold: int) -> pd.Series:
@@ -576,6 +585,7 @@ def split_official(
     seed: int,
     duplicates: pd.DataFrame | None = None,
     task: str = "binary",
+    train_on_val: bool = False,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, object]]:
     """The published train/test of Folds.csv fold `fold + 1`, repaired, and val carved from train.
 
@@ -612,11 +622,17 @@ def split_official(
         "train_images_dropped": int(leaking.sum()),
         "repairs": repairs,
     }
-    return _check_classes({"train": train, "val": val, "test": test}, subtypes), report
+    return _check_classes({"train": train, "val": val, "test": test}, subtypes, train_on_val), report
 
 
 def split_by_image(
-    manifest: pd.DataFrame, *, val_size: float, test_size: float, seed: int, task: str = "binary"
+    manifest: pd.DataFrame,
+    *,
+    val_size: float,
+    test_size: float,
+    seed: int,
+    task: str = "binary",
+    train_on_val: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """A random split by image, stratified by class (then subtype). Leaky: patients straddle splits."""
     if val_size + test_size >= 1:
@@ -626,7 +642,9 @@ def split_by_image(
     keys = pd.Series(manifest["filename"].to_numpy(), index=manifest.index)
     subtypes = task == "subtype"
     fractions = (1 - val_size - test_size, val_size, test_size)
-    return _check_classes(_partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes)
+    return _check_classes(
+        _partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes, train_on_val
+    )
 
 
 def make_splits(
@@ -635,9 +653,10 @@ def make_splits(
     seed: int,
     duplicates: pd.DataFrame | None = None,
     task: str = "binary",
+    train_on_val: bool = False,
 ) -> SplitResult:
     """Run the strategy that `params.strategy` names, for `task` (subtype: every split holds every
-    subtype)."""
+    subtype; only test when `train_on_val`, `train.validation: none`, makes val training data)."""
     keys = group_keys(manifest, params.group_by, duplicates)
     info: dict[str, object] = {
         "strategy": params.strategy,
@@ -658,6 +677,7 @@ def make_splits(
             seed=seed,
             duplicates=duplicates,
             task=task,
+            train_on_val=train_on_val,
         )
     elif params.strategy == "kfold":
         splits = split_kfold(
@@ -669,6 +689,7 @@ def make_splits(
             seed=seed,
             duplicates=duplicates,
             task=task,
+            train_on_val=train_on_val,
         )
         info.update(folds=params.folds, fold=params.fold)
     elif params.strategy == "official":
@@ -680,11 +701,17 @@ def make_splits(
             seed=seed,
             duplicates=duplicates,
             task=task,
+            train_on_val=train_on_val,
         )
         info.update(fold=params.fold, **report)
     else:
         splits = split_by_image(
-            manifest, val_size=params.val_size, test_size=params.test_size, seed=seed, task=task
+            manifest,
+            val_size=params.val_size,
+            test_size=params.test_size,
+            seed=seed,
+            task=task,
+            train_on_val=train_on_val,
         )
     return SplitResult(splits, leaky=params.strategy == "image", info=info)
 

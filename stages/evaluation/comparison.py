@@ -68,6 +68,12 @@ METRICS = tuple(metric.name for metric in PAIRED)  # in the order of IMAGE_METRI
 
 def comparability_problem(base: pd.DataFrame, new: pd.DataFrame) -> str | None:
     """Why two runs' test predictions cannot be paired, or None when they can."""
+    tasks = {name: prediction_task(frame) for name, frame in (("base", base), ("new", new))}
+    if tasks["base"] != tasks["new"]:
+        return (
+            f"the base run predicts {TASK_WORDS[tasks['base']]}, the new run {TASK_WORDS[tasks['new']]} "
+            "(task differs): their numbers do not measure the same thing"
+        )
     for name, frame in (("base", base), ("new", new)):
         missing = [column for column in COLUMNS if column not in frame]
         if missing:
@@ -87,6 +93,14 @@ def comparability_problem(base: pd.DataFrame, new: pd.DataFrame) -> str | None:
         if (merged[f"{column}_base"].astype(str) != merged[f"{column}_new"].astype(str)).any():
             return f"the same test images have another {column} in the two runs"
     return None
+
+
+TASK_WORDS = {"binary": "benign vs malignant", "subtype": "the eight subtypes"}
+
+
+def prediction_task(frame: pd.DataFrame) -> str:
+    """The task a predictions CSV was written for: a subtype run's has `predicted_subtype`."""
+    return "subtype" if "predicted_subtype" in frame else "binary"
 
 
 class _Paired:

@@ -20,6 +20,7 @@ from stages.evaluation.bootstrap import BETTER, NOISE, WORSE
 from stages.evaluation.calibration import calibration_metrics
 from stages.evaluation.comparison import MALIGNANT, comparability_problem, paired_comparison
 from stages.evaluation.metrics import PAIRED
+from stages.evaluation.subtype import SUBTYPE_PAIRED
 from stages.evaluation.tables import mean_std, number, table
 from stages.pipeline.params import COLOUR_BASELINE, Params
 
@@ -59,6 +60,11 @@ def check_runs(runs: Sequence[SeedRun]) -> None:
     first = runs[0]
     for run in runs[1:]:
         if run.other_params() != first.other_params():
+            tasks = (run.other_params().get("task", "binary"), first.other_params().get("task", "binary"))
+            if tasks[0] != tasks[1]:
+                raise ValueError(
+                    f"{run.name} and {first.name} are not comparable: task {tasks[0]} and task {tasks[1]}"
+                )
             raise ValueError(f"{run.name} and {first.name} differ in params other than train.seed")
         for model, frame in run.predictions.items():
             if model in first.predictions:
@@ -73,6 +79,8 @@ def headline_values(run: SeedRun, model: str) -> dict[str, float | None]:
     """A run's headline metrics of one model (evaluate.json), and its calibration on test."""
     result = run.metrics.get(model, {})
     values = {metric.label: metric.value_in(result) for metric in PAIRED}
+    if "subtype" in result:  # task: subtype
+        values |= {metric.label: metric.value_in(result) for metric in SUBTYPE_PAIRED}
     frame = run.predictions.get(model)
     if frame is not None:
         targets = (frame["actual"] == MALIGNANT).to_numpy().astype(int)
@@ -99,7 +107,7 @@ def spread_table(runs: Sequence[SeedRun]) -> pd.DataFrame:
     ]
     for model in models:
         per_run = [headline_values(run, model) for run in runs]
-        for title in (*(metric.label for metric in PAIRED), *CALIBRATION.values()):
+        for title in (*(m.label for m in PAIRED), *(m.label for m in SUBTYPE_PAIRED), *CALIBRATION.values()):
             values = [entry.get(title) for entry in per_run]
             if any(not isinstance(v, int | float) for v in values):
                 continue

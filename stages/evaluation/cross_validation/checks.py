@@ -38,13 +38,18 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
                 f"{result.name}: split.strategy is '{result.settings.strategy}', not 'kfold': "
                 "it is not a fold of a cross-validation"
             )
-    for what, attribute in (("seed", "seed"), ("split.folds", "folds"), ("split.group_by", "group_by")):
+    for what, attribute in (
+        ("task", "task"),
+        ("seed", "seed"),
+        ("split.folds", "folds"),
+        ("split.group_by", "group_by"),
+    ):
         values = {r.name: getattr(r.settings, attribute) for r in results}
         if len(set(values.values())) > 1:
             listed = ", ".join(f"{name} {value}" for name, value in values.items())
             raise ValueError(
                 f"the experiments are not one cross-validation: they differ in {what} ({listed}); "
-                "summarise each seed or number of folds on its own"
+                "summarise each task, seed or number of folds on its own"
             )
     by_fold: dict[int, FoldResult] = {}
     for result in results:

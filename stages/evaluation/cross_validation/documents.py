@@ -13,6 +13,10 @@ from stages.evaluation.cross_validation.ensemble import ENSEMBLE_OUT_OF_FOLD, Me
 from stages.evaluation.cross_validation.figure import summary_figure
 from stages.evaluation.cross_validation.folds import COLUMNS, HEADLINE
 from stages.evaluation.cross_validation.summary import CVSummary
+from stages.evaluation.metrics import Metric
+from stages.evaluation.subtype import BALANCED_ACCURACY as SUBTYPE_BALANCED_ACCURACY
+from stages.evaluation.subtype import MACRO_F1 as SUBTYPE_MACRO_F1
+from stages.evaluation.subtype import SUBTYPE_HEADLINE
 from stages.evaluation.tables import estimate, is_number, mean_std, number, table
 from stages.pipeline.files import write_json
 
@@ -66,6 +70,45 @@ def ensemble_lines(summary: CVSummary) -> list[str]:
         f"{number(everywhere.threshold)} (pooled AUC {number(everywhere.auc)}): for a model trained on "
         f"every patient, `{_members_override(everywhere)}` (a model trained on more patients may shift "
         "its outputs: the threshold is the less certain of the two).",
+        "",
+    ]
+
+
+def _subtype_cell(entry: dict[str, Any], metric: Metric) -> str:
+    subtype = entry.get("subtype", {})
+    return estimate(metric.value_in(entry), subtype.get("ci", {}).get(metric.name))
+
+
+def subtype_lines(summary: CVSummary) -> list[str]:
+    """task: subtype: the pooled out-of-fold subtype metrics of every model, beside the majority
+    subtype of each fold's train split."""
+    models = [model for model in summary.models if "subtype" in summary.pooled.get(model, {})]
+    if not models:
+        return []
+    rows = [[model, *(_subtype_cell(summary.pooled[model], m) for m in SUBTYPE_HEADLINE)] for model in models]
+    majority = summary.pooled.get("majority_subtype_baseline")
+    if majority:
+        image = majority["image"]
+        rows.append(
+            [
+                f"majority subtype of train ({', '.join(majority['subtypes'])})",
+                number(image["accuracy"]),
+                number(image["balanced_accuracy"]),
+                number(image["macro_f1"]),
+                "0.500",
+                "",
+            ]
+        )
+    present = summary.pooled[models[0]]["subtype"]["image"].get("subtypes")
+    return [
+        "## Subtypes, pooled out-of-fold",
+        "",
+        f"The eight-subtype task ({present} subtypes among the pooled test images): each image's most "
+        "probable subtype; balanced accuracy and macro-F1 average over the subtypes present; the "
+        "benign/malignant table above is derived from the same outputs. In brackets: intervals "
+        "resampling patient groups.",
+        "",
+        *table(["Model", *(m.title for m in SUBTYPE_HEADLINE)], rows, "l" + "r" * len(SUBTYPE_HEADLINE)),
         "",
     ]
 
@@ -132,6 +175,7 @@ def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
             align,
         ),
         "",
+        *subtype_lines(summary),
         *ensemble_lines(summary),
         *epoch_lines(summary),
         "## Mean ± std over folds",
@@ -281,6 +325,15 @@ def repeated_markdown(summaries: list[CVSummary]) -> str:
                 float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
             )
             rows.append([model, title, *cells, spread])
+        for metric in (SUBTYPE_MACRO_F1, SUBTYPE_BALANCED_ACCURACY):
+            values = [metric.value_in(summary.pooled[model]) for summary in summaries]
+            if all(is_number(v) for v in values):
+                numbers = [float(v) for v in values]
+                spread = mean_std(
+                    float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
+                )
+                cells = [_subtype_cell(summary.pooled[model], metric) for summary in summaries]
+                rows.append([model, metric.label, *cells, spread])
     label = summaries[0].label
     return "\n".join(
         [

@@ -28,6 +28,7 @@ class FoldSettings:
     group_by: str
     resamples: int
     confidence: float
+    task: str = "binary"
 
 
 def fold_settings(params: dict[str, Any]) -> FoldSettings:
@@ -43,6 +44,7 @@ def fold_settings(params: dict[str, Any]) -> FoldSettings:
         group_by=str(split.get("group_by", defaults.split.group_by)),
         resamples=int(evaluate.get("bootstrap_resamples", defaults.evaluate.bootstrap_resamples)),
         confidence=float(evaluate.get("confidence", defaults.evaluate.confidence)),
+        task=str(params.get("task", defaults.task)),
     )
 
 

@@ -22,8 +22,11 @@ from stages.evaluation.metrics import (
     patient_metrics,
 )
 from stages.evaluation.plots import CLASS_NAMES
+from stages.evaluation.subtype import evaluate_subtypes
+from stages.evaluation.subtype import image_metrics as subtype_image_metrics
 from stages.evaluation.tables import is_number
 from stages.pipeline.paths import predictions_file
+from stages.pipeline.task import SUBTYPE_CLASSES, subtype_index
 
 PREDICTION_COLUMNS = ("filename", "patient", "actual", "predicted", "probability")
 
@@ -142,3 +145,35 @@ def pooled_intervals(
         }
 
     return bootstrap.intervals(statistics, resamples=resamples, confidence=confidence, seed=seed)
+
+
+def pooled_subtypes(
+    pooled: pd.DataFrame, *, resamples: int, confidence: float, seed: int
+) -> dict[str, Any] | None:
+    """task: subtype: the subtype metrics of a model's pooled predictions (their `p_<subtype>` and
+    `actual_subtype` columns), with patient-group intervals; None for a binary model's."""
+    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]
+    if not set(columns) <= set(pooled.columns) or "actual_subtype" not in pooled:
+        return None
+    probabilities = pooled[columns].to_numpy(dtype=float)
+    rows = pooled.assign(subtype=pooled["actual_subtype"], patient_group=pooled["group"])
+    entry = evaluate_subtypes(rows, probabilities, resamples=resamples, confidence=confidence, seed=seed)
+    return {key: entry[key] for key in ("image", "patient", "per_class", "ci")}
+
+
+def pooled_majority_subtype(checked: CheckedFolds, pooled: pd.DataFrame) -> dict[str, Any] | None:
+    """The majority-subtype baseline out of fold: each fold's own majority subtype of its train
+    split (evaluate.json's `majority_subtype_baseline`) predicted for every image it tested."""
+    chosen = {
+        r.fold: (r.metrics.get("majority_subtype_baseline") or {}).get("subtype") for r in checked.results
+    }
+    if "actual_subtype" not in pooled or None in chosen.values():
+        return None
+    constant = np.zeros((len(pooled), len(SUBTYPE_CLASSES)))
+    constant[np.arange(len(pooled)), [SUBTYPE_CLASSES.index(chosen[f]) for f in pooled["fold"]]] = 1.0
+    actual = subtype_index(pooled.assign(subtype=pooled["actual_subtype"]))
+    image = subtype_image_metrics(actual, constant)
+    return {
+        "subtypes": sorted(set(chosen.values()), key=SUBTYPE_CLASSES.index),
+        "image": {key: image[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")},
+    }

@@ -18,7 +18,13 @@ from stages.evaluation.cross_validation.ensemble import (
 )
 from stages.evaluation.cross_validation.epochs import EpochCurve, epoch_curves
 from stages.evaluation.cross_validation.folds import COLUMNS, HEADLINE, FoldResult, FoldSettings, headline
-from stages.evaluation.cross_validation.pooled import pooled_intervals, pooled_metrics, pooled_predictions
+from stages.evaluation.cross_validation.pooled import (
+    pooled_intervals,
+    pooled_majority_subtype,
+    pooled_metrics,
+    pooled_predictions,
+    pooled_subtypes,
+)
 from stages.evaluation.tables import is_number
 from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES
 
@@ -137,8 +143,16 @@ def summarise_folds(results: Sequence[FoldResult], label: str) -> CVSummary:
             "image": scores["image"],
             "patient": scores["patient"],
         }
+        subtypes = pooled_subtypes(
+            frame, resamples=settings.resamples, confidence=settings.confidence, seed=settings.seed
+        )
+        if subtypes is not None:
+            pooled[model]["subtype"] = subtypes
     for name in checked.baselines:
         pooled[name] = _pooled_flat(name, table)
+    majority = pooled_majority_subtype(checked, frames[checked.models[0]])
+    if majority is not None:
+        pooled["majority_subtype_baseline"] = majority
     experiments = [
         {
             "fold": result.fold,
