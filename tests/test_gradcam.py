@@ -125,3 +125,33 @@ def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_pa
     assert len(chosen) == 8
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[0] > 400 and picture.shape[1] > 400
+
+
+@pytest.mark.parametrize("name", ["custom", "resnet50"])
+def test_a_subtype_model_explains_its_most_probable_subtype(name: str, images: np.ndarray) -> None:
+    """An 8-way softmax (untrained, random weights): the rebuilt forward pass gives the model's
+    eight probabilities, and the map is the gradient of the predicted subtype's logit."""
+    import keras
+
+    from stages.modeling.architectures import build_custom_cnn, build_transfer_model
+    from stages.modeling.gradcam import GradCam, heatmaps, output_caption
+    from stages.modeling.prediction import predict_batch
+    from stages.modeling.views import WHOLE_FIELD
+
+    keras.utils.set_random_seed(0)
+    model = (
+        build_custom_cnn((32, 32), [8, 8, 16, 16], 0.0, True, outputs=8)
+        if name == "custom"
+        else build_transfer_model(name, (32, 32), "none", 0.0, outputs=8).model
+    )
+    maps, probabilities = heatmaps(GradCam(model), name, images[:3], threshold=0.5)
+    assert maps.shape == (3, *TINY_INGEST_SIZE) and probabilities.shape == (3, 8)
+    np.testing.assert_allclose(
+        probabilities, predict_batch({name: model}, images[:3], {name: WHOLE_FIELD})[name], atol=1e-5
+    )
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    caption = output_caption(probabilities[0])
+    assert (
+        caption.startswith(("A ", "F ", "PT ", "TA ", "DC ", "LC ", "MC ", "PC "))
+        and "p(malignant)=" in caption
+    )

@@ -42,7 +42,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -347,10 +347,21 @@ class _Canvas:
         cy = y + px * np.sin(tilt) + py * np.cos(tilt) + rng.normal(0, 0.1 * self.r, m)
         return cx, cy, np.degrees(t + tilt)
 
-    def gland(self, x: float, y: float, lumen: float, layers: int) -> None:
-        """A lumen ringed by regular luminal nuclei (radial) and flat myoepithelial ones."""
+    def gland(
+        self,
+        x: float,
+        y: float,
+        lumen: float,
+        layers: int,
+        aspect: float | None = None,
+        tilt: float | None = None,
+    ) -> None:
+        """A lumen ringed by regular luminal nuclei (radial) and flat myoepithelial ones; the
+        lumen's aspect (minor / major axis) and tilt (rad) are random unless given."""
         rng, r = self.rng, self.r
-        aspect, tilt = rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)
+        drawn_aspect, drawn_tilt = rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)
+        aspect = drawn_aspect if aspect is None else aspect
+        tilt = drawn_tilt if tilt is None else tilt
         a, b = lumen, lumen * aspect
         _draw_ellipses(self.white, *map(np.atleast_1d, (x, y, a, b, np.degrees(tilt), 255)))
         cx, cy, tangent = self.ring(x, y, a + 1.2 * r, b + 1.2 * r, tilt, 2.2 * r)
@@ -374,36 +385,257 @@ class _Canvas:
         _draw_ellipses(self.nuclei, cx, cy, radius, 0.78 * radius, np.full(length, np.degrees(angle)), values)
 
 
-def _benign_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
-    """Organised glands (lumen + one or two layers of small regular nuclei), then rosettes and
-    cords, until the budgets are met."""
+@dataclass(frozen=True)
+class _GlandStyle:
+    """How a benign subtype's glands look and lie: lumen radius (in benign nucleus radii), aspect
+    (minor / major axis), how often two-layered, spacing (1 touching), on a lattice or random,
+    aligned with the fibres, and the share of the leftover nuclei in cords (the rest: rosettes)."""
+
+    lumen: tuple[float, float]
+    aspect: tuple[float, float]
+    two_layers: float
+    spacing: float
+    lattice: bool = False
+    along_fibres: bool = False
+    cords: float = 0.5
+
+
+GLAND_STYLES = {
+    # adenosis: many small, crowded, round glands (a lobular proliferation of acini)
+    "A": _GlandStyle(lumen=(1.0, 1.8), aspect=(0.75, 1.0), two_layers=0.9, spacing=0.8, cords=0.0),
+    # fibroadenoma: few ducts compressed into slits along the fibres, wide stroma, stromal cords
+    "F": _GlandStyle(
+        lumen=(4.0, 7.0), aspect=(0.12, 0.25), two_layers=0.3, spacing=1.6, along_fibres=True, cords=0.9
+    ),
+    # tubular adenoma: uniform round tubules, packed on a lattice
+    "TA": _GlandStyle(
+        lumen=(1.9, 2.1), aspect=(0.9, 1.0), two_layers=1.0, spacing=1.05, lattice=True, cords=0.0
+    ),
+}
+
+
+def _glands(canvas: _Canvas, lumen_target: int, nuclear_target: int, style: _GlandStyle) -> None:
+    """Glands in a subtype's style until a budget is met (then rosettes and cords)."""
     rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
     glands = np.empty((0, 3))  # x, y, outer radius
-    for _ in range(300):
+    if style.lattice:
+        outer = style.lumen[1] * r + 3.6 * r
+        step = 2 * outer * style.spacing
+        ys, xs = np.mgrid[-step / 2 : h + step : step * 0.87, -step / 2 : w + step : step]
+        xs = xs + (np.arange(xs.shape[0])[:, None] % 2) * step / 2 + rng.uniform(0, step)
+        sites = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        sites = sites[rng.permutation(len(sites))] + rng.normal(0, 0.06 * step, sites.shape)
+    else:
+        sites = None
+    for attempt in range(300):
         if canvas.white_area() >= lumen_target or canvas.nuclear_area() >= 0.85 * nuclear_target:
             break
-        lumen = r * rng.uniform(2.2, 4.5)
-        layers = 2 if rng.random() < 0.65 else 1
+        lumen = r * rng.uniform(*style.lumen)
+        layers = 2 if rng.random() < style.two_layers else 1
         outer = lumen + (1.8 if layers == 1 else 3.6) * r
-        x, y = rng.uniform(-0.2 * outer, w + 0.2 * outer), rng.uniform(-0.2 * outer, h + 0.2 * outer)
-        if np.any(np.hypot(x - glands[:, 0], y - glands[:, 1]) < 0.95 * (outer + glands[:, 2])):
-            continue
+        if sites is not None:
+            if attempt >= len(sites):
+                break
+            x, y = sites[attempt]
+        else:
+            x, y = rng.uniform(-0.2 * outer, w + 0.2 * outer), rng.uniform(-0.2 * outer, h + 0.2 * outer)
+            if np.any(
+                np.hypot(x - glands[:, 0], y - glands[:, 1]) < style.spacing * 0.95 * (outer + glands[:, 2])
+            ):
+                continue
         glands = np.vstack([glands, (x, y, outer)])
-        canvas.gland(x, y, lumen, layers)
+        tilt = canvas.fibre_angle + rng.normal(0, 0.1) if style.along_fibres else None
+        canvas.gland(x, y, lumen, layers, rng.uniform(*style.aspect), tilt)
     for _ in range(400):
         if canvas.nuclear_area() >= nuclear_target:
             break
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         if not canvas.free(x, y):
             continue
-        if rng.random() < 0.5:
+        if rng.random() >= style.cords:
             canvas.gland(x, y, r * rng.uniform(0.6, 1.2), 1)  # a rosette
         else:
             canvas.cord(x, y, int(rng.integers(3, 8)))
     canvas.vacuoles(lumen_target)
 
 
-def _malignant_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+def _phyllodes_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+    """Phyllodes tumour: long curved leaf-like clefts, each lined by one layer of small regular
+    nuclei, in a cellular stroma (dense stromal nuclei along the fibres)."""
+    rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    canvas.fibroblasts(0.035)
+    for _ in range(40):
+        if canvas.white_area() >= 0.9 * lumen_target or canvas.nuclear_area() >= 0.8 * nuclear_target:
+            break
+        length, width = r * rng.uniform(9, 16), r * rng.uniform(0.5, 1.0)
+        angle = canvas.fibre_angle + rng.normal(0, 0.25)
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        t = np.linspace(-1, 1, 24)
+        bend = rng.normal(0, 0.25) * length
+        cx = x + t * length * np.cos(angle) - bend * (1 - t**2) * np.sin(angle)
+        cy = y + t * length * np.sin(angle) + bend * (1 - t**2) * np.cos(angle)
+        for px, py in zip(cx, cy, strict=True):
+            _draw_ellipses(canvas.white, *map(np.atleast_1d, (px, py, width * 1.2, width, 0.0, 255)))
+        normal = np.arctan2(np.gradient(cy), np.gradient(cx)) + np.pi / 2
+        offsets = width + 1.1 * r
+        for side in (-1, 1):
+            sx, sy = cx + side * offsets * np.cos(normal), cy + side * offsets * np.sin(normal)
+            radius = r * rng.uniform(0.93, 1.07, sx.size)
+            _draw_ellipses(
+                canvas.nuclei,
+                sx,
+                sy,
+                radius,
+                0.7 * radius,
+                np.degrees(normal) + 90,
+                _stain_values(rng, sx.size),
+            )
+    _glands(canvas, lumen_target, nuclear_target, _GlandStyle((0.6, 1.2), (0.6, 1.0), 0.0, 1.0, cords=0.8))
+
+
+def _benign_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int, code: str = "") -> None:
+    """Benign: small regular nuclei, organised; the arrangement is the subtype's (GLAND_STYLES,
+    `_phyllodes_tissue`); without a subtype, glands of every size, then rosettes and cords."""
+    if code == "PT":
+        _phyllodes_tissue(canvas, lumen_target, nuclear_target)
+        return
+    default = _GlandStyle(lumen=(2.2, 4.5), aspect=(0.6, 1.0), two_layers=0.65, spacing=1.0)
+    _glands(canvas, lumen_target, nuclear_target, GLAND_STYLES.get(code, default))
+
+
+def _big_nuclei(canvas: _Canvas, x: np.ndarray, y: np.ndarray) -> None:
+    """Large pleomorphic nuclei (the malignant class cue) at these centres."""
+    rng = canvas.rng
+    radius = MALIGNANT_RADIUS / BENIGN_RADIUS * canvas.r * rng.lognormal(0, 0.22, x.size)
+    elongation = rng.uniform(0.6, 1.0, x.size)
+    _draw_blobs(rng, canvas.nuclei, x, y, radius, elongation, _stain_values(rng, x.size), 0.12)
+
+
+def _lobular_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+    """Lobular carcinoma: large pleomorphic cells in single file, chains along the fibres through
+    the stroma (no sheets, no glands)."""
+    rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    canvas.vacuoles(lumen_target)
+    big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
+    for _ in range(300):
+        if canvas.nuclear_area() >= nuclear_target:
+            break
+        angle = canvas.fibre_angle + rng.normal(0, 0.12)
+        n = int(rng.integers(5, 12))
+        step = np.arange(n) * 2.3 * big
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        x, y = x0 + step * np.cos(angle), y0 + step * np.sin(angle) + rng.normal(0, 0.15 * big, n)
+        xi, yi = x.astype(int).clip(0, w - 1), y.astype(int).clip(0, h - 1)
+        keep = canvas.white[yi, xi] == 0
+        _big_nuclei(canvas, x[keep], y[keep])
+
+
+def _mucinous_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+    """Mucinous carcinoma: a few large pools of (white) mucin holding the white-space budget, with
+    small clusters of large nuclei floating in them; more clusters at the pools' edges."""
+    rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    pools = []
+    for _ in range(12):
+        if canvas.white_area() >= 0.9 * lumen_target:
+            break
+        size = r * rng.uniform(7, 13)
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        pools.append((x, y, size))
+        _draw_blobs(
+            rng,
+            canvas.white,
+            np.array([x]),
+            np.array([y]),
+            np.array([size]),
+            rng.uniform(0.6, 0.9, 1),
+            np.full(1, 255),
+            0.15,
+        )
+    canvas.vacuoles(lumen_target)
+    big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
+    for _ in range(200):
+        if canvas.nuclear_area() >= nuclear_target:
+            break
+        if pools and rng.random() < 0.7:
+            px, py, size = pools[int(rng.integers(len(pools)))]
+            angle, distance = rng.uniform(0, 2 * np.pi), size * rng.uniform(0, 0.8)
+            x, y = px + distance * np.cos(angle), py + distance * np.sin(angle)
+        else:
+            x, y = rng.uniform(0, w), rng.uniform(0, h)
+        n = int(rng.integers(4, 9))
+        cx, cy = x + rng.normal(0, 1.1 * big, n), y + rng.normal(0, 1.1 * big, n)
+        # the cluster sits in the mucin: clear the pool under it
+        _draw_ellipses(canvas.white, *map(np.atleast_1d, (x, y, 2.4 * big, 2.4 * big, 0.0, 0)))
+        _big_nuclei(canvas, cx, cy)
+
+
+def _papillary_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
+    """Papillary carcinoma: branching fronds (thin fibrovascular cores) lined on both sides by
+    stratified large nuclei, in cystic white space."""
+    rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
+    for _ in range(8):
+        if canvas.white_area() >= 0.8 * lumen_target:
+            break
+        size = r * rng.uniform(10, 16)
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        _draw_blobs(
+            rng,
+            canvas.white,
+            np.array([x]),
+            np.array([y]),
+            np.array([size]),
+            rng.uniform(0.7, 1.0, 1),
+            np.full(1, 255),
+            0.1,
+        )
+    canvas.vacuoles(lumen_target)
+    stack: list[tuple[float, float, float, int]] = []
+    for _ in range(400):
+        if canvas.nuclear_area() >= nuclear_target:
+            break
+        if not stack:  # a new papilla, somewhere else
+            stack.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi), 0))
+        x0, y0, angle, depth = stack.pop(0)
+        length = big * rng.uniform(6, 10)
+        t = np.linspace(0, 1, 8)
+        x, y = x0 + t * length * np.cos(angle), y0 + t * length * np.sin(angle)
+        core = 0.9 * r
+        _draw_ellipses(
+            canvas.white,
+            *map(
+                np.atleast_1d,
+                (
+                    (x0 + x[-1]) / 2,
+                    (y0 + y[-1]) / 2,
+                    length / 2 + core,
+                    2.2 * big + core,
+                    np.degrees(angle),
+                    0,
+                ),
+            ),
+        )
+        for side in (-1, 1):
+            offset = core + big * rng.uniform(0.9, 1.3, t.size)
+            sx = x - side * offset * np.sin(angle) + rng.normal(0, 0.3 * big, t.size)
+            sy = y + side * offset * np.cos(angle) + rng.normal(0, 0.3 * big, t.size)
+            _big_nuclei(canvas, sx, sy)
+        if depth < 2:
+            for turn in (-1, 1):
+                stack.append((x[-1], y[-1], angle + turn * rng.uniform(0.4, 0.9), depth + 1))
+
+
+def _malignant_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int, code: str = "") -> None:
+    """Malignant: large pleomorphic nuclei; the arrangement is the subtype's: lobular chains,
+    mucin pools, papillary fronds, or (ductal, and without a subtype) crowded sheets."""
+    painters = {"LC": _lobular_tissue, "MC": _mucinous_tissue, "PC": _papillary_tissue}
+    if code in painters:
+        painters[code](canvas, lumen_target, nuclear_target)
+        return
+    _ductal_tissue(canvas, lumen_target, nuclear_target)
+
+
+def _ductal_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
     """Crowded sheets of large pleomorphic nuclei in random positions and orientations (and some
     scattered single cells), retraction clefts along the sheets, until the budgets are met."""
     rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
@@ -431,16 +663,17 @@ def _malignant_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -
         _draw_blobs(rng, canvas.nuclei, x, y, radius, elongation, _stain_values(rng, x.size), 0.12)
 
 
-def _paint(rng: Rng, size: Shape, r: float, malignant: bool) -> tuple[_Canvas, int, int]:
-    """The field's geometry: white space and nuclei, with its white-space and nuclear-area
-    budgets (drawn first, from one distribution for both classes)."""
+def _paint(rng: Rng, size: Shape, r: float, code: str) -> tuple[_Canvas, int, int]:
+    """The field's geometry in subtype `code`'s morphology: white space and nuclei, with its
+    white-space and nuclear-area budgets (drawn first, from one distribution for every subtype)."""
+    malignant = SUBTYPES[code][0] == "malignant"
     h, w = size
     lumen_target = int(rng.uniform(0.05, 0.13) * h * w)
     nuclear_target = int(rng.uniform(0.12, 0.20) * h * w)
     canvas = _Canvas(rng, np.zeros(size, np.uint8), np.zeros(size, np.uint8), r, rng.uniform(0, np.pi))
     canvas.fibroblasts(0.015)
     painter = _malignant_tissue if malignant else _benign_tissue
-    painter(canvas, lumen_target, nuclear_target)
+    painter(canvas, lumen_target, nuclear_target, code)
     return canvas, lumen_target, nuclear_target
 
 
@@ -483,7 +716,11 @@ def render_image(
     atypical = atypical_fraction > 0 and rng.random() < atypical_fraction
     zoom = float(np.sqrt(size[0] * size[1] / (BASE_SIZE[0] * BASE_SIZE[1])))
     r = BENIGN_RADIUS * zoom * (mag / 100) ** MAGNIFICATION_EXPONENT
-    canvas, lumen_target, nuclear_target = _paint(rng, size, r, (patient.label == "malignant") != atypical)
+    code = patient.code
+    if atypical:  # a field of a subtype of the other class
+        others = [c for c, (label, _) in SUBTYPES.items() if label != patient.label]
+        code = others[int(rng.integers(len(others)))]
+    canvas, lumen_target, nuclear_target = _paint(rng, size, r, code)
     blur = patient.blur * zoom  # the patient's focus, applied to the stain densities
     tissue, nuc, cyto = _densities(canvas, lumen_target, nuclear_target, zoom, blur)
 
@@ -563,15 +800,47 @@ def synthetic_breakhis(folder: Path, **options: Any) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def subtype_gallery(
+    seed: int = 0, size: Shape = BASE_SIZE, magnifications: Sequence[int] = (40, 100, 400)
+) -> np.ndarray:
+    """One field of each subtype (columns) per magnification (rows), all in one patient's stain: a
+    BGR picture of what tells the synthetic subtypes apart (docs/explanation/synthetic-data.md)."""
+    patient = _make_patients(seed, 1, 0)[0]
+    rows = []
+    for mag in magnifications:
+        tiles = []
+        for code in SUBTYPES:
+            tile = render_image(replace(patient, code=code), mag, 1, seed, size)
+            cv2.rectangle(tile, (0, 0), (150, 40), (255, 255, 255), -1)
+            cv2.putText(tile, f"{code} {mag}X", (6, 31), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (0, 0, 0), 2)
+            tiles.append(tile)
+        rows.append(np.hstack(tiles))
+    return np.vstack(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: write a synthetic BreaKHis_v1 tree into OUT_DIR."""
+    """CLI: write a synthetic BreaKHis_v1 tree into OUT_DIR, or (--gallery) the subtype picture."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("out_dir", type=Path, nargs="?")
+    parser.add_argument(
+        "--gallery", type=Path, help="write one field per subtype and magnification here (a .jpg or .png)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--benign-patients", type=int, default=16)
     parser.add_argument("--malignant-patients", type=int, default=22)
     parser.add_argument("--images-per-magnification", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.gallery:
+        picture = subtype_gallery(args.seed)
+        small = cv2.resize(
+            picture, (picture.shape[1] // 2, picture.shape[0] // 2), interpolation=cv2.INTER_AREA
+        )
+        if not cv2.imwrite(str(args.gallery), small, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            raise OSError(f"could not write {args.gallery}")
+        print(f"wrote {args.gallery}")
+        return
+    if args.out_dir is None:
+        parser.error("give OUT_DIR, or --gallery PATH")
     start = time.perf_counter()
     path = write_synthetic_breakhis(
         args.out_dir,
