@@ -13,7 +13,9 @@ Images get the training preprocessing (see stages.modeling.prediction). BreakHis
 in or out of the official layout) are also summarised per patient. Everything comes from the models
 folder alone, never from params.yaml: how each model sees an image from the description inside its
 file, the threshold, the ensemble's weights and each model's temperature from the decisions
-evaluate wrote beside the models (stages.evaluation.decision). Not a DVC stage.
+evaluate wrote beside the models (stages.evaluation.decision). Models of the subtype task add the
+eight subtype probabilities (p_A ... p_PC) and the predicted subtype; their malignant probability
+is the sum of the four carcinomas' (stages.pipeline.task). Not a DVC stage.
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threshold",
         type=float,
         default=None,
-        help="malignant if probability >= this (default: the threshold evaluate chose, in decision.json)",
+        help="malignant if probability >= this (default: the threshold evaluate chose, in decision.json); "
+        "a subtype model's malignant probability is the sum of its four carcinomas'",
     )
     parser.add_argument(
         "--explain", type=Path, default=None, metavar="DIR", help="write Grad-CAM overlays here"

@@ -687,6 +687,7 @@ def test_subtype_folds_pool_the_subtype_metrics_beside_the_majority_subtype(tmp_
     majority = summary.pooled["majority_subtype_baseline"]
     assert majority["subtypes"] == ["DC"] and majority["image"]["accuracy"] == pytest.approx(0.5)
     assert majority["image"]["balanced_accuracy"] == pytest.approx(0.5)
+    assert "majority_subtype_baseline" not in summary.models  # not a row of the binary tables
     text = markdown(summary)
     assert "## Subtypes, pooled out-of-fold" in text and "| majority subtype of train (DC) |" in text
     write_summary(summary, tmp_path)  # JSON-safe
@@ -699,3 +700,14 @@ def test_folds_of_two_tasks_are_not_one_cross_validation() -> None:
     folds = separable_folds()
     with pytest.raises(ValueError, match=r"they differ in task \(cv-t-s42-f0 subtype, cv-t-s42-f1 binary"):
         summarise_folds([as_subtype_fold(folds[0]), *folds[1:]], "t")
+
+
+def test_the_ensemble_chosen_out_of_fold_averages_its_members_subtype_probabilities() -> None:
+    """Its eight probabilities are the mean of the members it chose for the fold (p_DC = q here, so
+    p_DC equals its own malignant probability), not the fold ensemble's."""
+    summary = summarise_folds([as_subtype_fold(r) for r in three_model_folds()], "t")
+    chosen = summary.ensemble_choice.pooled
+    np.testing.assert_allclose(chosen["p_DC"], chosen["probability"])
+    np.testing.assert_allclose(chosen["p_A"], 1 - chosen["probability"])
+    ensemble = summary.pooled["ensemble"]["subtype"]["image"]["accuracy"]
+    assert summary.pooled["ensemble_oof"]["subtype"]["image"]["accuracy"] != pytest.approx(ensemble)

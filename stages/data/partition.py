@@ -456,8 +456,14 @@ def _need_subtype_groups(frame: pd.DataFrame, keys: pd.Series, folds: int) -> No
             raise ValueError(
                 f"task: subtype: subtype {code} ({SUBTYPES[code][1]}) has {len(held)} patient group(s) "
                 f"({', '.join(map(str, held[:6]))}{', ...' if len(held) > 6 else ''}), fewer than the "
-                f"{folds} folds: every fold needs every subtype. Use at most {len(held)} folds (split.folds, "
-                "--folds), split.group_by folder, or data with more patients of it"
+                f"{folds} folds: every fold needs every subtype. "
+                + (
+                    f"Use at most {len(held)} folds (split.folds, --folds), split.group_by folder, or data "
+                    "with more patients of it"
+                    if len(held) > 1
+                    else "One group cannot be both trained and tested on: add patients of it, or leave "
+                    "its images out of the data"
+                )
             )
 
 

@@ -315,8 +315,9 @@ def describe_for_humans(description: ModelDescription) -> str:
     )
     data = description.data
     source = "SYNTHETIC images" if description.synthetic else f"{data.source} images"
+    task = "the eight subtypes" if description.task == "subtype" else "benign vs malignant"
     return (
-        f"{description.name} ({description.architecture}); sees {seen}; stain normalisation "
+        f"{description.name} ({description.architecture}), {task}; sees {seen}; stain normalisation "
         f"{view.stain_normalization}; trained on {data.images} {source} at "
         f"{'/'.join(f'{m}X' for m in data.magnifications)}"
     )

@@ -24,6 +24,7 @@ from sklearn import metrics as skm
 
 from stages.evaluation.metrics import choose_threshold
 from stages.evaluation.plots import CLASS_NAMES
+from stages.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
 
 ENSEMBLE_OUT_OF_FOLD = "ensemble_oof"  # its name in the summary's tables
 
@@ -81,6 +82,16 @@ def out_of_fold_ensemble(
         for name in [*models, colour]
     }
     probabilities = pd.DataFrame({name: aligned[name] for name in models})
+    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]  # task: subtype: the members' rows are averaged too
+    subtypes = (
+        {
+            name: pooled[name].set_index("filename")[columns].reindex(base["filename"]).to_numpy()
+            for name in models
+        }
+        if all(set(columns) <= set(pooled[name].columns) for name in models)
+        else None
+    )
+    combined_subtypes = np.full((len(base), len(columns)), np.nan)
     targets = base["target"].to_numpy()
     folds = base["fold"].to_numpy()
     combined = np.full(len(base), np.nan)
@@ -92,7 +103,14 @@ def out_of_fold_ensemble(
         per_fold[int(fold)] = choice
         combined[~train] = probabilities.loc[~train, list(choice.members)].mean(axis=1).to_numpy()
         thresholds[~train] = choice.threshold
+        if subtypes is not None:
+            combined_subtypes[~train] = np.mean([subtypes[name][~train] for name in choice.members], axis=0)
     frame = base.assign(probability=combined, threshold=thresholds)
+    if subtypes is not None:
+        frame[columns] = combined_subtypes
+        frame["predicted_subtype"] = predicted_subtypes(combined_subtypes)
+    else:  # the fold ensemble's subtype columns are not this ensemble's
+        frame = frame.drop(columns=[c for c in (*columns, "predicted_subtype") if c in frame])
     frame["decision"] = (frame["probability"] >= frame["threshold"]).astype(int)
     frame["predicted"] = np.where(frame["decision"] == 1, CLASS_NAMES[1], CLASS_NAMES[0])
     everywhere = choose_members(probabilities, aligned[colour], targets, models)

@@ -80,11 +80,15 @@ def scored_models(metrics: dict[str, Any]) -> list[str]:
 
 
 def flat_baselines(metrics: dict[str, Any]) -> list[str]:
-    """Entries that hold headline metrics as flat keys (`majority_baseline`: image_accuracy, ...)."""
+    """Entries that hold headline metrics as flat keys (`majority_baseline`: image_accuracy, ...);
+    not `majority_subtype_baseline`, whose keys are the subtype task's (pooled on its own)."""
     return [
         key
         for key, value in metrics.items()
-        if isinstance(value, dict) and "image" not in value and any(is_number(value.get(c)) for c in COLUMNS)
+        if isinstance(value, dict)
+        and "image" not in value
+        and "subtype" not in value
+        and any(is_number(value.get(c)) for c in COLUMNS)
     ]
 
 
