@@ -398,18 +398,21 @@ class _GlandStyle:
     lattice: bool = False
     along_fibres: bool = False
     cords: float = 0.5
+    lobules: int = 0  # > 0: glands crowd around this many lobule centres (sd 7 nuclei radii)
 
 
 GLAND_STYLES = {
-    # adenosis: many small, crowded, round glands (a lobular proliferation of acini)
-    "A": _GlandStyle(lumen=(1.0, 1.8), aspect=(0.75, 1.0), two_layers=0.9, spacing=0.8, cords=0.0),
-    # fibroadenoma: few ducts compressed into slits along the fibres, wide stroma, stromal cords
-    "F": _GlandStyle(
-        lumen=(4.0, 7.0), aspect=(0.12, 0.25), two_layers=0.3, spacing=1.6, along_fibres=True, cords=0.9
+    # adenosis: many tiny, round acini crowded into a few lobules, stroma between them
+    "A": _GlandStyle(
+        lumen=(0.7, 1.3), aspect=(0.75, 1.0), two_layers=0.9, spacing=0.75, cords=0.0, lobules=3
     ),
-    # tubular adenoma: uniform round tubules, packed on a lattice
+    # fibroadenoma: ducts compressed into long slits along the fibres, wide stroma, stromal cords
+    "F": _GlandStyle(
+        lumen=(6.0, 10.0), aspect=(0.08, 0.18), two_layers=0.3, spacing=1.4, along_fibres=True, cords=0.9
+    ),
+    # tubular adenoma: uniform, large round tubules packed on a lattice
     "TA": _GlandStyle(
-        lumen=(1.9, 2.1), aspect=(0.9, 1.0), two_layers=1.0, spacing=1.05, lattice=True, cords=0.0
+        lumen=(2.7, 3.0), aspect=(0.9, 1.0), two_layers=1.0, spacing=1.0, lattice=True, cords=0.0
     ),
 }
 
@@ -427,6 +430,7 @@ def _glands(canvas: _Canvas, lumen_target: int, nuclear_target: int, style: _Gla
         sites = sites[rng.permutation(len(sites))] + rng.normal(0, 0.06 * step, sites.shape)
     else:
         sites = None
+    centres = rng.uniform((0, 0), (w, h), (max(style.lobules, 1), 2))
     for attempt in range(300):
         if canvas.white_area() >= lumen_target or canvas.nuclear_area() >= 0.85 * nuclear_target:
             break
@@ -438,7 +442,11 @@ def _glands(canvas: _Canvas, lumen_target: int, nuclear_target: int, style: _Gla
                 break
             x, y = sites[attempt]
         else:
-            x, y = rng.uniform(-0.2 * outer, w + 0.2 * outer), rng.uniform(-0.2 * outer, h + 0.2 * outer)
+            if style.lobules:
+                cx, cy = centres[int(rng.integers(len(centres)))]
+                x, y = cx + rng.normal(0, 7 * r), cy + rng.normal(0, 7 * r)
+            else:
+                x, y = rng.uniform(-0.2 * outer, w + 0.2 * outer), rng.uniform(-0.2 * outer, h + 0.2 * outer)
             if np.any(
                 np.hypot(x - glands[:, 0], y - glands[:, 1]) < style.spacing * 0.95 * (outer + glands[:, 2])
             ):
@@ -515,6 +523,12 @@ def _lobular_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> 
     """Lobular carcinoma: large pleomorphic cells in single file, chains along the fibres through
     the stroma (no sheets, no glands)."""
     rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
+    for _ in range(200):  # white space: thin retraction streaks along the fibres, not round spaces
+        if canvas.white_area() >= lumen_target:
+            break
+        angle = np.degrees(canvas.fibre_angle) + rng.normal(0, 6)
+        streak = (rng.uniform(0, w), rng.uniform(0, h), r * rng.uniform(5, 10), r * rng.uniform(0.4, 0.8))
+        _draw_ellipses(canvas.white, *map(np.atleast_1d, (*streak, angle, 255)))
     canvas.vacuoles(lumen_target)
     big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
     for _ in range(300):
@@ -570,26 +584,12 @@ def _mucinous_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) ->
 
 
 def _papillary_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> None:
-    """Papillary carcinoma: branching fronds (thin fibrovascular cores) lined on both sides by
-    stratified large nuclei, in cystic white space."""
+    """Papillary carcinoma: branching fronds, each a thin fibrovascular core lined on both sides by
+    stratified large nuclei and flanked by a narrow band of white space (the lumen between
+    papillae)."""
     rng, (h, w), r = canvas.rng, canvas.shape, canvas.r
     big = MALIGNANT_RADIUS / BENIGN_RADIUS * r
-    for _ in range(8):
-        if canvas.white_area() >= 0.8 * lumen_target:
-            break
-        size = r * rng.uniform(10, 16)
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
-        _draw_blobs(
-            rng,
-            canvas.white,
-            np.array([x]),
-            np.array([y]),
-            np.array([size]),
-            rng.uniform(0.7, 1.0, 1),
-            np.full(1, 255),
-            0.1,
-        )
-    canvas.vacuoles(lumen_target)
+    core = 0.9 * r
     stack: list[tuple[float, float, float, int]] = []
     for _ in range(400):
         if canvas.nuclear_area() >= nuclear_target:
@@ -600,29 +600,23 @@ def _papillary_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -
         length = big * rng.uniform(6, 10)
         t = np.linspace(0, 1, 8)
         x, y = x0 + t * length * np.cos(angle), y0 + t * length * np.sin(angle)
-        core = 0.9 * r
-        _draw_ellipses(
-            canvas.white,
-            *map(
-                np.atleast_1d,
-                (
-                    (x0 + x[-1]) / 2,
-                    (y0 + y[-1]) / 2,
-                    length / 2 + core,
-                    2.2 * big + core,
-                    np.degrees(angle),
-                    0,
-                ),
-            ),
-        )
+        normal = (-np.sin(angle), np.cos(angle))
+        if canvas.white_area() < lumen_target:
+            for side in (-1, 1):
+                gap = core + 2.6 * big
+                band = ((x0 + x[-1]) / 2 + side * gap * normal[0], (y0 + y[-1]) / 2 + side * gap * normal[1])
+                _draw_ellipses(
+                    canvas.white, *map(np.atleast_1d, (*band, length / 2, 0.6 * big, np.degrees(angle), 255))
+                )
         for side in (-1, 1):
             offset = core + big * rng.uniform(0.9, 1.3, t.size)
-            sx = x - side * offset * np.sin(angle) + rng.normal(0, 0.3 * big, t.size)
-            sy = y + side * offset * np.cos(angle) + rng.normal(0, 0.3 * big, t.size)
+            sx = x + side * offset * normal[0] + rng.normal(0, 0.3 * big, t.size)
+            sy = y + side * offset * normal[1] + rng.normal(0, 0.3 * big, t.size)
             _big_nuclei(canvas, sx, sy)
         if depth < 2:
             for turn in (-1, 1):
                 stack.append((x[-1], y[-1], angle + turn * rng.uniform(0.4, 0.9), depth + 1))
+    canvas.vacuoles(lumen_target)
 
 
 def _malignant_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int, code: str = "") -> None:
@@ -642,8 +636,8 @@ def _ductal_tissue(canvas: _Canvas, lumen_target: int, nuclear_target: int) -> N
     sheets = _smooth_noise(rng, (h, w), 14 * r)
     sheets = (sheets > np.quantile(sheets, 1 - min(0.85, nuclear_target / (h * w) / 0.7))).astype(np.uint8)
     edge = np.flatnonzero(cv2.morphologyEx(sheets, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    for _ in range(60):
-        if canvas.white_area() >= 0.7 * lumen_target:
+    for _ in range(90):
+        if canvas.white_area() >= lumen_target:
             break
         at = rng.choice(edge) if edge.size and rng.random() < 0.7 else rng.integers(h * w)
         y, x = np.divmod(np.array([at], float), w)
