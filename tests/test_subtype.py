@@ -149,3 +149,22 @@ def test_class_order_puts_the_benign_subtypes_first() -> None:
     assert SUBTYPE_CLASSES == ("A", "F", "PT", "TA", "DC", "LC", "MC", "PC")
     with pytest.raises(ValueError, match="unknown subtype 'XX'"):
         targets(rows(["A"]).assign(subtype="XX"), "subtype")
+
+
+@pytest.mark.slow
+def test_class_weights_and_the_macro_auc_of_a_subtype_model() -> None:
+    """Balanced weights n / (k n_c) over the subtypes present, 1 for an absent one (Keras needs a
+    weight per index); the `auc` a subtype model monitors is the one-vs-rest macro AUC."""
+    from stages.modeling.training import MacroAUC, balanced_class_weights
+
+    weights = balanced_class_weights(np.array([0, 0, 0, 4, 5, 5]), classes=8)
+    assert weights == {0: 2 / 3, 1: 1.0, 2: 1.0, 3: 1.0, 4: 2.0, 5: 1.0, 6: 1.0, 7: 1.0}
+    assert balanced_class_weights(np.array([0, 1, 1, 1])) == {0: 2.0, 1: 2 / 3}  # binary as before
+    truth = np.array([0, 1, 4, 5, 0, 1, 4, 5])
+    p = np.full((8, 8), 0.01)
+    p[np.arange(8), truth] = 0.93
+    p[7] = np.roll(p[7], 1)  # one image ranked wrong
+    metric = MacroAUC(8)
+    metric.update_state(truth, p)
+    by_hand = np.mean([skm.roc_auc_score(truth == i, p[:, i]) for i in (0, 1, 4, 5)])
+    assert float(metric.result()) == pytest.approx(by_hand, abs=0.02)

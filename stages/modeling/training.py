@@ -105,8 +105,8 @@ def balanced_class_weights(targets: np.ndarray, classes: int = 2) -> dict[int, f
 
 
 class MacroAUC(keras.metrics.AUC):
-    """ROC AUC of a softmax over `classes`, one-vs-rest per class and averaged (macro), from sparse
-    targets 0..classes-1: the subtype task's `auc`."""
+    """ROC AUC of a softmax over `classes`, one-vs-rest per class and averaged (macro) over the
+    classes present, from sparse targets 0..classes-1: the subtype task's `auc`."""
 
     def __init__(self, classes: int, name: str = "auc", **kwargs: Any) -> None:
         kwargs.pop("multi_label", None)
@@ -117,6 +117,17 @@ class MacroAUC(keras.metrics.AUC):
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), self.classes)
         super().update_state(one_hot, y_pred, sample_weight)
+
+    def result(self) -> Any:
+        """The mean ROC AUC over the classes with a positive among the rows seen (Keras's own
+        average counts an absent class as 0)."""
+        ops = keras.ops
+        tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
+        recall, fp_rate = ops.divide_no_nan(tp, tp + fn), ops.divide_no_nan(fp, fp + tn)
+        heights = (recall[:-1] + recall[1:]) / 2
+        by_class = ops.sum((fp_rate[:-1] - fp_rate[1:]) * heights, axis=0)
+        present = ops.cast(ops.greater(tp[0] + fn[0], 0), by_class.dtype)
+        return ops.divide_no_nan(ops.sum(by_class * present), ops.sum(present))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "classes": self.classes}
