@@ -223,11 +223,16 @@ def subtype_entry(
 ) -> dict[str, Any]:
     """A model's `subtype` section: its subtype metrics on test, and (not for the colour baseline
     itself) the paired macro-F1 difference with the colour baseline."""
-    bootstrap = {"resamples": params.bootstrap_resamples, "confidence": params.confidence, "seed": seed}
-    entry = evaluate_subtypes(test, outputs, **bootstrap)
+    resamples, confidence = params.bootstrap_resamples, params.confidence
+    entry = evaluate_subtypes(test, outputs, resamples=resamples, confidence=confidence, seed=seed)
     if name != COLOUR_BASELINE:
         entry["vs_colour_baseline"] = paired_macro_f1_difference(
-            test, outputs, probabilities[COLOUR_BASELINE]["test"], **bootstrap
+            test,
+            outputs,
+            probabilities[COLOUR_BASELINE]["test"],
+            resamples=resamples,
+            confidence=confidence,
+            seed=seed,
         )
     return entry
 

@@ -261,10 +261,11 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     for name in names:  # P(malignant): a subtype model's four malignant subtypes summed
         table[f"{name}_probability"] = malignant_probability(probabilities[name]).round(6)
     deciding = f"{found.deciding}_probability"
-    decided = probabilities[found.deciding] if found.deciding != ENSEMBLE else None
     if found.deciding == ENSEMBLE:
         decided = soft_vote(probabilities, rule.weights)
         table["ensemble_probability"] = malignant_probability(decided).round(6)
+    else:
+        decided = probabilities[found.deciding]
     table["predicted_class"] = np.where(table[deciding] >= rule.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
     table["threshold"] = rule.threshold
     if task_of(decided) == "subtype":  # the deciding model's (or ensemble's) eight probabilities

@@ -80,10 +80,10 @@ def fit_temperature(targets: np.ndarray, probabilities: np.ndarray) -> float:
         log_p = np.log(np.clip(np.asarray(probabilities, dtype=float), EPSILON, 1.0))
         rows = np.arange(len(targets)), np.asarray(targets, dtype=int)
 
-        def log_loss(log_temperature: float) -> float:
+        def multiclass_log_loss(log_temperature: float) -> float:
             return float(-log_softmax(log_p / np.exp(log_temperature), axis=1)[rows].mean())
 
-        return _minimise(log_loss)
+        return _minimise(multiclass_log_loss)
     logits = logit(np.clip(np.asarray(probabilities, dtype=float), EPSILON, 1 - EPSILON))
     targets = np.asarray(targets, dtype=float)
 

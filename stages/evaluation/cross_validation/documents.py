@@ -328,7 +328,7 @@ def repeated_markdown(summaries: list[CVSummary]) -> str:
         for metric in (SUBTYPE_MACRO_F1, SUBTYPE_BALANCED_ACCURACY):
             values = [metric.value_in(summary.pooled[model]) for summary in summaries]
             if all(is_number(v) for v in values):
-                numbers = [float(v) for v in values]
+                numbers = [float(v) for v in values if v is not None]
                 spread = mean_std(
                     float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
                 )
