@@ -29,9 +29,9 @@ from stages.evaluation.bootstrap import (
     Draw,
     GroupBootstrap,
     Statistics,
+    judged,
     not_comparable,
     resampling_units,
-    verdict,
 )
 from stages.evaluation.bootstrap import difference as paired
 from stages.pipeline.task import Task, outputs, targets
@@ -118,13 +118,7 @@ def paired_auc_difference(
     )
     if "auc" not in intervals:
         return {"verdict": not_comparable("every resample drew one class only")}
-    interval = intervals["auc"]
-    return {
-        "auc_difference": float(difference),
-        **interval,
-        "verdict": verdict(interval),
-        "resamples_skipped": resamples - int(interval["resamples"]),
-    }
+    return judged("auc_difference", difference, intervals["auc"], resamples)
 
 
 def collapse_warnings(summary: Mapping[str, Any]) -> list[str]:

@@ -114,5 +114,16 @@ def verdict(interval: Mapping[str, float | int]) -> str:
     return BETTER if interval["low"] > 0 else WORSE if interval["high"] < 0 else NOISE
 
 
+def judged(key: str, difference: float, interval: Interval, resamples: int) -> dict[str, float | int | str]:
+    """A paired difference against a baseline as evaluate.json holds it: the difference under `key`,
+    its interval, its verdict, and how many of `resamples` were skipped (statistic undefined)."""
+    return {
+        key: float(difference),
+        **interval,
+        "verdict": verdict(interval),
+        "resamples_skipped": resamples - int(interval["resamples"]),
+    }
+
+
 def not_comparable(reason: str) -> str:
     return f"{NOT_COMPARABLE}: {reason}"

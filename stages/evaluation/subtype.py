@@ -28,9 +28,9 @@ from stages.evaluation.bootstrap import (
     Interval,
     Statistics,
     difference,
+    judged,
     not_comparable,
     resampling_units,
-    verdict,
 )
 from stages.evaluation.metrics import Metric
 from stages.pipeline.task import SUBTYPE_CLASSES, subtype_index
@@ -197,9 +197,4 @@ def paired_macro_f1_difference(
     interval: Interval | None = intervals.get(MACRO_F1.name)
     if interval is None:
         return {"verdict": not_comparable("every resample drew one subtype only")}
-    return {
-        "macro_f1_difference": ours["macro_f1"] - theirs["macro_f1"],
-        **interval,
-        "verdict": verdict(interval),
-        "resamples_skipped": resamples - int(interval["resamples"]),
-    }
+    return judged("macro_f1_difference", ours["macro_f1"] - theirs["macro_f1"], interval, resamples)
