@@ -30,7 +30,7 @@ import pandas as pd
 from stages.data.dataset import LayoutError, parse_image_name
 from stages.data.images import BREAKHIS_ASPECT, FORMATS, ImageError, cover_and_crop, read_rgb, size_problem
 from stages.data.stain import StainNormalization, normalize_stain
-from stages.evaluation.decision import Decision, DecisionError, check_digests, read_decision
+from stages.evaluation.decision import Decision, DecisionError, check_digests, check_members, read_decision
 from stages.modeling.description import (
     ModelDescription,
     ModelFileError,
@@ -178,6 +178,17 @@ class ModelSet:
         return [entry.name for entry in self.entries]
 
 
+def _present(path: Path) -> bool:
+    """Whether a model file is at `path`. Nothing there: False; anything there but a regular file
+    (a folder, a device, a broken link) is refused, never taken for an absent model."""
+    kind = file_kind(path)
+    if kind == MISSING:
+        return False
+    if kind != FILE:
+        raise ModelFileError(f"{path}: {kind}, not a model file; replace it with the model file or remove it")
+    return True
+
+
 def find_models(models_dir: Path, model: str) -> ModelSet:
     """The models to run for `--model` from a models folder: either one model's folder (a fetched
     artifact: `model.keras`, optionally `decision.json`) or a folder of model folders
@@ -187,7 +198,7 @@ def find_models(models_dir: Path, model: str) -> ModelSet:
     if model not in (*MODEL_NAMES, ENSEMBLE):
         raise ValueError(f"unknown model '{model}' (choose from {', '.join((*MODEL_NAMES, ENSEMBLE))})")
     models_dir = Path(models_dir)
-    if (models_dir / MODEL_FILE_NAME).is_file():  # one model's folder
+    if _present(models_dir / MODEL_FILE_NAME):  # one model's folder
         entry = _entry(models_dir, None if model == ENSEMBLE else model)
         return ModelSet([entry], None, [], entry.name)
     old = sorted(p.name for p in models_dir.glob("*.keras"))
@@ -199,7 +210,7 @@ def find_models(models_dir: Path, model: str) -> ModelSet:
         )
     if model != ENSEMBLE:
         return ModelSet([_entry(model_dir(model, models_dir), model)], None, [], model)
-    present = [name for name in MODEL_NAMES if model_file(name, models_dir).is_file()]
+    present = [name for name in MODEL_NAMES if _present(model_file(name, models_dir))]
     if not present:
         raise ModelFileError(
             f"{models_dir}: no model files "
@@ -211,9 +222,7 @@ def find_models(models_dir: Path, model: str) -> ModelSet:
     ensemble_path = decision_file(ENSEMBLE, models_dir)
     ensemble = read_decision(ensemble_path)
     if ensemble is not None:
-        check_digests(
-            ensemble_path, ensemble, {e.name: e.path for e in entries if e.name in ensemble.weights}
-        )
+        check_members(ensemble_path, ensemble, {e.name: e.path for e in entries})
     missing = [name for name in MODEL_NAMES if name not in present]
     return ModelSet(entries, ensemble, missing, ENSEMBLE)
 
