@@ -171,6 +171,15 @@ def ensemble_without(name: str) -> list[str]:
     return [image("a.png")]
 
 
+def multi_page_tiff(path: str) -> str:
+    """Three 64x96 pages in one TIFF file."""
+    from PIL import Image
+
+    pages = [Image.fromarray(tissue(64, 96)) for _ in range(3)]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    return path
+
+
 def model_file_replaced_by(kind: str) -> list[str]:
     os.remove("models/vgg19/model.keras")
     if kind == "folder":
@@ -441,6 +450,10 @@ CASES: dict[str, Case] = {
         lambda: [image("a.png"), "--models-dir", "nowhere"], r"--models-dir nowhere: not found"
     ),
     "models dir with only a decision.json": Case(models_with_only_a_decision, r"only: no model files"),
+    "a multi-page TIFF": Case(
+        lambda: [multi_page_tiff("pages.tif")],
+        r"pages.tif: a TIFF file of 3 pages: which one is the field of view\? Save that one alone",
+    ),
     # ---- the ensemble's decision names exactly the models it was made for ---------------------------
     "ensemble decision naming an absent model": Case(
         lambda: ensemble_without("vgg19"),

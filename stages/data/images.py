@@ -71,6 +71,7 @@ def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int
     try:
         with Image.open(source) as image:
             found, (width, height) = image.format, image.size
+            frames = getattr(image, "n_frames", 1)  # APNG: from its header; TIFF: counts the pages
     except UnidentifiedImageError:
         raise ImageError("not a readable image (truncated, corrupt or not an image file)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # a header Pillow recognises but cannot parse
@@ -81,6 +82,9 @@ def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int
             "700x460; a whole-slide image must be tiled first; a small file with such a header is a "
             "decompression bomb)"
         )
+    if frames > 1:
+        kind = f"an animated PNG of {frames} frames" if found == "PNG" else f"a {found} file of {frames} pages"
+        raise ImageError(f"{kind}: which one is the field of view? Save that one alone")
     expected = FORMATS.get(suffix.lower())
     if expected and found != expected:
         raise ImageError(

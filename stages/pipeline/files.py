@@ -22,12 +22,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from stages.pipeline.paths import RUNS_DIR
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -184,3 +186,59 @@ def swap_in(staging: Path, target: Path) -> None:
                 f"(read-only?): it is in {aside}; delete it yourself",
                 file=sys.stderr,
             )
+
+
+STARTED = ".started"  # in an output unit's folder of earlier outputs: every target has been moved aside
+
+
+@contextmanager
+def output_unit(name: str, targets: Sequence[Path], state: Path = RUNS_DIR) -> Iterator[None]:
+    """The outputs `targets` (files or folders, relative to the project) of one run, replaced as one
+    unit: the earlier ones are moved aside into `<state>/<name>/` when the block starts and deleted
+    when it succeeds. When the block fails (an exception, Ctrl-C, or SIGTERM through `run_stage`),
+    whatever it wrote to the targets is removed and the earlier outputs are put back, so the targets
+    hold all of the earlier run or all of this one, never a mix (a training record beside another
+    run's model). A run killed outright (SIGKILL, out of memory) leaves its earlier outputs in
+    `<state>/<name>/`: the next run of the unit puts them back before it starts. The unit's lock
+    (`<state>/<name>.lock`, `output_lock`) is held throughout: a second run stops at once."""
+    absolute = [str(target) for target in targets if Path(target).is_absolute()]
+    if absolute:
+        raise ValueError(
+            f"output_unit {name}: targets must be relative to the project: {', '.join(absolute)}"
+        )
+    aside = state / name
+    with output_lock(aside):
+        _put_back(aside, targets)  # a killed run's leftovers
+        try:
+            aside.mkdir(parents=True)
+            for target in targets:
+                if os.path.lexists(target):
+                    (aside / target).parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(target, aside / target)
+            (aside / STARTED).touch()  # from here on, what is at the targets is this run's
+            yield
+        except BaseException:
+            _put_back(aside, targets)
+            raise
+        shutil.rmtree(aside)
+
+
+def _put_back(aside: Path, targets: Sequence[Path]) -> None:
+    """Undo a unit that did not finish: remove what it wrote to `targets` and move the earlier
+    outputs kept in `aside` back. Nothing to undo when `aside` does not exist; before the unit
+    started (no STARTED mark), only the targets already moved aside are put back."""
+    if not aside.exists():
+        return
+    started = (aside / STARTED).exists()
+    for target in targets:
+        kept = aside / target
+        if not (started or os.path.lexists(kept)):
+            continue  # still the earlier output: the unit stopped before moving it
+        if Path(target).is_dir() and not Path(target).is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
+        if os.path.lexists(kept):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(kept, target)
+    shutil.rmtree(aside)
