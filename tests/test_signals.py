@@ -6,6 +6,7 @@ run's state is kept for resuming, and says so, until `--fresh` or a finished run
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def test_an_interrupted_training_run_leaves_the_earlier_model_and_record(
     write_params(repo, TINY)
     before = outputs(repo, TRAIN_OUTPUTS)
     write_params(repo, {**TINY, **LONG_CUSTOM})
+    shutil.rmtree(repo / "models/.resume/custom", ignore_errors=True)  # ready counts this run's epochs
     status, errors = interrupt(repo, ["stages.train", "custom"], epochs_done(repo, after_epochs), signum)
     assert status == STATUS[signum], errors
     assert "Traceback" not in errors, errors
@@ -103,6 +105,7 @@ def test_an_interrupted_training_run_leaves_the_earlier_model_and_record(
 
 def test_fresh_discards_an_interrupted_runs_state(repo: Path) -> None:
     write_params(repo, {**TINY, **LONG_CUSTOM})
+    shutil.rmtree(repo / "models/.resume/custom", ignore_errors=True)
     status, errors = interrupt(repo, ["stages.train", "custom"], epochs_done(repo, 2), signal.SIGTERM)
     assert status == 143, errors
     write_params(repo, {**TINY, "train.custom.epochs": 4, "train.custom.patience": 4})

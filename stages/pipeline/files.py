@@ -41,7 +41,9 @@ def write_text_atomically(path: Path, text: str) -> None:
         with os.fdopen(handle, "w") as out:
             out.write(text)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise named(exc, path) from None
         Path(temporary).unlink(missing_ok=True)
         raise
 
@@ -125,8 +127,11 @@ def output_lock(target: Path) -> Iterator[None]:
                 ) from None
             else:
                 raise
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        try:
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        except OSError as exc:  # a full disk
+            raise named(exc, path) from None
         _held[key] += 1
         try:
             yield
@@ -154,10 +159,18 @@ def replaced_folder(target: Path) -> Iterator[Path]:
         staging.mkdir(parents=True)
         try:
             yield staging
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise
+            raise named(exc, target) from None
         swap_in(staging, target)
+
+
+def named(exc: BaseException, *targets: Path) -> BaseException:
+    """`exc`, or for an OSError that names no file (a full disk's ENOSPC comes from write() or
+    close(), which Python reports without one) the same error naming the output being written."""
+    if not isinstance(exc, OSError) or exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, ", ".join(str(target) for target in targets))
 
 
 def swap_in(staging: Path, target: Path) -> None:
@@ -217,9 +230,9 @@ def output_unit(name: str, targets: Sequence[Path], state: Path = RUNS_DIR) -> I
                     os.rename(target, aside / target)
             (aside / STARTED).touch()  # from here on, what is at the targets is this run's
             yield
-        except BaseException:
+        except BaseException as exc:
             _put_back(aside, targets)
-            raise
+            raise named(exc, *targets) from None
         shutil.rmtree(aside)
 
 
