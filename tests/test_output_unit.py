@@ -163,3 +163,30 @@ def test_run_stage_ends_in_one_line(
     assert exit_.value.code == status
     error = capsys.readouterr().err
     assert error.startswith(line) and len(error.splitlines()) == 1, textwrap.shorten(error, 300)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["stages.pr_comment", "--out", "folder"], "error: --out folder: is a folder; give a file name"),
+        (["stages.compare", "HEAD", "--json", "/dev/null"], "error: --json /dev/null: is a character device"),
+        (
+            ["stages.runners", "summarise", "[]", "--out", "folder/x/../"],
+            "error: --out folder/x/..: is a folder",
+        ),
+    ],
+    ids=["pr_comment --out", "compare --json", "runners --out"],
+)
+def test_a_commands_output_is_checked_before_its_work(
+    command: list[str], message: str, tmp_path: Path
+) -> None:
+    """Each refuses at once, before reading git, experiments or params, and writes nothing."""
+    (tmp_path / "folder/x").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stderr.startswith(message), done.stderr
+    assert "Traceback" not in done.stderr and time.perf_counter() - started < 30
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["folder", "x"]

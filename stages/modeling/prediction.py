@@ -14,9 +14,7 @@ inputs (and fails on bad ones) in a second instead of after TensorFlow's import.
 from __future__ import annotations
 
 import codecs
-import errno
 import os
-import stat
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +37,7 @@ from stages.modeling.description import (
     read_description,
 )
 from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
+from stages.pipeline.files import FILE, FOLDER, MISSING, file_kind, is_special
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES
 from stages.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
 from stages.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
@@ -254,14 +253,6 @@ def common_input(entries: Sequence[ModelEntry]) -> ModelInput:
 
 # ---- inputs -------------------------------------------------------------------------------------
 
-FILE, FOLDER, MISSING = "file", "folder", "missing"
-LOOP = "a symbolic link loop"
-SPECIAL_FILES = {
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
 # what a folder search skips with a count but no warning: hidden files and folders (a leading '.':
 # .DS_Store, macOS's ._* twins of every image copied to a FAT drive, .git/, .Trash-1000/) and Windows'
 SYSTEM_NAMES = frozenset(
@@ -269,34 +260,6 @@ SYSTEM_NAMES = frozenset(
 )
 SHOWN = 5  # names a warning lists before "and N more"
 SHOWN_MISSING = 20
-
-
-def file_kind(path: Path | str) -> str:
-    """What is at `path`, symbolic links followed: FILE, FOLDER, MISSING, LOOP, one of
-    SPECIAL_FILES' values, 'a broken symbolic link to <target>', 'unreadable (<reason>)' or 'an
-    impossible path (...)'. Never raises."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return LOOP
-        if os.path.islink(path):
-            return f"a broken symbolic link to {os.readlink(path)}"
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return MISSING
-        return f"unreadable ({exc.strerror})"
-    except ValueError:  # os.stat refuses a NUL character
-        return "an impossible path (it holds a NUL character)"
-    if stat.S_ISREG(mode):
-        return FILE
-    if stat.S_ISDIR(mode):
-        return FOLDER
-    return SPECIAL_FILES.get(stat.S_IFMT(mode), "not a regular file")
-
-
-def is_special(kind: str) -> bool:
-    """A device, FIFO or socket: never read as an image or CSV (a FIFO would block the read)."""
-    return kind in SPECIAL_FILES.values() or kind == "not a regular file"
 
 
 def is_hidden(name: str) -> bool:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -30,6 +31,68 @@ from typing import Any
 import pandas as pd
 
 from stages.pipeline.paths import RUNS_DIR
+
+# ---- what is at a path, and whether an output can be written there -----------------------------
+
+FILE, FOLDER, MISSING = "file", "folder", "missing"
+LOOP = "a symbolic link loop"
+SPECIAL_FILES = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def file_kind(path: Path | str) -> str:
+    """What is at `path`, symbolic links followed: FILE, FOLDER, MISSING, LOOP, one of
+    SPECIAL_FILES' values, 'a broken symbolic link to <target>', 'unreadable (<reason>)' or 'an
+    impossible path (...)'. Never raises."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return LOOP
+        if os.path.islink(path):
+            return f"a broken symbolic link to {os.readlink(path)}"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return MISSING
+        return f"unreadable ({exc.strerror})"
+    except ValueError:  # os.stat refuses a NUL character
+        return "an impossible path (it holds a NUL character)"
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return FOLDER
+    return SPECIAL_FILES.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def is_special(kind: str) -> bool:
+    """A device, FIFO or socket: never read as an image or CSV (a FIFO would block the read)."""
+    return kind in SPECIAL_FILES.values() or kind == "not a regular file"
+
+
+def check_output(path: Path, option: str, example: str = "predictions.csv") -> Path:
+    """The file to write for `option`, checked before any model runs: a regular file or none yet,
+    in a folder that can be written. A symbolic link is followed on purpose, as a shell's `>` does:
+    its target (returned) is checked and replaced, the link kept; a dangling link makes its target."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    through = f" (the symbolic link's target, {target})" if target != path else ""
+    kind = file_kind(target)
+    if kind == LOOP:
+        raise ValueError(f"{option} {path}: {LOOP}")
+    if kind == FOLDER:
+        raise ValueError(
+            f"{option} {path}: is a folder{through}; give a file name (for example {path / example})"
+        )
+    if is_special(kind):
+        raise ValueError(f"{option} {path}: is {kind}, not a regular file{through}; give a file name")
+    folder = next((p for p in target.absolute().parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise PermissionError(f"{option} {path}: not writable")
+    return target
 
 
 def write_text_atomically(path: Path, text: str) -> None:
