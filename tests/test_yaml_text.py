@@ -116,3 +116,17 @@ def test_run_py_refuses_an_alias_bomb_before_dvc_reads_it(tmp_path: Path) -> Non
     assert done.stderr.startswith("error: params.yaml: its aliases expand it to"), done.stderr
     assert len(done.stderr.splitlines()) == 1 and not done.stdout, (done.stdout, done.stderr)
     assert time.perf_counter() - started < 30
+
+
+def test_a_profile_or_a_set_value_with_an_alias_bomb_is_refused(tmp_path: Path) -> None:
+    from stages.pipeline.matrix import apply_overrides
+    from stages.pipeline.profiles import load_profile
+
+    (tmp_path / "bomb.yaml").write_text("version: 1\ndescription: x\nparams: {seed: 1}\n" + BOMB)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"bomb.yaml: its aliases expand it to [\d,]+ values"):
+        load_profile("bomb", tmp_path)
+    flow = "{" + BOMB.strip().replace("\n", ", ") + "}"
+    with pytest.raises(YamlError, match=r"-S train.seed=\{a0: .*its aliases expand it to"):
+        apply_overrides({}, [f"train.seed={flow}"])
+    assert time.perf_counter() - started < 1.0
