@@ -7,9 +7,10 @@ validation splits together for exactly its epochs. Writes
 models/<model>/model.keras (the kept epoch, with its description inside:
 stages.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
 epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
-validation metrics). A killed run resumes from its last
-completed epoch when run again with the same params and data (state in models/.resume/<model>/,
-removed when training finishes).
+validation metrics). The model, its DVCLive folder and its snapshots are
+replaced together, or (a failure, Ctrl-C, SIGTERM) the earlier ones are left as they were. A killed
+run resumes from its last completed epoch when run again with the same params and data (state in
+models/.resume/<model>/, removed when training finishes or fails; `--fresh` discards it).
 """
 
 from __future__ import annotations
