@@ -116,11 +116,41 @@ def ensure_git_repo() -> None:
         subprocess.run(["git", "init", "-q"], cwd=ROOT, check=True)
 
 
+COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock")
+HELP = ("-h", "--help")
+# where the wrapped tool's own options are listed (`run.py COMMAND --help` shows run.py's usage)
+WRAPPED_HELP = {
+    "repro": "python3 run.py dvc repro --help",
+    "test": ".venv/bin/pytest --help",
+    "check": ".venv/bin/pre-commit run --help",
+    "docs": ".venv/bin/mkdocs build --help",
+    "dvc": "python3 run.py dvc COMMAND --help",
+    "lock": ".venv/bin/uv lock --help",
+}
+
+
+def usage(command: str) -> str:
+    """`command`'s lines of the module docstring, as a usage message; nothing is read or run."""
+    lines = __doc__.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"python3 run.py {command} "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    text = "usage: " + "\n".join(lines[start:end])
+    if command in WRAPPED_HELP:
+        text += f"\nits own options: {WRAPPED_HELP[command]}"
+    return text
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"repro", "test", "check", "docs", "dvc", "sync", "lock"}:
+    if argv[:1] and argv[0] in HELP:  # --help: usage on stdout, exit 0, nothing set up or read
+        print(__doc__.strip())
+        return 0
+    if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
+    if args[:1] and args[0] in HELP:
+        print(usage(command))
+        return 0
     if command == "sync":
         sync(args)
         return 0

@@ -9,21 +9,17 @@ values first, yours after them (they win). Options such as `-n NAME`, `--queue` 
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import dvc
 from stages.pipeline.profiles import available, load_profile
 from stages.pipeline.stage import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.exp_run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.exp_run", __doc__)
     parser.add_argument("--profile", required=True, metavar="NAME", help=f"one of: {', '.join(available())}")
     parser.add_argument(
         "--print", action="store_true", help="print the `dvc exp run` command instead of running it"

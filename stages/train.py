@@ -14,7 +14,6 @@ removed when training finishes).
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 
@@ -26,6 +25,7 @@ if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-
     quiet_native_logs()
 
 from stages.modeling.description import describe, save_model
+from stages.pipeline.cli import command_parser
 from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
@@ -42,8 +42,8 @@ from stages.pipeline.task import outputs, targets
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=MODEL_NAMES)
+    parser = command_parser("stages.train", __doc__)
+    parser.add_argument("model", choices=MODEL_NAMES, help="the model to train")
     name = parser.parse_args().model
     params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
     columns = ("path", "target", "magnification", *(("subtype",) if params.task == "subtype" else ()))

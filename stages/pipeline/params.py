@@ -866,5 +866,8 @@ def render_params(params: Params | None = None) -> str:
 
 
 if __name__ == "__main__":
+    from stages.pipeline.cli import command_parser
+
+    command_parser("stages.pipeline.params", "Write params.yaml from the schema's defaults.").parse_args()
     PARAMS_FILE.write_text(render_params())
     print(f"wrote {PARAMS_FILE} from the schema's defaults")
