@@ -7,6 +7,8 @@ python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs incl
 python3 run.py check               lint, format and type checks (the pre-commit hooks)
 python3 run.py docs [MKDOCS ARGS]  build the documentation site into site/ (mkdocs build --strict)
 python3 run.py dvc ARGS            any dvc command inside the virtualenv (exp run, exp show, ...)
+python3 run.py gpu-check [OPTIONS]  a runner's five-minute check: GPU seen, mixed precision, XLA, the
+                                   multi-device path, images/s per model at 224x224 (GPU and CPU)
 python3 run.py sync [EXTRA ...]    install exactly the locked environment, with the dev tools and
                                    these extras (gpu, s3, gs, azure); later syncs keep them
 python3 run.py lock [UV ARGS]      refresh uv.lock after editing pyproject.toml (`uv lock`), then
@@ -116,7 +118,7 @@ def ensure_git_repo() -> None:
         subprocess.run(["git", "init", "-q"], cwd=ROOT, check=True)
 
 
-COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock")
+COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock", "gpu-check")
 HELP = ("-h", "--help")
 # where the wrapped tool's own options are listed (`run.py COMMAND --help` shows run.py's usage)
 WRAPPED_HELP = {
@@ -126,6 +128,7 @@ WRAPPED_HELP = {
     "docs": ".venv/bin/mkdocs build --help",
     "dvc": "python3 run.py dvc COMMAND --help",
     "lock": ".venv/bin/uv lock --help",
+    "gpu-check": ".venv/bin/python -m stages.gpu_check --help",
 }
 
 
@@ -165,6 +168,8 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
     if command == "test":
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT, env=env)
+    if command == "gpu-check":
+        return subprocess.call([str(BIN / "python"), "-m", "stages.gpu_check", *args], cwd=ROOT, env=env)
     if command == "docs":  # a broken link or anchor, or a page that cannot be generated, fails the build
         build = [str(BIN / "mkdocs"), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), *args]
         # NO_MKDOCS_2_WARNING: mkdocs-material's banner about its end of life, not a build warning

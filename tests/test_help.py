@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-RUN_PY_COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock")
+RUN_PY_COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock", "gpu-check")
 
 
 def command_modules() -> list[str]:
