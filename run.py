@@ -7,6 +7,8 @@ python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs incl
 python3 run.py check               lint, format and type checks (the pre-commit hooks)
 python3 run.py docs [MKDOCS ARGS]  build the documentation site into site/ (mkdocs build --strict)
 python3 run.py dvc ARGS            any dvc command inside the virtualenv (exp run, exp show, ...)
+python3 run.py gpu-check [OPTIONS]  a runner's five-minute check: GPU seen, mixed precision, XLA, the
+                                   multi-device path, images/s per model at 224x224 (GPU and CPU)
 python3 run.py sync [EXTRA ...]    install exactly the locked environment, with the dev tools and
                                    these extras (gpu, s3, gs, azure); later syncs keep them
 python3 run.py lock [UV ARGS]      refresh uv.lock after editing pyproject.toml (`uv lock`), then
@@ -123,11 +125,42 @@ def params_readable(env: dict[str, str]) -> bool:
     return subprocess.call(check, cwd=ROOT, env=env) == 0
 
 
+COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock", "gpu-check")
+HELP = ("-h", "--help")
+# where the wrapped tool's own options are listed (`run.py COMMAND --help` shows run.py's usage)
+WRAPPED_HELP = {
+    "repro": "python3 run.py dvc repro --help",
+    "test": ".venv/bin/pytest --help",
+    "check": ".venv/bin/pre-commit run --help",
+    "docs": ".venv/bin/mkdocs build --help",
+    "dvc": "python3 run.py dvc COMMAND --help",
+    "lock": ".venv/bin/uv lock --help",
+    "gpu-check": ".venv/bin/python -m stages.gpu_check --help",
+}
+
+
+def usage(command: str) -> str:
+    """`command`'s lines of the module docstring, as a usage message; nothing is read or run."""
+    lines = __doc__.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"python3 run.py {command} "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    text = "usage: " + "\n".join(lines[start:end])
+    if command in WRAPPED_HELP:
+        text += f"\nits own options: {WRAPPED_HELP[command]}"
+    return text
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"repro", "test", "check", "docs", "dvc", "sync", "lock"}:
+    if argv[:1] and argv[0] in HELP:  # --help: usage on stdout, exit 0, nothing set up or read
+        print(__doc__.strip())
+        return 0
+    if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
+    if args[:1] and args[0] in HELP:
+        print(usage(command))
+        return 0
     if command == "sync":
         sync(args)
         return 0
@@ -142,6 +175,8 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
     if command == "test":
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT, env=env)
+    if command == "gpu-check":
+        return subprocess.call([str(BIN / "python"), "-m", "stages.gpu_check", *args], cwd=ROOT, env=env)
     if command == "docs":  # a broken link or anchor, or a page that cannot be generated, fails the build
         build = [str(BIN / "mkdocs"), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), *args]
         # NO_MKDOCS_2_WARNING: mkdocs-material's banner about its end of life, not a build warning

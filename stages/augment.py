@@ -17,6 +17,7 @@ from stages.data.augmentation import Transforms, derive_images, plan_augmentatio
 from stages.data.parallel import worker_count
 from stages.data.partition import check_manifest
 from stages.data.plots import augment_preview
+from stages.pipeline.cli import parse_no_options
 from stages.pipeline.files import read_table, replaced_folder
 from stages.pipeline.params import load_params
 from stages.pipeline.paths import AUGMENT_PREVIEW, AUGMENTED, TRAIN_SPLIT
@@ -55,4 +56,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_no_options("stages.augment", __doc__)  # --help: usage, nothing read or written
     run_stage(main)

@@ -12,7 +12,6 @@ and `seed`. See stages.evaluation.comparison.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import experiment_refs, head_or_none, predictions_at, resolve
 from stages.pipeline.files import check_output, write_json
 from stages.pipeline.params import EVALUATED, Params, load_params
@@ -50,11 +50,7 @@ def compare(base: str, new: str, params: Params) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.compare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.compare", __doc__)
     parser.add_argument("base", help="experiment name or git revision to compare against")
     parser.add_argument(
         "new", nargs="?", default=WORKSPACE, help=f"experiment or revision (default: {WORKSPACE})"

@@ -24,6 +24,7 @@ from typing import Any
 from stages.evaluation.cross_validation.documents import repeated_markdown, write_summary
 from stages.evaluation.cross_validation.folds import FoldResult, scored_models
 from stages.evaluation.cross_validation.summary import CVSummary, summarise_folds
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import (
     ExperimentRef,
     Target,
@@ -227,11 +228,7 @@ def run_folds(args: argparse.Namespace) -> tuple[list[str], str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.cross_validate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.cross_validate", __doc__)
     parser.add_argument(
         "--profile",
         metavar="NAME",

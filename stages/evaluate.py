@@ -22,10 +22,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from stages.pipeline.cli import parse_no_options
 from stages.pipeline.logs import quiet_native_logs
 
-if __name__ == "__main__":  # before TensorFlow's import below: its C++ start-up chatter is dropped
-    quiet_native_logs()
+if __name__ == "__main__":  # before TensorFlow's import below: --help has no side effect and no wait,
+    parse_no_options("stages.evaluate", __doc__)
+    quiet_native_logs()  # and TensorFlow's C++ start-up chatter is dropped
 
 import keras
 import numpy as np

@@ -10,11 +10,11 @@ are checked against the params schema before anything runs, `--print` included.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import dvc
 from stages.pipeline.matrix import apply_overrides
 from stages.pipeline.params import ParamsError, validate_params
@@ -41,11 +41,7 @@ def check_experiment(profile: Profile, options: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.exp_run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.exp_run", __doc__)
     parser.add_argument("--profile", required=True, metavar="NAME", help=f"one of: {', '.join(available())}")
     parser.add_argument(
         "--print", action="store_true", help="print the `dvc exp run` command instead of running it"

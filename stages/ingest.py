@@ -22,6 +22,7 @@ from stages.data.images import source_aspect
 from stages.data.ingestion import Resizing, ingest_images, rejection_report, summarise
 from stages.data.parallel import worker_count
 from stages.data.synthetic import synthetic_breakhis
+from stages.pipeline.cli import parse_no_options
 from stages.pipeline.files import output_lock, replaced_folder, write_json
 from stages.pipeline.params import Params, load_params
 from stages.pipeline.paths import INGEST_METRICS, INGESTED
@@ -116,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_no_options("stages.ingest", __doc__)  # --help: usage, nothing read or written
     run_stage(main)

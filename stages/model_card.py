@@ -7,6 +7,7 @@ import sys
 
 from stages.evaluation.card import read_json, write_model_card
 from stages.modeling.description import describe_models
+from stages.pipeline.cli import parse_no_options
 from stages.pipeline.params import load_params
 from stages.pipeline.paths import EVALUATE_METRICS, MODEL_CARD, MODELS_DIR
 from stages.pipeline.stage import run_stage
@@ -24,4 +25,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_no_options("stages.model_card", __doc__)  # --help: usage, nothing read or written
     run_stage(main)

@@ -8,7 +8,6 @@ DVC stage: run it after `dvc repro` in a PR's CI job.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
 from stages.evaluation.metrics import ACROSS_RUNS
 from stages.evaluation.tables import is_number, number, table
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import git, predictions_at
 from stages.pipeline.files import check_output, write_text_atomically
 from stages.pipeline.params import EVALUATED, Params, load_params
@@ -131,9 +131,7 @@ def build_comment(base: str, params: Params) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("stages.pr_comment", __doc__)
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", type=Path, help="write the comment here instead of printing it")
     args = parser.parse_args()

@@ -54,6 +54,7 @@ from stages.modeling.prediction import (
     read_inputs,
 )
 from stages.modeling.views import ViewParams
+from stages.pipeline.cli import command_parser
 from stages.pipeline.files import FILE, FOLDER, MISSING, check_output, file_kind, write_text_atomically
 from stages.pipeline.logs import quiet_native_logs
 from stages.pipeline.paths import MODELS_DIR, decision_file
@@ -69,9 +70,10 @@ MAX_BATCH_SIZE = 256
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="breakhis-predict",
-        description="Classify histopathology images as benign or malignant with the trained models "
+    parser = command_parser(
+        "stages.predict",
+        script="breakhis-predict",
+        doc="Classify histopathology images as benign or malignant with the trained models "
         "(research use only, not for diagnosis).",
     )
     parser.add_argument(

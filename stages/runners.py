@@ -27,6 +27,7 @@ from stages.cross_validate import load, resolve, summarise
 from stages.evaluation.cross_validation.documents import markdown
 from stages.evaluation.metrics import BALANCED_ACCURACY, ROC_AUC
 from stages.evaluation.tables import estimate, table
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import ExperimentRef, dvc, experiment_refs, head_or_none
 from stages.pipeline.files import check_output, write_text_atomically
 from stages.pipeline.matrix import Entry, as_matrix, from_matrix, parse_override_sets, plan
@@ -130,11 +131,7 @@ def summarise_command(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.runners",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.runners", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     planning = commands.add_parser("plan", help="print the job matrix")
     planning.add_argument("--label", required=True, help="names the experiments and summaries")

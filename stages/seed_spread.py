@@ -14,7 +14,6 @@ summarises the label's experiments.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -26,6 +25,7 @@ from stages.evaluation.seed_spread import (
     markdown,
     spread_table,
 )
+from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import (
     check_label,
     code_identity,
@@ -117,11 +117,7 @@ def summarise(label: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.seed_spread",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.seed_spread", __doc__)
     parser.add_argument("--label", default="default", help="names the experiments and seeds/<label>/")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[1, 2, 3], help="training seeds (default: 1 2 3)"

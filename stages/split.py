@@ -27,6 +27,7 @@ from stages.data.partition import (
     make_splits,
 )
 from stages.data.plots import split_chart
+from stages.pipeline.cli import parse_no_options
 from stages.pipeline.files import read_table, replaced_folder, write_json
 from stages.pipeline.params import load_params
 from stages.pipeline.paths import DUPLICATES, MANIFEST, SPLIT_DIR, SPLIT_METRICS, SPLIT_PLOT
@@ -67,4 +68,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_no_options("stages.split", __doc__)  # --help: usage, nothing read or written
     run_stage(main)

@@ -15,7 +15,6 @@ models/.resume/<model>/, removed when training finishes or fails; `--fresh` disc
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-
     quiet_native_logs()
 
 from stages.modeling.description import describe, save_model
+from stages.pipeline.cli import command_parser
 from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import output_unit, read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=MODEL_NAMES)
+    parser = command_parser("stages.train", __doc__)
+    parser.add_argument("model", choices=MODEL_NAMES, help="the model to train")
     parser.add_argument(
         "--fresh", action="store_true", help="discard an interrupted run's state instead of resuming from it"
     )

@@ -34,7 +34,7 @@ from stages.pipeline import files
 from stages.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 from tests.raw_data import SHORT_IMAGE, copy_tree, image_path, make_tar_gz, write_png_bomb
-from tests.test_ingest import SIZE
+from tests.test_ingest import SIZE, TRAIN_FITS
 from tests.test_ingest import run as ingest
 
 
@@ -297,6 +297,7 @@ def test_ingest_peak_memory_with_a_bomb_stays_under_200_mb(
     params = {
         "data": {"source": "breakhis", "path": str(tree)},
         "ingest": {"image_size": list(SIZE), "on_error": "skip"},
+        "train": TRAIN_FITS,
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     # VmHWM: this process's peak resident memory (ru_maxrss would include the parent's, kept by exec)

@@ -43,7 +43,7 @@ from stages.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 from tests.raw_data import copy_tree, folds_rows, image_path, make_tar_gz, tar_member
 from tests.test_bad_input import leftovers, snapshot
-from tests.test_ingest import SIZE
+from tests.test_ingest import SIZE, TRAIN_FITS
 from tests.test_ingest import run as ingest
 
 ALARM_SECONDS = 120  # far above any case (a few seconds): only a loop without end reaches it
@@ -878,6 +878,7 @@ def synthetic_params(project: Path, patients: int, images: int, size: tuple[int,
             },
         },
         "ingest": {"image_size": list(SIZE), "workers": 1},
+        "train": TRAIN_FITS,
     }
     (project / "params.yaml").write_text(yaml.safe_dump(params))
 

@@ -22,6 +22,8 @@ WITHOUT_TENSORFLOW = [
     "stages.modeling.prediction",
     "stages.predict",
     "stages.model_card",
+    "stages.gpu_check",  # TensorFlow only once the options are parsed: --help is instant
+    "stages.pipeline.coherence",
 ]
 
 

@@ -36,6 +36,9 @@ from tests.raw_data import (
 )
 
 SIZE = (92, 140)  # small, so the tests stay fast; BreakHis's 700x460 aspect
+# a train section that fits every small ingested field here (params refuse patches larger than the
+# scaled field before any stage works: stages.pipeline.coherence)
+TRAIN_FITS = {"input": "field", "image_size": [32, 32]}
 ALL = (40, 100, 200, 400)  # every magnification of the sample (the default leaves 40X out)
 
 
@@ -49,6 +52,7 @@ def run(path: Path | str | None, source: str = "breakhis", **ingest: object) -> 
     params = {
         "data": {"source": source, "path": None if path is None else str(path), "magnifications": list(ALL)},
         "ingest": {"image_size": list(SIZE), **ingest},
+        "train": TRAIN_FITS,
     }
     Path("params.yaml").write_text(yaml.safe_dump(params))
     ingest_stage.main()
@@ -338,6 +342,7 @@ def test_the_synthetic_default_still_ingests(project: Path) -> None:
                     },
                 },
                 "ingest": {"image_size": [48, 64]},
+                "train": TRAIN_FITS,
             }
         )
     )

@@ -12,6 +12,7 @@ import yaml
 
 from tests.pipeline_repo import commit, make_repo, run
 from tests.raw_data import SHORT_IMAGE, copy_tree, image_path, make_tar_gz
+from tests.test_ingest import TRAIN_FITS
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,7 @@ def test_raw_data_is_tracked_and_an_unchanged_archive_is_extracted_once(
         repo,
         data={"magnifications": [100], "synthetic": {"benign_patients": 2, "malignant_patients": 2}},
         ingest={"image_size": [46, 70]},
+        train=TRAIN_FITS,
     )
     assert "Running stage 'ingest'" in run([*dvc, "repro", "ingest"], repo)
 

@@ -152,7 +152,12 @@ def test_the_machine_is_checked_where_the_stages_run_not_in_the_schema(
     from stages.pipeline.params import MEMORY_VARIABLE, validate_params
 
     monkeypatch.setenv(MEMORY_VARIABLE, "1")
-    big = {"train": {"image_size": [2048, 2048]}, "augment": {"workers": 10_000}}
+    big = {  # patches of 2048x2048 at scale 1 from fields of 2048x3072, generated at that size
+        "data": {"synthetic": {"image_size": [2048, 3072]}},
+        "ingest": {"image_size": [2048, 3072]},
+        "train": {"image_size": [2048, 2048], "patch_scale": 1.0},
+        "augment": {"workers": 10_000},
+    }
     assert Params.model_validate(big).augment.workers == 10_000
     assert validate_params(big, Path("params.yaml"), machine=False).train.image_size == (2048, 2048)
     with pytest.raises(ParamsError, match=r"(?s)too much for this machine.*augment\.workers: 10000 is above"):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from stages import cross_validate, exp_run
-from stages.pipeline.params import Params
+from stages.pipeline.params import Params, fit_settings
 from stages.pipeline.profiles import apply, available, load_profile
 from tests.conftest import PROJECT_ROOT
 
@@ -120,3 +120,39 @@ def test_a_profile_may_not_set_what_the_cross_validation_sets(
         cross_validate.main(["--profile", "folded"])
     with pytest.raises(ValueError, match="--summarise trains nothing: --profile"):
         cross_validate.main(["--summarise", "--profile", "folded"])
+
+
+def test_the_gpu_profile_is_the_seeds_recipe_and_valid() -> None:
+    """ImageNet weights for both backbones in two phases, 224x224, every magnification, mixed
+    precision, early stopping on validation. Not trained here: no ImageNet download and no GPU."""
+    profile = load_profile("gpu-imagenet", PROFILES)
+    params = Params.model_validate(apply(Params().model_dump(mode="json"), profile.params))
+    train = params.train
+    assert params.data.source == "breakhis" and params.data.magnifications == [40, 100, 200, 400]
+    assert train.input == "field" and train.image_size == (224, 224) and train.mixed_precision
+    assert train.validation == "split" and params.evaluate.threshold == 0.5
+    for backbone in (train.vgg19, train.resnet50):
+        assert backbone.weights == "imagenet" and backbone.head_epochs > 0 and backbone.fine_tune_layers > 0
+    for name in ("custom", "vgg19", "resnet50"):  # every model at 224x224, with its own epochs
+        assert fit_settings(train, name).image_size == (224, 224)
+        assert getattr(train, name).epochs is not None
+    # an air-gapped runner points the weights at local files instead: still valid
+    local = {
+        **profile.params,
+        "train.vgg19.weights": "/w/vgg19_notop.h5",
+        "train.resnet50.weights": "r.weights.h5",
+    }
+    Params.model_validate(apply(Params().model_dump(mode="json"), local))
+
+
+def test_exp_run_prints_the_gpu_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    exp_run.main(["--profile", "gpu-imagenet", "--print", "-S", "data.path=/data/BreaKHis_v1.tar.gz"])
+    command = capsys.readouterr().out.strip()
+    assert command.startswith("dvc exp run -S data.source=breakhis ")
+    for override in (
+        "train.vgg19.weights=imagenet",
+        "train.resnet50.weights=imagenet",
+        "train.mixed_precision=true",
+    ):
+        assert f"-S {override}" in command
+    assert "-S 'train.image_size=[224, 224]'" in command

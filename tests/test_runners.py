@@ -75,7 +75,7 @@ def test_cross_validation_plan_is_every_set_seed_and_fold() -> None:
 def test_the_plan_checks_the_schema_not_the_planning_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plan job runs on a small hosted runner; a GPU-sized set is for the runner it lands on."""
     monkeypatch.setenv("BREAKHIS_MEMORY_GB", "0.5")
-    large = ["train.image_size=[224,224]", "train.batch_size=256"]
+    large = ["train.image_size=[224,224]", "train.patch_scale=1.0", "train.batch_size=256"]
     assert len(plan("gpu", PARAMS, folds=2, override_sets=[large])) == 2
     with pytest.raises(ParamsError, match="too much for this machine"):
         validate_params(apply_overrides(yaml.safe_load(PARAMS), large), Path("params.yaml"))

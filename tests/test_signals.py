@@ -117,20 +117,16 @@ def test_fresh_discards_an_interrupted_runs_state(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("point", ["predicting", "writing"])
+@pytest.mark.parametrize("point", ["outputs moved aside", "report rewritten"])
 def test_an_interrupted_evaluate_leaves_every_earlier_output(repo: Path, signum: int, point: str) -> None:
+    """Inside evaluate's output unit: just after every earlier output was moved aside, and later,
+    with metrics, decisions, plots and the report rewritten while Grad-CAM and the card are not."""
     write_params(repo, TINY)
     before = outputs(repo, EVALUATE_OUTPUTS)
     started = repo / ".runs/evaluate/.started"
-    if point == "predicting":  # before any output is touched: TensorFlow is running the models
-        begun = time.monotonic()
 
-        def ready() -> bool:
-            return time.monotonic() - begun > 5
-    else:  # every output moved aside, some rewritten
-
-        def ready() -> bool:
-            return started.exists()
+    def ready() -> bool:
+        return started.exists() and (point == "outputs moved aside" or (repo / "metrics/report.md").exists())
 
     status, errors = interrupt(repo, ["stages.evaluate"], ready, signum)
     assert status == STATUS[signum], errors

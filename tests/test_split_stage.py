@@ -32,7 +32,10 @@ def project(root: Path, split: dict[str, object], manifest: pd.DataFrame | None 
     if manifest is None:
         manifest = with_official_folds(crafted_manifest(benign_patients=20, malignant_patients=30))
     manifest.to_csv(root / "data/ingested/manifest.csv", index=False)
-    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 3, "split": split}))
+    params: dict[str, object] = {"seed": 3, "split": split}
+    if split.get("strategy") == "official":  # the official folds come with the Kaggle source
+        params["data"] = {"source": "kaggle"}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
 

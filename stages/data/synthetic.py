@@ -37,7 +37,6 @@ Generative model (all randomness from ``np.random.SeedSequence`` keys: one seed,
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -51,6 +50,7 @@ import numpy as np
 
 from stages.data.dataset import SUBTYPES, image_filename, patient_folder
 from stages.data.images import MAX_PIXELS, write_bgr
+from stages.pipeline.cli import command_parser
 
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])
@@ -813,7 +813,7 @@ def subtype_gallery(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI: write a synthetic BreaKHis_v1 tree into OUT_DIR, or (--gallery) the subtype picture."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("stages.data.synthetic", __doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path, nargs="?")
     parser.add_argument(
         "--gallery", type=Path, help="write one field per subtype and magnification here (a .jpg or .png)"

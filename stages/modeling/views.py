@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from stages.pipeline.coherence import scaled_size
 from stages.pipeline.params import TrainParams, fit_settings
 
 
@@ -25,10 +26,6 @@ class ViewParams:
 
 
 WHOLE_FIELD = ViewParams()  # the default: the whole field resized, no flips
-
-
-def scaled_size(field: tuple[int, int], scale: float) -> tuple[int, int]:
-    return max(1, round(field[0] * scale)), max(1, round(field[1] * scale))
 
 
 def grid_offsets(field: tuple[int, int], patch: tuple[int, int]) -> list[tuple[int, int]]:

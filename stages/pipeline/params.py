@@ -9,7 +9,8 @@ Every number is checked before work starts (`load_params`):
   integers (`epochs: 3.0` or `"3"` is refused; a float key still takes `1`), each value in its
   range (generated and ingested images within the MAX_PIXELS that ingest reads), and the relations
   between keys (`train.min_epochs` at most every model's epochs, ingest's size within the generated
-  images', the split sizes, the fold);
+  images', the split sizes, the fold; across sections: stages.pipeline.coherence, e.g. patches that
+  fit in the scaled field);
 - the machine (`machine_problems`, run by `validate_params`): `ingest.workers`, `augment.workers`
   and `train.cpu_replicas` at most WORKERS_PER_CORE x the cores of this machine, and the memory
   that the image sizes need (`memory_estimates`: synthetic generation, ingest, and training each
@@ -265,7 +266,9 @@ class CustomCNNParams(ModelOverrides):
 class BackboneParams(ModelOverrides):
     """A keras.applications backbone with a dropout + sigmoid head; null keys take `train.*`."""
 
-    weights: str = Field("none", description="none | imagenet | path to a weights file")
+    weights: str = Field(
+        "none", description="none | imagenet | path to a Keras weights file (.weights.h5, .h5, .hdf5, .keras)"
+    )
     dropout: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(0.3, description="before the output unit")
     head_epochs: Annotated[Integer, Field(ge=0)] = Field(
         3, description="phase 1 (frozen backbone, pretrained weights only): epochs of the head"
@@ -308,7 +311,8 @@ class TrainParams(Section):
     )
     image_size: ImageSize = Field(
         (64, 64),
-        description="model input: the field resized (field) or the patch size (patches); refused when "
+        description="model input: the field resized (field) or the patch size (patches); at most "
+        "ingest.image_size (field) or ingest.image_size x patch_scale (patches); refused when "
         "training a model at this size and batch_size needs more memory than the budget: this machine's "
         "memory, or BREAKHIS_MEMORY_GB (GB) when set",
     )
@@ -524,6 +528,17 @@ class Params(Section):
                     f"ingest.image_size: {_size(size)} is larger than the generated images "
                     f"(data.synthetic.image_size {_size(raw)}): ingest would refuse every one"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Params:
+        """The rules between keys of different sections (stages.pipeline.coherence): a combination
+        that cannot run, or would not do what it says, is refused here, before any stage works."""
+        from stages.pipeline.coherence import incoherences  # it reads these classes: imported once built
+
+        problems = incoherences(self)
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
 
@@ -846,5 +861,8 @@ def render_params(params: Params | None = None) -> str:
 
 
 if __name__ == "__main__":
+    from stages.pipeline.cli import command_parser
+
+    command_parser("stages.pipeline.params", "Write params.yaml from the schema's defaults.").parse_args()
     PARAMS_FILE.write_text(render_params())
     print(f"wrote {PARAMS_FILE} from the schema's defaults")
