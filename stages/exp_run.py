@@ -10,6 +10,7 @@ are checked against the params schema before anything runs, `--print` included.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from pathlib import Path
