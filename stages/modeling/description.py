@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
+import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     import keras
 
 DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file that describes it
+KERAS_METADATA = "metadata.json"  # Keras's member: its version, and the save time (dropped)
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's time in a saved model (the zip format's earliest)
+CHUNK_BYTES = 1 << 20
 FORMAT = 1  # of the description; a reader refuses other formats
 CODE = Path(__file__).resolve().parents[1]  # the stages package: its digest is the code version
 # what each model expects of a float RGB image in [0, 255] (stages.modeling.input_pipeline.preprocess)
@@ -87,7 +90,7 @@ class ModelDescription(_Record):
     input: ModelInput
     data: TrainingData
     training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
-    code: dict[str, Any]  # git commit (when known), digest of the stages package, environment lock
+    code: dict[str, Any]  # digest of the stages package, environment lock
     params: dict[str, Any]  # the whole params.yaml the model was trained with (validated)
 
     @field_validator("name")
@@ -126,22 +129,13 @@ def head(task: Task) -> str:
 
 
 def code_version(root: Path = CODE) -> dict[str, Any]:
-    """The git commit of the working tree (None outside a repository) and a digest of every
-    Python file of the stages package, which is exact with or without git."""
+    """A digest of every Python file of the stages package (the code version, exact with or without
+    git) and the environment lock. No git commit: the same code at another commit (the commit that
+    records this run's outputs, a fresh clone) must give the same model file."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:  # no git
-        commit = ""
-    return {"commit": commit or None, "stages_digest": digest.hexdigest(), **environment_lock()}
+    return {"stages_digest": digest.hexdigest(), **environment_lock()}
 
 
 def describe(
@@ -188,16 +182,44 @@ def describe(
 
 
 def save_model(model: keras.Model, path: Path, description: ModelDescription) -> None:
-    """Save the model with its description inside, atomically (a killed save leaves no half file)."""
+    """Save the model with its description inside, atomically (a killed save leaves no half file) and
+    reproducibly: the same model and description give the same bytes (`reproducible_archive`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial.keras")  # Keras insists on the .keras suffix
+    archived = path.with_name(f".{path.stem}.partial.zip")
     try:
         model.save(partial)
-        with zipfile.ZipFile(partial, "a") as archive:
-            archive.writestr(DESCRIPTION_MEMBER, description.model_dump_json(indent=2))
-        os.replace(partial, path)
+        reproducible_archive(partial, archived, description)
+        os.replace(archived, path)
     finally:
         partial.unlink(missing_ok=True)
+        archived.unlink(missing_ok=True)
+
+
+def reproducible_archive(keras_file: Path, target: Path, description: ModelDescription) -> None:
+    """Keras's archive rewritten member by member, in Keras's order, then the description: every
+    member with the same time (ZIP_TIME) and mode, and Keras's metadata without its save time. Keras
+    writes each member with the current time and `date_saved`; the weights (HDF5, no object times)
+    and the config are the same for the same model."""
+    with zipfile.ZipFile(keras_file) as source, zipfile.ZipFile(target, "w") as archive:
+        for info in source.infolist():
+            member = _member(info.filename, info.compress_type, info.file_size)
+            if info.filename == KERAS_METADATA:
+                metadata = json.loads(source.read(info))
+                metadata.pop("date_saved", None)
+                archive.writestr(member, json.dumps(metadata))
+                continue
+            with source.open(info) as data, archive.open(member, "w") as copy:
+                shutil.copyfileobj(data, copy, CHUNK_BYTES)
+        text = description.model_dump_json(indent=2)
+        archive.writestr(_member(DESCRIPTION_MEMBER, zipfile.ZIP_STORED, len(text)), text)
+
+
+def _member(name: str, compression: int, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type, info.file_size = compression, size  # the size: ZIP64 only when needed
+    info.create_system, info.external_attr = 3, 0o644 << 16  # as written on Unix, rw-r--r--
+    return info
 
 
 def require_model_file(path: Path) -> None:
