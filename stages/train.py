@@ -27,7 +27,7 @@ if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-
 
 from stages.modeling.description import describe, save_model
 from stages.pipeline.environment import environment_lock
-from stages.pipeline.files import read_table
+from stages.pipeline.files import read_table, write_json
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
 from stages.pipeline.paths import (
     AUGMENTED_TRAIN,
@@ -35,6 +35,7 @@ from stages.pipeline.paths import (
     VAL_SPLIT,
     model_file,
     snapshot_dir,
+    snapshot_index,
     train_log_dir,
 )
 from stages.pipeline.stage import run_stage
@@ -102,11 +103,13 @@ def main() -> None:
         live.log_metric("kept/epoch", kept_epoch, plot=False)
         for metric, value in trainer.validate(model).items():
             live.log_metric(f"kept/eval/{metric}", value, plot=False)
-    snapshots = snapshot_dir(name)  # a DVC output: written even when empty
+    snapshots = snapshot_dir(name)  # a DVC output: its index is written even without snapshots
     shutil.rmtree(snapshots, ignore_errors=True)
     snapshots.mkdir(parents=True)
-    for path in sorted(resume.snapshots.glob("*.weights.h5")):
+    kept = sorted(resume.snapshots.glob("*.weights.h5"))
+    for path in kept:
         shutil.move(path, snapshots / path.name)
+    write_json(snapshot_index(name), {"model": name, "snapshots": [path.name for path in kept]})
     resume.clear()
 
 
