@@ -36,6 +36,9 @@ DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file th
 KERAS_METADATA = "metadata.json"  # Keras's member: its version, and the save time (dropped)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's time in a saved model (the zip format's earliest)
 CHUNK_BYTES = 1 << 20
+# the params a model stores as those it was trained with, without the other models' sections: keys that
+# the train stage does not depend on (evaluate's, the upstream stages') would make a stored value stale
+TRAINED_WITH = {"seed", "task", "train"}
 FORMAT = 1  # of the description; a reader refuses other formats
 CODE = Path(__file__).resolve().parents[1]  # the stages package: its digest is the code version
 # what each model expects of a float RGB image in [0, 255] (stages.modeling.input_pipeline.preprocess)
@@ -91,7 +94,7 @@ class ModelDescription(_Record):
     data: TrainingData
     training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
     code: dict[str, Any]  # digest of the stages package, environment lock
-    params: dict[str, Any]  # the whole params.yaml the model was trained with (validated)
+    params: dict[str, Any]  # the params it was trained with: TRAINED_WITH, its own train.<name> only
 
     @field_validator("name")
     @classmethod
@@ -177,7 +180,7 @@ def describe(
         ),
         training={"seed": training_seed(params), **training},
         code=code_version(),
-        params=params.model_dump(mode="json"),
+        params=params.model_dump(mode="json", include=TRAINED_WITH, exclude={"train": set(MODEL_NAMES) - {name}}),
     )
 
 
