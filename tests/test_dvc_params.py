@@ -19,7 +19,6 @@ its whole section.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -61,7 +60,9 @@ def reads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_lists_exactly_the_params_it_reads(name: str, reads: dict[str, set[str]]) -> None:
     listed = [key for key in STAGES[name].get("params", []) if isinstance(key, str)]
-    assert len(listed) == len(STAGES[name].get("params", [])), f"{name}: params other than keys of params.yaml"
+    assert len(listed) == len(STAGES[name].get("params", [])), (
+        f"{name}: params other than keys of params.yaml"
+    )
     missing = uncovered(reads[name], listed)
     assert not missing, f"{name}: reads params that dvc.yaml does not list: {missing}"
     assert not unread(listed, reads[name]), (
@@ -69,7 +70,9 @@ def test_stage_lists_exactly_the_params_it_reads(name: str, reads: dict[str, set
     )
 
 
-def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The measure itself: a field read is recorded, reaching a section is not, a dump reads what it
     dumps (and not what it excludes), and params that did not come from `load_params` are not watched."""
     import pickle
@@ -87,9 +90,10 @@ def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(monkeyp
     assert "train.custom.dropout" in recorder.reads
     assert "train.custom" not in recorder.reads and "train" not in recorder.reads
     assert {"train.epochs", "train.snapshot_epochs", "train.custom.filters", "augment.zoom"} <= recorder.reads
-    assert not any(key.startswith(("train.vgg19", "train.resnet50", "seed", "evaluate")) for key in recorder.reads)
+    assert not any(
+        key.startswith(("train.vgg19", "train.resnet50", "seed", "evaluate")) for key in recorder.reads
+    )
     assert uncovered({"train.custom.dropout", "train.snapshot_epochs"}, ["train.custom", "train.epochs"]) == [
         "train.snapshot_epochs"
     ]
     assert unread(["train.custom", "evaluate"], {"train.custom.dropout"}) == ["evaluate"]
-

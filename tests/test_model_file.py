@@ -16,6 +16,7 @@ import pytest
 from stages.modeling.description import (
     DESCRIPTION_MEMBER,
     KERAS_METADATA,
+    ModelDescription,
     code_version,
     describe,
     read_description,
@@ -28,7 +29,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def tiny_description(name: str = "custom"):  # type: ignore[no-untyped-def]
+def tiny_description(name: str = "custom") -> ModelDescription:
     params = tiny_run_params()
     return describe(
         name,
@@ -110,7 +111,9 @@ def test_training_twice_saves_identical_model_files(tmp_path: Path, synthetic_im
         keras.utils.set_random_seed(0)
         model = build_custom_cnn(TINY_MODEL_SIZE, [8, 16, 16, 32], 0.2, True)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-        model.fit(model_inputs("custom", model, images), targets, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        model.fit(
+            model_inputs("custom", model, images), targets, epochs=1, batch_size=8, shuffle=False, verbose=0
+        )
         files.append(tmp_path / str(run) / "model.keras")
         save_model(model, files[-1], tiny_description())
     assert digest(files[0]) == digest(files[1])

@@ -180,7 +180,9 @@ def describe(
         ),
         training={"seed": training_seed(params), **training},
         code=code_version(),
-        params=params.model_dump(mode="json", include=TRAINED_WITH, exclude={"train": set(MODEL_NAMES) - {name}}),
+        params=params.model_dump(
+            mode="json", include=TRAINED_WITH, exclude={"train": set(MODEL_NAMES) - {name}}
+        ),
     )
 
 
