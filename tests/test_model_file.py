@@ -15,7 +15,6 @@ import pytest
 
 from stages.modeling.description import (
     DESCRIPTION_MEMBER,
-    KERAS_METADATA,
     ModelDescription,
     code_version,
     describe,
@@ -42,30 +41,35 @@ def tiny_description(name: str = "custom") -> ModelDescription:
     )
 
 
-def keras_like_file(path: Path, saved: str) -> Path:
-    """An archive as Keras writes one: members stamped with the current time, its save time inside."""
+def keras_like_file(path: Path, saved: str, address: int) -> Path:
+    """An archive as Keras writes one: members stamped with the current time, its save time inside,
+    and an object shared by two layers named by its memory address."""
+    policy = {"name": "float32", "shared_object_id": address}
+    config = {"layers": [{"name": "a", "dtype": policy}, {"name": "b", "dtype": policy}]}
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(KERAS_METADATA, json.dumps({"keras_version": "3", "date_saved": saved}))
-        archive.writestr("config.json", "{}")
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3", "date_saved": saved}))
+        archive.writestr("config.json", json.dumps(config))
         archive.writestr("model.weights.h5", b"\x89HDF" * 100)
     return path
 
 
 def test_the_archive_holds_no_time(tmp_path: Path) -> None:
     """Two saves of one model, seconds apart, give the same bytes; the members keep Keras's order,
-    the description last, and Keras's metadata loses only its save time."""
+    the description last, Keras's metadata loses only its save time, and a shared object its address."""
     description = tiny_description()
-    first = keras_like_file(tmp_path / "first.keras", "2026-01-01@10:00:00")
+    first = keras_like_file(tmp_path / "first.keras", "2026-01-01@10:00:00", 140352533249168)
     time.sleep(2.1)  # the zip format stores times in 2-second steps
-    second = keras_like_file(tmp_path / "second.keras", "2026-01-01@10:00:02")
+    second = keras_like_file(tmp_path / "second.keras", "2026-01-01@10:00:02", 140352241111504)
     reproducible_archive(first, tmp_path / "first.zip", description)
     reproducible_archive(second, tmp_path / "second.zip", description)
     assert digest(tmp_path / "first.zip") == digest(tmp_path / "second.zip")
     with zipfile.ZipFile(tmp_path / "first.zip") as archive:
         names = archive.namelist()
-        metadata = json.loads(archive.read(KERAS_METADATA))
-    assert names == [KERAS_METADATA, "config.json", "model.weights.h5", DESCRIPTION_MEMBER]
+        metadata = json.loads(archive.read("metadata.json"))
+        layers = json.loads(archive.read("config.json"))["layers"]
+    assert names == ["metadata.json", "config.json", "model.weights.h5", DESCRIPTION_MEMBER]
     assert metadata == {"keras_version": "3"}
+    assert [layer["dtype"] for layer in layers] == [{"name": "float32", "shared_object_id": 1}] * 2
     assert read_description(tmp_path / "first.zip") == description
 
 
@@ -117,3 +121,5 @@ def test_training_twice_saves_identical_model_files(tmp_path: Path, synthetic_im
         files.append(tmp_path / str(run) / "model.keras")
         save_model(model, files[-1], tiny_description())
     assert digest(files[0]) == digest(files[1])
+    loaded = keras.saving.load_model(files[0], safe_mode=True)  # the renumbered config loads
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True))

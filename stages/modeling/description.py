@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     import keras
 
 DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file that describes it
-KERAS_METADATA = "metadata.json"  # Keras's member: its version, and the save time (dropped)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's time in a saved model (the zip format's earliest)
 CHUNK_BYTES = 1 << 20
 # the params a model stores as those it was trained with, without the other models' sections: keys that
@@ -203,21 +202,48 @@ def save_model(model: keras.Model, path: Path, description: ModelDescription) ->
 
 def reproducible_archive(keras_file: Path, target: Path, description: ModelDescription) -> None:
     """Keras's archive rewritten member by member, in Keras's order, then the description: every
-    member with the same time (ZIP_TIME) and mode, and Keras's metadata without its save time. Keras
-    writes each member with the current time and `date_saved`; the weights (HDF5, no object times)
-    and the config are the same for the same model."""
+    member with the same time (ZIP_TIME) and mode, and Keras's metadata and config without what
+    changes from run to run (KERAS_REWRITES). The weights (HDF5, written without object times) are
+    the same for the same model."""
     with zipfile.ZipFile(keras_file) as source, zipfile.ZipFile(target, "w") as archive:
         for info in source.infolist():
             member = _member(info.filename, info.compress_type, info.file_size)
-            if info.filename == KERAS_METADATA:
-                metadata = json.loads(source.read(info))
-                metadata.pop("date_saved", None)
-                archive.writestr(member, json.dumps(metadata))
+            if info.filename in KERAS_REWRITES:
+                archive.writestr(member, KERAS_REWRITES[info.filename](source.read(info)))
                 continue
             with source.open(info) as data, archive.open(member, "w") as copy:
                 shutil.copyfileobj(data, copy, CHUNK_BYTES)
         text = description.model_dump_json(indent=2)
         archive.writestr(_member(DESCRIPTION_MEMBER, zipfile.ZIP_STORED, len(text)), text)
+
+
+def _without_save_time(metadata: bytes) -> str:
+    """Keras's metadata.json without `date_saved` (the time of the save)."""
+    data = json.loads(metadata)
+    data.pop("date_saved", None)
+    return json.dumps(data)
+
+
+def _shared_objects_numbered(config: bytes) -> str:
+    """Keras's config.json with each shared object (a dtype policy shared by layers) numbered 1, 2, ...
+    in order of first appearance: Keras names them by their memory address, another in every run.
+    Loading only matches equal numbers, so it rebuilds the same model."""
+    numbers: dict[Any, int] = {}
+
+    def renumbered(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1)
+                if key == "shared_object_id"
+                else renumbered(value)
+                for key, value in node.items()
+            }
+        return [renumbered(item) for item in node] if isinstance(node, list) else node
+
+    return json.dumps(renumbered(json.loads(config)))
+
+
+KERAS_REWRITES = {"metadata.json": _without_save_time, "config.json": _shared_objects_numbered}
 
 
 def _member(name: str, compression: int, size: int) -> zipfile.ZipInfo:
