@@ -31,7 +31,7 @@ if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-
 from stages.modeling.description import describe, save_model
 from stages.pipeline.cli import command_parser
 from stages.pipeline.environment import environment_lock
-from stages.pipeline.files import output_unit, read_table
+from stages.pipeline.files import output_unit, read_table, write_json
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
 from stages.pipeline.paths import (
     AUGMENTED_TRAIN,
@@ -39,6 +39,7 @@ from stages.pipeline.paths import (
     VAL_SPLIT,
     model_file,
     snapshot_dir,
+    snapshot_index,
     train_log_dir,
 )
 from stages.pipeline.stage import run_stage
@@ -117,9 +118,11 @@ def main() -> None:
             live.log_metric("kept/epoch", kept_epoch, plot=False)
             for metric, value in trainer.validate(model).items():
                 live.log_metric(f"kept/eval/{metric}", value, plot=False)
-        snapshots.mkdir(parents=True)  # a DVC output: written even when empty
-        for path in sorted(resume.snapshots.glob("*.weights.h5")):
+        snapshots.mkdir(parents=True)  # a DVC output: its index is written even without snapshots
+        kept = sorted(resume.snapshots.glob("*.weights.h5"))
+        for path in kept:
             shutil.move(path, snapshots / path.name)
+        write_json(snapshot_index(name), {"model": name, "snapshots": [path.name for path in kept]})
 
 
 @contextmanager

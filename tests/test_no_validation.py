@@ -55,7 +55,10 @@ def test_snapshots_are_scored_on_test_epoch_by_epoch(repo: Path) -> None:
     test = pd.read_csv(repo / "data/split/test.csv")
     for model, last in (("custom", 3), ("vgg19", 5), ("resnet50", 2)):
         saved = sorted(path.name for path in (repo / "snapshots" / model).iterdir())
-        assert saved == [f"epoch-{epoch:04d}.weights.h5" for epoch in (1, 2)]
+        weights = [f"epoch-{epoch:04d}.weights.h5" for epoch in (1, 2)]
+        assert saved == [*weights, "index.json"]
+        index = json.loads((repo / "snapshots" / model / "index.json").read_text())
+        assert index == {"model": model, "snapshots": weights}
         by_epoch = pd.read_csv(repo / "plots/evaluate/epochs" / f"{model}.csv")
         assert sorted(by_epoch["epoch"].unique()) == sorted({1, 2, last})
         for _, rows in by_epoch.groupby("epoch"):

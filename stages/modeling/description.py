@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
+import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     import keras
 
 DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file that describes it
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's time in a saved model (the zip format's earliest)
+CHUNK_BYTES = 1 << 20
+# the params a model stores as those it was trained with, without the other models' sections: keys that
+# the train stage does not depend on (evaluate's, the upstream stages') would make a stored value stale
+TRAINED_WITH = {"seed", "task", "train"}
 FORMAT = 1  # of the description; a reader refuses other formats
 CODE = Path(__file__).resolve().parents[1]  # the stages package: its digest is the code version
 # what each model expects of a float RGB image in [0, 255] (stages.modeling.input_pipeline.preprocess)
@@ -87,8 +92,8 @@ class ModelDescription(_Record):
     input: ModelInput
     data: TrainingData
     training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
-    code: dict[str, Any]  # git commit (when known), digest of the stages package, environment lock
-    params: dict[str, Any]  # the whole params.yaml the model was trained with (validated)
+    code: dict[str, Any]  # digest of the stages package, environment lock
+    params: dict[str, Any]  # the params it was trained with: TRAINED_WITH, its own train.<name> only
 
     @field_validator("name")
     @classmethod
@@ -126,22 +131,13 @@ def head(task: Task) -> str:
 
 
 def code_version(root: Path = CODE) -> dict[str, Any]:
-    """The git commit of the working tree (None outside a repository) and a digest of every
-    Python file of the stages package, which is exact with or without git."""
+    """A digest of every Python file of the stages package (the code version, exact with or without
+    git) and the environment lock. No git commit: the same code at another commit (the commit that
+    records this run's outputs, a fresh clone) must give the same model file."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:  # no git
-        commit = ""
-    return {"commit": commit or None, "stages_digest": digest.hexdigest(), **environment_lock()}
+    return {"stages_digest": digest.hexdigest(), **environment_lock()}
 
 
 def describe(
@@ -183,21 +179,78 @@ def describe(
         ),
         training={"seed": training_seed(params), **training},
         code=code_version(),
-        params=params.model_dump(mode="json"),
+        params=params.model_dump(
+            mode="json", include=TRAINED_WITH, exclude={"train": set(MODEL_NAMES) - {name}}
+        ),
     )
 
 
 def save_model(model: keras.Model, path: Path, description: ModelDescription) -> None:
-    """Save the model with its description inside, atomically (a killed save leaves no half file)."""
+    """Save the model with its description inside, atomically (a killed save leaves no half file) and
+    reproducibly: the same model and description give the same bytes (`reproducible_archive`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial.keras")  # Keras insists on the .keras suffix
+    archived = path.with_name(f".{path.stem}.partial.zip")
     try:
         model.save(partial)
-        with zipfile.ZipFile(partial, "a") as archive:
-            archive.writestr(DESCRIPTION_MEMBER, description.model_dump_json(indent=2))
-        os.replace(partial, path)
+        reproducible_archive(partial, archived, description)
+        os.replace(archived, path)
     finally:
         partial.unlink(missing_ok=True)
+        archived.unlink(missing_ok=True)
+
+
+def reproducible_archive(keras_file: Path, target: Path, description: ModelDescription) -> None:
+    """Keras's archive rewritten member by member, in Keras's order, then the description: every
+    member with the same time (ZIP_TIME) and mode, and Keras's metadata and config without what
+    changes from run to run (KERAS_REWRITES). The weights (HDF5, written without object times) are
+    the same for the same model."""
+    with zipfile.ZipFile(keras_file) as source, zipfile.ZipFile(target, "w") as archive:
+        for info in source.infolist():
+            member = _member(info.filename, info.compress_type, info.file_size)
+            if info.filename in KERAS_REWRITES:
+                archive.writestr(member, KERAS_REWRITES[info.filename](source.read(info)))
+                continue
+            with source.open(info) as data, archive.open(member, "w") as copy:
+                shutil.copyfileobj(data, copy, CHUNK_BYTES)
+        text = description.model_dump_json(indent=2)
+        archive.writestr(_member(DESCRIPTION_MEMBER, zipfile.ZIP_STORED, len(text)), text)
+
+
+def _without_save_time(metadata: bytes) -> str:
+    """Keras's metadata.json without `date_saved` (the time of the save)."""
+    data = json.loads(metadata)
+    data.pop("date_saved", None)
+    return json.dumps(data)
+
+
+def _shared_objects_numbered(config: bytes) -> str:
+    """Keras's config.json with each shared object (a dtype policy shared by layers) numbered 1, 2, ...
+    in order of first appearance: Keras names them by their memory address, another in every run.
+    Loading only matches equal numbers, so it rebuilds the same model."""
+    numbers: dict[Any, int] = {}
+
+    def renumbered(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1)
+                if key == "shared_object_id"
+                else renumbered(value)
+                for key, value in node.items()
+            }
+        return [renumbered(item) for item in node] if isinstance(node, list) else node
+
+    return json.dumps(renumbered(json.loads(config)))
+
+
+KERAS_REWRITES = {"metadata.json": _without_save_time, "config.json": _shared_objects_numbered}
+
+
+def _member(name: str, compression: int, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type, info.file_size = compression, size  # the size: ZIP64 only when needed
+    info.create_system, info.external_attr = 3, 0o644 << 16  # as written on Unix, rw-r--r--
+    return info
 
 
 def require_model_file(path: Path) -> None:

@@ -75,6 +75,12 @@ def snapshot_dir(name: str) -> Path:
     return SNAPSHOTS_DIR / name
 
 
+def snapshot_index(name: str) -> Path:
+    """The list of a train stage's snapshots, in its snapshots folder: the folder is never empty
+    (DVC warns of an empty output folder)."""
+    return snapshot_dir(name) / "index.json"
+
+
 def snapshot_name(epoch: int) -> str:
     """The file name of a model's weights after `epoch` (1-based)."""
     return f"epoch-{epoch:04d}.weights.h5"
