@@ -93,6 +93,11 @@ def validation_curve(name: str, metric: str) -> Path:
     return train_log_dir(name) / "plots" / "metrics" / "eval" / f"{metric}.tsv"
 
 
+def training_curve(name: str, metric: str) -> Path:
+    """A train stage's per-epoch metric on its training data, as DVCLive's Keras callback writes it."""
+    return train_log_dir(name) / "plots" / "metrics" / "train" / f"{metric}.tsv"
+
+
 # commands outside the DAG (git ignores their output folders)
 CV_DIR = Path("cv")  # stages.cross_validate: summaries, one folder per label and seed: cv/<label>/s<seed>/
 SEEDS_DIR = Path("seeds")  # stages.seed_spread: one folder per label
