@@ -47,6 +47,7 @@ from stages.evaluation.decision import (
     soft_vote,
     write_decisions,
 )
+from stages.evaluation.html_report import write_report_html
 from stages.evaluation.metrics import (
     bootstrap_intervals,
     evaluate_predictions,
@@ -67,6 +68,7 @@ from stages.pipeline.paths import (
     MODEL_CARD,
     MODELS_DIR,
     REPORT,
+    REPORT_HTML,
     SPLIT_DIR,
     decision_file,
     epoch_predictions_file,
@@ -305,6 +307,7 @@ def main() -> None:
         | {ENSEMBLE: chosen[ENSEMBLE].threshold},
         EVALUATE_PLOTS / "gradcam.png",
     )
+    write_report_html(REPORT, REPORT_HTML)  # after every figure it inlines
     write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
     for warning in collapse_warnings(summary):
         print(f"warning: {warning}", file=sys.stderr)

@@ -44,6 +44,7 @@ EVALUATE_METRICS = Path("metrics/evaluate.json")
 EVALUATE_PLOTS = Path("plots/evaluate")
 TEST_PREDICTIONS = EVALUATE_PLOTS / "predictions"  # per-image test predictions, <model>.csv
 REPORT = Path("metrics/report.md")
+REPORT_HTML = Path("metrics/report.html")  # the same report, self-contained (figures inline)
 MODEL_CARD = Path("metrics/model_card.md")
 
 
