@@ -20,8 +20,9 @@ import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from stages.evaluation.calibration import reliability_bins
+from stages.evaluation.errors import THRESHOLD_FIGURE, sensitivity_specificity
 from stages.pipeline.figures import save_figure
-from stages.pipeline.params import ENSEMBLE
+from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE
 from stages.pipeline.paths import train_log_dir, training_curve, validation_curve
 from stages.pipeline.task import BINARY_CLASSES as CLASS_NAMES
 from stages.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of
@@ -161,6 +162,43 @@ def magnification_figure(table: pd.DataFrame, majority: float | None) -> plt.Fig
     return figure
 
 
+def threshold_figure(roc: dict[str, pd.DataFrame], summary: dict[str, Any]) -> plt.Figure:
+    """Sensitivity (solid) and specificity (dashed) of each model against the decision threshold,
+    with a dot where each model's chosen threshold puts it."""
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for name, points in roc.items():
+        curve = sensitivity_specificity(points)
+        line = axes.step(curve["threshold"], curve["sensitivity"], where="post", label=f"{name} sensitivity")
+        colour = line[0].get_color()
+        axes.step(
+            curve["threshold"],
+            curve["specificity"],
+            where="post",
+            linestyle="--",
+            color=colour,
+            label=f"{name} specificity",
+        )
+        chosen = float(summary[name]["threshold"])
+        image = summary[name]["image"]
+        axes.plot(
+            [chosen, chosen],
+            [np.nan if image[key] is None else image[key] for key in ("recall", "specificity")],
+            marker="o",
+            linestyle=":",
+            color=colour,
+            label=f"{name} threshold {chosen:.2f}",
+        )
+    axes.set(
+        xlabel="threshold on P(malignant)",
+        ylabel="rate",
+        title="Sensitivity and specificity against the threshold (test split)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    legend_outside(axes)
+    return figure
+
+
 def kept_epoch(model: str) -> int | None:
     """The epoch (DVCLive step) whose weights the model kept, as its train stage logged it."""
     path = train_log_dir(model) / "metrics.json"
@@ -270,6 +308,8 @@ def write_evaluation_plots(
             counts, f"{name} (test, threshold {threshold:.2f})", plots_dir / f"confusion_{name}.png"
         )
     save(roc_figure(roc, summary), plots_dir / "roc.png")
+    models = {name: points for name, points in roc.items() if name != COLOUR_BASELINE}
+    save(threshold_figure(models, summary), plots_dir / THRESHOLD_FIGURE)
     save(
         precision_recall_figure(precision_recall, summary, float(targets.mean())),
         plots_dir / "precision_recall.png",

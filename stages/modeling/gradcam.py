@@ -254,6 +254,8 @@ def write_gradcam_grid(
     *,
     per_group: int = 2,
     image_size: tuple[int, int] | None = None,
+    chosen: list[tuple[int, str]] | None = None,
+    title: str | None = None,
 ) -> pd.DataFrame:
     """A PNG grid of Grad-CAM overlays: a few test images of each class, correctly and wrongly
     classified by `probabilities` (the ensemble's), one column per model.
@@ -262,7 +264,9 @@ def write_gradcam_grid(
     `probabilities`. thresholds: one for all, or per model name with the ensemble's under
     "ensemble" (each model's map explains the class it predicts at its own threshold).
     image_size: `ingest.image_size` for raw files; None for ingested images (kept as they are).
-    Each model sees the images as its description says. Returns the chosen rows with their captions."""
+    Each model sees the images as its description says. `chosen`: these (row position, caption)
+    pairs instead (the report's error gallery), under `title`. Returns the chosen rows with their
+    captions."""
     if isinstance(thresholds, Mapping):
         threshold = float(thresholds[ENSEMBLE])
         own = {name: float(thresholds.get(name, threshold)) for name in model_paths}
@@ -270,7 +274,8 @@ def write_gradcam_grid(
         threshold = float(thresholds)
         own = dict.fromkeys(model_paths, threshold)
     targets = rows["target"].to_numpy()
-    chosen = select_examples(targets, np.asarray(probabilities), threshold, per_group)
+    if chosen is None:
+        chosen = select_examples(targets, np.asarray(probabilities), threshold, per_group)
     paths = [str(rows["path"].iloc[i]) for i, _ in chosen]
     images = [load_for_model(path, image_size) for path in paths]
     columns: dict[str, list[tuple[np.ndarray, str]]] = {}
@@ -294,7 +299,7 @@ def write_gradcam_grid(
         for r, (index, caption) in enumerate(chosen)
     ]
     figure = grid_figure(
-        images, titles, columns, f"Grad-CAM on test images (ensemble threshold {threshold:.2f})"
+        images, titles, columns, title or f"Grad-CAM on test images (ensemble threshold {threshold:.2f})"
     )
     save_figure(figure, out_path, photos=True)
     selected = rows.iloc[[i for i, _ in chosen]].copy()
