@@ -41,3 +41,21 @@ def test_a_missing_figure_fails_rather_than_show_a_broken_picture(tmp_path: Path
     markdown = report(tmp_path, figure="../plots/evaluate/missing.png")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         write_report_html(markdown, tmp_path / "metrics" / "report.html")
+
+
+def test_a_photo_grid_is_carried_as_a_jpeg(tmp_path: Path) -> None:
+    """Grad-CAM grids are large PNGs; inline as JPEG they keep the page well under git's 2 MB."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    markdown = report(tmp_path)
+    noise = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    assert len(buffer.getvalue()) > 200_000
+    (tmp_path / "plots" / "evaluate" / "roc.png").write_bytes(buffer.getvalue())
+    write_report_html(markdown, tmp_path / "metrics" / "report.html")
+    page = (tmp_path / "metrics" / "report.html").read_text()
+    assert 'src="data:image/jpeg;base64,' in page and "image/png" not in page

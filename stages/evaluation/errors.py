@@ -156,8 +156,8 @@ def gallery_lines(link: Path, plots_dir: Path, model: str = ENSEMBLE) -> list[st
     lines = []
     if (plots_dir / THRESHOLD_FIGURE).is_file():
         lines += [
-            "**Sensitivity and specificity against the threshold** (test split; the dashed line marks "
-            "each model's threshold):",
+            "**Sensitivity and specificity against the threshold** (test split; sensitivity solid, "
+            "specificity dashed, a dot at each model's threshold):",
             "",
             f"![Sensitivity and specificity against the threshold]({link / THRESHOLD_FIGURE})",
             "",

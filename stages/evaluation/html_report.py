@@ -1,20 +1,22 @@
 """metrics/report.html: the markdown report as one self-contained page that opens anywhere.
 
 The same text as metrics/report.md (one home for what the report says), rendered to HTML with
-every figure inline as a `data:` URI: the file can be mailed, attached to a CI run or opened from
-a runner's artefacts with no network and no folder beside it. Links to other files (the model
-card) stay relative.
+every figure inline as a `data:` URI (photo grids as JPEG): the file can be mailed, attached to a
+CI run or opened from a runner's artefacts with no network and no folder beside it. Links to other
+files (the model card) stay relative.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import mimetypes
 import re
 from pathlib import Path
 
 import markdown
+from PIL import Image
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 80em; margin: 1em auto; padding: 0 1em;
@@ -27,7 +29,21 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 strong { color: #8a1c1c; }
 """
 
+PHOTO_BYTES = 200_000
+JPEG_QUALITY = 85
 IMAGE = re.compile(r'(<img\b[^>]*\bsrc=")([^"]+)(")')
+
+
+def inline_bytes(path: Path) -> tuple[str, bytes]:
+    """A figure's media type and bytes as the page carries them: a PNG over `PHOTO_BYTES` is a grid
+    of tissue photos (Grad-CAM), carried as a JPEG of a third of its size, so the page stays well
+    under the 2 MB git takes."""
+    data = path.read_bytes()
+    if path.suffix.lower() != ".png" or len(data) <= PHOTO_BYTES:
+        return mimetypes.guess_type(path.name)[0] or "application/octet-stream", data
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return "image/jpeg", buffer.getvalue()
 
 
 def inline_images(page: str, base: Path) -> str:
@@ -41,8 +57,8 @@ def inline_images(page: str, base: Path) -> str:
         path = base / source
         if not path.is_file():
             raise FileNotFoundError(f"{path}: a figure the report shows is missing")
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        kind, data = inline_bytes(path)
+        encoded = base64.b64encode(data).decode("ascii")
         return f"{match.group(1)}data:{kind};base64,{encoded}{match.group(3)}"
 
     return IMAGE.sub(data_uri, page)

@@ -168,12 +168,12 @@ def threshold_figure(roc: dict[str, pd.DataFrame], summary: dict[str, Any]) -> p
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for name, points in roc.items():
         curve = sensitivity_specificity(points)
-        line = axes.step(curve["threshold"], curve["sensitivity"], where="post", label=f"{name} sensitivity")
+        line = axes.step(curve["threshold"], curve["sensitivity"], where="pre", label=f"{name} sensitivity")
         colour = line[0].get_color()
         axes.step(
             curve["threshold"],
             curve["specificity"],
-            where="post",
+            where="pre",  # between two thresholds, the rates of the next higher one (p >= t)
             linestyle="--",
             color=colour,
             label=f"{name} specificity",
