@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from stages.evaluation import plots  # noqa: E402
 from stages.evaluation.calibration import reliability_bins  # noqa: E402
-from stages.pipeline.figures import grid_figure  # noqa: E402
+from stages.pipeline.figures import grid_figure, overlay_figure  # noqa: E402
 
 RNG = np.random.default_rng(0)
 TARGETS = np.array([0] * 20 + [1] * 40)
@@ -127,4 +127,13 @@ def test_the_grid_title_clears_the_first_rows_captions() -> None:
     title = figure._suptitle.get_window_extent(renderer)  # type: ignore[union-attr]
     for axes in figure.axes[:5]:  # the first row: the image and four models
         assert not title.overlaps(axes.title.get_window_extent(renderer))
+    plt.close(figure)
+
+
+def test_a_predict_overlay_carries_its_probability_and_a_colour_bar() -> None:
+    figure = overlay_figure(np.zeros((64, 96, 3), dtype=np.uint8), "custom: p(malignant)=0.87")
+    image, bar = figure.axes
+    assert image.get_title() == "custom: p(malignant)=0.87"
+    assert bar.get_ylabel() == "Grad-CAM: evidence for the call (relative)"
+    assert bar.get_ylim() == (0.0, 1.0)
     plt.close(figure)

@@ -60,3 +60,19 @@ def grid_figure(
             axes[r, c].set_title(f"{column}\n{label}", fontsize=6)
     figure.suptitle(title, fontsize=9)
     return figure
+
+
+def overlay_figure(picture: np.ndarray, title: str, colormap: str = "jet") -> plt.Figure:
+    """One Grad-CAM overlay (an RGB image, the map blended over it in `colormap`) under its title
+    (the model and its probability), with a colour bar saying what the colours mean."""
+    height, width = picture.shape[:2]
+    figure, axes = plt.subplots(figsize=(max(3.0, width / 100 + 1.2), max(2.5, height / 100 + 0.6)))
+    axes.imshow(picture)
+    axes.set_title(title, fontsize=8)
+    axes.axis("off")
+    scale = plt.cm.ScalarMappable(cmap=colormap, norm=plt.Normalize(0, 1))
+    bar = figure.colorbar(scale, ax=axes, fraction=0.046, pad=0.02)
+    bar.set_label("Grad-CAM: evidence for the call (relative)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    figure.tight_layout()
+    return figure
