@@ -58,8 +58,9 @@ def validation_lines(summary: dict[str, Any], confidence: float) -> list[str]:
     if not rows:
         return []
     return [
-        "**Validation beside test** (ROC AUC; validation chose the thresholds, weights and "
-        f"temperatures; test interval at {confidence:.0%} over patient groups):",
+        "**Validation beside test** (ROC AUC; a large drop says the model, or what was chosen on "
+        f"validation, fits the validation patients; test interval at {confidence:.0%} over patient "
+        "groups):",
         "",
         *table(["Model", "Validation", "Test", "Test interval", "Test - validation"], rows, "lrrlr"),
         "",
