@@ -129,6 +129,13 @@ def ensure_git_repo() -> None:
         subprocess.run(["git", "init", "-q"], cwd=ROOT, check=True)
 
 
+def params_readable(env: dict[str, str]) -> bool:
+    """Read params.yaml as the stages do before DVC reads it: an alias bomb, a non-UTF-8 byte or
+    broken YAML is refused in a second with one line (DVC's own reader expands every alias)."""
+    check = [str(BIN / "python"), "-m", "stages.pipeline.yaml_text", "params.yaml"]
+    return subprocess.call(check, cwd=ROOT, env=env) == 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"repro", "test", "check", "docs", "dvc", "sync", "lock"}:
         print(__doc__, file=sys.stderr)
@@ -156,6 +163,8 @@ def main(argv: list[str]) -> int:
     if command == "check":
         hooks = [str(BIN / "pre-commit"), "run", "--all-files", "--show-diff-on-failure", *args]
         return subprocess.call(hooks, cwd=ROOT, env=env)
+    if (ROOT / "params.yaml").exists() and not params_readable(env):
+        return 1
     dvc_args = ["repro", *args] if command == "repro" else args
     return subprocess.call([str(BIN / "dvc"), *dvc_args], cwd=ROOT, env=env)
 

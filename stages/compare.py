@@ -21,7 +21,7 @@ import pandas as pd
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
 from stages.pipeline.experiments import experiment_refs, head_or_none, predictions_at, resolve
-from stages.pipeline.files import write_json
+from stages.pipeline.files import check_output, write_json
 from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import PARAMS_FILE, predictions_file
 from stages.pipeline.stage import run_stage
@@ -61,14 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON here")
     args = parser.parse_args(argv)
+    json_out = check_output(args.json, "--json", "comparison.json") if args.json else None  # before the work
     params = load_params() if PARAMS_FILE.exists() else Params()
     results = compare(args.base, args.new, params)
     groups = comparable_groups(results)
     print("\n".join(comparison_markdown(results, args.base, args.new, params.evaluate.confidence)))
     if groups is not None:
         print(f"\nIntervals resample the {groups} test patient groups both runs share.")
-    if args.json:
-        write_json(args.json, results)
+    if json_out:
+        write_json(json_out, results)
     verdicts = [m["verdict"] for r in results.values() for m in r.get("metrics", {}).values()]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in sorted(set(verdicts)))
     print(f"verdicts: {counts or 'nothing comparable'}", file=sys.stderr)

@@ -21,8 +21,6 @@ import sys
 import time
 from typing import Any
 
-import yaml
-
 from stages.evaluation.cross_validation.documents import repeated_markdown, write_summary
 from stages.evaluation.cross_validation.folds import FoldResult, scored_models
 from stages.evaluation.cross_validation.summary import CVSummary, summarise_folds
@@ -49,6 +47,7 @@ from stages.pipeline.params import MODEL_NAMES, load_params
 from stages.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE, epoch_predictions_file
 from stages.pipeline.profiles import load_profile
 from stages.pipeline.stage import run_stage
+from stages.pipeline.yaml_text import parse_yaml
 
 DEFAULT_LABEL = "default"
 RESERVED = {"split.strategy": "kfold", "split.fold": "the fold", "split.folds": "--folds", "seed": "--seed"}
@@ -101,7 +100,7 @@ def load(target: Target) -> FoldResult:
     return FoldResult(
         name=target.name,
         rev=target.rev,
-        params=yaml.safe_load(params_text) or {},
+        params=parse_yaml(params_text, f"{PARAMS_FILE} at {target.rev[:7]}") or {},
         metrics=metrics,
         predictions=predictions_at(target.rev, scored_models(metrics)),
         baseline=target.baseline,

@@ -61,7 +61,7 @@ from stages.evaluation.subtype import evaluate_subtypes, majority_subtype_baseli
 from stages.modeling.description import describe_models, load_model, read_description
 from stages.modeling.gradcam import write_gradcam_grid
 from stages.modeling.prediction import predict_ingested
-from stages.pipeline.files import file_digest, read_table, write_json, write_text_atomically
+from stages.pipeline.files import file_digest, output_unit, read_table, write_json, write_text_atomically
 from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
 from stages.pipeline.paths import (
     EVALUATE_METRICS,
@@ -302,27 +302,36 @@ def main() -> None:
         {name: file_digest(model_file(name)) for name in MODEL_NAMES},
         validation_images=len(splits["val"]) if "val" in splits else 0,
     )
-    write_decisions(chosen, {name: decision_file(name) for name in chosen})
-    write_json(EVALUATE_METRICS, summary)
-    test_outputs = {name: probs["test"] for name, probs in probabilities.items()}
-    test_probabilities = {name: malignant_probability(p) for name, p in test_outputs.items()}
-    write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_outputs, summary)
-    for name in MODEL_NAMES:  # snapshots need train.validation none, which calibrates nothing
-        by_epoch = score_snapshots(
-            name, splits["test"], probabilities[name]["test"], params.evaluate.test_time_flips
+    outputs = [
+        EVALUATE_METRICS,
+        EVALUATE_PLOTS,
+        REPORT,
+        REPORT_HTML,
+        MODEL_CARD,
+        *(decision_file(n) for n in chosen),
+    ]
+    with output_unit("evaluate", outputs):  # all of this run's outputs, or all of the earlier run's
+        write_decisions(chosen, {name: decision_file(name) for name in chosen})
+        write_json(EVALUATE_METRICS, summary)
+        test_outputs = {name: probs["test"] for name, probs in probabilities.items()}
+        test_probabilities = {name: malignant_probability(p) for name, p in test_outputs.items()}
+        write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_outputs, summary)
+        for name in MODEL_NAMES:  # snapshots need train.validation none, which calibrates nothing
+            by_epoch = score_snapshots(
+                name, splits["test"], probabilities[name]["test"], params.evaluate.test_time_flips
+            )
+            if by_epoch is not None:
+                write_text_atomically(epoch_predictions_file(name), by_epoch.to_csv(index=False))
+        write_gradcam_figures(
+            splits["test"],
+            test_probabilities[ENSEMBLE],
+            {name: chosen[name].output_threshold() for name in MODEL_NAMES}
+            | {ENSEMBLE: chosen[ENSEMBLE].threshold},
         )
-        if by_epoch is not None:
-            write_text_atomically(epoch_predictions_file(name), by_epoch.to_csv(index=False))
-    write_gradcam_figures(
-        splits["test"],
-        test_probabilities[ENSEMBLE],
-        {name: chosen[name].output_threshold() for name in MODEL_NAMES}
-        | {ENSEMBLE: chosen[ENSEMBLE].threshold},
-    )
-    synthetic = [name for name in MODEL_NAMES if read_description(model_file(name)).synthetic]
-    write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence, synthetic)
-    write_report_html(REPORT, REPORT_HTML)  # after every figure it inlines
-    write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
+        synthetic = [name for name in MODEL_NAMES if read_description(model_file(name)).synthetic]
+        write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence, synthetic)
+        write_report_html(REPORT, REPORT_HTML)  # after every figure it inlines
+        write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
     for warning in collapse_warnings(summary):
         print(f"warning: {warning}", file=sys.stderr)
     for name in test_probabilities:

@@ -4,7 +4,8 @@
 
 Runs `dvc exp run -S <every key of profiles/NAME.yaml> [your -S ...] [options]`: the profile's
 values first, yours after them (they win). Options such as `-n NAME`, `--queue` or `--temp` go to
-`dvc exp run` unchanged. The profile is checked against the params schema before anything runs.
+`dvc exp run` unchanged. The experiment's params (params.yaml, the profile, then your `-S` values)
+are checked against the params schema before anything runs, `--print` included.
 """
 
 from __future__ import annotations
@@ -12,10 +13,31 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from stages.pipeline.experiments import dvc
-from stages.pipeline.profiles import available, load_profile
+from stages.pipeline.matrix import apply_overrides
+from stages.pipeline.params import ParamsError, validate_params
+from stages.pipeline.paths import PARAMS_FILE
+from stages.pipeline.profiles import Profile, available, load_profile
 from stages.pipeline.stage import run_stage
+from stages.pipeline.yaml_text import read_yaml
+
+
+def check_experiment(profile: Profile, options: list[str]) -> None:
+    """Validate the params the experiment would run with: params.yaml, the profile's values, then
+    the `-S` / `--set-param` values among `options` (the machine is checked where it runs)."""
+    sets = argparse.ArgumentParser(add_help=False)
+    sets.add_argument("-S", "--set-param", dest="sets", action="append", default=[])
+    user = sets.parse_known_args(options)[0].sets
+    malformed = [value for value in user if "=" not in value]
+    if malformed:
+        raise ParamsError(f"-S {malformed[0]}: expected key=value")
+    raw = read_yaml(PARAMS_FILE)
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{PARAMS_FILE}: expected a mapping of sections, got {type(raw).__name__}")
+    source = Path(shlex.join([str(PARAMS_FILE), "--profile", profile.name, *(f"-S{v}" for v in user)]))
+    validate_params(apply_overrides(raw, [*profile.overrides(), *user]), source, machine=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args, rest = parser.parse_known_args(argv)
     profile = load_profile(args.profile)
+    check_experiment(profile, rest)
     command = ["exp", "run", *(a for value in profile.overrides() for a in ("-S", value)), *rest]
     if args.print:
         print(shlex.join(["dvc", *command]))

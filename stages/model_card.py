@@ -13,12 +13,13 @@ from stages.pipeline.stage import run_stage
 
 
 def main() -> None:
+    params = load_params()  # bad params first, as every stage checks them
     summary = read_json(EVALUATE_METRICS)
     if not summary:
         raise FileNotFoundError(
             f"{EVALUATE_METRICS}: no metrics to describe (run `dvc repro evaluate` first)"
         )
-    write_model_card(MODEL_CARD, load_params(), summary, describe_models(MODELS_DIR))
+    write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
     print(f"wrote {MODEL_CARD}", file=sys.stderr)
 
 

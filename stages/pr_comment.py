@@ -19,6 +19,7 @@ from stages.evaluation.comparison import comparable_groups, compare_runs, compar
 from stages.evaluation.metrics import ACROSS_RUNS
 from stages.evaluation.tables import is_number, number, table
 from stages.pipeline.experiments import git, predictions_at
+from stages.pipeline.files import check_output, write_text_atomically
 from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, REPORT, predictions_file
 from stages.pipeline.stage import run_stage
@@ -136,9 +137,11 @@ def main() -> None:
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", type=Path, help="write the comment here instead of printing it")
     args = parser.parse_args()
+    # checked before the git work, which can take a minute
+    out = check_output(args.out, "--out", "pr_comment.md") if args.out else None
     comment = build_comment(args.base, load_params() if PARAMS_FILE.exists() else Params())
-    if args.out:
-        args.out.write_text(comment)
+    if out:
+        write_text_atomically(out, comment)
     else:
         print(comment)
 

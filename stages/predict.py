@@ -39,10 +39,6 @@ from stages.evaluation.decision import PredictionRule, prediction_rule, soft_vot
 from stages.modeling.description import describe_for_humans, load_model
 from stages.modeling.prediction import (
     ENSEMBLE,
-    FILE,
-    FOLDER,
-    LOOP,
-    MISSING,
     MODEL_NAMES,
     Inputs,
     ModelEntry,
@@ -50,16 +46,14 @@ from stages.modeling.prediction import (
     aggregate_by_patient,
     check_images,
     common_input,
-    file_kind,
     find_models,
-    is_special,
     load_for_model,
     name_info,
     predict_batch,
     read_inputs,
 )
 from stages.modeling.views import ViewParams
-from stages.pipeline.files import write_text_atomically
+from stages.pipeline.files import FILE, FOLDER, MISSING, check_output, file_kind, write_text_atomically
 from stages.pipeline.logs import quiet_native_logs
 from stages.pipeline.paths import MODELS_DIR, decision_file
 from stages.pipeline.stage import run_stage
@@ -133,30 +127,6 @@ def explanation_names(paths: Sequence[str]) -> list[str]:
     stems = [Path(p).stem for p in paths]
     counts = Counter(stems)
     return [stem if counts[stem] == 1 else f"{stem}-{index}" for index, stem in enumerate(stems)]
-
-
-def check_output(path: Path, option: str) -> Path:
-    """The file to write for `option`, checked before any model runs: a regular file or none yet,
-    in a folder that can be written. A symbolic link is followed on purpose, as a shell's `>` does:
-    its target (returned) is checked and replaced, the link kept; a dangling link makes its target."""
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    through = f" (the symbolic link's target, {target})" if target != path else ""
-    kind = file_kind(target)
-    if kind == LOOP:
-        raise ValueError(f"{option} {path}: {LOOP}")
-    if kind == FOLDER:
-        raise ValueError(
-            f"{option} {path}: is a folder{through}; give a file name (for example "
-            f"{path / 'predictions.csv'})"
-        )
-    if is_special(kind):
-        raise ValueError(f"{option} {path}: is {kind}, not a regular file{through}; give a CSV file name")
-    folder = next((p for p in target.absolute().parents if p.exists()), None)
-    if folder is None or not folder.is_dir():
-        raise ValueError(f"{option} {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise PermissionError(f"{option} {path}: not writable")
-    return target
 
 
 def check_folders(args: argparse.Namespace) -> None:

@@ -28,6 +28,7 @@ from stages.evaluation.cross_validation.documents import markdown
 from stages.evaluation.metrics import BALANCED_ACCURACY, ROC_AUC
 from stages.evaluation.tables import estimate, table
 from stages.pipeline.experiments import ExperimentRef, dvc, experiment_refs, head_or_none
+from stages.pipeline.files import check_output, write_text_atomically
 from stages.pipeline.matrix import Entry, as_matrix, from_matrix, parse_override_sets, plan
 from stages.pipeline.paths import PARAMS_FILE
 from stages.pipeline.stage import run_stage
@@ -94,6 +95,7 @@ def sweep_table(
 
 
 def summarise_command(args: argparse.Namespace) -> None:
+    out = check_output(Path(args.out), "--out", "summary.md")  # before the experiments are pulled
     try:
         entries = from_matrix(json.loads(args.matrix))
     except json.JSONDecodeError as exc:
@@ -121,7 +123,7 @@ def summarise_command(args: argparse.Namespace) -> None:
             *sweep_table(sweeps, present, refs, head),
             "",
         ]
-    Path(args.out).write_text("\n".join(lines))
+    write_text_atomically(out, "\n".join(lines))
     print(f"wrote {args.out}", file=sys.stderr)
     if not present:
         raise ValueError("no experiment of the plan could be pulled: nothing to summarise")

@@ -18,8 +18,6 @@ import argparse
 import json
 import sys
 
-import yaml
-
 from stages.evaluation.seed_spread import (
     SeedRun,
     check_runs,
@@ -42,6 +40,7 @@ from stages.pipeline.files import write_json
 from stages.pipeline.params import EVALUATED, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, SEEDS_DIR
 from stages.pipeline.stage import run_stage
+from stages.pipeline.yaml_text import parse_yaml
 
 PREFIX = "seeds-"
 
@@ -54,7 +53,7 @@ def load_run(name: str, rev: str) -> SeedRun:
     params_text, metrics_text = file_at(rev, PARAMS_FILE), file_at(rev, EVALUATE_METRICS)
     if params_text is None or metrics_text is None:
         raise ValueError(f"{name}: no {PARAMS_FILE} or {EVALUATE_METRICS} at {rev[:7]} (did evaluate run?)")
-    params = yaml.safe_load(params_text) or {}
+    params = parse_yaml(params_text, f"{PARAMS_FILE} at {rev[:7]}") or {}
     seed = (params.get("train") or {}).get("seed")
     if not isinstance(seed, int):
         raise ValueError(f"{name}: train.seed is not set in its {PARAMS_FILE}")

@@ -7,9 +7,10 @@ validation splits together for exactly its epochs. Writes
 models/<model>/model.keras (the kept epoch, with its description inside:
 stages.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
 epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
-validation metrics). A killed run resumes from its last
-completed epoch when run again with the same params and data (state in models/.resume/<model>/,
-removed when training finishes).
+validation metrics). The model, its DVCLive folder and its snapshots are
+replaced together, or (a failure, Ctrl-C, SIGTERM) the earlier ones are left as they were. A killed
+run resumes from its last completed epoch when run again with the same params and data (state in
+models/.resume/<model>/, removed when training finishes or fails; `--fresh` discards it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -27,7 +31,7 @@ if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-
 
 from stages.modeling.description import describe, save_model
 from stages.pipeline.environment import environment_lock
-from stages.pipeline.files import read_table
+from stages.pipeline.files import output_unit, read_table
 from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
 from stages.pipeline.paths import (
     AUGMENTED_TRAIN,
@@ -40,11 +44,18 @@ from stages.pipeline.paths import (
 from stages.pipeline.stage import run_stage
 from stages.pipeline.task import outputs, targets
 
+if TYPE_CHECKING:
+    from stages.modeling.training import ResumeState
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", choices=MODEL_NAMES)
-    name = parser.parse_args().model
+    parser.add_argument(
+        "--fresh", action="store_true", help="discard an interrupted run's state instead of resuming from it"
+    )
+    args = parser.parse_args()
+    name = args.model
     params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
     columns = ("path", "target", "magnification", *(("subtype",) if params.task == "subtype" else ()))
     train_rows = read_table(AUGMENTED_TRAIN, columns, "augment")
@@ -70,43 +81,64 @@ def main() -> None:
     runtime = configure_runtime(params.train, seed)
 
     model_path = model_file(name)
+    if args.fresh:
+        shutil.rmtree(RESUME_DIR / name, ignore_errors=True)
     resume = ResumeState(
         RESUME_DIR / name, resume_config(name, params.train, seed, [AUGMENTED_TRAIN, VAL_SPLIT], params.task)
     )
-    live_dir = train_log_dir(name)
-    if resume.resuming:
-        print(f"train {name}: resuming an interrupted run from {resume.root}", file=sys.stderr)
-        resume.restore_live(live_dir)
-    with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
-        live.log_params({**runtime.describe(), **environment_lock()})
-        trainer = Trainer(name, params.train, seed, runtime, live, resume, outputs(params.task))
-        model = trainer.run(train_rows, val_rows)
-        require_finite_weights(model, name, trainer.rate_key("train"))  # a diverged model is never saved
-        kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1
-        description = describe(
-            name,
-            params,
-            data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
-            images=len(train_rows),
-            validation_images=len(val_rows),
-            magnifications=sorted(set(train_rows["magnification"])),
-            training={
-                "validation": params.train.validation,
-                "epochs_trained": trainer.epoch,
-                "kept_epoch": kept_epoch,
-            },
-        )
-        save_model(inference_copy(model), model_path, description)
-        live.log_metric("epochs_trained", trainer.epoch, plot=False)
-        # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics if any)
-        live.log_metric("kept/epoch", kept_epoch, plot=False)
-        for metric, value in trainer.validate(model).items():
-            live.log_metric(f"kept/eval/{metric}", value, plot=False)
-    snapshots = snapshot_dir(name)  # a DVC output: written even when empty
-    shutil.rmtree(snapshots, ignore_errors=True)
-    snapshots.mkdir(parents=True)
-    for path in sorted(resume.snapshots.glob("*.weights.h5")):
-        shutil.move(path, snapshots / path.name)
+    live_dir, snapshots = train_log_dir(name), snapshot_dir(name)
+    # the model, its DVCLive record and its snapshots appear together, or the earlier ones stay
+    with output_unit(f"train-{name}", [model_path, live_dir, snapshots]), kept_for_resuming(resume, name):
+        if resume.resuming:
+            print(f"train {name}: resuming an interrupted run from {resume.root}", file=sys.stderr)
+            resume.restore_live(live_dir)
+        with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
+            live.log_params({**runtime.describe(), **environment_lock()})
+            trainer = Trainer(name, params.train, seed, runtime, live, resume, outputs(params.task))
+            model = trainer.run(train_rows, val_rows)
+            require_finite_weights(model, name, trainer.rate_key("train"))  # a diverged model is never saved
+            kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1
+            description = describe(
+                name,
+                params,
+                data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
+                images=len(train_rows),
+                validation_images=len(val_rows),
+                magnifications=sorted(set(train_rows["magnification"])),
+                training={
+                    "validation": params.train.validation,
+                    "epochs_trained": trainer.epoch,
+                    "kept_epoch": kept_epoch,
+                },
+            )
+            save_model(inference_copy(model), model_path, description)
+            live.log_metric("epochs_trained", trainer.epoch, plot=False)
+            # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics if any)
+            live.log_metric("kept/epoch", kept_epoch, plot=False)
+            for metric, value in trainer.validate(model).items():
+                live.log_metric(f"kept/eval/{metric}", value, plot=False)
+        snapshots.mkdir(parents=True)  # a DVC output: written even when empty
+        for path in sorted(resume.snapshots.glob("*.weights.h5")):
+            shutil.move(path, snapshots / path.name)
+
+
+@contextmanager
+def kept_for_resuming(resume: ResumeState, name: str) -> Iterator[None]:
+    """The resume state outlives an interrupted run (Ctrl-C, SIGTERM), and says so; any other end
+    of the run removes it (finished, or failed: a diverged or refused run is not resumed)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if resume.root.exists():
+            print(
+                f"train {name}: its completed epochs are kept in {resume.root}: the next run with the same "
+                f"params and data resumes from them (`python -m stages.train {name} --fresh` starts over)",
+                file=sys.stderr,
+            )
+        raise
+    except BaseException:
+        resume.clear()
+        raise
     resume.clear()
 
 

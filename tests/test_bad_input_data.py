@@ -49,6 +49,7 @@ from tests.test_ingest import run as ingest
 ALARM_SECONDS = 120  # far above any case (a few seconds): only a loop without end reaches it
 ADENOSIS = "SOB_B_A-14-22549AB-100-027.png"  # the sample's image in .../adenosis/SOB_B_A_14-22549AB/100X
 ADENOSIS_FOLDER = "SOB_B_A_14-22549AB"
+MALIGNANT_TWIN = "SOB_M_DC-14-3909-100-014.png"
 ENV = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
 
 
@@ -458,6 +459,23 @@ def linked_data_path(tree: Path, tmp: Path) -> Path:
     return tmp / "raw-link"
 
 
+def animated_image(tree: Path, tmp: Path) -> Path:
+    """The adenosis field as an animated PNG: the field, then two altered frames."""
+    from PIL import Image
+
+    path = image_path(tree, ADENOSIS)
+    with Image.open(path) as image:
+        frames = [image.convert("RGB")] + [image.convert("RGB").rotate(angle) for angle in (90, 180)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    return tree
+
+
+def benign_and_malignant_twins(tree: Path, tmp: Path) -> Path:
+    """A ductal carcinoma image replaced by the adenosis field's pixels: two classes, one image."""
+    image_path(tree, MALIGNANT_TWIN).write_bytes(image_path(tree, ADENOSIS).read_bytes())
+    return tree
+
+
 # ---- archives
 
 
@@ -560,6 +578,18 @@ Change = Callable[[Path, Path], Path]
 BENIGN_A = f"benign/SOB/adenosis/{ADENOSIS_FOLDER}"
 # case: (change, source, one line of the message; None: ingests like the clean sample)
 INGEST_CASES: dict[str, tuple[Change, str, str | None]] = {
+    # images that hold more than one field, or one field under two classes
+    "an animated PNG": (
+        animated_image,
+        "breakhis",
+        f"{ADENOSIS}: an animated PNG of 3 frames: which one is the field of view? Save that one alone",
+    ),
+    "one image labelled benign and malignant": (
+        benign_and_malignant_twins,
+        "breakhis",
+        f"{ADENOSIS}: labelled benign, but its pixels are identical to {MALIGNANT_TWIN} (malignant): "
+        "one label is wrong",
+    ),
     # file names that only look like BreakHis names
     "a file name ending in a newline": (
         newline_in_name,
@@ -923,7 +953,7 @@ def test_sigterm_in_the_middle_of_ingest_cleans_up_like_ctrl_c(
         run.send_signal(signal.SIGTERM)
         errors = run.communicate(timeout=120)[1]
         assert run.returncode == 143, errors
-        assert "error: stopped by SIGTERM; nothing of this run was kept" in errors
+        assert "error: stopped by SIGTERM; no output of this run was kept" in errors
     assert snapshot(project / "data/ingested") == before
     assert leftovers(project) == [] and list((tmp_path / "tmp").iterdir()) == []
 

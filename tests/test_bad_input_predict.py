@@ -144,6 +144,51 @@ def models_with_only_a_decision() -> list[str]:
     return [image("a.png"), "--models-dir", "only"]
 
 
+def ensemble_decision(**changes: object) -> str:
+    """models/ensemble/decision.json made for the three models present (their real digests), with
+    `changes`; returns its path."""
+    import json
+
+    from stages.pipeline.files import file_digest
+
+    digests = {name: file_digest(Path(f"models/{name}/model.keras")) for name in MODEL_NAMES}
+    decision = {
+        "model": "ensemble",
+        "threshold": 0.5,
+        "threshold_rule": "fixed",
+        "weights": dict.fromkeys(MODEL_NAMES, 1 / 3),
+        "model_digests": digests,
+        "validation_images": 0,
+        **changes,
+    }
+    return text("models/ensemble/decision.json", json.dumps(decision))
+
+
+def ensemble_without(name: str) -> list[str]:
+    """The ensemble's decision names `name`, whose model file is gone."""
+    ensemble_decision()
+    os.remove(f"models/{name}/model.keras")
+    return [image("a.png")]
+
+
+def multi_page_tiff(path: str) -> str:
+    """Three 64x96 pages in one TIFF file."""
+    from PIL import Image
+
+    pages = [Image.fromarray(tissue(64, 96)) for _ in range(3)]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    return path
+
+
+def model_file_replaced_by(kind: str) -> list[str]:
+    os.remove("models/vgg19/model.keras")
+    if kind == "folder":
+        os.mkdir("models/vgg19/model.keras")
+    else:
+        link("models/vgg19/model.keras", "/dev/null")
+    return [image("a.png")]
+
+
 CASES: dict[str, Case] = {
     # ---- --out, --patients-out, --explain: checked before any model loads --------------------------
     "out is /dev/null": Case(
@@ -405,6 +450,45 @@ CASES: dict[str, Case] = {
         lambda: [image("a.png"), "--models-dir", "nowhere"], r"--models-dir nowhere: not found"
     ),
     "models dir with only a decision.json": Case(models_with_only_a_decision, r"only: no model files"),
+    "a multi-page TIFF": Case(
+        lambda: [multi_page_tiff("pages.tif")],
+        r"pages.tif: a TIFF file of 3 pages: which one is the field of view\? Save that one alone",
+    ),
+    # ---- the ensemble's decision names exactly the models it was made for ---------------------------
+    "ensemble decision naming an absent model": Case(
+        lambda: ensemble_without("vgg19"),
+        r"models/ensemble/decision.json: made for the ensemble of custom, vgg19, resnet50, but vgg19 is "
+        r"not in the models folder",
+    ),
+    "ensemble decision naming an unknown model": Case(
+        lambda: [
+            image("a.png"),
+            *(
+                []
+                if ensemble_decision(
+                    weights={"custom": 0.5, "densenet": 0.5},
+                    model_digests={"custom": "0" * 64, "densenet": "0" * 64},
+                )
+                else []
+            ),
+        ],
+        r"models/ensemble/decision.json: invalid decision: .*ensemble member\(s\) densenet: not a model",
+    ),
+    "ensemble decision with a malformed digest": Case(
+        lambda: [
+            image("a.png"),
+            *([] if ensemble_decision(model_digests=dict.fromkeys(MODEL_NAMES, "abc")) else []),
+        ],
+        r"models/ensemble/decision.json: invalid decision: model_digests.custom: String should match",
+    ),
+    "model file that is a folder": Case(
+        lambda: model_file_replaced_by("folder"),
+        r"models/vgg19/model.keras: folder, not a model file",
+    ),
+    "model file linking to a device": Case(
+        lambda: model_file_replaced_by("device"),
+        r"models/vgg19/model.keras: a character device, not a model file",
+    ),
     "an image at 40X": Case(
         lambda: [image("SOB_M_DC-14-2523-40-001.png")],
         r"1 at 40X: custom was trained on 100X/200X/400X only; its outputs at other magnifications are "

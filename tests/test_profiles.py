@@ -58,7 +58,10 @@ def test_the_real_data_profile_trains_on_every_patient() -> None:
         ),
         ({"description": "x", "params": {"seed": 1}}, "holds exactly `version`, `description` and `params`"),
         ({"version": 1, "description": "x", "params": {}}, "params: expected the keys to set"),
-        ("version: 1\nversion: 2\ndescription: x\nparams: {seed: 1}\n", "not readable YAML"),
+        (
+            "version: 1\nversion: 2\ndescription: x\nparams: {seed: 1}\n",
+            "not valid YAML: duplicate key 'version'",
+        ),
     ],
 )
 def test_a_bad_profile_is_refused_naming_the_file_and_key(
@@ -82,6 +85,28 @@ def test_exp_run_prints_the_profile_then_the_users_overrides(capsys: pytest.Capt
     assert command.startswith("dvc exp run -S data.source=breakhis ")
     assert "-S train.validation=none" in command and "-S 'data.magnifications=[40, 100, 200, 400]'" in command
     assert command.endswith("-S data.path=/data/x.tar.gz -n real")  # the user's last: they win
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["-S", "train.epochs=-3"],
+            r"params.yaml --profile real-patches -Strain.epochs=-3: invalid params\n"
+            r"  train.epochs: Input should be greater than 0",
+        ),
+        (["--set-param", "train.vgg19.dropout=2"], r"train.vgg19.dropout: Input should be less than"),
+        (["-S", "train.epochs"], r"-S train.epochs: expected key=value"),
+        (["-Sevaluate.members=[densenet]"], r"evaluate.members.0: Input should be 'custom', 'vgg19' or"),
+    ],
+    ids=["negative epochs", "--set-param", "no value", "attached -S"],
+)
+def test_exp_run_checks_the_users_values_before_printing(
+    sets: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        exp_run.main(["--profile", "real-patches", "--print", *sets])
+    assert capsys.readouterr().out == ""
 
 
 def test_a_profile_may_not_set_what_the_cross_validation_sets(

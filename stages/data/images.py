@@ -21,13 +21,14 @@ import hashlib
 import io
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from stages.pipeline.files import named
 from stages.pipeline.params import DataParams
 
 
@@ -71,6 +72,7 @@ def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int
     try:
         with Image.open(source) as image:
             found, (width, height) = image.format, image.size
+            frames = getattr(image, "n_frames", 1)  # APNG: from its header; TIFF: counts the pages
     except UnidentifiedImageError:
         raise ImageError("not a readable image (truncated, corrupt or not an image file)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # a header Pillow recognises but cannot parse
@@ -81,6 +83,11 @@ def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int
             "700x460; a whole-slide image must be tiled first; a small file with such a header is a "
             "decompression bomb)"
         )
+    if frames > 1:
+        kind = (
+            f"an animated PNG of {frames} frames" if found == "PNG" else f"a {found} file of {frames} pages"
+        )
+        raise ImageError(f"{kind}: which one is the field of view? Save that one alone")
     expected = FORMATS.get(suffix.lower())
     if expected and found != expected:
         raise ImageError(
@@ -179,8 +186,20 @@ def cover_and_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def write_rgb(path: Path | str, image: np.ndarray, png_compression: int | None = None) -> None:
     """Write an RGB image; for PNG, `png_compression` 0-9 trades speed for size (None: OpenCV's)."""
     options = [] if png_compression is None else png_options(png_compression)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), options):
-        raise ImageError(f"{path}: could not write image")
+    write_bgr(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), options)
+
+
+def write_bgr(path: Path | str, image: np.ndarray, options: Sequence[int] = ()) -> None:
+    """Encode an OpenCV (BGR) image in the format its suffix names, then write the bytes with Python:
+    a full disk or a read-only folder raises OSError naming the file and why (`cv2.imwrite` only
+    returns False, and libpng prints "Write Error")."""
+    encoded, data = cv2.imencode(Path(path).suffix, image, list(options))
+    if not encoded:
+        raise ImageError(f"{path}: OpenCV cannot encode an image as {Path(path).suffix}")
+    try:
+        Path(path).write_bytes(data.tobytes())
+    except OSError as exc:  # a full disk: write() names no file
+        raise named(exc, Path(path)) from None
 
 
 def png_options(compression: int) -> list[int]:

@@ -118,14 +118,26 @@ def sort_out(processed: Sequence[Processed], root: Path) -> Ingested:
     """Split processed images into kept, duplicate and rejected ones.
 
     Images come in file-name order, so the kept twin of a duplicate pair is always the same one
-    (`SOB_M_DC-14-13412-...` is kept, `SOB_M_LC-14-13412-...` listed as its duplicate).
+    (`SOB_M_DC-14-13412-...` is kept, `SOB_M_LC-14-13412-...` listed as its duplicate). Twins
+    labelled benign and malignant are all rejected: one of the labels is wrong, and file order
+    must not decide which class their pixels teach.
     """
     rows, duplicates, rejected = [], [], []
     kept: dict[str, ImageRecord] = {}
+    twins: dict[str, list[ImageRecord]] = {}
+    for item in processed:
+        if not item.error:
+            twins.setdefault(item.pixel_hash, []).append(item.record)
     for item in processed:
         record, source = item.record, relative_source(item.record.source, root)
         if item.error:
             rejected.append([record.filename, record.patient, item.error, source])
+            continue
+        disagreeing = [twin for twin in twins[item.pixel_hash] if twin.label != record.label]
+        if disagreeing:
+            others = ", ".join(f"{twin.filename} ({twin.label})" for twin in disagreeing)
+            reason = f"labelled {record.label}, but its pixels are identical to {others}: one label is wrong"
+            rejected.append([record.filename, record.patient, reason, source])
             continue
         twin = kept.setdefault(item.pixel_hash, record)
         if twin is not record:
@@ -156,8 +168,8 @@ def ingest_images(
 ) -> Ingested:
     """Process every record into images_dir; only kept images stay there."""
     result = sort_out(list(process_images(records, images_dir, resizing, workers)), root)
-    for filename in result.duplicates["filename"]:
-        (images_dir / filename).unlink()
+    for filename in [*result.duplicates["filename"], *result.rejected["filename"]]:
+        (images_dir / filename).unlink(missing_ok=True)  # a rejected image was written only if readable
     return result
 
 

@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from stages.data.dataset import SUBTYPES, image_filename, patient_folder
-from stages.data.images import MAX_PIXELS
+from stages.data.images import MAX_PIXELS, write_bgr
 
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])
@@ -770,8 +770,7 @@ def write_synthetic_breakhis(
                 for seq in range(1, counts[patient.index, mag] + 1):
                     path = folder / patient.file_name(mag, seq)
                     image = render_image(patient, mag, seq, seed, image_size, atypical_fraction)
-                    if not cv2.imwrite(str(path), image):
-                        raise OSError(f"could not write {path}")
+                    write_bgr(path, image)
     except BaseException:
         shutil.rmtree(dataset, ignore_errors=True)
         raise
@@ -829,8 +828,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         small = cv2.resize(
             picture, (picture.shape[1] // 2, picture.shape[0] // 2), interpolation=cv2.INTER_AREA
         )
-        if not cv2.imwrite(str(args.gallery), small, [cv2.IMWRITE_JPEG_QUALITY, 85]):
-            raise OSError(f"could not write {args.gallery}")
+        write_bgr(args.gallery, small, [cv2.IMWRITE_JPEG_QUALITY, 85])
         print(f"wrote {args.gallery}")
         return
     if args.out_dir is None:

@@ -29,6 +29,7 @@ from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams
 Probability = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Temperature = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Digest = Annotated[str, Field(pattern="^[0-9a-f]{64}$")]  # SHA-256, lower-case hex
 
 
 class DecisionError(ValueError):
@@ -46,7 +47,7 @@ class Decision(BaseModel):
     temperature: Temperature | None = None  # the model's logits are divided by it (None: not calibrated)
     weights: dict[str, Weight] = {}  # the ensemble's: member -> weight (they sum to 1)
     test_time_flips: bool = False  # evaluate averaged every view with its mirrored copies
-    model_digests: dict[str, str]  # SHA-256 of the model file(s) the decision was chosen for
+    model_digests: dict[str, Digest]  # SHA-256 of the model file(s) the decision was chosen for
     validation_images: int  # how many images it was chosen on
 
     @model_validator(mode="after")
@@ -54,6 +55,12 @@ class Decision(BaseModel):
         if self.model == ENSEMBLE:
             if set(self.weights) != set(self.model_digests) or not self.weights:
                 raise ValueError("an ensemble decision needs one weight and one model digest per member")
+            unknown = sorted(set(self.weights) - set(MODEL_NAMES))
+            if unknown:
+                choices = ", ".join(MODEL_NAMES)
+                raise ValueError(
+                    f"ensemble member(s) {', '.join(unknown)}: not a model (choose from {choices})"
+                )
             if not math.isclose(sum(self.weights.values()), 1.0, abs_tol=1e-6):
                 raise ValueError(f"ensemble weights sum to {sum(self.weights.values()):g}, not 1")
         elif self.model not in MODEL_NAMES or self.weights or set(self.model_digests) != {self.model}:
@@ -188,6 +195,20 @@ def check_digests(path: Path, decision: Decision, model_files: Mapping[str, Path
                 f"{expected[:12]} there, {file_digest(model_path)[:12]} here): re-run `dvc repro evaluate` "
                 "to choose for this model, or delete the decision file and pass --threshold"
             )
+
+
+def check_members(path: Path, decision: Decision, model_files: Mapping[str, Path]) -> None:
+    """Refuse an ensemble decision unless every member it was made for is among `model_files` (the
+    models present) with the digest it was made for: an ensemble never silently loses a member."""
+    absent = [name for name in decision.weights if name not in model_files]
+    if absent:
+        raise DecisionError(
+            f"{path}: made for the ensemble of {', '.join(decision.weights)}, but "
+            f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not in the models folder: fetch "
+            "the models it was made for (`dvc pull`), re-run `dvc repro evaluate` to decide for the "
+            "models present, or predict with one --model"
+        )
+    check_digests(path, decision, {name: model_files[name] for name in decision.weights})
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,7 @@ inputs (and fails on bad ones) in a second instead of after TensorFlow's import.
 from __future__ import annotations
 
 import codecs
-import errno
 import os
-import stat
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +28,7 @@ import pandas as pd
 from stages.data.dataset import LayoutError, parse_image_name
 from stages.data.images import BREAKHIS_ASPECT, FORMATS, ImageError, cover_and_crop, read_rgb, size_problem
 from stages.data.stain import StainNormalization, normalize_stain
-from stages.evaluation.decision import Decision, DecisionError, check_digests, read_decision
+from stages.evaluation.decision import Decision, DecisionError, check_digests, check_members, read_decision
 from stages.modeling.description import (
     ModelDescription,
     ModelFileError,
@@ -39,6 +37,7 @@ from stages.modeling.description import (
     read_description,
 )
 from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
+from stages.pipeline.files import FILE, FOLDER, MISSING, file_kind, is_special
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES
 from stages.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
 from stages.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
@@ -178,6 +177,17 @@ class ModelSet:
         return [entry.name for entry in self.entries]
 
 
+def _present(path: Path) -> bool:
+    """Whether a model file is at `path`. Nothing there: False; anything there but a regular file
+    (a folder, a device, a broken link) is refused, never taken for an absent model."""
+    kind = file_kind(path)
+    if kind == MISSING:
+        return False
+    if kind != FILE:
+        raise ModelFileError(f"{path}: {kind}, not a model file; replace it with the model file or remove it")
+    return True
+
+
 def find_models(models_dir: Path, model: str) -> ModelSet:
     """The models to run for `--model` from a models folder: either one model's folder (a fetched
     artifact: `model.keras`, optionally `decision.json`) or a folder of model folders
@@ -187,7 +197,7 @@ def find_models(models_dir: Path, model: str) -> ModelSet:
     if model not in (*MODEL_NAMES, ENSEMBLE):
         raise ValueError(f"unknown model '{model}' (choose from {', '.join((*MODEL_NAMES, ENSEMBLE))})")
     models_dir = Path(models_dir)
-    if (models_dir / MODEL_FILE_NAME).is_file():  # one model's folder
+    if _present(models_dir / MODEL_FILE_NAME):  # one model's folder
         entry = _entry(models_dir, None if model == ENSEMBLE else model)
         return ModelSet([entry], None, [], entry.name)
     old = sorted(p.name for p in models_dir.glob("*.keras"))
@@ -199,7 +209,7 @@ def find_models(models_dir: Path, model: str) -> ModelSet:
         )
     if model != ENSEMBLE:
         return ModelSet([_entry(model_dir(model, models_dir), model)], None, [], model)
-    present = [name for name in MODEL_NAMES if model_file(name, models_dir).is_file()]
+    present = [name for name in MODEL_NAMES if _present(model_file(name, models_dir))]
     if not present:
         raise ModelFileError(
             f"{models_dir}: no model files "
@@ -211,9 +221,7 @@ def find_models(models_dir: Path, model: str) -> ModelSet:
     ensemble_path = decision_file(ENSEMBLE, models_dir)
     ensemble = read_decision(ensemble_path)
     if ensemble is not None:
-        check_digests(
-            ensemble_path, ensemble, {e.name: e.path for e in entries if e.name in ensemble.weights}
-        )
+        check_members(ensemble_path, ensemble, {e.name: e.path for e in entries})
     missing = [name for name in MODEL_NAMES if name not in present]
     return ModelSet(entries, ensemble, missing, ENSEMBLE)
 
@@ -245,14 +253,6 @@ def common_input(entries: Sequence[ModelEntry]) -> ModelInput:
 
 # ---- inputs -------------------------------------------------------------------------------------
 
-FILE, FOLDER, MISSING = "file", "folder", "missing"
-LOOP = "a symbolic link loop"
-SPECIAL_FILES = {
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
 # what a folder search skips with a count but no warning: hidden files and folders (a leading '.':
 # .DS_Store, macOS's ._* twins of every image copied to a FAT drive, .git/, .Trash-1000/) and Windows'
 SYSTEM_NAMES = frozenset(
@@ -260,34 +260,6 @@ SYSTEM_NAMES = frozenset(
 )
 SHOWN = 5  # names a warning lists before "and N more"
 SHOWN_MISSING = 20
-
-
-def file_kind(path: Path | str) -> str:
-    """What is at `path`, symbolic links followed: FILE, FOLDER, MISSING, LOOP, one of
-    SPECIAL_FILES' values, 'a broken symbolic link to <target>', 'unreadable (<reason>)' or 'an
-    impossible path (...)'. Never raises."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return LOOP
-        if os.path.islink(path):
-            return f"a broken symbolic link to {os.readlink(path)}"
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return MISSING
-        return f"unreadable ({exc.strerror})"
-    except ValueError:  # os.stat refuses a NUL character
-        return "an impossible path (it holds a NUL character)"
-    if stat.S_ISREG(mode):
-        return FILE
-    if stat.S_ISDIR(mode):
-        return FOLDER
-    return SPECIAL_FILES.get(stat.S_IFMT(mode), "not a regular file")
-
-
-def is_special(kind: str) -> bool:
-    """A device, FIFO or socket: never read as an image or CSV (a FIFO would block the read)."""
-    return kind in SPECIAL_FILES.values() or kind == "not a regular file"
 
 
 def is_hidden(name: str) -> bool:

@@ -18,16 +18,81 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from stages.pipeline.paths import RUNS_DIR
+
+# ---- what is at a path, and whether an output can be written there -----------------------------
+
+FILE, FOLDER, MISSING = "file", "folder", "missing"
+LOOP = "a symbolic link loop"
+SPECIAL_FILES = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def file_kind(path: Path | str) -> str:
+    """What is at `path`, symbolic links followed: FILE, FOLDER, MISSING, LOOP, one of
+    SPECIAL_FILES' values, 'a broken symbolic link to <target>', 'unreadable (<reason>)' or 'an
+    impossible path (...)'. Never raises."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return LOOP
+        if os.path.islink(path):
+            return f"a broken symbolic link to {os.readlink(path)}"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return MISSING
+        return f"unreadable ({exc.strerror})"
+    except ValueError:  # os.stat refuses a NUL character
+        return "an impossible path (it holds a NUL character)"
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return FOLDER
+    return SPECIAL_FILES.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def is_special(kind: str) -> bool:
+    """A device, FIFO or socket: never read as an image or CSV (a FIFO would block the read)."""
+    return kind in SPECIAL_FILES.values() or kind == "not a regular file"
+
+
+def check_output(path: Path, option: str, example: str = "predictions.csv") -> Path:
+    """The file to write for `option`, checked before any model runs: a regular file or none yet,
+    in a folder that can be written. A symbolic link is followed on purpose, as a shell's `>` does:
+    its target (returned) is checked and replaced, the link kept; a dangling link makes its target."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    through = f" (the symbolic link's target, {target})" if target != path else ""
+    kind = file_kind(target)
+    if kind == LOOP:
+        raise ValueError(f"{option} {path}: {LOOP}")
+    if kind == FOLDER:
+        raise ValueError(
+            f"{option} {path}: is a folder{through}; give a file name (for example {path / example})"
+        )
+    if is_special(kind):
+        raise ValueError(f"{option} {path}: is {kind}, not a regular file{through}; give a file name")
+    folder = next((p for p in target.absolute().parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise PermissionError(f"{option} {path}: not writable")
+    return target
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -39,7 +104,9 @@ def write_text_atomically(path: Path, text: str) -> None:
         with os.fdopen(handle, "w") as out:
             out.write(text)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise named(exc, path) from None
         Path(temporary).unlink(missing_ok=True)
         raise
 
@@ -123,8 +190,11 @@ def output_lock(target: Path) -> Iterator[None]:
                 ) from None
             else:
                 raise
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        try:
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        except OSError as exc:  # a full disk
+            raise named(exc, path) from None
         _held[key] += 1
         try:
             yield
@@ -152,10 +222,18 @@ def replaced_folder(target: Path) -> Iterator[Path]:
         staging.mkdir(parents=True)
         try:
             yield staging
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise
+            raise named(exc, target) from None
         swap_in(staging, target)
+
+
+def named(exc: BaseException, *targets: Path) -> BaseException:
+    """`exc`, or for an OSError that names no file (a full disk's ENOSPC comes from write() or
+    close(), which Python reports without one) the same error naming the output being written."""
+    if not isinstance(exc, OSError) or exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, ", ".join(str(target) for target in targets))
 
 
 def swap_in(staging: Path, target: Path) -> None:
@@ -184,3 +262,59 @@ def swap_in(staging: Path, target: Path) -> None:
                 f"(read-only?): it is in {aside}; delete it yourself",
                 file=sys.stderr,
             )
+
+
+STARTED = ".started"  # in an output unit's folder of earlier outputs: every target has been moved aside
+
+
+@contextmanager
+def output_unit(name: str, targets: Sequence[Path], state: Path = RUNS_DIR) -> Iterator[None]:
+    """The outputs `targets` (files or folders, relative to the project) of one run, replaced as one
+    unit: the earlier ones are moved aside into `<state>/<name>/` when the block starts and deleted
+    when it succeeds. When the block fails (an exception, Ctrl-C, or SIGTERM through `run_stage`),
+    whatever it wrote to the targets is removed and the earlier outputs are put back, so the targets
+    hold all of the earlier run or all of this one, never a mix (a training record beside another
+    run's model). A run killed outright (SIGKILL, out of memory) leaves its earlier outputs in
+    `<state>/<name>/`: the next run of the unit puts them back before it starts. The unit's lock
+    (`<state>/<name>.lock`, `output_lock`) is held throughout: a second run stops at once."""
+    absolute = [str(target) for target in targets if Path(target).is_absolute()]
+    if absolute:
+        raise ValueError(
+            f"output_unit {name}: targets must be relative to the project: {', '.join(absolute)}"
+        )
+    aside = state / name
+    with output_lock(aside):
+        _put_back(aside, targets)  # a killed run's leftovers
+        try:
+            aside.mkdir(parents=True)
+            for target in targets:
+                if os.path.lexists(target):
+                    (aside / target).parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(target, aside / target)
+            (aside / STARTED).touch()  # from here on, what is at the targets is this run's
+            yield
+        except BaseException as exc:
+            _put_back(aside, targets)
+            raise named(exc, *targets) from None
+        shutil.rmtree(aside)
+
+
+def _put_back(aside: Path, targets: Sequence[Path]) -> None:
+    """Undo a unit that did not finish: remove what it wrote to `targets` and move the earlier
+    outputs kept in `aside` back. Nothing to undo when `aside` does not exist; before the unit
+    started (no STARTED mark), only the targets already moved aside are put back."""
+    if not aside.exists():
+        return
+    started = (aside / STARTED).exists()
+    for target in targets:
+        kept = aside / target
+        if not (started or os.path.lexists(kept)):
+            continue  # still the earlier output: the unit stopped before moving it
+        if Path(target).is_dir() and not Path(target).is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
+        if os.path.lexists(kept):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(kept, target)
+    shutil.rmtree(aside)

@@ -16,11 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stages.pipeline.experiments import FOLD_KEYS, check_label, experiment_name, fold_overrides
-from stages.pipeline.params import UniqueKeyLoader, validate_params
+from stages.pipeline.params import validate_params
 from stages.pipeline.paths import PARAMS_FILE
+from stages.pipeline.yaml_text import parse_yaml
 
 MAX_JOBS = 256  # GitHub Actions' limit for one matrix
 
@@ -69,7 +68,7 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"-S {override}: {part} is not a section")
-        node[leaf] = yaml.load(text, Loader=UniqueKeyLoader)
+        node[leaf] = parse_yaml(text, f"-S {override}")
     return result
 
 
@@ -87,7 +86,7 @@ def plan(
     check_label(label)
     if folds == 1 or folds < 0:
         raise ValueError(f"folds {folds}: 0 (a sweep on params.yaml's split) or at least 2")
-    params = yaml.load(params_text, Loader=UniqueKeyLoader) or {}
+    params = parse_yaml(params_text, source) or {}
     sets = override_sets or [[]]
     seeds = seeds or [int(params.get("seed", 42))]
     if len(set(seeds)) != len(seeds):

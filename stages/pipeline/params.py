@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -41,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from stages.pipeline.paths import PARAMS_FILE
+from stages.pipeline.yaml_text import YamlError, read_yaml
 
 ModelName = Literal["custom", "vgg19", "resnet50"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)  # each has a train.<name> section and a train stage
@@ -531,25 +531,6 @@ class ParamsError(ValueError):
     """params.yaml is unreadable or does not match the schema; the message names the key."""
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one
-    silently: `epochs: 5` then `epochs: 50` would train 50 epochs without a word)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
-        seen: dict[object, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key '{key}' (first on line {seen[key] + 1}): which value is meant?",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
 def _key_of(location: tuple[int | str, ...]) -> str:
     """The dotted key of an error's location, without pydantic's tags for the members of a union
     (`evaluate.threshold`, not `evaluate.threshold.literal['youden','f1']`)."""
@@ -767,13 +748,12 @@ def machine_problems(params: Params) -> list[tuple[str, str]]:
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; raise ParamsError naming each bad key."""
+    """Read and validate params.yaml; raise ParamsError naming the file and each bad key."""
     try:
-        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
-    except FileNotFoundError as exc:
-        raise ParamsError(f"{path}: not found (run the stage from the project root)") from exc
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+        raw = read_yaml(path)
+    except YamlError as exc:
+        hint = " (run the stage from the project root)" if not path.exists() else ""
+        raise ParamsError(f"{exc}{hint}") from None
     if not isinstance(raw, dict):
         raise ParamsError(
             f"{path}: expected a mapping of sections (seed, data, ...), got {type(raw).__name__}"

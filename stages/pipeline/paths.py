@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
+RUNS_DIR = Path(".runs")  # locks of the stages that replace several outputs as one unit, and (while one
+# runs, or after it was killed) their earlier outputs: stages.pipeline.files.output_unit
 ENVIRONMENT_LOCK = Path("uv.lock")  # every package's exact version and hashes (`python3 run.py lock`)
 
 # ingest

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from stages.pipeline.params import Params, ParamsError, UniqueKeyLoader, validate_params
+from stages.pipeline.params import Params, ParamsError, validate_params
 from stages.pipeline.paths import PROFILES_DIR
+from stages.pipeline.yaml_text import YamlError, read_yaml
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ def load_profile(name: str, directory: Path = PROFILES_DIR) -> Profile:
         known = ", ".join(available(directory)) or "none"
         raise ValueError(f"--profile {name}: no {path} (profiles here: {known})")
     try:
-        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not readable YAML ({exc})") from None
+        raw = read_yaml(path)
+    except YamlError as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(raw, dict) or set(raw) != {"version", "description", "params"}:
         raise ValueError(f"{path}: a profile holds exactly `version`, `description` and `params`")
     version, description, params = raw["version"], raw["description"], raw["params"]

@@ -3,7 +3,8 @@
 SIGTERM (what `kill`, a CI timeout or a container stop sends) ends a stage as Ctrl-C does: it
 raises `Terminated`, a KeyboardInterrupt, in the main thread, so every cleanup that runs for
 Ctrl-C runs for it too (`replaced_folder` removes its `.partial` folder and keeps the previous
-output, temporary folders are removed, locks are released); the stage then exits with status 143,
+output, `output_unit` puts a stage's earlier outputs back, temporary folders are removed, locks
+are released); the stage then exits with status 143,
 as a process killed by SIGTERM does. A second SIGTERM during that cleanup kills the process at once.
 """
 
@@ -42,15 +43,33 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+KEPT = "no output of this run was kept, the earlier outputs are unchanged"
+INTERRUPTED_STATUS = 128 + signal.SIGINT
+
+
+def os_problem(exc: OSError) -> str:
+    """An operating-system error as one line naming the file: `out.csv: No space left on device`."""
+    names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    what = exc.strerror or str(exc)
+    return f"{' -> '.join(names)}: {what}" if names else what
+
+
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main; bad input exits with status 1 and one readable message, no traceback;
-    SIGTERM cleans up as Ctrl-C does and exits with status 143."""
+    """Run a stage's main; bad input exits with status 1 and one readable message, no traceback,
+    as does a file the system cannot write (a full disk, a read-only folder); Ctrl-C exits with
+    status 130 and SIGTERM, which cleans up as Ctrl-C does, with 143."""
     try:
         with sigterm_as_interrupt():
             main()
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+    except OSError as exc:  # ENOSPC, EROFS, EIO, ...: the outputs' own cleanup has run
+        print(f"error: {os_problem(exc)}; {KEPT}", file=sys.stderr)
+        sys.exit(1)
     except Terminated as exc:
-        print(f"error: {exc}; nothing of this run was kept, earlier output is unchanged", file=sys.stderr)
+        print(f"error: {exc}; {KEPT}", file=sys.stderr)
         sys.exit(TERMINATED_STATUS)
+    except KeyboardInterrupt:
+        print(f"error: interrupted (Ctrl-C); {KEPT}", file=sys.stderr)
+        sys.exit(INTERRUPTED_STATUS)

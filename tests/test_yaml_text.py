@@ -1,0 +1,132 @@
+"""The project's YAML reader (stages.pipeline.yaml_text) on the files a user can break: alias bombs
+and self-referring aliases refused in a second, merge keys accepted, empty and non-UTF-8 files named;
+and run.py refusing such a params.yaml before DVC reads it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stages.pipeline.params import ParamsError, load_params
+from stages.pipeline.yaml_text import MAX_VALUES, YamlError, expanded_size, parse_yaml, read_yaml
+from tests.conftest import PROJECT_ROOT
+
+# nine levels of nine-fold aliases: 9^9 = 387 million values once expanded, in 600 bytes
+BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]\n" for level in range(1, 10)
+)
+
+
+def params_file(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_an_alias_bomb_is_refused_in_a_second_naming_the_file(tmp_path: Path) -> None:
+    path = params_file(tmp_path, "seed: 1\n" + BOMB)
+    started = time.perf_counter()
+    with pytest.raises(ParamsError, match=r"params.yaml: its aliases expand it to [\d,]{13} values"):
+        load_params(path)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_aliases_within_the_bound_are_read_as_yaml_reads_them() -> None:
+    text = "a: &a [1, 2, 3]\nb: [*a, *a]\n"
+    assert parse_yaml(text, "t") == {"a": [1, 2, 3], "b": [[1, 2, 3], [1, 2, 3]]}
+    loader_size = 1 + (1 + 4) + (1 + 1 + 2 * 4)  # the root; key a and its list; key b, its list, two copies
+    import yaml
+
+    assert expanded_size(yaml.compose(text)) == loader_size
+    many = "a: &a [" + ", ".join(["1"] * 1000) + "]\nb: [" + ", ".join(["*a"] * 120) + "]\n"
+    with pytest.raises(YamlError, match=r"t: its aliases expand it to 121,\d{3} values \(at most 100,000"):
+        parse_yaml(many, "t")
+    assert MAX_VALUES == 100_000
+
+
+def test_an_alias_to_itself_is_refused() -> None:
+    with pytest.raises(YamlError, match=r"t: an alias refers to its own anchor \(line 1\)"):
+        parse_yaml("a: &a [1, *a]\n", "t")
+
+
+def test_a_merge_key_is_valid_yaml_and_its_keys_can_be_overridden(tmp_path: Path) -> None:
+    path = params_file(
+        tmp_path,
+        "train:\n  vgg19: &backbone\n    dropout: 0.2\n    head_epochs: 2\n"
+        "  resnet50:\n    <<: *backbone\n    dropout: 0.4\n",
+    )
+    params = load_params(path)
+    assert (params.train.vgg19.dropout, params.train.resnet50.dropout) == (0.2, 0.4)
+    assert params.train.resnet50.head_epochs == 2
+    twice = (
+        "train:\n  vgg19: &b {dropout: 0.2}\n  resnet50:\n    <<: *b\n    dropout: 0.4\n    dropout: 0.5\n"
+    )
+    with pytest.raises(ParamsError, match=r"duplicate key 'dropout' \(first on line 5\)"):
+        load_params(params_file(tmp_path, twice))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", r"params.yaml: empty \(no keys\); restore it \(`git checkout .*params.yaml`\)"),
+        ("# only a comment\n\n", r"params.yaml: empty \(no keys\)"),
+        (
+            b"seed: 1\ndata:\n  path: caf\xe9\n",
+            r"params.yaml: not UTF-8 text \(byte 0xe9 on line 3\); save it",
+        ),
+        ("seed: [1\n", r'(?s)params.yaml: not valid YAML: .* in ".*params.yaml", line 2'),
+    ],
+    ids=["empty", "only comments", "Latin-1 byte", "unclosed bracket"],
+)
+def test_an_unusable_params_file_is_named_with_what_is_wrong(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    with pytest.raises(ParamsError, match=message):
+        load_params(params_file(tmp_path, content))
+
+
+def test_a_params_file_that_is_a_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").mkdir()
+    with pytest.raises(YamlError, match=r"params.yaml: cannot read it \(Is a directory\)"):
+        read_yaml(tmp_path / "params.yaml")
+
+
+def test_run_py_refuses_an_alias_bomb_before_dvc_reads_it(tmp_path: Path) -> None:
+    """`python3 run.py dvc status` on an alias bomb: one line naming params.yaml, in seconds (DVC's
+    own reader would grow past gigabytes), and DVC never starts."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("run.py", "uv.lock", "dvc.yaml", ".dvc/config"):
+        (project / name).parent.mkdir(exist_ok=True)
+        shutil.copy(PROJECT_ROOT / name, project / name)
+    os.symlink(PROJECT_ROOT / ".venv", project / ".venv")
+    os.symlink(PROJECT_ROOT / "stages", project / "stages")
+    (project / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text() + BOMB)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "run.py", "dvc", "status"], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error: params.yaml: its aliases expand it to"), done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not done.stdout, (done.stdout, done.stderr)
+    assert time.perf_counter() - started < 30
+
+
+def test_a_profile_or_a_set_value_with_an_alias_bomb_is_refused(tmp_path: Path) -> None:
+    from stages.pipeline.matrix import apply_overrides
+    from stages.pipeline.profiles import load_profile
+
+    (tmp_path / "bomb.yaml").write_text("version: 1\ndescription: x\nparams: {seed: 1}\n" + BOMB)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"bomb.yaml: its aliases expand it to [\d,]+ values"):
+        load_profile("bomb", tmp_path)
+    flow = "{" + BOMB.strip().replace("\n", ", ") + "}"
+    with pytest.raises(YamlError, match=r"-S train.seed=\{a0: .*its aliases expand it to"):
+        apply_overrides({}, [f"train.seed={flow}"])
+    assert time.perf_counter() - started < 1.0
