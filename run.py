@@ -33,6 +33,7 @@ LOCK = ROOT / "uv.lock"
 # what .venv was last synced from; the model card reads it (stages/pipeline/environment.py)
 SYNCED = VENV / "breakhis-lock.json"
 EXTRAS = ("gpu", "s3", "gs", "azure")
+PLOTS_TEMPLATE = ROOT / ".dvc" / "plots-offline.html"  # generated: stages/plots_page.py
 
 
 def lock_digest() -> str:
@@ -103,13 +104,25 @@ def sync(extras: list[str]) -> None:
             "`python3 run.py lock` and commit uv.lock."
         )
     SYNCED.write_text(json.dumps({"uv.lock": lock_digest(), "extras": sorted(extras)}) + "\n")
+    write_plots_template()
+
+
+def write_plots_template() -> None:
+    """The page `dvc plots show` fills (.dvc/config: plots.html_template), with Vega, Vega-Lite and
+    Vega-Embed inline from the locked vl-convert-python, so its charts render offline."""
+    subprocess.run(
+        [str(BIN / "python"), "-m", "stages.plots_page", str(PLOTS_TEMPLATE)], cwd=ROOT, check=True
+    )
 
 
 def ensure_virtualenv() -> None:
-    """Sync .venv/ when it was not synced from this uv.lock (keeping the extras it had)."""
+    """Sync .venv/ when it was not synced from this uv.lock (keeping the extras it had), and write
+    the offline plots page when it is missing."""
     state = synced()
     if not LOCK.is_file() or state.get("uv.lock") != lock_digest():
         sync(state.get("extras", []))
+    elif not PLOTS_TEMPLATE.is_file():
+        write_plots_template()
 
 
 def ensure_git_repo() -> None:

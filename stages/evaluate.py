@@ -49,6 +49,8 @@ from stages.evaluation.decision import (
     soft_vote,
     write_decisions,
 )
+from stages.evaluation.errors import ERROR_GALLERY, confident_mistakes
+from stages.evaluation.html_report import write_report_html
 from stages.evaluation.metrics import (
     bootstrap_intervals,
     evaluate_predictions,
@@ -69,6 +71,7 @@ from stages.pipeline.paths import (
     MODEL_CARD,
     MODELS_DIR,
     REPORT,
+    REPORT_HTML,
     SPLIT_DIR,
     decision_file,
     epoch_predictions_file,
@@ -266,6 +269,20 @@ def trained_on_validation(names: tuple[str, ...]) -> list[str]:
     return [name for name in names if read_description(model_file(name)).training.get("validation") == "none"]
 
 
+def write_gradcam_figures(test: pd.DataFrame, ensemble: np.ndarray, thresholds: dict[str, float]) -> None:
+    """Grad-CAM of every model: on a few test images of each class, right and wrong (gradcam.png),
+    and on the ensemble's most confident mistakes (the report's error gallery)."""
+    models = {name: model_file(name) for name in MODEL_NAMES}
+    write_gradcam_grid(models, test, ensemble, thresholds, EVALUATE_PLOTS / "gradcam.png")
+    mistakes = confident_mistakes(test["target"].to_numpy(), ensemble, thresholds[ENSEMBLE])
+    gallery = EVALUATE_PLOTS / ERROR_GALLERY
+    if mistakes:
+        title = f"The ensemble's most confident mistakes (threshold {thresholds[ENSEMBLE]:.2f})"
+        write_gradcam_grid(models, test, ensemble, thresholds, gallery, chosen=mistakes, title=title)
+    else:
+        gallery.unlink(missing_ok=True)
+
+
 def main() -> None:
     params = load_params()
     splits = {
@@ -287,7 +304,14 @@ def main() -> None:
         {name: file_digest(model_file(name)) for name in MODEL_NAMES},
         validation_images=len(splits["val"]) if "val" in splits else 0,
     )
-    outputs = [EVALUATE_METRICS, EVALUATE_PLOTS, REPORT, MODEL_CARD, *(decision_file(n) for n in chosen)]
+    outputs = [
+        EVALUATE_METRICS,
+        EVALUATE_PLOTS,
+        REPORT,
+        REPORT_HTML,
+        MODEL_CARD,
+        *(decision_file(n) for n in chosen),
+    ]
     with output_unit("evaluate", outputs):  # all of this run's outputs, or all of the earlier run's
         write_decisions(chosen, {name: decision_file(name) for name in chosen})
         write_json(EVALUATE_METRICS, summary)
@@ -300,15 +324,15 @@ def main() -> None:
             )
             if by_epoch is not None:
                 write_text_atomically(epoch_predictions_file(name), by_epoch.to_csv(index=False))
-        write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence)
-        write_gradcam_grid(
-            {name: model_file(name) for name in MODEL_NAMES},
+        write_gradcam_figures(
             splits["test"],
             test_probabilities[ENSEMBLE],
             {name: chosen[name].output_threshold() for name in MODEL_NAMES}
             | {ENSEMBLE: chosen[ENSEMBLE].threshold},
-            EVALUATE_PLOTS / "gradcam.png",
         )
+        synthetic = [name for name in MODEL_NAMES if read_description(model_file(name)).synthetic]
+        write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence, synthetic)
+        write_report_html(REPORT, REPORT_HTML)  # after every figure it inlines
         write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
     for warning in collapse_warnings(summary):
         print(f"warning: {warning}", file=sys.stderr)

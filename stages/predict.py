@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.data.images import write_rgb
 from stages.data.stain import StainNormalization
 from stages.evaluation.decision import PredictionRule, prediction_rule, soft_vote
 from stages.modeling.description import describe_for_humans, load_model
@@ -341,7 +340,8 @@ def run_models(
 ) -> dict[str, np.ndarray]:
     """Every model's probabilities, batch by batch (memory bounded by the batch), with a progress
     bar; with --explain, also the Grad-CAM overlay of every image and model."""
-    from stages.modeling.gradcam import GradCam, heatmaps, overlay
+    from stages.modeling.gradcam import GradCam, heatmaps, output_caption, overlay
+    from stages.pipeline.figures import overlay_figure, save_figure
 
     cams = {name: GradCam(model) for name, model in models.items()} if args.explain else {}
     if args.explain:
@@ -358,9 +358,11 @@ def run_models(
             for name, probs in predict_batch(models, images, views).items():
                 batches[name].append(probs)
             for name, cam in cams.items():
-                maps, _ = heatmaps(cam, name, images, rule.output_threshold(name), views[name])
-                for stem, image, heatmap in zip(stems[start : start + len(batch)], images, maps, strict=True):
-                    write_rgb(args.explain / f"{stem}__{name}.png", overlay(image, heatmap))
+                maps, outputs = heatmaps(cam, name, images, rule.output_threshold(name), views[name])
+                named = zip(stems[start : start + len(batch)], images, maps, outputs, strict=True)
+                for stem, image, heatmap, output in named:  # the map with the probability and a colour bar
+                    figure = overlay_figure(overlay(image, heatmap), f"{name}: {output_caption(output)}")
+                    save_figure(figure, args.explain / f"{stem}__{name}.png", photos=True)
             progress.update(len(batch))
     return {name: np.concatenate(parts).astype("float64") for name, parts in batches.items()}
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from stages.plots_page import TEMPLATE, write_plots_template
 from tests.conftest import PROJECT_ROOT
 
 PROJECT_FILES = (
@@ -81,6 +82,11 @@ def make_repo(path: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
+    # the page `dvc plots show/diff` fill, as .dvc/config names it (generated: run.py writes it)
+    template = PROJECT_ROOT / TEMPLATE
+    if not template.is_file():
+        write_plots_template(template)
+    shutil.copy2(template, path / TEMPLATE)
     run(["git", "init", "-q"], path)
     commit(path, "project")
     return path

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from stages.evaluation.metrics import (
+    HEADLINE,
     bootstrap_intervals,
     choose_threshold,
     ensemble_weights,
@@ -115,6 +116,17 @@ def test_bootstrap_resamples_patients_not_images() -> None:
     auc = intervals["roc_auc"]
     assert (auc["low"], auc["high"]) == (1.0, 1.0)
     assert 900 < auc["resamples"] < 1100
+
+
+def test_every_headline_rate_has_an_interval_around_its_estimate() -> None:
+    rows = pd.DataFrame({"patient": list("aabbccddee"), "target": [1, 1, 0, 0, 1, 1, 0, 0, 1, 1]})
+    probabilities = np.array([0.9, 0.4, 0.2, 0.6, 0.7, 0.8, 0.1, 0.3, 0.55, 0.2])
+    intervals = bootstrap_intervals(rows, probabilities, 0.5, resamples=300, confidence=0.95, seed=2)
+    point = evaluate_predictions(rows.assign(magnification=100), probabilities, 0.5)
+    for metric in HEADLINE:
+        interval = intervals[metric.name]
+        assert interval["low"] <= metric.value_in(point) <= interval["high"], metric.name
+        assert interval["resamples"] > 200  # undefined draws (one class) left out
 
 
 def test_bootstrap_interval_is_a_point_when_every_patient_scores_the_same() -> None:

@@ -61,10 +61,10 @@ def summary(with_intervals: bool) -> dict[str, object]:
         "majority_baseline": {"image_accuracy": 0.69, "patient_accuracy": 0.69},
         **{
             name: model_metrics(0.8 + i / 100)
-            for i, name in enumerate(("custom", "vgg19", "resnet50", "ensemble"))
+            for i, name in enumerate(("custom", "vgg19", "resnet50", "ensemble", "colour_baseline"))
         },
     }
-    for name in ("custom", "vgg19", "resnet50", "ensemble"):
+    for name in ("custom", "vgg19", "resnet50", "ensemble", "colour_baseline"):
         result[name]["threshold"] = 0.5 if name != "custom" else 0.35
     result["ensemble_weights"] = {"custom": 0.2, "vgg19": 0.3, "resnet50": 0.5}
     if with_intervals:  # as evaluate writes them
@@ -117,6 +117,7 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
     assert "7908 images of 82 patients (70 patient groups)" in card
     assert "| ensemble | 0.50 | 0.830 (0.780-0.860) |" in card  # image accuracy with its interval
     assert "| custom | 0.35 | 0.800 |" in card  # the threshold chosen on validation
+    assert "| colour_baseline | 0.50 | 0.840 |" in card  # every baseline the report shows
     assert "Youden" in card and "weights custom 0.200, vgg19 0.300, resnet50 0.500" in card
     assert "0.820 (0.700-0.900)" in card  # patient recognition rate, interval given as {low, high}
     assert "0.910 (0.850-0.950)" in card  # from a flat key
@@ -128,7 +129,8 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
         in card
     )
     assert "| 64x64 patches at scale 0.5 | 24 breakhis images, 100X/200X/400X | 2 (2) |" in card
-    assert "made on 1300 validation images" in card and "models/<model>/decision.json" in card
+    assert "The thresholds and the ensemble weights were chosen on 1300 validation images" in card
+    assert "models/<model>/decision.json" in card
     assert "synthetic" not in card.split("## Known")[0].lower()
     assert "- tensorflow 2." in card and "- keras 3." in card
     assert "source: breakhis" in card  # the params block
@@ -140,6 +142,9 @@ def test_without_intervals_or_data_summaries_the_card_says_so(tmp_path: Path) ->
     card = model_card(Params(), metrics, describe_models(models), ingest={}, split={}, models_dir=models)
     assert "| ensemble | 0.50 | 0.830 | 0.780 |" in card
     assert "at least the threshold **0.5**" in card
+    # a fixed threshold and the mean: nothing was chosen on validation, and the card says so
+    assert "Nothing was chosen on the validation images: the threshold and the equal weights" in card
+    assert "were chosen on" not in card
     assert "95% Wilson interval" in card and "16 patients" in card
     assert "These data are synthetic" in card
     assert "**Trained on synthetic images only** (custom, vgg19, resnet50)" in card

@@ -24,6 +24,7 @@ TRAIN_OUTPUTS = ("models/custom/model.keras", "metrics/train/custom", "snapshots
 EVALUATE_OUTPUTS = (
     "metrics/evaluate.json",
     "metrics/report.md",
+    "metrics/report.html",
     "metrics/model_card.md",
     "plots/evaluate",
     *(f"models/{name}/decision.json" for name in ("custom", "vgg19", "resnet50", "ensemble")),

@@ -29,7 +29,7 @@ from stages.evaluation.tables import MISSING, estimate, table
 from stages.evaluation.tables import number as formatted
 from stages.pipeline.environment import describe_environment
 from stages.pipeline.files import file_digest
-from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, SCORED_MODELS, Params, fit_settings
+from stages.pipeline.params import ENSEMBLE, EVALUATED, MODEL_NAMES, SCORED_MODELS, Params, fit_settings
 from stages.pipeline.paths import (
     EVALUATE_METRICS,
     INGEST_METRICS,
@@ -198,8 +198,9 @@ def _models_section(
     return lines
 
 
-def _decision_lines(models_dir: Path) -> list[str]:
-    """The decision rule, from the decisions evaluate wrote beside the models."""
+def _decision_lines(models_dir: Path, weights_rule: str = "mean") -> list[str]:
+    """The decision rule, from the decisions evaluate wrote beside the models; `weights_rule`:
+    `evaluate.ensemble` of the run (mean: equal weights, nothing chosen)."""
     ensemble = read_decision(decision_file(ENSEMBLE, models_dir))
     if ensemble is None:
         return [f"No decisions in `{models_dir}` (written by evaluate).", ""]
@@ -224,12 +225,27 @@ def _decision_lines(models_dir: Path) -> list[str]:
         if temperatures
         else ""
     )
-    chosen_on = (
-        f"These choices were made on {ensemble.validation_images} validation images and are stored"
-        if ensemble.validation_images
-        else "Nothing was chosen on these images (the models trained on the validation split): the "
-        "threshold and the members are params, as cross-validation recommended them; they are stored"
-    )
+    # only what was actually chosen on validation: a fixed threshold and equal weights are params
+    chosen = [
+        *(["the thresholds"] if ensemble.threshold_rule != "fixed" else []),
+        *(["the temperatures"] if temperatures else []),
+        *(["the ensemble weights"] if weights_rule == "val_auc" else []),
+    ]
+    if ensemble.validation_images and chosen:
+        chosen_on = (
+            f"{' and '.join(chosen).capitalize()} were chosen on {ensemble.validation_images} "
+            "validation images; the decisions are stored"
+        )
+    elif ensemble.validation_images:
+        chosen_on = (
+            "Nothing was chosen on the validation images: the threshold and the equal weights are "
+            "params (`evaluate.threshold`, `evaluate.ensemble`); they are stored"
+        )
+    else:
+        chosen_on = (
+            "Nothing was chosen on these images (the models trained on the validation split): the "
+            "threshold and the members are params, as cross-validation recommended them; they are stored"
+        )
     members = " and ".join(weights) if len(weights) < len(MODEL_NAMES) else "the three models"
     return [
         f"**Ensemble**: soft vote, {how} of the malignant probabilities of {members}. An image is "
@@ -369,10 +385,10 @@ def _metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Pat
             else ""
         ),
         "",
-        *_decision_lines(models_dir),
+        *_decision_lines(models_dir, evaluate.ensemble),
     ]
     rows = []
-    for model in SCORED_MODELS:
+    for model in EVALUATED:  # the colour baseline too, as the report shows it
         if model in summary or any(k.startswith(f"{model}.") for k in summary):
             threshold = number(lookup(summary, f"{model}.threshold"))
             if threshold is None:

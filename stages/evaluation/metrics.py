@@ -192,24 +192,34 @@ def bootstrap_intervals(
     confidence: float,
     seed: int,
 ) -> dict[str, Interval]:
-    """Percentile intervals of image accuracy, ROC AUC and patient recognition rate (evaluate.json's
-    `ci`), resampling whole patient groups (stages.evaluation.bootstrap; patients when the rows have
-    no `patient_group`)."""
+    """Percentile intervals of every headline rate (evaluate.json's `ci`: image accuracy, balanced
+    accuracy, sensitivity, specificity, ROC AUC, patient recognition rate and patient accuracy),
+    resampling whole patient groups (stages.evaluation.bootstrap; patients when the rows have no
+    `patient_group`). A rate undefined on a draw (sensitivity without malignant images) is left out
+    of that draw."""
     patients = rows["patient"].to_numpy()
     targets = rows["target"].to_numpy()
-    correct = (probabilities >= threshold).astype(int) == targets
+    predicted = (probabilities >= threshold).astype(int)
+    correct = predicted == targets
 
     def statistics(draw: Draw) -> dict[str, float | None]:
         index = draw.rows
         # each drawn copy of a patient counts once per draw, as in the recognition rate of the sample
-        rates = pd.Series(correct[index]).groupby([patients[index], draw.copies]).mean()
-        two_classes = len(np.unique(targets[index])) == 2
+        by_patient = pd.DataFrame(
+            {"correct": correct[index], "target": targets[index], "probability": probabilities[index]}
+        ).groupby([patients[index], draw.copies])
+        means = by_patient.mean()
+        image = image_metrics(targets[index], probabilities[index], threshold)
         return {
             ACCURACY.name: float(correct[index].mean()),
-            ROC_AUC.name: float(skm.roc_auc_score(targets[index], probabilities[index]))
-            if two_classes
-            else None,
-            RECOGNITION_RATE.name: float(rates.mean()),
+            BALANCED_ACCURACY.name: image["balanced_accuracy"],
+            SENSITIVITY.name: image["recall"],
+            SPECIFICITY.name: image["specificity"],
+            ROC_AUC.name: image.get("roc_auc"),
+            RECOGNITION_RATE.name: float(means["correct"].mean()),
+            PATIENT_ACCURACY.name: float(
+                ((means["probability"] >= threshold).astype(int) == means["target"]).mean()
+            ),
         }
 
     bootstrap = GroupBootstrap(resampling_units(rows))

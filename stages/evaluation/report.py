@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from stages.evaluation.baselines import collapse_warnings
+from stages.evaluation.errors import (
+    gallery_lines,
+    patient_lines,
+    subtype_error_lines,
+    synthetic_warning,
+    validation_lines,
+)
 from stages.evaluation.metrics import HEADLINE, majority_cells
 from stages.evaluation.subtype import SUBTYPE_HEADLINE
 from stages.evaluation.tables import estimate, interval, number, table
@@ -235,12 +243,21 @@ def data_lines() -> list[str]:
     return lines
 
 
-def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidence: float) -> None:
+def write_report(
+    path: Path,
+    summary: dict[str, Any],
+    plots_dir: Path,
+    confidence: float,
+    synthetic_models: Sequence[str] = (),
+) -> None:
+    """`synthetic_models`: the models whose descriptions say they trained on synthetic data (a
+    warning heads the report)."""
     link = Path(os.path.relpath(plots_dir, path.parent))
     weights = ", ".join(f"{name} {number(weight, 2)}" for name, weight in summary["ensemble_weights"].items())
     lines = [
         "# Evaluation on the test split",
         "",
+        *synthetic_warning(list(synthetic_models)),
         *data_lines(),
         f"- {summary['test_images']} test images; ensemble: soft vote with weights {weights}.",
         "",
@@ -250,13 +267,17 @@ def write_report(path: Path, summary: dict[str, Any], plots_dir: Path, confidenc
         "Patient recognition rate: mean over test patients of the fraction of their images classified "
         "correctly. Patient accuracy: each patient classified by the mean probability of their images.",
         "",
+        *validation_lines(summary, confidence),
         *baseline_lines(summary, confidence),
         "",
+        *subtype_error_lines(plots_dir),
+        *patient_lines(plots_dir, summary),
         *subtype_lines(summary, confidence, link),
         *magnification_lines(summary),
         *calibration_lines(summary),
         " ".join(f"![{title}]({link / file})" for title, file in FIGURES),
         "",
+        *gallery_lines(link, plots_dir),
         " ".join(f"![{m} confusion]({link / f'confusion_{m}.png'})" for m in SCORED_MODELS),
         "",
         f"![Grad-CAM on test images]({link / 'gradcam.png'})",

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import cv2
 import keras
-import matplotlib
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -31,13 +30,10 @@ import tensorflow as tf
 from stages.modeling.description import load_model
 from stages.modeling.prediction import load_for_model, model_inputs
 from stages.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, mean_over_views, scaled_size
-from stages.pipeline.figures import save_figure
+from stages.pipeline.figures import grid_figure, save_figure
 from stages.pipeline.params import ENSEMBLE
 from stages.pipeline.task import BINARY_CLASSES as CLASS_NAMES
 from stages.pipeline.task import malignant_probability, predicted_subtypes
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 MIN_MAP_SIDE = 4
 OVERLAY_ALPHA = 0.4
@@ -258,6 +254,8 @@ def write_gradcam_grid(
     *,
     per_group: int = 2,
     image_size: tuple[int, int] | None = None,
+    chosen: list[tuple[int, str]] | None = None,
+    title: str | None = None,
 ) -> pd.DataFrame:
     """A PNG grid of Grad-CAM overlays: a few test images of each class, correctly and wrongly
     classified by `probabilities` (the ensemble's), one column per model.
@@ -266,7 +264,9 @@ def write_gradcam_grid(
     `probabilities`. thresholds: one for all, or per model name with the ensemble's under
     "ensemble" (each model's map explains the class it predicts at its own threshold).
     image_size: `ingest.image_size` for raw files; None for ingested images (kept as they are).
-    Each model sees the images as its description says. Returns the chosen rows with their captions."""
+    Each model sees the images as its description says. `chosen`: these (row position, caption)
+    pairs instead (the report's error gallery), under `title`. Returns the chosen rows with their
+    captions."""
     if isinstance(thresholds, Mapping):
         threshold = float(thresholds[ENSEMBLE])
         own = {name: float(thresholds.get(name, threshold)) for name in model_paths}
@@ -274,7 +274,8 @@ def write_gradcam_grid(
         threshold = float(thresholds)
         own = dict.fromkeys(model_paths, threshold)
     targets = rows["target"].to_numpy()
-    chosen = select_examples(targets, np.asarray(probabilities), threshold, per_group)
+    if chosen is None:
+        chosen = select_examples(targets, np.asarray(probabilities), threshold, per_group)
     paths = [str(rows["path"].iloc[i]) for i, _ in chosen]
     images = [load_for_model(path, image_size) for path in paths]
     columns: dict[str, list[tuple[np.ndarray, str]]] = {}
@@ -292,23 +293,14 @@ def write_gradcam_grid(
         del cam, model
         keras.backend.clear_session()
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    n_rows, n_cols = max(len(chosen), 1), 1 + len(columns)
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.0 * n_rows), squeeze=False)
-    for axis in axes.ravel():
-        axis.axis("off")
-    if not chosen:
-        axes[0, 0].text(0, 0.5, "no test images to show", fontsize=9)
-    for r, ((index, caption), image) in enumerate(zip(chosen, images, strict=True)):
-        name = rows["filename"].iloc[index] if "filename" in rows else Path(paths[r]).name
-        axes[r, 0].imshow(image)
-        axes[r, 0].set_title(f"{caption}, ensemble p={probabilities[index]:.2f}\n{name}", fontsize=6)
-        for c, (column, cells) in enumerate(columns.items(), start=1):
-            picture, label = cells[r]
-            axes[r, c].imshow(picture)
-            axes[r, c].set_title(f"{column}\n{label}", fontsize=6)
-    figure.suptitle(f"Grad-CAM on test images (ensemble threshold {threshold:.2f})", fontsize=9)
-    figure.tight_layout()
+    titles = [
+        f"{caption}, ensemble p={probabilities[index]:.2f}\n"
+        + (rows["filename"].iloc[index] if "filename" in rows else Path(paths[r]).name)
+        for r, (index, caption) in enumerate(chosen)
+    ]
+    figure = grid_figure(
+        images, titles, columns, title or f"Grad-CAM on test images (ensemble threshold {threshold:.2f})"
+    )
     save_figure(figure, out_path, photos=True)
     selected = rows.iloc[[i for i, _ in chosen]].copy()
     selected["caption"] = [caption for _, caption in chosen]

@@ -46,6 +46,7 @@ EVALUATE_METRICS = Path("metrics/evaluate.json")
 EVALUATE_PLOTS = Path("plots/evaluate")
 TEST_PREDICTIONS = EVALUATE_PLOTS / "predictions"  # per-image test predictions, <model>.csv
 REPORT = Path("metrics/report.md")
+REPORT_HTML = Path("metrics/report.html")  # the same report, self-contained (figures inline)
 MODEL_CARD = Path("metrics/model_card.md")
 
 
@@ -99,6 +100,11 @@ def train_log_dir(name: str) -> Path:
 def validation_curve(name: str, metric: str) -> Path:
     """A train stage's per-epoch validation metric, as DVCLive's Keras callback writes it."""
     return train_log_dir(name) / "plots" / "metrics" / "eval" / f"{metric}.tsv"
+
+
+def training_curve(name: str, metric: str) -> Path:
+    """A train stage's per-epoch metric on its training data, as DVCLive's Keras callback writes it."""
+    return train_log_dir(name) / "plots" / "metrics" / "train" / f"{metric}.tsv"
 
 
 # commands outside the DAG (git ignores their output folders)
