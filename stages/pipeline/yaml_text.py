@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from stages.pipeline.cli import command_parser
+
 MAX_VALUES = 100_000  # after alias expansion; params.yaml holds about 120
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -127,12 +129,11 @@ def read_yaml(path: Path) -> Any:
 
 def main(argv: list[str]) -> int:
     """Check YAML files as the stages read them (run.py calls this before DVC reads params.yaml)."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m stages.pipeline.yaml_text FILE [FILE ...]\n\n" + __doc__.splitlines()[0])
-        return 0 if argv else 2
-    for name in argv:
+    parser = command_parser("stages.pipeline.yaml_text", __doc__)
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="the YAML files to check")
+    for path in parser.parse_args(argv).files:
         try:
-            read_yaml(Path(name))
+            read_yaml(path)
         except YamlError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
