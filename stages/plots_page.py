@@ -14,8 +14,9 @@ calls `vegaEmbed`, which the bundle defines on `window` before any chart runs.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from stages.pipeline.cli import command_parser
 
 TEMPLATE = Path(".dvc") / "plots-offline.html"
 # the Vega-Lite major version of DVC's plot templates (dvc_render: "$schema" .../vega-lite/v5.json)
@@ -68,7 +69,7 @@ def write_plots_template(path: Path = TEMPLATE) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("stages.plots_page", __doc__.split("\n\n")[0])
     parser.add_argument(
         "path", nargs="?", type=Path, default=TEMPLATE, help=f"where to write it ({TEMPLATE})"
     )

@@ -13,6 +13,7 @@ fails the test instead of hanging it; the stage itself runs once in a subprocess
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import os
@@ -1001,13 +1002,16 @@ def test_a_synthetic_generator_that_fails_midway_removes_its_tree(
     from stages.data import synthetic
 
     written = []
+    write_bgr = synthetic.write_bgr
 
-    def full_disk(path: str, image: np.ndarray) -> bool:
+    def full_disk(path: Path, image: np.ndarray) -> None:
         written.append(path)
-        return len(written) < 5
+        if len(written) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        write_bgr(path, image)
 
-    monkeypatch.setattr(synthetic.cv2, "imwrite", full_disk)
-    with pytest.raises(OSError, match="could not write"):
+    monkeypatch.setattr(synthetic, "write_bgr", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
         synthetic.write_synthetic_breakhis(
             tmp_path, seed=0, benign_patients=2, malignant_patients=2, images_per_magnification=2
         )

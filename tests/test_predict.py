@@ -499,13 +499,10 @@ def test_the_ensemble_is_the_mean_of_the_models_present(
     patients = pd.read_csv(tmp_path / "p_patients.csv")
     assert patients["images"].sum() == 5
 
-    # the evaluated ensemble's weights, renormalised over the models present; its threshold; each
+    # the evaluated ensemble's weights (made for the models present) and its threshold; each
     # model's temperature applied to its own outputs
-    (models / "vgg19").mkdir()
-    shutil.copy(model_file("vgg19", tiny_models), models / "vgg19")
     decide(models, "custom", 0.4, temperature=2.0)
-    decide(models, ENSEMBLE, 0.45, weights={"custom": 0.1, "vgg19": 0.6, "resnet50": 0.3})
-    shutil.rmtree(models / "vgg19")
+    decide(models, ENSEMBLE, 0.45, weights={"custom": 0.25, "resnet50": 0.75})
     run_predict([*map(str, synthetic_images[:5]), "--models-dir", str(models), "--out", str(out)])
     weighted = pd.read_csv(out)
     raw = table.set_index("path").loc[weighted["path"]]
@@ -522,6 +519,16 @@ def test_the_ensemble_is_the_mean_of_the_models_present(
         atol=2e-6,
     )
     assert (weighted["threshold"] == 0.45).all()
+
+    # an ensemble made for a model that is gone is refused, never renormalised over the others
+    (models / "vgg19").mkdir()
+    shutil.copy(model_file("vgg19", tiny_models), models / "vgg19")
+    decide(models, ENSEMBLE, 0.45, weights={"custom": 0.1, "vgg19": 0.6, "resnet50": 0.3})
+    shutil.rmtree(models / "vgg19")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_predict([*map(str, synthetic_images[:5]), "--models-dir", str(models), "--out", str(out)])
+    assert "but vgg19 is not in the models folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -91,7 +91,8 @@ def check_output(path: Path, option: str, example: str = "predictions.csv") -> P
     if folder is None or not folder.is_dir():
         raise ValueError(f"{option} {path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise PermissionError(f"{option} {path}: not writable")
+        why = "Read-only file system" if os.statvfs(folder).f_flag & os.ST_RDONLY else "Permission denied"
+        raise PermissionError(f"{option} {path}: not writable ({why})")
     return target
 
 
