@@ -18,11 +18,10 @@ from pathlib import Path
 from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import dvc
 from stages.pipeline.matrix import apply_overrides
-from stages.pipeline.params import ParamsError, validate_params
+from stages.pipeline.params import read_params, validate_params
 from stages.pipeline.paths import PARAMS_FILE
 from stages.pipeline.profiles import Profile, available, load_profile
 from stages.pipeline.stage import run_stage
-from stages.pipeline.yaml_text import read_yaml
 
 
 def check_experiment(profile: Profile, options: list[str]) -> None:
@@ -31,14 +30,9 @@ def check_experiment(profile: Profile, options: list[str]) -> None:
     sets = argparse.ArgumentParser(add_help=False)
     sets.add_argument("-S", "--set-param", dest="sets", action="append", default=[])
     user = sets.parse_known_args(options)[0].sets
-    malformed = [value for value in user if "=" not in value]
-    if malformed:
-        raise ParamsError(f"-S {malformed[0]}: expected key=value")
-    raw = read_yaml(PARAMS_FILE)
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{PARAMS_FILE}: expected a mapping of sections, got {type(raw).__name__}")
     source = Path(shlex.join([str(PARAMS_FILE), "--profile", profile.name, *(f"-S{v}" for v in user)]))
-    validate_params(apply_overrides(raw, [*profile.overrides(), *user]), source, machine=False)
+    merged = apply_overrides(read_params(), [*profile.overrides(), *user])
+    validate_params(merged, source, machine=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import markdown
 from PIL import Image
 
+from stages.pipeline.files import write_text_atomically
+
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 80em; margin: 1em auto; padding: 0 1em;
        line-height: 1.45; color: #222; }
@@ -79,4 +81,4 @@ def write_report_html(markdown_path: Path, html_path: Path) -> None:
     text = markdown_path.read_text(encoding="utf-8")
     title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), markdown_path.stem)
     page = report_html(text, markdown_path.parent, title)
-    html_path.write_text(page, encoding="utf-8")
+    write_text_atomically(html_path, page)

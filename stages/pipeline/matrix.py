@@ -61,6 +61,8 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
     """params with `key.sub=value` overrides applied (values parsed as YAML, as `dvc exp run -S`)."""
     result = copy.deepcopy(params)
     for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"-S {override}: expected key=value")
         key, text = override.split("=", 1)
         *parents, leaf = key.split(".")
         node = result

@@ -764,6 +764,12 @@ def machine_problems(params: Params) -> list[tuple[str, str]]:
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; raise ParamsError naming the file and each bad key."""
+    return validate_params(read_params(path), path)
+
+
+def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as a mapping of sections, not yet validated (the YAML rules of yaml_text applied);
+    ParamsError naming the file when it cannot be read or is not a mapping."""
     try:
         raw = read_yaml(path)
     except YamlError as exc:
@@ -773,7 +779,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raise ParamsError(
             f"{path}: expected a mapping of sections (seed, data, ...), got {type(raw).__name__}"
         )
-    return validate_params(raw, path)
+    return raw
 
 
 def validate_params(raw: dict[str, Any], source: Path, *, machine: bool = True) -> Params:

@@ -91,15 +91,13 @@ def parse_yaml(text: str, source: str | Path) -> Any:
         values = expanded_size(root)
         if values > MAX_VALUES:
             raise YamlError(
-                f"{source}: its aliases expand it to {values:,} values (at most {MAX_VALUES:,}: an alias "
-                "bomb?); write the values out, or use fewer aliases"
+                f"its aliases expand it to {values:,} values (at most {MAX_VALUES:,}: an alias bomb?); "
+                "write the values out, or use fewer aliases"
             )
         return loader.construct_document(root)
     except yaml.YAMLError as exc:
         raise YamlError(f"{source}: not valid YAML: {exc}") from None
-    except YamlError as exc:
-        if str(exc).startswith(f"{source}:"):
-            raise
+    except YamlError as exc:  # expanded_size's and the bound's, which do not know the source
         raise YamlError(f"{source}: {exc}") from None
     finally:
         loader.dispose()
