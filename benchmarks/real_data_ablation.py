@@ -4,11 +4,17 @@ BreakHis tree, with the project's own views, stain normalisation, colour jitter 
 python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --input patches --image-size 96
 python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --input field --image-size 96 144
 python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --stain macenko --hed 0.05 --hsv 0.04
+python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --colour haematoxylin --seed 1 \
+    --predictions haematoxylin-s1.csv
 
 A few minutes per fold on 2 CPU cores, instead of the whole pipeline's three models. Fixed epochs, no
 validation split (every model trains the same number of epochs): it compares levers, it does not
 choose epochs. Prints per-fold ROC AUC, the pooled out-of-fold AUC with a 95% interval that
-resamples patient groups, and the colour baseline on the same folds; appends a JSON line to --log.
+resamples patient groups, the colour baseline on the same folds, and how closely the CNN follows it
+(Spearman correlation over patients of their mean probabilities); appends a JSON line to --log and,
+with --predictions, writes every image's out-of-fold probabilities (the columns of evaluate's
+predictions CSVs, so `stages.evaluation.comparison.paired_comparison` pairs two runs' files: runs
+with the same --seed test every image in the same fold).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,12 +42,28 @@ from stages.modeling.views import ViewParams, mean_over_views, views_per_image  
 FIELD = (230, 350)  # ingest.image_size
 
 
-def load(tree: Path, stain: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load(tree: Path, stain: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """The images, and a row per image: filename, patient, patient_group, target, actual."""
     records = scan_images(tree)
     images = np.stack(
         [normalize_stain(cover_and_crop(read_rgb(r.source), FIELD), stain).image for r in records]
     )
-    return images, np.array([r.target for r in records]), np.array([r.patient_group for r in records])
+    rows = pd.DataFrame(
+        {
+            "filename": [r.filename for r in records],
+            "patient": [r.patient for r in records],
+            "patient_group": [r.patient_group for r in records],
+            "target": [r.target for r in records],
+            "actual": [r.label for r in records],
+        }
+    )
+    return images, rows
+
+
+def follows_colour(rows: pd.DataFrame, scores: np.ndarray, colour: np.ndarray) -> float:
+    """Spearman correlation, over patients, of the CNN's and the colour baseline's mean probability."""
+    means = rows.assign(cnn=scores, colour=colour).groupby("patient")[["cnn", "colour"]].mean()
+    return float(means["cnn"].corr(means["colour"], method="spearman"))
 
 
 def pooled_interval(
@@ -68,9 +91,11 @@ def main() -> None:
     parser.add_argument("--stain", choices=("none", "macenko"), default="none")
     parser.add_argument("--hed", type=float, default=0.0)
     parser.add_argument("--hsv", type=float, default=0.0)
+    parser.add_argument("--colour", choices=("rgb", "grey", "haematoxylin"), default="rgb")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", type=Path, default=Path("real_data_ablation.jsonl"))
+    parser.add_argument("--predictions", type=Path, help="write the out-of-fold predictions to this CSV")
     args = parser.parse_args()
     size = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
 
@@ -78,9 +103,10 @@ def main() -> None:
     import tensorflow as tf
 
     from stages.modeling.architectures import build_custom_cnn
-    from stages.modeling.input_pipeline import ColourJitter, colour_jitter, inference_views
+    from stages.modeling.input_pipeline import ColourJitter, colour_jitter, inference_views, stain_free
 
-    images, targets, groups = load(args.tree, args.stain)
+    images, rows = load(args.tree, args.stain)
+    targets, groups = rows["target"].to_numpy(), rows["patient_group"].to_numpy()
     view = ViewParams(args.input, args.patch_scale, args.patches_per_image)
     jitter = ColourJitter(args.hed, args.hsv)
     views = views_per_image(FIELD, size, view)
@@ -101,9 +127,9 @@ def main() -> None:
             return image, label
 
         data = data.map(sample, num_parallel_calls=2).batch(32)
-        return data.map(lambda x, y: (colour_jitter(x, jitter), y) if jitter.enabled() else (x, y)).prefetch(
-            2
-        )
+        if jitter.enabled():
+            data = data.map(lambda x, y: (colour_jitter(x, jitter), y))
+        return data.map(lambda x, y: (stain_free(x, args.colour), y)).prefetch(2)
 
     folds = StratifiedGroupKFold(5, shuffle=True, random_state=args.seed).split(images, targets, groups)
     scores, colour = np.zeros(len(targets)), np.zeros(len(targets))
@@ -118,7 +144,10 @@ def main() -> None:
         model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
         weights = {c: len(train) / (2 * np.sum(targets[train] == c)) for c in (0, 1)}
         model.fit(training_data(train), epochs=args.epochs, class_weight=weights, verbose=0)
-        per_view = [model.predict_on_batch(inference_views(images[i : i + 1], size, view)) for i in test]
+        per_view = [
+            model.predict_on_batch(stain_free(inference_views(images[i : i + 1], size, view), args.colour))
+            for i in test
+        ]
         scores[test] = mean_over_views(np.concatenate(per_view).reshape(-1), views)
         per_fold.append(float(roc_auc_score(targets[test], scores[test])))
         print(
@@ -135,11 +164,17 @@ def main() -> None:
         "fold_auc_mean": float(np.mean(per_fold)),
         "fold_auc_std": float(np.std(per_fold)),
         "colour_baseline_pooled_auc": float(roc_auc_score(targets, colour)),
+        "spearman_with_colour": follows_colour(rows, scores, colour),
         "seconds": round(time.monotonic() - started),
     }
     print(json.dumps(result))
     with args.log.open("a") as log:
         log.write(json.dumps(result) + "\n")
+    if args.predictions:
+        predicted = np.where(scores >= 0.5, "malignant", "benign")
+        rows.assign(probability=scores, predicted=predicted, colour_baseline=colour).drop(
+            columns="target"
+        ).to_csv(args.predictions, index=False)
 
 
 if __name__ == "__main__":

@@ -80,3 +80,38 @@ def test_a_mostly_background_field_is_normalised_without_nan(field: np.ndarray) 
     result = normalize_stain(mostly_white, "macenko")
     assert result.problem == ""
     assert np.isfinite(result.image.astype(float)).all()
+
+
+# ---- train.colour: views without stain colour ------------------------------------------------------
+
+
+@pytest.mark.slow  # TensorFlow
+def test_the_haematoxylin_view_ignores_eosin_and_follows_haematoxylin(field: np.ndarray) -> None:
+    from stages.modeling.input_pipeline import stain_free
+
+    def view(image: np.ndarray, colour: str) -> np.ndarray:
+        return np.asarray(stain_free(image.astype("float32")[np.newaxis], colour))[0]  # type: ignore[arg-type]
+
+    more_eosin = restain(field, (1.0, 2.0, 1.0), (0.0, 0.2, 0.0))  # another lab's eosin
+    more_haematoxylin = restain(field, (1.5, 1.0, 1.0), (0.0, 0.0, 0.0))
+    original = view(field, "haematoxylin")
+    assert difference(view(field, "rgb"), view(more_eosin, "rgb")) > 8  # 10.7 levels on this field
+    assert difference(view(field, "grey"), view(more_eosin, "grey")) > 8  # grey keeps stain strength
+    assert difference(original, view(more_eosin, "haematoxylin")) < 1  # 0.4: the model sees none of it
+    assert view(more_haematoxylin, "haematoxylin").mean() < original.mean() - 20  # darker nuclei: 28
+    assert original.min() >= 0 and original.max() <= 255
+
+
+@pytest.mark.slow  # TensorFlow
+@pytest.mark.parametrize("colour", ["grey", "haematoxylin"])
+def test_grey_and_haematoxylin_views_have_no_colour_and_rgb_is_untouched(
+    field: np.ndarray, colour: str
+) -> None:
+    from stages.modeling.input_pipeline import stain_free
+
+    images = field.astype("float32")[np.newaxis]
+    seen = np.asarray(stain_free(images, colour))  # type: ignore[arg-type]
+    assert seen.shape == images.shape
+    assert np.array_equal(seen[..., 0], seen[..., 1]) and np.array_equal(seen[..., 0], seen[..., 2])
+    assert seen.std() > 5  # the tissue is still there
+    assert np.array_equal(stain_free(images, "rgb"), images)

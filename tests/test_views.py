@@ -122,3 +122,54 @@ def test_training_draws_random_patches_per_image_and_jitters_both_classes_alike(
     for target in (0, 1):  # every image of both classes is changed, by similar amounts
         assert (shift[targets == target] > 0.5).all()
     assert 0.5 < shift[targets == 0].mean() / shift[targets == 1].mean() < 2
+
+
+@pytest.mark.slow  # TensorFlow
+def test_training_evaluate_predict_and_the_model_file_see_the_same_colour(tmp_path: Path) -> None:
+    """`train.colour` reaches every path: training's and evaluate's datasets, predict's (and Grad-CAM's)
+    model inputs, and the model's description, which predict reads the view from."""
+    from stages.modeling.description import describe
+    from stages.modeling.input_pipeline import inference_dataset, preprocess, stain_free, training_dataset
+    from stages.modeling.prediction import model_inputs
+    from stages.pipeline.params import Params
+
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    path = tmp_path / "field.png"
+    write_rgb(path, image)
+    colour = "haematoxylin"
+    view = ViewParams(input="field", colour=colour)
+    expected = preprocess("vgg19", stain_free(image[np.newaxis].astype("float32"), colour)).numpy()
+    seen = {
+        "training": next(
+            iter(
+                training_dataset(
+                    [str(path)], [1], model_name="vgg19", image_size=(32, 32), batch_size=1, seed=0, view=view
+                )
+            )
+        )[0].numpy(),
+        "evaluate": next(
+            iter(
+                inference_dataset(
+                    [str(path)], model_name="vgg19", image_size=(32, 32), batch_size=1, view=view
+                )
+            )
+        ).numpy(),
+        "predict": model_inputs("vgg19", _Sized(), image[np.newaxis], view),
+    }
+    for where, images in seen.items():
+        np.testing.assert_allclose(images, expected, atol=1e-3, err_msg=where)
+    assert not np.allclose(
+        expected, np.asarray(preprocess("vgg19", image[np.newaxis].astype("float32"))), atol=1
+    )
+
+    params = Params.model_validate({"train": {"colour": colour}})
+    description = describe(
+        "vgg19", params, data_files=[], images=1, validation_images=0, magnifications=[100], training={}
+    )
+    assert description.input.view_params(test_time_flips=False).colour == colour
+
+
+class _Sized:
+    """What `model_inputs` needs of a model: its input size."""
+
+    input_shape = (None, 32, 32, 3)

@@ -26,7 +26,7 @@ from stages.data.images import source_aspect
 from stages.modeling.views import ViewParams, training_view
 from stages.pipeline.environment import environment_lock
 from stages.pipeline.files import file_digest
-from stages.pipeline.params import MODEL_NAMES, Params, fit_settings, training_seed
+from stages.pipeline.params import MODEL_NAMES, Colour, Params, fit_settings, training_seed
 from stages.pipeline.task import BINARY_CLASSES, Task, classes, outputs
 
 if TYPE_CHECKING:
@@ -67,10 +67,11 @@ class ModelInput(_Record):
     source_aspect: float  # width / height ingest expected of the raw images (size checks)
     stain_normalization: Literal["none", "macenko"]
     preprocessing: str
+    colour: Colour = "rgb"  # models saved before train.colour existed saw RGB
 
     def view_params(self, *, test_time_flips: bool) -> ViewParams:
         """The inference view (a covering grid of patches, or the field), as evaluate scored it."""
-        return ViewParams(self.view, self.patch_scale, self.patches_per_image, test_time_flips)
+        return ViewParams(self.view, self.patch_scale, self.patches_per_image, test_time_flips, self.colour)
 
 
 class TrainingData(_Record):
@@ -168,6 +169,7 @@ def describe(
             source_aspect=source_aspect(params.data),
             stain_normalization=params.ingest.stain_normalization,
             preprocessing=PREPROCESSING[name],
+            colour=view.colour,
         ),
         data=TrainingData(
             source=params.data.source,

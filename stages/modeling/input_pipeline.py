@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from stages.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, scaled_size
+from stages.pipeline.params import Colour
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_LIMIT_BYTES = 2 * 1024**3  # `cache: auto` keeps decoded images in memory below this
@@ -56,8 +57,9 @@ def should_cache(
     return bool(cache)
 
 
-def preprocess(model_name: str, images: tf.Tensor) -> tf.Tensor:
-    """Float RGB images in [0, 255] -> what the named model expects."""
+def preprocess(model_name: str, images: tf.Tensor, colour: Colour = "rgb") -> tf.Tensor:
+    """Float RGB images in [0, 255] -> what the named model expects (`stain_free` first)."""
+    images = stain_free(images, colour)
     if model_name == "vgg19":
         return keras.applications.vgg19.preprocess_input(images)
     if model_name == "resnet50":
@@ -115,6 +117,23 @@ def colour_jitter(images: tf.Tensor, jitter: ColourJitter) -> tf.Tensor:
         hsv = tf.clip_by_value(tf.stack([hue, saturation, value], axis=-1), 0.0, 1.0)
         images = tf.image.hsv_to_rgb(hsv) * 255.0
     return images
+
+
+def stain_free(images: tf.Tensor, colour: Colour) -> tf.Tensor:
+    """Float RGB images in [0, 255] -> what a model of `train.colour` sees, still 3 channels in
+    [0, 255]: the images (rgb); their luminance (grey); or their haematoxylin concentration from
+    colour deconvolution (Ruifrok & Johnston), as the grey level a slide stained with haematoxylin
+    alone would have: 255 where there is none, darker as there is more (nuclei). Grey and
+    haematoxylin carry no stain colour for a model to lean on."""
+    if colour == "rgb":
+        return images
+    if colour == "grey":
+        level = tf.image.rgb_to_grayscale(images)
+    else:
+        density = -tf.math.log((images + 1.0) / 256.0)
+        haematoxylin = tf.maximum(tf.einsum("...c,c->...", density, HED_FROM_RGB[:, 0]), 0.0)
+        level = tf.clip_by_value(256.0 * tf.exp(-haematoxylin) - 1.0, 0.0, 255.0)[..., tf.newaxis]
+    return tf.repeat(level, 3, axis=-1)
 
 
 def geometric_augmenter(seed: int) -> keras.Sequential:
@@ -264,7 +283,7 @@ def _image_dataset(
             images = tf.cast(augmenter(images, training=True), tf.float32)
         if training and jitter.enabled():
             images = colour_jitter(images, jitter)
-        images = preprocess(model_name, images)
+        images = preprocess(model_name, images, view.colour)
         return (images, *label) if label else images
 
     return dataset.map(finish, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

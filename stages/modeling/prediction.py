@@ -103,7 +103,8 @@ def model_inputs(
     (training's and evaluate's own functions: the field resized, or the grid of patches)."""
     from stages.modeling.input_pipeline import inference_views, preprocess
 
-    return np.asarray(preprocess(model_name, inference_views(images, model_image_size(model), view)))
+    views = inference_views(images, model_image_size(model), view)
+    return np.asarray(preprocess(model_name, views, view.colour))
 
 
 def predict_batch(

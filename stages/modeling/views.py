@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from stages.pipeline.coherence import scaled_size
-from stages.pipeline.params import TrainParams, fit_settings
+from stages.pipeline.params import Colour, TrainParams, fit_settings
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class ViewParams:
     patch_scale: float = 1.0
     patches_per_image: int = 1
     test_time_flips: bool = False
+    colour: Colour = "rgb"
 
 
 WHOLE_FIELD = ViewParams()  # the default: the whole field resized, no flips
@@ -67,6 +68,7 @@ def view_params(train: TrainParams, *, test_time_flips: bool) -> ViewParams:
         patch_scale=train.patch_scale,
         patches_per_image=train.patches_per_image,
         test_time_flips=test_time_flips,
+        colour=train.colour,
     )
 
 

@@ -68,6 +68,8 @@ Fraction = Annotated[Number, Field(gt=0.0, lt=1.0)]
 PositiveInt = Annotated[Integer, Field(gt=0)]
 ImageSize = tuple[Annotated[Integer, Field(ge=32)], Annotated[Integer, Field(ge=32)]]
 Magnification = Literal[40, 100, 200, 400]
+# what a model sees of a view's colour (stages.modeling.input_pipeline.stain_free)
+Colour = Literal["rgb", "grey", "haematoxylin"]
 Seed = Annotated[Integer, Field(ge=0, le=2**32 - 1)]  # NumPy's and Keras's seeds are 32-bit
 
 # The largest image ingest decodes (stages.data.images.MAX_PIXELS, equal by a test: that module
@@ -325,6 +327,12 @@ class TrainParams(Section):
         0.5, description="the ingested field is scaled by this before patches are cut"
     )
     patches_per_image: PositiveInt = Field(1, description="random patches per train image and epoch")
+    colour: Colour = Field(
+        "rgb",
+        description="what the models see of a view's colour: rgb | grey (luminance) | haematoxylin (the "
+        "haematoxylin channel of colour deconvolution, as a grey image): without stain colour a model "
+        "cannot lean on a slide's stain; recorded in the model, so predict and Grad-CAM see the same",
+    )
     validation: Literal["split", "none"] = Field(
         "split",
         description="split: early stopping and the kept epoch chosen on the validation split, as are "
