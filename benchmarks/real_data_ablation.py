@@ -37,6 +37,7 @@ from stages.data.dataset import scan_images  # noqa: E402
 from stages.data.images import cover_and_crop, read_rgb  # noqa: E402
 from stages.data.stain import normalize_stain  # noqa: E402
 from stages.evaluation.baselines import colour_features, fit_colour_baseline  # noqa: E402
+from stages.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
 from stages.modeling.views import ViewParams, mean_over_views, views_per_image  # noqa: E402
 
 FIELD = (230, 350)  # ingest.image_size
@@ -58,12 +59,6 @@ def load(tree: Path, stain: str) -> tuple[np.ndarray, pd.DataFrame]:
         }
     )
     return images, rows
-
-
-def follows_colour(rows: pd.DataFrame, scores: np.ndarray, colour: np.ndarray) -> float:
-    """Spearman correlation, over patients, of the CNN's and the colour baseline's mean probability."""
-    means = rows.assign(cnn=scores, colour=colour).groupby("patient")[["cnn", "colour"]].mean()
-    return float(means["cnn"].corr(means["colour"], method="spearman"))
 
 
 def pooled_interval(
@@ -164,7 +159,9 @@ def main() -> None:
         "fold_auc_mean": float(np.mean(per_fold)),
         "fold_auc_std": float(np.std(per_fold)),
         "colour_baseline_pooled_auc": float(roc_auc_score(targets, colour)),
-        "spearman_with_colour": follows_colour(rows, scores, colour),
+        "spearman_with_colour": follows_colour(
+            rows.assign(probability=scores), rows.assign(probability=colour)
+        ),
         "seconds": round(time.monotonic() - started),
     }
     print(json.dumps(result))

@@ -21,7 +21,13 @@ import sys
 import time
 from typing import Any
 
-from stages.evaluation.cross_validation.documents import repeated_markdown, write_summary
+from stages.evaluation.cross_validation.documents import (
+    recommendation_lines,
+    recommended_yaml,
+    repeated_markdown,
+    write_summary,
+)
+from stages.evaluation.cross_validation.ensemble import SeedsChoice, aligned_probabilities, choose_over_seeds
 from stages.evaluation.cross_validation.folds import FoldResult, scored_models
 from stages.evaluation.cross_validation.summary import CVSummary, summarise_folds
 from stages.pipeline.cli import command_parser
@@ -46,7 +52,7 @@ from stages.pipeline.experiments import (
 from stages.pipeline.experiments import resolve as resolve_targets
 from stages.pipeline.params import MODEL_NAMES, load_params
 from stages.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE, epoch_predictions_file
-from stages.pipeline.profiles import load_profile
+from stages.pipeline.profiles import available, load_profile
 from stages.pipeline.stage import run_stage
 from stages.pipeline.yaml_text import parse_yaml
 
@@ -277,29 +283,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cross_validate(args: argparse.Namespace) -> CVSummary:
+    """Run (or resume) every fold of `args` (as `parse_args` gives them) and summarise them."""
+    if args.force and args.resume:
+        raise ValueError("--force runs every fold again, --resume only the missing ones: pick one")
+    if args.profile is not None:
+        profile = load_profile(args.profile)
+        check_overrides(profile.overrides())
+        args.set_param = [*profile.overrides(), *args.set_param]
+        args.label = args.label or check_label(f"{profile.name}-v{profile.version}")
+    args.label = args.label or DEFAULT_LABEL
+    check_overrides(args.set_param)
+    names, commit = run_folds(args)
+    refs = experiment_refs()
+    done = [name for name in names if any(r.name == name and r.baseline == commit for r in refs)]
+    if not done:
+        raise ValueError("no fold finished: nothing to summarise (see DVC's output above)")
+    summary = summarise(args.label, resolve(done, refs, commit))
+    failed = [name for name in names if name not in done]
+    if failed:
+        raise ValueError(f"fold(s) failed: {', '.join(failed)}; the summary above leaves them out")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.label is not None:
         check_label(args.label)
     if args.summarise is None:
-        if args.force and args.resume:
-            raise ValueError("--force runs every fold again, --resume only the missing ones: pick one")
-        if args.profile is not None:
-            profile = load_profile(args.profile)
-            check_overrides(profile.overrides())
-            args.set_param = [*profile.overrides(), *args.set_param]
-            args.label = args.label or check_label(f"{profile.name}-v{profile.version}")
-        args.label = args.label or DEFAULT_LABEL
-        check_overrides(args.set_param)
-        names, commit = run_folds(args)
-        refs = experiment_refs()
-        done = [name for name in names if any(r.name == name and r.baseline == commit for r in refs)]
-        if not done:
-            raise ValueError("no fold finished: nothing to summarise (see DVC's output above)")
-        summarise(args.label, resolve(done, refs, commit))
-        failed = [name for name in names if name not in done]
-        if failed:
-            raise ValueError(f"fold(s) failed: {', '.join(failed)}; the summary above leaves them out")
+        cross_validate(args)
         return
     if args.set_param or args.queue or args.force or args.resume or args.folds or args.profile:
         raise ValueError(
@@ -325,10 +337,58 @@ def main(argv: list[str] | None = None) -> None:
         summarise(label, resolve(names, refs, head)) for names in by_label(label, args.seed, refs).values()
     ]
     if len(summaries) > 1:
-        text = repeated_markdown(sorted(summaries, key=lambda summary: summary.settings.seed))
+        summaries = sorted(summaries, key=lambda summary: summary.settings.seed)
+        text = repeated_markdown(summaries)
+        choice = recommend(summaries)
+        if choice is not None:
+            text += "\n" + "\n".join(recommendation_lines(choice))
+            (CV_DIR / label / "recommended.yaml").write_text(recommended_yaml(choice))
+            check_profile(label, choice)
         (CV_DIR / label / "repeated.md").write_text(text)
         print(text)
         print(f"wrote {CV_DIR / label}/repeated.md", file=sys.stderr)
+
+
+def recommend(summaries: list[CVSummary]) -> SeedsChoice | None:
+    """What repeated cross-validation chose for a pipeline run: the members and threshold
+    (`choose_over_seeds`), when every seed scored more than one model on the same images."""
+    models = [m for m in MODEL_NAMES if all(m in summary.predictions for summary in summaries)]
+    if len(models) < 2:
+        return None
+    seeds = {s.settings.seed: aligned_probabilities(s.predictions, models) for s in summaries}
+    images = {frozenset(table["filename"]) for table in seeds.values()}
+    if len(images) > 1:
+        print("warning: the seeds tested different images: no ensemble recommended", file=sys.stderr)
+        return None
+    return choose_over_seeds(seeds, models)
+
+
+def check_profile(label: str, choice: SeedsChoice) -> None:
+    """CV decides, the pipeline obeys: when the label is a profile's (`<name>-v<version>`, as
+    `--profile` names it), say whether that profile version ships what was chosen."""
+    name, _, version = label.rpartition("-v")
+    if not version.isdigit() or name not in available():
+        return
+    profile = load_profile(name)
+    ships = (
+        profile.params.get("evaluate.members", list(MODEL_NAMES)),
+        profile.params.get("evaluate.threshold"),
+    )
+    wanted = (list(choice.members), round(choice.threshold, 3))
+    if profile.version != int(version):
+        print(
+            f"note: {label} is not the current version of profiles/{name}.yaml ({profile.version})",
+            file=sys.stderr,
+        )
+    elif ships != wanted:
+        print(
+            f"warning: profiles/{name}.yaml version {profile.version} ships evaluate.members {ships[0]} "
+            f"and evaluate.threshold {ships[1]}; its repeated cross-validation chose {wanted[0]} and "
+            f"{wanted[1]}: "
+            f"a pipeline run of this profile is not what cross-validation measured best. Put "
+            f"{CV_DIR / label}/recommended.yaml into a new version of the profile",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

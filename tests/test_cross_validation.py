@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from stages.data.dataset import image_filename, patient_folder
 from stages.evaluation.cross_validation.checks import check_folds
@@ -537,6 +538,25 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
         "cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo, check=False
     )
     assert "exist on this commit already" in refused
+
+    # a paired ablation on the same folds: the profile's cross-validation is the reference as it is
+    ablation = stage(
+        "ablate", "--profile", "tiny", "--folds", "2", "--seeds", "42", *set_args(TINY),
+        "--variant", "grey", "train.colour=grey", cwd=repo,
+    )  # fmt: skip
+    assert "cv-tiny-v3-s42-f0 exists, kept" in ablation and "cv-tiny-v3-s42-f1 exists, kept" in ablation
+    assert "# Cross-validation `tiny-v3-grey`: 2 of 2 folds, seed 42" in ablation
+    grey = json.loads((repo / "cv/tiny-v3-grey/s42/summary.json").read_text())["experiments"][0]
+    variant_params = yaml.safe_load(run(["git", "show", f"{grey['rev']}:params.yaml"], repo))
+    assert variant_params["train"]["colour"] == "grey"
+    result = json.loads((repo / "cv/tiny-v3/ablation.json").read_text())
+    assert result["variants"] == {"grey": ["train.colour=grey"]}
+    for model in ("custom", "vgg19", "resnet50", "ensemble", "ensemble_oof", "colour_baseline"):
+        entry = result["results"]["grey"][model]
+        assert entry["seeds"]["42"]["base"] == pytest.approx(summary["pooled"][model]["image_roc_auc"])
+        assert entry["pooled"]["low"] <= entry["pooled"]["difference"] <= entry["pooled"]["high"]
+    assert result["results"]["grey"]["colour_baseline"]["pooled"]["difference"] == 0  # it sees no model
+    assert "## grey: `train.colour=grey`" in (repo / "cv/tiny-v3/ablation.md").read_text()
     # --queue is covered with a stand-in for dvc above: a real queued re-run retrains every stage
     # (DVC does not run-cache stages with `cache: false` outputs) and would double this test's time
 
@@ -711,3 +731,172 @@ def test_the_ensemble_chosen_out_of_fold_averages_its_members_subtype_probabilit
     np.testing.assert_allclose(chosen["p_A"], 1 - chosen["probability"])
     ensemble = summary.pooled["ensemble"]["subtype"]["image"]["accuracy"]
     assert summary.pooled["ensemble_oof"]["subtype"]["image"]["accuracy"] != pytest.approx(ensemble)
+
+
+# ---------------------------------------------------------------------------------------------
+# CV decides, the pipeline obeys: the ensemble a pipeline run should use, chosen over the seeds
+
+
+def test_the_pipeline_ensemble_is_chosen_over_seeds_and_never_loses_to_its_best_member() -> None:
+    from stages.cross_validate import recommend
+    from stages.evaluation.cross_validation.documents import recommendation_lines, recommended_yaml
+    from stages.evaluation.cross_validation.ensemble import TOLERANCE
+
+    summaries = [summarise_folds(three_model_folds(seed=seed), "t") for seed in (7, 8, 9)]
+    choice = recommend(summaries)
+    assert choice is not None and len(choice.candidates) == 7  # every non-empty set of three models
+    assert "vgg19" not in choice.members  # pure noise
+    for summary in summaries:
+        seed = summary.settings.seed
+        tables = {
+            m: summary.predictions[m].sort_values("filename").reset_index(drop=True) for m in choice.members
+        }
+        mean = np.mean([tables[m]["probability"] for m in choice.members], axis=0)
+        auc = roc_auc_score(tables[choice.members[0]]["target"], mean)
+        assert choice.aucs[seed] == pytest.approx(auc)
+        best = max(summary.pooled[m]["image_roc_auc"] for m in choice.members)
+        assert choice.aucs[seed] >= best - TOLERANCE
+    text = "\n".join(recommendation_lines(choice))
+    assert (
+        "## The ensemble a pipeline run should use" in text
+        and f"members: [{', '.join(choice.members)}]" in text
+    )
+    assert yaml.safe_load(recommended_yaml(choice)) == {
+        "evaluate": {"members": list(choice.members), "threshold": round(choice.threshold, 3)}
+    }
+
+
+def test_a_set_that_loses_to_its_best_member_in_one_seed_is_not_chosen_whatever_its_mean() -> None:
+    """Seed 1: a alone is perfect and b drags the pair down; seed 2: b is strong and the pair best.
+    The pair has the highest mean over the seeds, but loses to a in seed 1."""
+    from stages.evaluation.cross_validation.ensemble import choose_over_seeds
+
+    target = [0, 0, 0, 1, 1, 1]
+    seeds = {
+        1: pd.DataFrame(
+            {"target": target, "a": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], "b": [0.9, 0.1, 0.1, 0.1, 0.1, 0.9]}
+        ),
+        2: pd.DataFrame(
+            {"target": target, "a": [0.5, 0.6, 0.4, 0.5, 0.4, 0.6], "b": [0.1, 0.3, 0.35, 0.3, 0.7, 0.9]}
+        ),
+    }
+    choice = choose_over_seeds(seeds, ["a", "b"])
+    means = {members: np.mean(list(aucs.values())) for members, aucs in choice.candidates}
+    assert max(means, key=means.__getitem__) == ("a", "b")  # the best mean ...
+    assert choice.aucs[1] >= choice.best_member[1][1] - 0.01
+    assert choice.members != ("a", "b")  # ... but it lost to a in seed 1 by more than the tolerance
+    assert choice.members == max((("a",), ("b",)), key=means.__getitem__)
+
+
+def test_a_profile_that_ships_another_ensemble_than_cross_validation_chose_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stages.cross_validate import check_profile
+    from stages.evaluation.cross_validation.ensemble import SeedsChoice
+    from stages.pipeline.profiles import load_profile
+
+    profile = load_profile("real-patches")
+    ships = profile.params.get("evaluate.members", ["custom", "vgg19", "resnet50"])
+    other = ("vgg19",) if list(ships) != ["vgg19"] else ("custom",)
+    choice = SeedsChoice(other, 0.41, {1: 0.7}, {1: (other[0], 0.7)}, [])
+    check_profile(f"real-patches-v{profile.version}", choice)
+    warning = capsys.readouterr().err
+    assert f"profiles/real-patches.yaml version {profile.version} ships evaluate.members" in warning
+    assert f"chose {list(other)} and 0.41" in warning and "recommended.yaml" in warning
+    same = SeedsChoice(
+        tuple(ships), profile.params.get("evaluate.threshold"), {1: 0.7}, {1: (ships[0], 0.7)}, []
+    )
+    check_profile(f"real-patches-v{profile.version}", same)
+    check_profile("not-a-profile-v3", choice)
+    assert capsys.readouterr().err == ""
+
+
+def test_how_closely_a_model_follows_the_colour_baseline_over_patients() -> None:
+    from stages.evaluation.cross_validation.pooled import follows_colour
+
+    summary = summarise_folds(three_model_folds(), "t")
+    colour = summary.predictions["colour_baseline"]
+    assert follows_colour(colour, colour) == pytest.approx(1.0)
+    assert follows_colour(colour.assign(probability=1 - colour["probability"]), colour) == pytest.approx(-1.0)
+    assert follows_colour(colour.assign(probability=0.5), colour) is None  # constant: undefined
+    rho = summary.pooled["custom"]["colour_spearman"]
+    assert rho == pytest.approx(follows_colour(summary.predictions["custom"], colour)) and -1 < rho < 1
+    assert "colour_spearman" not in summary.pooled["colour_baseline"]
+    assert "| custom | " in markdown(summary).split("Following the stain")[1].split("##")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# paired ablations on fixed folds
+
+
+def sharpened(results: list[FoldResult], model: str, amount: float) -> list[FoldResult]:
+    """The folds with `model`'s probabilities moved `amount` towards each image's true class."""
+    changed = []
+    for result in results:
+        frame = result.predictions[model]
+        truth = (frame["actual"] == "malignant").astype(float)
+        moved = frame.assign(probability=(frame["probability"] + amount * (2 * truth - 1)).clip(0, 1))
+        changed.append(
+            FoldResult(
+                result.name,
+                result.rev,
+                result.params,
+                result.metrics,
+                {**result.predictions, model: moved},
+                result.baseline,
+            )
+        )
+    return changed
+
+
+def test_a_paired_ablation_names_the_lever_that_holds_in_every_seed() -> None:
+    from stages.evaluation.cross_validation.ablation import (
+        HOLDS,
+        HURTS,
+        NO_EFFECT,
+        Settings,
+        ablation_markdown,
+        compare_variant,
+    )
+
+    seeds = (7, 8)
+    reference = {seed: summarise_folds(three_model_folds(seed=seed), "t") for seed in seeds}
+    better = {
+        seed: summarise_folds(sharpened(three_model_folds(seed=seed), "custom", 0.3), "t-v") for seed in seeds
+    }
+    worse = {
+        seed: summarise_folds(sharpened(three_model_folds(seed=seed), "resnet50", -0.3), "t-w")
+        for seed in seeds
+    }
+    settings = Settings(resamples=300, confidence=0.95, seed=0)
+    gained = compare_variant(reference, better, settings)
+    assert gained["custom"]["verdict"] == HOLDS
+    assert gained["vgg19"]["verdict"] == NO_EFFECT and gained["vgg19"]["pooled"]["difference"] == 0
+    for seed in seeds:
+        entry = gained["custom"]["seeds"][seed]
+        assert entry["base"] == pytest.approx(reference[seed].pooled["custom"]["image_roc_auc"])
+        assert entry["new"] == pytest.approx(better[seed].pooled["custom"]["image_roc_auc"])
+        assert entry["low"] > 0 and entry["verdict"] == "better"
+    pooled = gained["custom"]["pooled"]  # both seeds' images together
+    assert min(e["difference"] for e in gained["custom"]["seeds"].values()) <= pooled["difference"]
+    assert compare_variant(reference, worse, settings)["resnet50"]["verdict"] == HURTS
+    text = ablation_markdown("t", {"sharper": ["train.x=1"]}, {"sharper": gained}, 0.95)
+    row = next(line for line in text.splitlines() if line.startswith("| custom |"))
+    assert "**better**" in row and f"| {HOLDS} |" in row and "## sharper: `train.x=1`" in text
+    with pytest.raises(ValueError, match="pair them seed by seed"):
+        compare_variant(reference, {7: better[7]}, settings)
+
+
+def test_the_ablate_command_refuses_unnamed_or_empty_variants() -> None:
+    from stages.ablate import parse_args
+
+    with pytest.raises(ValueError, match="give its overrides as KEY=VALUE"):
+        parse_args(["--variant", "grey", "--seeds", "1"])
+    with pytest.raises(ValueError, match="its own name"):
+        parse_args(["--variant", "a", "x=1", "--variant", "a", "y=2", "--seeds", "1"])
+    with pytest.raises(ValueError, match="its own name"):
+        parse_args(["--variant", "reference", "x=1", "--seeds", "1"])
+    args = parse_args(
+        ["--variant", "grey", "train.colour=grey", "--seeds", "1", "2", "--profile", "real-patches"]
+    )
+    assert args.label.startswith("real-patches-v") and args.variant == [["grey", "train.colour=grey"]]

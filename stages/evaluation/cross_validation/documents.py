@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from stages.evaluation.cross_validation.ensemble import ENSEMBLE_OUT_OF_FOLD, MemberChoice
+from stages.evaluation.cross_validation.ensemble import (
+    ENSEMBLE_OUT_OF_FOLD,
+    TOLERANCE,
+    MemberChoice,
+    SeedsChoice,
+)
 from stages.evaluation.cross_validation.figure import summary_figure
 from stages.evaluation.cross_validation.folds import COLUMNS, HEADLINE
 from stages.evaluation.cross_validation.summary import CVSummary
@@ -70,6 +75,24 @@ def ensemble_lines(summary: CVSummary) -> list[str]:
         f"{number(everywhere.threshold)} (pooled AUC {number(everywhere.auc)}): for a model trained on "
         f"every patient, `{_members_override(everywhere)}` (a model trained on more patients may shift "
         "its outputs: the threshold is the less certain of the two).",
+        "",
+    ]
+
+
+def colour_lines(summary: CVSummary) -> list[str]:
+    """How closely each model ranks patients as the colour baseline does (`follows_colour`)."""
+    rows = [
+        [model, number(entry["colour_spearman"])]
+        for model, entry in summary.pooled.items()
+        if is_number(entry.get("colour_spearman"))
+    ]
+    if not rows:
+        return []
+    return [
+        "Following the stain: the Spearman correlation, over patients, of each model's mean "
+        "probability with the colour baseline's (near 1: it ranks patients as their slides' colour does).",
+        "",
+        *table(["Model", "Spearman with the colour baseline"], rows, "lr"),
         "",
     ]
 
@@ -175,6 +198,7 @@ def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
             align,
         ),
         "",
+        *colour_lines(summary),
         *subtype_lines(summary),
         *ensemble_lines(summary),
         *epoch_lines(summary),
@@ -325,6 +349,13 @@ def repeated_markdown(summaries: list[CVSummary]) -> str:
                 float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
             )
             rows.append([model, title, *cells, spread])
+        values = [summary.pooled[model].get("colour_spearman") for summary in summaries]
+        if all(is_number(v) for v in values):
+            numbers = [float(v) for v in values if v is not None]
+            spread = mean_std(
+                float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
+            )
+            rows.append([model, "Spearman with colour", *(number(v) for v in values), spread])
         for metric in (SUBTYPE_MACRO_F1, SUBTYPE_BALANCED_ACCURACY):
             values = [metric.value_in(summary.pooled[model]) for summary in summaries]
             if all(is_number(v) for v in values):
@@ -351,6 +382,44 @@ def repeated_markdown(summaries: list[CVSummary]) -> str:
             "",
         ]
     )
+
+
+def recommendation_lines(choice: SeedsChoice) -> list[str]:
+    """The members and threshold repeated cross-validation chose for a pipeline run, and the sets it
+    weighed: each one's pooled out-of-fold AUC per seed."""
+    seeds = list(choice.aucs)
+    rows = [
+        [
+            ", ".join(members) + (" (chosen)" if members == choice.members else ""),
+            *(number(aucs[seed]) for seed in seeds),
+            number(float(np.mean(list(aucs.values())))),
+        ]
+        for members, aucs in choice.candidates
+    ]
+    margins = ", ".join(f"{number(choice.margin(seed), sign=True)} (seed {seed})" for seed in seeds)
+    return [
+        "## The ensemble a pipeline run should use",
+        "",
+        "Every equal-weight set of models, its pooled out-of-fold ROC AUC in each seed. Chosen: the "
+        f"highest mean among the sets that score within {TOLERANCE} of their best member in every "
+        "seed (one model always does), its threshold Youden's J over every seed's predictions.",
+        "",
+        *table(["Members", *(f"seed {seed}" for seed in seeds), "mean"], rows, "l" + "r" * (len(seeds) + 1)),
+        "",
+        f"**{', '.join(choice.members)}**, threshold {number(choice.threshold)}: against its best member "
+        f"{margins}. In a profile (a new version; `recommended.yaml` beside this file):",
+        "",
+        "```yaml",
+        *recommended_yaml(choice).rstrip().splitlines(),
+        "```",
+        "",
+    ]
+
+
+def recommended_yaml(choice: SeedsChoice) -> str:
+    """The profile params that make a pipeline run use what cross-validation chose."""
+    members = ", ".join(choice.members)
+    return f"evaluate:\n  members: [{members}]\n  threshold: {round(choice.threshold, 3)}\n"
 
 
 def write_summary(summary: CVSummary, directory: Path) -> str:

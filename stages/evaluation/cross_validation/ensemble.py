@@ -115,3 +115,70 @@ def out_of_fold_ensemble(
     frame["predicted"] = np.where(frame["decision"] == 1, CLASS_NAMES[1], CLASS_NAMES[0])
     everywhere = choose_members(probabilities, aligned[colour], targets, models)
     return OutOfFoldEnsemble(frame, per_fold, everywhere)
+
+
+TOLERANCE = 0.01  # how far below its best member a pipeline's ensemble may score in a seed
+
+
+@dataclass(frozen=True)
+class SeedsChoice:
+    """The members and threshold a pipeline run should use, chosen on repeated cross-validation."""
+
+    members: tuple[str, ...]
+    threshold: float  # Youden's J on their mean over every seed's out-of-fold predictions
+    aucs: dict[int, float]  # seed -> pooled out-of-fold ROC AUC of their mean
+    best_member: dict[int, tuple[str, float]]  # seed -> the best of the members alone, and its AUC
+    candidates: list[tuple[tuple[str, ...], dict[int, float]]]  # every set tried: its AUC per seed
+
+    def margin(self, seed: int) -> float:
+        """The ensemble's AUC minus its best member's in the seed (0 for one member)."""
+        return self.aucs[seed] - self.best_member[seed][1]
+
+
+def aligned_probabilities(predictions: Mapping[str, pd.DataFrame], models: Sequence[str]) -> pd.DataFrame:
+    """One seed's pooled out-of-fold predictions (`CVSummary.predictions`) as one row per image:
+    `target` and each model's probability, in file-name order."""
+    base = predictions[models[0]].sort_values("filename").reset_index(drop=True)
+    table = pd.DataFrame({"filename": base["filename"], "target": base["target"]})
+    for name in models:
+        table[name] = (
+            predictions[name].set_index("filename")["probability"].reindex(base["filename"]).to_numpy()
+        )
+    return table
+
+
+def choose_over_seeds(seeds: Mapping[int, pd.DataFrame], models: Sequence[str]) -> SeedsChoice:
+    """`seeds`: each seed's `aligned_probabilities`. Among the equal-weight sets of `models` whose
+    mean scores within TOLERANCE of their best member in every seed (a single model always does),
+    the one with the highest mean pooled AUC over the seeds; a tie goes to the smaller set. Its
+    threshold is Youden's on every seed's rows together."""
+    candidates = []
+    for size in range(1, len(models) + 1):
+        for members in combinations(models, size):
+            candidates.append(
+                (
+                    members,
+                    {
+                        s: _auc(t["target"].to_numpy(), t[list(members)].mean(axis=1).to_numpy())
+                        for s, t in seeds.items()
+                    },
+                )
+            )
+    alone = {name: aucs for (name, *rest), aucs in candidates if not rest}
+
+    def best_of(members: tuple[str, ...], seed: int) -> tuple[str, float]:
+        name = max(members, key=lambda m: alone[m][seed])
+        return name, alone[name][seed]
+
+    def holds(members: tuple[str, ...], aucs: dict[int, float]) -> bool:
+        return all(aucs[s] >= best_of(members, s)[1] - TOLERANCE for s in seeds)
+
+    holding = [(members, aucs) for members, aucs in candidates if holds(members, aucs)]
+    if not holding:
+        raise ValueError("no model could be scored in every seed (out-of-fold predictions of one class?)")
+    chosen, aucs = max(holding, key=lambda item: (float(np.mean(list(item[1].values()))), -len(item[0])))
+    rows = pd.concat(seeds.values(), ignore_index=True)
+    threshold = choose_threshold(
+        rows["target"].to_numpy(), rows[list(chosen)].mean(axis=1).to_numpy(), "youden"
+    )
+    return SeedsChoice(chosen, threshold, aucs, {s: best_of(chosen, s) for s in seeds}, candidates)

@@ -109,6 +109,21 @@ def pooled_metrics(pooled: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {"image": image, "patient": patient}
 
 
+def follows_colour(predictions: pd.DataFrame, colour: pd.DataFrame) -> float | None:
+    """How closely a model ranks patients as the colour baseline does: the Spearman correlation, over
+    the patients of both tables, of their mean probabilities. Near 1, the model sorts patients by
+    their slides' stain; None with fewer than three patients or a constant column."""
+    means = pd.DataFrame(
+        {
+            "model": predictions.groupby("patient")["probability"].mean(),
+            "colour": colour.groupby("patient")["probability"].mean(),
+        }
+    ).dropna()
+    if len(means) < 3 or means.nunique().min() < 2:
+        return None
+    return float(means["model"].corr(means["colour"], method="spearman"))
+
+
 def pooled_intervals(
     pooled: pd.DataFrame, *, resamples: int, confidence: float, seed: int
 ) -> dict[str, Interval]:

@@ -19,6 +19,7 @@ from stages.evaluation.cross_validation.ensemble import (
 from stages.evaluation.cross_validation.epochs import EpochCurve, epoch_curves
 from stages.evaluation.cross_validation.folds import COLUMNS, HEADLINE, FoldResult, FoldSettings, headline
 from stages.evaluation.cross_validation.pooled import (
+    follows_colour,
     pooled_intervals,
     pooled_majority_subtype,
     pooled_metrics,
@@ -42,6 +43,8 @@ class CVSummary:
     warnings: list[str]
     ensemble_choice: OutOfFoldEnsemble | None = None  # when every model and the colour baseline were scored
     epochs: dict[str, EpochCurve] = field(default_factory=dict)  # model -> pooled AUC by epoch (snapshots)
+    # model -> its pooled out-of-fold predictions (pooled_predictions), for paired comparisons
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def fold_table(checked: CheckedFolds, chosen: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -143,6 +146,8 @@ def summarise_folds(results: Sequence[FoldResult], label: str) -> CVSummary:
             "image": scores["image"],
             "patient": scores["patient"],
         }
+        if COLOUR_BASELINE in frames and model != COLOUR_BASELINE:
+            pooled[model]["colour_spearman"] = follows_colour(frame, frames[COLOUR_BASELINE])
         subtypes = pooled_subtypes(
             frame, resamples=settings.resamples, confidence=settings.confidence, seed=settings.seed
         )
@@ -176,4 +181,5 @@ def summarise_folds(results: Sequence[FoldResult], label: str) -> CVSummary:
         warnings=checked.warnings,
         ensemble_choice=choice,
         epochs=epoch_curves(checked.results, settings),
+        predictions=frames,
     )
