@@ -7,6 +7,11 @@ A line holding only a placeholder is replaced, when the page is built, by what i
     {{ default_run() }}                  the default run's headline metrics, from metrics/evaluate.json
     {{ results_table("name.csv") }}      a measured-results table, from docs/results/name.csv
 
+and, anywhere in a line, a single number of the committed run:
+
+    {{ metric("ensemble.image.roc_auc") }}                        0.746, from metrics/evaluate.json
+    {{ metric("roc_auc.vgg19", "metrics/headline.json", 2) }}     a dotted key of another JSON, 2 decimals
+
 A results table's CSV may have a sidecar `name.yml` saying how the columns are shown and where the
 numbers come from (the command, and when they were recorded); CONTRIBUTING.md describes it. An
 unknown placeholder or a missing file fails the build. Nothing here imports TensorFlow.
@@ -37,6 +42,7 @@ if str(ROOT) not in sys.path:  # `stages` without relying on the editable instal
     sys.path.insert(0, str(ROOT))
 
 PLACEHOLDER = re.compile(r"^[ \t]*\{\{\s*(\w+)\((.*)\)\s*\}\}[ \t]*$", re.MULTILINE)
+INLINE = re.compile(r"\{\{\s*(metric)\((.*?)\)\s*\}\}")  # the placeholders allowed within a line
 
 
 class DocsError(Exception):
@@ -69,7 +75,7 @@ def expand(markdown: str, page_path: str = "index.md") -> str:
             raise DocsError(f"{match.group(0).strip()}: arguments must be literals ({exc})") from None
         return MACROS[name](*args, page_path=page_path)
 
-    return PLACEHOLDER.sub(replace, markdown)
+    return INLINE.sub(replace, PLACEHOLDER.sub(replace, markdown))
 
 
 def cell(text: object) -> str:
@@ -425,6 +431,21 @@ def default_run(path: str = "metrics/evaluate.json", *, page_path: str = "") -> 
     return "\n\n".join(blocks)
 
 
+def metric(key: str, path: str = "metrics/evaluate.json", digits: int = 3, *, page_path: str = "") -> str:
+    """One value of a committed metrics file, by its dotted key (as `dvc metrics show` names it)."""
+    source = ROOT / path
+    if not source.is_file():
+        raise DocsError(f"metric({key!r}): {path} not found")
+    node: Any = json.loads(source.read_text())
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise DocsError(f"metric({key!r}): {path} has no key {key!r}")
+        node = node[part]
+    if not fmt(node, digits):
+        raise DocsError(f"metric({key!r}): {path} holds {node!r} there, not a number")
+    return fmt(node, digits)
+
+
 # ---------------------------------------------------------------------------------------------
 # measured-results tables, from docs/results/*.csv
 
@@ -507,4 +528,5 @@ MACROS: dict[str, Callable[..., str]] = {
     "dvc_outputs": dvc_outputs,
     "default_run": default_run,
     "results_table": results_table,
+    "metric": metric,
 }

@@ -7,8 +7,8 @@ fixed and the ensemble the mean of `evaluate.members`. The choices are written b
 (models/<model>/decision.json, models/ensemble/decision.json), bound to the model files' digests;
 each model is read with its own description (how it sees an image), never with params.yaml's
 `train` section. Writes metrics/evaluate.json (`<model>.image.*`, `<model>.patient.*`, `<model>.ci.*`,
-`<model>.by_magnification.*`), plot data and PNGs under plots/evaluate/ (a Grad-CAM grid too),
-metrics/report.md and metrics/model_card.md.
+`<model>.by_magnification.*`) and its ten-key headline metrics/headline.json, plot data and PNGs
+under plots/evaluate/ (a Grad-CAM grid too), metrics/report.md and metrics/model_card.md.
 
 `task: subtype`: the models output eight subtype probabilities. Temperatures are fitted on them;
 every binary key above then holds the metrics of P(malignant) = the sum of the four malignant
@@ -50,6 +50,7 @@ from stages.evaluation.decision import (
     write_decisions,
 )
 from stages.evaluation.errors import ERROR_GALLERY, confident_mistakes
+from stages.evaluation.headline import headline_metrics
 from stages.evaluation.html_report import write_report_html
 from stages.evaluation.metrics import (
     bootstrap_intervals,
@@ -68,6 +69,7 @@ from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, Evalu
 from stages.pipeline.paths import (
     EVALUATE_METRICS,
     EVALUATE_PLOTS,
+    HEADLINE_METRICS,
     MODEL_CARD,
     MODELS_DIR,
     REPORT,
@@ -305,6 +307,7 @@ def main() -> None:
         validation_images=len(splits["val"]) if "val" in splits else 0,
     )
     outputs = [
+        HEADLINE_METRICS,
         EVALUATE_METRICS,
         EVALUATE_PLOTS,
         REPORT,
@@ -315,6 +318,7 @@ def main() -> None:
     with output_unit("evaluate", outputs):  # all of this run's outputs, or all of the earlier run's
         write_decisions(chosen, {name: decision_file(name) for name in chosen})
         write_json(EVALUATE_METRICS, summary)
+        write_json(HEADLINE_METRICS, headline_metrics(summary))
         test_outputs = {name: probs["test"] for name, probs in probabilities.items()}
         test_probabilities = {name: malignant_probability(p) for name, p in test_outputs.items()}
         write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_outputs, summary)

@@ -1,7 +1,7 @@
-"""The pull-request comment: the headline metrics of every model against a base revision, each
-difference with a paired interval over the test patients both share and a verdict (better, worse,
-within noise: stages.evaluation.comparison); all metric and param changes; the key figures. Not a
-DVC stage: run it after `dvc repro` in a PR's CI job.
+"""The pull-request comment: first the headline (metrics/headline.json) against a base revision;
+then every model's headline metrics, each difference with a paired interval over the test patients
+both share and a verdict (better, worse, within noise: stages.evaluation.comparison); all metric
+and param changes; the key figures. Not a DVC stage: run it after `dvc repro` in a PR's CI job.
 
     python -m stages.pr_comment [--base main] [--out pr_comment.md]
 """
@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
-from stages.evaluation.metrics import ACROSS_RUNS
+from stages.evaluation.headline import flat_headline, headline_metrics
 from stages.evaluation.tables import is_number, number, table
 from stages.pipeline.cli import command_parser
-from stages.pipeline.experiments import git, predictions_at
+from stages.pipeline.experiments import file_at, git, predictions_at
 from stages.pipeline.files import check_output, write_text_atomically
 from stages.pipeline.params import EVALUATED, Params, load_params
-from stages.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, REPORT, predictions_file
+from stages.pipeline.paths import EVALUATE_METRICS, HEADLINE_METRICS, PARAMS_FILE, REPORT, predictions_file
 from stages.pipeline.stage import run_stage
 
 
@@ -32,46 +32,62 @@ def dvc(*args: str) -> str:
     return result.stdout
 
 
-def headline_table(diff: dict[str, dict[str, Any]], base: str) -> list[str]:
-    """Headline metrics of every model: base value, this revision's value, and the change."""
-    changes = diff.get(str(EVALUATE_METRICS), {})
+def headline_at(rev: str | None) -> dict[str, Any] | None:
+    """The headline at a commit (None: the workspace), flat: its metrics/headline.json, or the same
+    computed from its evaluate.json when the commit predates the file; None without either."""
+    for path in (HEADLINE_METRICS, EVALUATE_METRICS):
+        text = (path.read_text() if path.is_file() else None) if rev is None else file_at(rev, path)
+        if text is not None:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} at {rev or 'the workspace'}: not valid JSON ({exc})") from None
+            return flat_headline(data if path == HEADLINE_METRICS else headline_metrics(data))
+    return None
+
+
+def shown(value: object, *, sign: bool = False) -> str:
+    """A headline value: counts as integers, metrics with three decimals."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:+d}" if sign else str(value)
+    return number(value, sign=sign)
+
+
+def headline_table(base: str, against_base: bool = True) -> list[str]:
+    """The comment's first table: every key of metrics/headline.json in this revision, and (unless
+    not `against_base`: the two revisions measure different things) at `base` with the change."""
+    new, old = headline_at(None), (headline_at(base) if against_base else None) or {}
+    if new is None:
+        return [f"No {HEADLINE_METRICS}: run `dvc repro` first.", ""]
     rows = []
-    for model in EVALUATED:
-        for metric in ACROSS_RUNS:
-            entry = changes.get(f"{model}.{metric.path}")
-            if entry is None:
-                continue
-            change = entry.get("diff")
-            arrow = "" if not is_number(change) or change == 0 else (" ▲" if change > 0 else " ▼")
-            rows.append(
-                [
-                    model,
-                    metric.path,
-                    number(entry.get("old")),
-                    number(entry.get("new")),
-                    number(change) + arrow,
-                ]
-            )
-    if not rows:
-        rows.append(["", "no headline metric changed", "", "", ""])
-    return table(["Model", "Metric", f"`{base}`", "this PR", "change"], rows, "llrrr")
+    for key, value in new.items():
+        before = old.get(key)
+        change = value - before if is_number(value) and is_number(before) else None
+        arrow = "" if not is_number(change) or change == 0 else (" ▲" if change > 0 else " ▼")
+        rows.append([f"`{key}`", shown(before), shown(value), shown(change, sign=True) + arrow])
+    return [
+        f"### Headline (`{HEADLINE_METRICS}`)",
+        "",
+        *table(["Metric", f"`{base}`", "this PR", "change"], rows, "lrrr"),
+        "",
+    ]
 
 
 def paired_section(base: str, params: Params) -> tuple[list[str], bool]:
-    """The paired comparison with the base's committed test predictions and True, or why there is
-    none and False (then the plain changes of `dvc metrics diff` are shown, unpaired)."""
+    """The paired comparison with the base's committed test predictions, or why there is none; and
+    False when not even the unpaired changes compare (the two revisions' tasks differ)."""
     result = git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
     if result.returncode != 0:
         raise ValueError(f"--base {base}: not a git revision here (fetch it: `git fetch origin {base}`)")
     base_predictions = predictions_at(result.stdout.strip(), EVALUATED)
     new_predictions = predictions_at(None, EVALUATED)
     if not new_predictions:
-        return [f"No test predictions in {predictions_file('<model>')}: run `dvc repro` first.", ""], False
+        return [f"No test predictions in {predictions_file('<model>')}: run `dvc repro` first.", ""], True
     if not base_predictions:
         return [
-            f"`{base}` has no test predictions to pair with: the changes below are not paired.",
+            f"`{base}` has no test predictions to pair with: the changes above are not paired.",
             "",
-        ], False
+        ], True
     confidence = params.evaluate.confidence
     results = compare_runs(
         base_predictions,
@@ -84,8 +100,8 @@ def paired_section(base: str, params: Params) -> tuple[list[str], bool]:
     if groups is None:
         reason = next(iter(results.values()))["reason"]
         if "task differs" in reason:  # even unpaired, the metrics would not measure the same thing
-            return [f"**Not comparable with `{base}`**: {reason}. No metric change is shown.", ""], True
-        return [f"**Not comparable with `{base}`**: {reason}. The changes below are not paired.", ""], False
+            return [f"**Not comparable with `{base}`**: {reason}. No metric change is shown.", ""], False
+        return [f"**Not comparable with `{base}`**: {reason}. The changes above are not paired.", ""], True
     lines = [
         *comparison_markdown(results, base, "this PR", confidence),
         "",
@@ -100,8 +116,7 @@ def paired_section(base: str, params: Params) -> tuple[list[str], bool]:
 
 
 def build_comment(base: str, params: Params) -> str:
-    paired, is_paired = paired_section(base, params)
-    diff = json.loads(dvc("metrics", "diff", base, "--json") or "{}")
+    paired, comparable = paired_section(base, params)  # first: it checks that `base` is a revision
     params_diff = dvc("params", "diff", base, "--md").strip() or "No params changed."
     all_metrics = dvc("metrics", "diff", base, "--md", "--precision", "4").strip() or "No metric changed."
     report = (
@@ -111,7 +126,8 @@ def build_comment(base: str, params: Params) -> str:
         [
             f"## BreakHis pipeline: this PR against `{base}`",
             "",
-            *(paired if is_paired else [*paired, *headline_table(diff, base), ""]),
+            *headline_table(base, against_base=comparable),
+            *paired,
             "### Params changed",
             "",
             params_diff,

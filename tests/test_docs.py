@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -172,3 +173,16 @@ def test_the_commands_page_names_every_command() -> None:
     commands = set(re.findall(r"^python3 run\.py (\w+)", run_py, flags=re.MULTILINE))
     assert commands
     assert not [c for c in commands if f"python3 run.py {c}" not in page]
+
+
+def test_a_metric_placeholder_is_one_committed_value_within_a_line() -> None:
+    metrics = json.loads((PROJECT_ROOT / "metrics" / "evaluate.json").read_text())
+    line = 'VGG19 {{ metric("vgg19.image.roc_auc") }}, '
+    line += '{{ metric("roc_auc.custom", "metrics/headline.json", 2) }}.'
+    vgg19, custom = metrics["vgg19"]["image"]["roc_auc"], metrics["custom"]["image"]["roc_auc"]
+    expected = f"VGG19 {vgg19:.3f}, {custom:.2f}."
+    assert hooks.expand(line) == expected
+    with pytest.raises(hooks.DocsError, match=r"metrics/evaluate.json has no key 'vgg19.image.nope'"):
+        hooks.expand('{{ metric("vgg19.image.nope") }}')
+    with pytest.raises(hooks.DocsError, match="not a number"):
+        hooks.expand('{{ metric("vgg19.image") }}')

@@ -43,6 +43,9 @@ TRAIN_LOGS = Path("metrics/train")  # one DVCLive folder per model
 
 # evaluate
 EVALUATE_METRICS = Path("metrics/evaluate.json")
+HEADLINE_METRICS = Path(
+    "metrics/headline.json"
+)  # ten keys of evaluate.json, read first (stages.evaluation.headline)
 EVALUATE_PLOTS = Path("plots/evaluate")
 TEST_PREDICTIONS = EVALUATE_PLOTS / "predictions"  # per-image test predictions, <model>.csv
 REPORT = Path("metrics/report.md")
