@@ -49,8 +49,9 @@ import numpy as np  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402
 import yaml  # noqa: E402
 
-from stages.data.dataset import MAGNIFICATIONS, SUBTYPES  # noqa: E402
+from stages.data.dataset import MAGNIFICATIONS  # noqa: E402
 from stages.data.synthetic import Patient, _apportion, _make_patients, render_image  # noqa: E402
+from stages.pipeline.task import SUBTYPES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin").is_dir() else Path(sys.executable).parent

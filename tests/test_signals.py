@@ -53,10 +53,22 @@ def outputs(repo: Path, names: tuple[str, ...]) -> dict[str, bytes]:
     return files
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal's foreground job has it. A job started in the background by a
+    non-interactive shell (as CI may start the suite) inherits SIGINT ignored, and Python then
+    leaves it ignored: the stage would never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(repo: Path, args: list[str], ready: Callable[[], bool], signum: int) -> tuple[int, str]:
     """Start `python -m stages.<args>`, send `signum` once `ready()`; its exit status and stderr."""
     process = subprocess.Popen(
-        [sys.executable, "-m", *args], cwd=repo, env=environment(), stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", *args],
+        cwd=repo,
+        env=environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
     )
     deadline = time.monotonic() + 300
     while not ready():
@@ -92,6 +104,7 @@ def test_an_interrupted_training_run_leaves_the_earlier_model_and_record(
     repo: Path, signum: int, after_epochs: int
 ) -> None:
     write_params(repo, TINY)
+    dvc("repro", cwd=repo)  # the module's outputs, even after another test failed
     before = outputs(repo, TRAIN_OUTPUTS)
     write_params(repo, {**TINY, **LONG_CUSTOM})
     shutil.rmtree(repo / "models/.resume/custom", ignore_errors=True)  # ready counts this run's epochs
@@ -123,6 +136,7 @@ def test_an_interrupted_evaluate_leaves_every_earlier_output(repo: Path, signum:
     """Inside evaluate's output unit: just after every earlier output was moved aside, and later,
     with metrics, decisions, plots and the report rewritten while Grad-CAM and the card are not."""
     write_params(repo, TINY)
+    dvc("repro", cwd=repo)
     before = outputs(repo, EVALUATE_OUTPUTS)
     started = repo / ".runs/evaluate/.started"
 

@@ -115,3 +115,34 @@ def test_grey_and_haematoxylin_views_have_no_colour_and_rgb_is_untouched(
     assert np.array_equal(seen[..., 0], seen[..., 1]) and np.array_equal(seen[..., 0], seen[..., 2])
     assert seen.std() > 5  # the tissue is still there
     assert np.array_equal(stain_free(images, "rgb"), images)
+
+
+@pytest.mark.slow  # TensorFlow
+def test_stain_transfer_gives_each_image_the_stain_of_another_and_keeps_its_tissue(field: np.ndarray) -> None:
+    import tensorflow as tf
+
+    from stages.modeling.input_pipeline import HED_FROM_RGB, stain_transfer
+
+    def concentrations(images: np.ndarray) -> np.ndarray:
+        density = -np.log((images.astype(np.float64) + 1.0) / 256.0)
+        return (density @ HED_FROM_RGB.astype(np.float64))[..., :2]  # haematoxylin and eosin
+
+    def stain_means(images: np.ndarray) -> np.ndarray:
+        return concentrations(images).mean(axis=(1, 2))
+
+    stains = [(1.0, 1.0, 1.0), (1.6, 0.7, 1.0), (0.7, 1.8, 1.0), (1.3, 1.3, 1.0)]
+    batch = np.stack([restain(field, scale, (0.0, 0.0, 0.0)) for scale in stains]).astype("float32")
+    before, orders = stain_means(batch), set()
+    tf.random.set_seed(0)
+    for _ in range(4):  # four draws
+        moved = stain_transfer(tf.constant(batch)).numpy()
+        after = stain_means(moved)
+        donors = [int(np.argmin(np.abs(before - stain).sum(axis=1))) for stain in after]
+        assert sorted(donors) == [0, 1, 2, 3]  # the batch's stains, each given to one image
+        np.testing.assert_allclose(after, before[donors], atol=0.02)  # each took its donor's stain
+        for original, result in zip(concentrations(batch), concentrations(moved), strict=True):
+            assert (
+                np.corrcoef(original[..., 0].ravel(), result[..., 0].ravel())[0, 1] > 0.95
+            )  # its own nuclei
+        orders.add(tuple(donors))
+    assert len(orders) > 1  # drawn at random

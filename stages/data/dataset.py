@@ -31,17 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.data.archives import ARCHIVE_SUFFIXES
+from stages.pipeline.task import SUBTYPES
 
-SUBTYPES: dict[str, tuple[str, str]] = {
-    "A": ("benign", "adenosis"),
-    "F": ("benign", "fibroadenoma"),
-    "PT": ("benign", "phyllodes_tumor"),
-    "TA": ("benign", "tubular_adenoma"),
-    "DC": ("malignant", "ductal_carcinoma"),
-    "LC": ("malignant", "lobular_carcinoma"),
-    "MC": ("malignant", "mucinous_carcinoma"),
-    "PC": ("malignant", "papillary_carcinoma"),
-}
 LABELS = {"B": "benign", "M": "malignant"}
 MAGNIFICATIONS = (40, 100, 200, 400)
 

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.data.dataset import FOLDER_NAME, MAGNIFICATIONS, SUBTYPES
+from stages.data.dataset import FOLDER_NAME, MAGNIFICATIONS
 from stages.pipeline.params import SplitParams
+from stages.pipeline.task import SUBTYPES
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"root": "patient_group", "folder": "patient"}

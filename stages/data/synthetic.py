@@ -48,9 +48,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stages.data.dataset import SUBTYPES, image_filename, patient_folder
+from stages.data.dataset import image_filename, patient_folder
 from stages.data.images import MAX_PIXELS, write_bgr
 from stages.pipeline.cli import command_parser
+from stages.pipeline.task import SUBTYPES
 
 # Optical density per unit stain, RGB order.
 HEMATOXYLIN_OD = np.array([0.65, 0.70, 0.29])

@@ -40,9 +40,10 @@ class ColourJitter:
 
     hed: float = 0.0  # max relative scale and shift of the H, E, D stain concentrations (Tellez 2018)
     hsv: float = 0.0  # max hue shift (fraction of the circle) and relative saturation / value change
+    transfer: bool = False  # each image takes the stain of another image of its batch (stain_transfer)
 
     def enabled(self) -> bool:
-        return self.hed > 0 or self.hsv > 0
+        return self.hed > 0 or self.hsv > 0 or self.transfer
 
 
 NO_JITTER = ColourJitter()
@@ -97,9 +98,27 @@ def inference_views(images: tf.Tensor, input_size: tuple[int, int], view: ViewPa
     return tf.reshape(views, (-1, *input_size, 3))
 
 
+def stain_transfer(images: tf.Tensor) -> tf.Tensor:
+    """Each float image in [0, 255] of the batch takes the stain of another one, drawn at random:
+    the mean and spread of its haematoxylin and eosin concentrations (colour deconvolution,
+    Ruifrok & Johnston) become the other image's, its tissue stays its own (Reinhard's statistics
+    matching, in stain space). A batch mixes patients and classes, so a slide's stain stops telling
+    the class."""
+    density = -tf.math.log((images + 1.0) / 256.0)
+    stains = tf.einsum("...c,cd->...d", density, HED_FROM_RGB)
+    mean = tf.reduce_mean(stains, axis=(1, 2), keepdims=True)
+    spread = tf.math.reduce_std(stains, axis=(1, 2), keepdims=True) + 1e-3
+    donor = tf.random.shuffle(tf.range(tf.shape(images)[0]))
+    stains = (stains - mean) / spread * tf.gather(spread, donor) + tf.gather(mean, donor)
+    density = tf.einsum("...d,dc->...c", stains, RGB_FROM_HED)
+    return tf.clip_by_value(256.0 * tf.exp(-density) - 1.0, 0.0, 255.0)
+
+
 def colour_jitter(images: tf.Tensor, jitter: ColourJitter) -> tf.Tensor:
-    """Random H&E stain (concentration scale and shift) and HSV perturbation of float images in
-    [0, 255], one draw per image."""
+    """Stain transfer within the batch, then random H&E stain (concentration scale and shift) and HSV
+    perturbation of float images in [0, 255], one draw per image."""
+    if jitter.transfer:
+        images = stain_transfer(images)
     if jitter.hed > 0:
         density = -tf.math.log((images + 1.0) / 256.0)
         stains = tf.einsum("...c,cd->...d", density, HED_FROM_RGB)

@@ -251,7 +251,7 @@ class Trainer:
 
     @property
     def jitter(self) -> ColourJitter:
-        return ColourJitter(hed=self.params.hed_jitter, hsv=self.params.hsv_jitter)
+        return ColourJitter(self.params.hed_jitter, self.params.hsv_jitter, self.params.stain_transfer)
 
     @property
     def inputs_change_every_epoch(self) -> bool:

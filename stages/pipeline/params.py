@@ -379,6 +379,11 @@ class TrainParams(Section):
     hsv_jitter: Annotated[Number, Field(ge=0.0, le=0.5)] = Field(
         0.05, description="on-line hue / saturation / value jitter, likewise"
     )
+    stain_transfer: Flag = Field(
+        False,
+        description="on-line stain transfer: every train image takes the H&E stain statistics of another "
+        "image of its batch (other patients, both classes), before the jitters",
+    )
     deterministic: Flag = Field(True, description="op determinism: same params + seed -> same metrics on CPU")
     mixed_precision: Flag = Field(
         False, description="float16 compute with a float32 output layer (GPU runners)"

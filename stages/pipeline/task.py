@@ -16,9 +16,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from stages.data.dataset import SUBTYPES
-
 Task = Literal["binary", "subtype"]
+# BreakHis's tumour subtypes: code -> (class, the subtype's folder in the official layout)
+SUBTYPES: dict[str, tuple[str, str]] = {
+    "A": ("benign", "adenosis"),
+    "F": ("benign", "fibroadenoma"),
+    "PT": ("benign", "phyllodes_tumor"),
+    "TA": ("benign", "tubular_adenoma"),
+    "DC": ("malignant", "ductal_carcinoma"),
+    "LC": ("malignant", "lobular_carcinoma"),
+    "MC": ("malignant", "mucinous_carcinoma"),
+    "PC": ("malignant", "papillary_carcinoma"),
+}
 BINARY_CLASSES = ("benign", "malignant")
 SUBTYPE_CLASSES = tuple(SUBTYPES)  # A, F, PT, TA (benign), DC, LC, MC, PC (malignant)
 MALIGNANT_SUBTYPES = tuple(code for code, (label, _) in SUBTYPES.items() if label == "malignant")

@@ -15,20 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from stages.evaluation.bootstrap import BETTER, NOISE, WORSE
 from stages.evaluation.comparison import paired_comparison
-from stages.evaluation.cross_validation.summary import CVSummary
 from stages.evaluation.metrics import ROC_AUC
 from stages.evaluation.tables import interval, is_number, number, table
 
 HOLDS, HURTS, NO_EFFECT, MIXED = "holds", "hurts", "no effect seen", "the seeds disagree"
 
 LEVER = {frozenset({BETTER}): HOLDS, frozenset({WORSE}): HURTS, frozenset({NOISE}): NO_EFFECT}
+
+
+class Scored(Protocol):
+    """What a comparison needs of one seed's cross-validation (a `CVSummary` has it)."""
+
+    @property
+    def predictions(self) -> Mapping[str, pd.DataFrame]: ...  # model -> pooled out-of-fold predictions
+
+    @property
+    def pooled(self) -> Mapping[str, Mapping[str, Any]]: ...  # model -> {"colour_spearman": ...}
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ def _over_seeds(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
 
 
 def compare_variant(
-    reference: Mapping[int, CVSummary], variant: Mapping[int, CVSummary], settings: Settings
+    reference: Mapping[int, Scored], variant: Mapping[int, Scored], settings: Settings
 ) -> dict[str, dict[str, Any]]:
     """model -> {"seeds": {seed: difference}, "pooled": difference over the seeds, "verdict",
     "spearman": {"reference": mean, "variant": mean}} for every model both cross-validations scored
@@ -105,7 +114,7 @@ def compare_variant(
     return results
 
 
-def _mean_spearman(entries: list[dict[str, Any]]) -> float | None:
+def _mean_spearman(entries: list[Mapping[str, Any]]) -> float | None:
     values = [entry.get("colour_spearman") for entry in entries]
     numbers = [float(v) for v in values if is_number(v)]
     return float(np.mean(numbers)) if numbers and len(numbers) == len(values) else None
