@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.docs_blocks import command_blocks
 from tests.pipeline_repo import TINY, commit, dvc, make_repo, run, set_args, stage
 
 pytestmark = pytest.mark.slow
@@ -188,3 +189,30 @@ def test_a_queued_sweep_lists_both_experiments_with_metrics(pipeline_run: tuple[
         recognition_rates.append(metrics["ensemble"]["patient"]["recognition_rate"])
     assert {0.9, 0.8} <= confidences
     assert all(0.0 <= rate <= 1.0 for rate in recognition_rates)
+
+
+def test_the_docs_command_blocks_run(pipeline_run: tuple[Path, str]) -> None:
+    """Every command block of the tutorials and how-to guides without a `not run:` marker
+    (tests/docs_blocks.py), as written, in this repository: the revisions and input files the
+    blocks name exist here, and each block exits with status 0."""
+    repo, _ = pipeline_run
+    commit(repo, "trained models")
+    commit(repo, "docs")  # HEAD~1 has metrics too
+    for branch in ("main", "exp-a1b2c", "exp-d3e4f"):  # the revisions the blocks compare
+        run(["git", "branch", "-f", branch, "HEAD"], repo)
+    images = sorted((repo / "data/ingested/images").glob("*.png"))
+    for folder in ("new_images", "slides"):
+        (repo / folder).mkdir()
+        for source in images[:3]:
+            shutil.copy(source, repo / folder)
+    shutil.copy(images[3], repo / "more.png")
+    (repo / "list.csv").write_text("path\n" + "".join(f"{p.relative_to(repo)}\n" for p in images[4:6]))
+
+    blocks = [block for block in command_blocks() if block.not_run is None]
+    assert len(blocks) >= 5
+    for block in blocks:
+        output = run(["bash", "-e", "-c", block.runnable_text()], repo)
+        assert "Traceback" not in output, f"{block.name}:\n{output}"
+    assert (repo / "predictions.csv").is_file() and (repo / "resnet.csv").is_file()
+    assert any((repo / "gradcam").iterdir())
+    assert (repo / "comparison.json").is_file() and (repo / "pr_comment.md").is_file()
