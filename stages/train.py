@@ -59,7 +59,7 @@ def main() -> None:
     name = args.model
     params = load_params()  # before TensorFlow: bad params are refused at once, in a few MB
     columns = ("path", "target", "magnification", *(("subtype",) if params.task == "subtype" else ()))
-    train_rows = read_table(AUGMENTED_TRAIN, columns, "augment")
+    train_rows = read_table(AUGMENTED_TRAIN, (*columns, "source_path"), "augment")
     val_rows = read_table(VAL_SPLIT, columns, "split")
     if params.task == "subtype":  # the model learns the subtype index (stages.pipeline.task)
         train_rows = train_rows.assign(target=targets(train_rows, "subtype", str(AUGMENTED_TRAIN)))
@@ -104,6 +104,7 @@ def main() -> None:
                 params,
                 data_files=[AUGMENTED_TRAIN, VAL_SPLIT],
                 images=len(train_rows),
+                copies=int(train_rows["source_path"].notna().sum()),  # augment's copies name their source
                 validation_images=len(val_rows),
                 magnifications=sorted(set(train_rows["magnification"])),
                 training={

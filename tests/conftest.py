@@ -102,6 +102,7 @@ def described_file(folder: Path, name: str, params: Params | None = None, **chan
         params or tiny_run_params(),
         data_files=[],
         images=24,
+        copies=6,
         validation_images=0,
         magnifications=(params or tiny_run_params()).data.magnifications,
         training={"epochs_trained": 2, "kept_epoch": 1},

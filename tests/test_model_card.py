@@ -128,7 +128,10 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
         "| resnet50 | resnet50 backbone, global average pooling, dropout 0.3, one sigmoid unit | imagenet |"
         in card
     )
-    assert "| 64x64 patches at scale 0.5 | 24 breakhis images, 100X/200X/400X | 2 (2) |" in card
+    assert (  # originals and augment's copies told apart
+        "| 64x64 patches at scale 0.5 | 24 breakhis images (18 originals, 6 augmented copies), "
+        "100X/200X/400X | 2 (2) |" in card
+    )
     assert "The thresholds and the ensemble weights were chosen on 1300 validation images" in card
     assert "models/<model>/decision.json" in card
     assert "synthetic" not in card.split("## Known")[0].lower()

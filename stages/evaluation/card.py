@@ -163,8 +163,15 @@ def _models_section(
             if view["view"] == "patches"
             else f"field resized to {height}x{width}"
         ) + ("" if view["stain_normalization"] == "none" else f", {view['stain_normalization']} stain")
+        if view.get("colour", "rgb") != "rgb":
+            sees += f", {view['colour']} only"
+        copies = data.get("copies")
+        counted = (
+            "" if copies is None else f" ({data['images'] - copies} originals, {copies} augmented copies)"
+        )
         trained_on = (
-            f"{data['images']} {data['source']} images, {'/'.join(f'{m}X' for m in data['magnifications'])}"
+            f"{data['images']} {data['source']} images{counted}, "
+            f"{'/'.join(f'{m}X' for m in data['magnifications'])}"
         )
         kept = training.get("kept_epoch", -1)
         epochs = f"{training.get('epochs_trained', 'n/a')} ({'last' if kept == -1 else kept + 1})"

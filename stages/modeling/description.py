@@ -80,6 +80,7 @@ class TrainingData(_Record):
     magnifications: list[int]  # those of the images it was trained on (not merely data.magnifications)
     images: int  # train images (after augmentation) and validation images
     validation_images: int
+    copies: int | None = None  # of `images`, augment's copies (the rest are originals); None: not recorded
     digests: dict[str, str]  # SHA-256 of the split files the model was trained and validated on
 
 
@@ -150,6 +151,7 @@ def describe(
     validation_images: int,
     magnifications: Sequence[int],
     training: dict[str, Any],
+    copies: int | None = None,
 ) -> ModelDescription:
     """The description of a model the train stage has just trained with `params`."""
     settings = fit_settings(params.train, name)
@@ -177,6 +179,7 @@ def describe(
             magnifications=sorted(int(m) for m in magnifications),
             images=images,
             validation_images=validation_images,
+            copies=copies,
             digests={str(path): file_digest(path) for path in data_files},
         ),
         training={"seed": training_seed(params), **training},
