@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -152,3 +154,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
         save_model(model, model_file(name, folder), description)
         keras.backend.clear_session()
     return folder
+
+
+def module_from_file(path: Path, name: str) -> ModuleType:
+    """A Python file that is not in a package (run.py, docs/hooks.py), loaded as module `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

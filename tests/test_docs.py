@@ -5,7 +5,6 @@ build itself (`python3 run.py docs`, mkdocs build --strict) runs in CI."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
 import subprocess
@@ -18,18 +17,14 @@ import yaml
 from pydantic import BaseModel, Field
 
 from stages.pipeline.params import Params
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, module_from_file
 
 DOCS = PROJECT_ROOT / "docs"
 RESULTS = DOCS / "results"
 
 
 def load_hooks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(DOCS / "hooks.py", "docs_hooks")
 
 
 hooks = load_hooks()

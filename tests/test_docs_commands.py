@@ -7,7 +7,6 @@ The blocks without a marker are run for real by tests/test_pipeline.py."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import runpy
 import sys
 import tomllib
@@ -19,7 +18,7 @@ import pytest
 from stages.pipeline.matrix import apply_overrides, parse_override_sets
 from stages.pipeline.params import PARAMS_FILE, read_params, validate_params
 from stages.pipeline.profiles import load_profile
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, module_from_file
 from tests.docs_blocks import Block, all_blocks, command_blocks
 
 pytestmark = pytest.mark.filterwarnings("ignore:'stages.*' found in sys.modules:RuntimeWarning")  # runpy
@@ -79,11 +78,7 @@ def parse_dvc(args: list[str]) -> argparse.Namespace:
 
 
 def run_py() -> Any:
-    spec = importlib.util.spec_from_file_location("run_py", PROJECT_ROOT / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(PROJECT_ROOT / "run.py", "run_py")
 
 
 def check_run_py(args: list[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tomllib
 from importlib import metadata
@@ -11,15 +10,11 @@ from types import ModuleType
 
 from stages.pipeline.environment import SYNC_RECORD, describe_environment, environment_lock
 from stages.pipeline.files import file_digest
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, module_from_file
 
 
 def run_py() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_py", PROJECT_ROOT / "run.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(PROJECT_ROOT / "run.py", "run_py")
 
 
 def test_run_py_bootstraps_the_locked_uv_with_every_wheel_hash() -> None:
