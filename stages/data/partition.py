@@ -503,14 +503,30 @@ def split_by_patient(
     train_on_val: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """train/val/test by patient group, stratified by class (then subtype); manifest order."""
+    _leaves_training(val_size, test_size)
+    keys = group_keys(manifest, group_by, duplicates)
+    _need_groups(keys, 3, "splits")
+    return _three_splits(manifest, keys, (val_size, test_size), seed, task, train_on_val)
+
+
+def _leaves_training(val_size: float, test_size: float) -> None:
     if val_size + test_size >= 1:
         raise ValueError(
             f"split.val_size + split.test_size = {val_size + test_size} leaves nothing to train on"
         )
-    keys = group_keys(manifest, group_by, duplicates)
-    _need_groups(keys, 3, "splits")
+
+
+def _three_splits(
+    manifest: pd.DataFrame,
+    keys: pd.Series,
+    sizes: tuple[float, float],
+    seed: int,
+    task: str,
+    train_on_val: bool,
+) -> dict[str, pd.DataFrame]:
+    """train/val/test of the manifest by `keys` (the unit kept together), val and test of `sizes`."""
     subtypes = task == "subtype"
-    fractions = (1 - val_size - test_size, val_size, test_size)
+    fractions = (1 - sizes[0] - sizes[1], *sizes)  # as before: the float order decides borderline groups
     return _check_classes(
         _partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes, train_on_val
     )
@@ -642,16 +658,9 @@ def split_by_image(
     train_on_val: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """A random split by image, stratified by class (then subtype). Leaky: patients straddle splits."""
-    if val_size + test_size >= 1:
-        raise ValueError(
-            f"split.val_size + split.test_size = {val_size + test_size} leaves nothing to train on"
-        )
+    _leaves_training(val_size, test_size)
     keys = pd.Series(manifest["filename"].to_numpy(), index=manifest.index)
-    subtypes = task == "subtype"
-    fractions = (1 - val_size - test_size, val_size, test_size)
-    return _check_classes(
-        _partition(manifest, keys, SPLITS, fractions, seed, subtypes), subtypes, train_on_val
-    )
+    return _three_splits(manifest, keys, (val_size, test_size), seed, task, train_on_val)
 
 
 def make_splits(
