@@ -37,6 +37,7 @@ from typing import Any
 
 from stages.pipeline.files import file_digest
 from stages.pipeline.paths import EXTRACTED_ARCHIVES
+from stages.pipeline.stage import listed
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 MAX_EXPANSION = 100  # extracted bytes per archive byte; BreakHis's PNGs barely compress (about 1x)
@@ -114,10 +115,8 @@ def _too_many(archive: Path, members: int | str) -> ArchiveError:
 
 
 def _refuse(archive: Path, problems: list[str]) -> ArchiveError:
-    shown = problems[:SHOWN] + ([f"... and {len(problems) - SHOWN} more"] if len(problems) > SHOWN else [])
-    return ArchiveError(
-        f"{archive}: refusing to extract {len(problems)} unsafe member(s):\n  " + "\n  ".join(shown)
-    )
+    shown = listed(problems, SHOWN, "\n  ")
+    return ArchiveError(f"{archive}: refusing to extract {len(problems)} unsafe member(s):\n  " + shown)
 
 
 def _member_key(name: str) -> str:

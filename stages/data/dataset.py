@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.data.archives import ARCHIVE_SUFFIXES
+from stages.pipeline.stage import listed
 from stages.pipeline.task import SUBTYPES
 
 LABELS = {"B": "benign", "M": "malignant"}
@@ -43,7 +44,11 @@ FILE_NAME = re.compile(
     re.ASCII,
 )
 MAGNIFICATION_FOLDER = re.compile(r"\A[0-9]+X\Z", re.ASCII)
-CLUTTER = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+# OS and archiver clutter, never data, in ingest and predict alike: dot files and folders (.DS_Store,
+# macOS's ._* twins of every image copied to a FAT drive, .git/, .Trash-1000/) and these names, in any case
+CLUTTER = frozenset(
+    {"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
+)
 FOLDER_NAME = re.compile(
     r"\ASOB_(?P<label>[BM])_(?P<subtype>[A-Z]+)_(?P<year>[0-9]{2})-(?P<slide>[0-9]+[A-Z]*)\Z", re.ASCII
 )
@@ -93,8 +98,8 @@ def _unusual_characters(name: str) -> str:
     odd = sorted({c for c in name if not (c.isascii() and c.isprintable())})
     if not odd:
         return ""
-    listed = ", ".join(f"U+{ord(c):04X}" for c in odd[:5])
-    return f" (it holds {listed}: only ASCII letters, digits, '_', '-' and '.' are allowed)"
+    codes = ", ".join(f"U+{ord(c):04X}" for c in odd[:5])
+    return f" (it holds {codes}: only ASCII letters, digits, '_', '-' and '.' are allowed)"
 
 
 def parse_image_name(path: Path) -> ImageRecord:
@@ -155,9 +160,9 @@ def parse_image_path(path: Path) -> ImageRecord:
     return record
 
 
-def _hidden(path: Path) -> bool:
-    """OS and archiver clutter: dot files (.DS_Store, ._*), __MACOSX, Thumbs.db, desktop.ini."""
-    return any(part.startswith(".") or part in CLUTTER for part in path.parts)
+def is_clutter(name: str) -> bool:
+    """A file or folder name that is OS or archiver clutter (`CLUTTER`, or a leading dot)."""
+    return name.startswith(".") or name.lower() in CLUTTER
 
 
 def _link_target(link: Path, root: Path) -> str:
@@ -176,13 +181,13 @@ def _link_target(link: Path, root: Path) -> str:
 
 
 def _refuse_links(links: list[Path], root: Path, shown: Path | str) -> LayoutError:
-    listed = [f"{shown_path(link)} -> {shown_path(_link_target(link, root))}" for link in links[:SHOWN]]
-    if len(links) > SHOWN:
-        listed.append(f"... and {len(links) - SHOWN} more")
+    links_shown = listed(
+        [f"{shown_path(link)} -> {shown_path(_link_target(link, root))}" for link in links], SHOWN, "\n  "
+    )
     return LayoutError(
         f"data.path '{shown}': {len(links)} symbolic link(s) in it, which ingest does not follow (a link "
         "can leave data.path, loop, or show an image twice); replace each by a copy of what it points "
-        "to (cp -rL), or point data.path at the real folder:\n  " + "\n  ".join(listed)
+        "to (cp -rL), or point data.path at the real folder:\n  " + links_shown
     )
 
 
@@ -196,7 +201,7 @@ def _walk(path: Path) -> tuple[list[Path], list[Path]]:
         here = Path(folder)
         entered = []
         for name in sorted(subfolders):
-            if name.startswith(".") or name in CLUTTER:
+            if is_clutter(name):
                 continue
             if (here / name).is_symlink():
                 links.append(here / name)
@@ -280,7 +285,7 @@ def scan_tree(
     breast = find_slides_root(path, shown_as)
     records, problems, ignored, other = [], [], [], 0
     for folder, subfolders, files in os.walk(breast):
-        subfolders[:] = sorted(d for d in subfolders if not (d.startswith(".") or d in CLUTTER))
+        subfolders[:] = sorted(d for d in subfolders if not is_clutter(d))
         problems += [
             f"{shown_path(os.path.join(folder, name))}: a folder named like an image file"
             for name in subfolders
@@ -289,7 +294,7 @@ def scan_tree(
         in_magnification = MAGNIFICATION_FOLDER.fullmatch(os.path.basename(folder)) is not None
         for name in sorted(files):
             file = os.path.join(folder, name)
-            hidden = name.startswith(".") or name in CLUTTER
+            hidden = is_clutter(name)
             if hidden or not (in_magnification or name.lower().endswith(".png")):
                 ignored.append(file)
                 continue

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.data.dataset import FILE_NAME, ImageRecord
+from stages.pipeline.stage import listed
 
 FOLDS = (1, 2, 3, 4, 5)
 FOLD_COLUMNS = tuple(f"fold_{k}" for k in FOLDS)
@@ -29,9 +30,7 @@ class FoldsError(ValueError):
 
 
 def _listing(problems: list[str]) -> str:
-    shown = problems[:SHOWN]
-    more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
-    return "\n  ".join(shown) + more
+    return listed(problems, SHOWN, "\n  ")
 
 
 def find_folds_file(root: Path, shown_as: Path | str) -> Path:

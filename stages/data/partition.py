@@ -38,6 +38,7 @@ import pandas as pd
 
 from stages.data.dataset import FOLDER_NAME, MAGNIFICATIONS
 from stages.pipeline.params import SplitParams
+from stages.pipeline.stage import listed
 from stages.pipeline.task import SUBTYPES
 
 SPLITS = ("train", "val", "test")
@@ -206,12 +207,10 @@ def check_manifest(frame: pd.DataFrame, path: Path | str) -> None:
         return
     if len(problems) == 1:
         raise ManifestError(f"{path}: {problems[0]}")
-    shown = problems[:SHOWN_PROBLEMS] + (
-        [f"... and {len(problems) - SHOWN_PROBLEMS} more"] if len(problems) > SHOWN_PROBLEMS else []
-    )
+    shown = listed(problems, SHOWN_PROBLEMS, "\n  ")
     raise ManifestError(
         f"{path}: {len(problems)} contradictions or empty keys (a hand-edited or foreign file? ingest "
-        "writes it consistent):\n  " + "\n  ".join(shown)
+        "writes it consistent):\n  " + shown
     )
 
 

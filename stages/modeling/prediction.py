@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from stages.data.dataset import LayoutError, parse_image_name
+from stages.data.dataset import LayoutError, is_clutter, parse_image_name
 from stages.data.images import BREAKHIS_ASPECT, FORMATS, ImageError, cover_and_crop, read_rgb, size_problem
 from stages.data.stain import StainNormalization, normalize_stain
 from stages.evaluation.decision import Decision, DecisionError, check_digests, check_members, read_decision
@@ -40,6 +40,7 @@ from stages.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, view
 from stages.pipeline.files import FILE, FOLDER, MISSING, file_kind, is_special
 from stages.pipeline.params import ENSEMBLE, MODEL_NAMES
 from stages.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
+from stages.pipeline.stage import listed
 from stages.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
 
 if TYPE_CHECKING:
@@ -254,22 +255,8 @@ def common_input(entries: Sequence[ModelEntry]) -> ModelInput:
 
 # ---- inputs -------------------------------------------------------------------------------------
 
-# what a folder search skips with a count but no warning: hidden files and folders (a leading '.':
-# .DS_Store, macOS's ._* twins of every image copied to a FAT drive, .git/, .Trash-1000/) and Windows'
-SYSTEM_NAMES = frozenset(
-    {"thumbs.db", "ehthumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
-)
-SHOWN = 5  # names a warning lists before "and N more"
+SHOWN = 5  # names a warning lists before "... and N more"
 SHOWN_MISSING = 20
-
-
-def is_hidden(name: str) -> bool:
-    return name.startswith(".") or name.lower() in SYSTEM_NAMES
-
-
-def shown(items: Sequence[str], limit: int = SHOWN, separator: str = ", ") -> str:
-    more = f"{separator}and {len(items) - limit} more" if len(items) > limit else ""
-    return separator.join(items[:limit]) + more
 
 
 @dataclass(frozen=True)
@@ -289,12 +276,12 @@ class Inputs:
         if self.skipped:
             warnings.append(
                 f"{len(self.skipped)} file(s) in the input folders are not images "
-                f"({', '.join(IMAGE_SUFFIXES)}) and were skipped: {shown(self.skipped)}"
+                f"({', '.join(IMAGE_SUFFIXES)}) and were skipped: {listed(self.skipped, SHOWN)}"
             )
         if self.relinked:
             warnings.append(
                 f"{len(self.relinked)} symbolic link(s) to a folder already searched, or holding one "
-                f"(a loop), not followed: {shown(self.relinked)}"
+                f"(a loop), not followed: {listed(self.relinked, SHOWN)}"
             )
         if self.duplicates:
             repeats = Counter(self.duplicates)
@@ -306,7 +293,7 @@ class Inputs:
             ]
             warnings.append(
                 f"{len(self.duplicates)} input(s) given more than once, each predicted and counted once: "
-                f"{shown(named)}"
+                f"{listed(named, SHOWN)}"
             )
         return warnings
 
@@ -353,7 +340,7 @@ def _search_folder(folder: Path, found: _Found) -> list[str]:
             kept = []
             for name in sorted(dirs):
                 path = str(Path(root, name))
-                if is_hidden(name):
+                if is_clutter(name):
                     found.hidden.append(path + "/")
                 elif os.path.islink(path):
                     links.append(path)
@@ -364,7 +351,7 @@ def _search_folder(folder: Path, found: _Found) -> list[str]:
                 path = str(Path(root, name))
                 kind = file_kind(path)
                 image = Path(name).suffix.lower() in IMAGE_SUFFIXES
-                if is_hidden(name):
+                if is_clutter(name):
                     found.hidden.append(path)
                 elif kind == FILE:
                     (images if image else found.skipped).append(path)
@@ -382,7 +369,7 @@ def _search_folder(folder: Path, found: _Found) -> list[str]:
     if unreadable:
         raise PermissionError(
             f"{folder}: {len(unreadable)} folder(s) in it cannot be read: "
-            + shown([f"{exc.filename} ({exc.strerror})" for exc in unreadable])
+            + listed([f"{exc.filename} ({exc.strerror})" for exc in unreadable], SHOWN)
         )
     return sorted(images, key=Path)
 
@@ -455,7 +442,7 @@ def _paths_from_csv(csv_path: Path, missing: list[str] | None = None) -> list[st
 
 
 def _not_found(missing: Sequence[str]) -> str:
-    return f"{len(missing)} input(s) not found:\n  " + shown(missing, SHOWN_MISSING, "\n  ")
+    return f"{len(missing)} input(s) not found:\n  " + listed(missing, SHOWN_MISSING, "\n  ")
 
 
 def _once_each(listed: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -496,7 +483,7 @@ def read_inputs(inputs: Iterable[str | Path]) -> Inputs:
                 hidden = len(found.hidden) - before[1]
                 raise ValueError(
                     f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder"
-                    + (f"; {len(others)} other file(s): {shown(others)}" if others else "")
+                    + (f"; {len(others)} other file(s): {listed(others, SHOWN)}" if others else "")
                     + (f"; {hidden} hidden or system file(s) or folder(s)" if hidden else "")
                 )
             found.listed.extend(images)

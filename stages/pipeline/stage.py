@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -45,6 +45,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 KEPT = "no output of this run was kept, the earlier outputs are unchanged"
 INTERRUPTED_STATUS = 128 + signal.SIGINT
+
+
+def listed(items: Sequence[str], limit: int, separator: str = ", ") -> str:
+    """The first `limit` items joined, then how many more there are: what one message lists."""
+    more = f"{separator}... and {len(items) - limit} more" if len(items) > limit else ""
+    return separator.join(items[:limit]) + more
 
 
 def os_problem(exc: OSError) -> str:
