@@ -155,3 +155,29 @@ def test_a_subtype_model_explains_its_most_probable_subtype(name: str, images: n
         caption.startswith(("A ", "F ", "PT ", "TA ", "DC ", "LC ", "MC ", "PC "))
         and "p(malignant)=" in caption
     )
+
+
+@pytest.mark.slow  # TensorFlow
+def test_patch_maps_keep_their_strength_across_the_field() -> None:
+    """A "model" whose evidence is each pixel's brightness: a bright left half and a dim right half
+    (a quarter as bright). The field's map keeps that ratio: patches are not each scaled to their own
+    peak (which lit the dim patches as brightly as the bright ones, seams between them)."""
+    import keras
+
+    from stages.modeling.gradcam import GradCam, heatmaps
+    from stages.modeling.views import ViewParams
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones", name="malignant")(x)
+    model = keras.Model(inputs, outputs)
+    image = np.full((64, 96, 3), 200, np.uint8)
+    image[:, 48:] = 50
+    view = ViewParams(input="patches", patch_scale=1.0)
+    maps, probabilities = heatmaps(GradCam(model, layer="conv"), "custom", image[np.newaxis], 0.1, view)
+    assert probabilities[0] > 0.1  # called malignant: the map explains the malignant logit
+    bright, dim = maps[0][:, :40].mean(), maps[0][:, 56:].mean()
+    assert bright == pytest.approx(1.0, abs=0.02)
+    assert dim == pytest.approx(0.25, abs=0.03)  # 50 / 200, not 1.0

@@ -122,11 +122,18 @@ class GradCam:
         return feature_map, logit
 
     def __call__(
-        self, inputs: np.ndarray | tf.Tensor, threshold: float = 0.5
+        self,
+        inputs: np.ndarray | tf.Tensor,
+        threshold: float = 0.5,
+        *,
+        malignant: np.ndarray | None = None,
+        normalise: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Maps in [0, 1] at the feature map's resolution, shape (n, h, w), and the probabilities
-        (n,) of a binary model, (n, k) of a subtype model. The map explains the predicted class: the
-        malignant logit (sign-flipped below `threshold`), or the logit of the most probable subtype."""
+        """Maps at the feature map's resolution, shape (n, h, w), and the probabilities (n,) of a
+        binary model, (n, k) of a subtype model. The map explains the predicted class: the malignant
+        logit (sign-flipped below `threshold`, or where `malignant`, one call per input, is False),
+        or the logit of the most probable subtype. `normalise`: each map in [0, 1] by its own peak;
+        False: the raw, non-negative maps, comparable between the inputs (patches of one field)."""
         inputs = tf.convert_to_tensor(inputs, dtype=tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(inputs)  # frozen layers have no watched variables; the input path is enough
@@ -137,7 +144,8 @@ class GradCam:
                 score = tf.reduce_sum(tf.stop_gradient(chosen) * logit)
             else:
                 probability = tf.sigmoid(logit)
-                sign = tf.where(probability >= threshold, 1.0, -1.0)  # explain the predicted class
+                called = probability >= threshold if malignant is None else tf.constant(malignant, tf.bool)
+                sign = tf.where(called, 1.0, -1.0)  # explain the predicted class
                 score = tf.reduce_sum(sign * logit)
         gradients = tf.cast(tape.gradient(score, feature_map), tf.float32)
         feature_map = tf.cast(feature_map, tf.float32)
@@ -145,9 +153,7 @@ class GradCam:
             self._check(inputs, probability)
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1)).numpy()
-        peak = cam.max(axis=(1, 2), keepdims=True)
-        maps = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-        return maps, probability.numpy()
+        return (scaled_to_peak(cam) if normalise else cam), probability.numpy()
 
     def _check(self, inputs: tf.Tensor, probability: tf.Tensor) -> None:
         expected = np.asarray(self.model(inputs, training=False), dtype="float32")
@@ -180,6 +186,12 @@ def output_caption(probability: np.ndarray | float) -> str:
     return f"p(malignant)={float(probability):.2f}"
 
 
+def scaled_to_peak(maps: np.ndarray) -> np.ndarray:
+    """Each non-negative map (n, h, w) divided by its own maximum: in [0, 1] (all zero stays zero)."""
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+
+
 def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Maps (n, h, w) -> (n, height, width), bilinear, kept in [0, 1]."""
     height, width = size
@@ -200,20 +212,30 @@ def heatmaps(
     each grid patch gets its map, put back where the patch lies (overlaps averaged), then the
     field's map is resized to the image. Test-time flips are left out (a map per orientation)."""
     view = replace(view, test_time_flips=False)
-    maps, probabilities = cam(model_inputs(model_name, cam.model, images, view), threshold)
+    inputs = model_inputs(model_name, cam.model, images, view)
     field = (int(images.shape[1]), int(images.shape[2]))
     if view.input == "field":
+        maps, probabilities = cam(inputs, threshold)
         return upsample(maps, field), probabilities
     patch = (int(cam.model.input_shape[1]), int(cam.model.input_shape[2]))
     scaled = scaled_size(field, view.patch_scale)
     offsets = grid_offsets(scaled, patch)
-    patch_maps = upsample(maps, patch).reshape(len(images), len(offsets), *patch)
+    # every patch explains the field's call, and its map keeps its own strength: the field's map is
+    # scaled once, so a patch with little evidence does not glow as brightly as the strongest one
+    per_view = np.asarray(cam.model(inputs, training=False), dtype="float32")
+    called = None
+    if per_view.ndim == 1 or per_view.shape[-1] == 1:
+        called = np.repeat(mean_over_views(per_view.reshape(-1), len(offsets)) >= threshold, len(offsets))
+    maps, probabilities = cam(inputs, threshold, malignant=called, normalise=False)
+    patch_maps = np.stack([cv2.resize(m, patch[::-1], interpolation=cv2.INTER_LINEAR) for m in maps])
+    patch_maps = patch_maps.reshape(len(images), len(offsets), *patch)
     fields = np.zeros((len(images), *scaled), np.float32)
     counts = np.zeros(scaled, np.float32)
     for index, (top, left) in enumerate(offsets):
         fields[:, top : top + patch[0], left : left + patch[1]] += patch_maps[:, index]
         counts[top : top + patch[0], left : left + patch[1]] += 1
-    return upsample(fields / counts, field), mean_over_views(probabilities, len(offsets))
+    field_maps = scaled_to_peak(np.maximum(fields / counts, 0.0))
+    return upsample(field_maps, field), mean_over_views(probabilities, len(offsets))
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
