@@ -8,7 +8,8 @@ out-of-fold ROC AUC minus the reference's comes with a paired bootstrap interval
 groups and a verdict (stages.evaluation.comparison), per seed and pooled over the seeds (every
 seed's images together; a drawn patient group brings its images of every seed). Seeds are the
 unit: a lever `holds` when its verdict is `better` in every seed, `hurts` when `worse` in every
-seed, has `no effect seen` when every seed sees noise; otherwise the seeds disagree.
+seed, is `within noise in every seed` when no seed's interval excludes zero; otherwise the seeds
+disagree.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stages.evaluation.comparison import paired_comparison
 from stages.evaluation.metrics import ROC_AUC
 from stages.evaluation.tables import interval, is_number, number, table
 
-HOLDS, HURTS, NO_EFFECT, MIXED = "holds", "hurts", "no effect seen", "the seeds disagree"
+HOLDS, HURTS, NO_EFFECT, MIXED = "holds", "hurts", "within noise in every seed", "the seeds disagree"
 
 LEVER = {frozenset({BETTER}): HOLDS, frozenset({WORSE}): HURTS, frozenset({NOISE}): NO_EFFECT}
 
