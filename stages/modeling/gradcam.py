@@ -209,8 +209,9 @@ def heatmaps(
 
     Whole field: the model sees the images resized to its input size (non-uniformly if the aspect
     ratios differ); the map is resized back the same way, so it lines up with the image. Patches:
-    each grid patch gets its map, put back where the patch lies (overlaps averaged), then the
-    field's map is resized to the image. Test-time flips are left out (a map per orientation)."""
+    each grid patch gets its map, put back where the patch lies (overlaps blended, weighted towards
+    each patch's centre), then the field's map is scaled to its peak and resized to the image.
+    Test-time flips are left out (a map per orientation)."""
     view = replace(view, test_time_flips=False)
     inputs = model_inputs(model_name, cam.model, images, view)
     field = (int(images.shape[1]), int(images.shape[2]))
@@ -229,12 +230,15 @@ def heatmaps(
     maps, probabilities = cam(inputs, threshold, malignant=called, normalise=False)
     patch_maps = np.stack([cv2.resize(m, patch[::-1], interpolation=cv2.INTER_LINEAR) for m in maps])
     patch_maps = patch_maps.reshape(len(images), len(offsets), *patch)
+    # overlapping patches are blended with weights that fall towards each patch's edges, where its
+    # map is least reliable (zero padding): no step where one patch ends and the next takes over
+    window = np.outer(np.hanning(patch[0] + 2)[1:-1], np.hanning(patch[1] + 2)[1:-1]).astype(np.float32)
     fields = np.zeros((len(images), *scaled), np.float32)
-    counts = np.zeros(scaled, np.float32)
+    weights = np.zeros(scaled, np.float32)
     for index, (top, left) in enumerate(offsets):
-        fields[:, top : top + patch[0], left : left + patch[1]] += patch_maps[:, index]
-        counts[top : top + patch[0], left : left + patch[1]] += 1
-    field_maps = scaled_to_peak(np.maximum(fields / counts, 0.0))
+        fields[:, top : top + patch[0], left : left + patch[1]] += patch_maps[:, index] * window
+        weights[top : top + patch[0], left : left + patch[1]] += window
+    field_maps = scaled_to_peak(np.maximum(fields / weights, 0.0))
     return upsample(field_maps, field), mean_over_views(probabilities, len(offsets))
 
 
