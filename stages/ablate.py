@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     variants = {name: overrides for name, *overrides in args.variant}
     reference = {seed: cross_validation(args, args.label, [], seed) for seed in args.seeds}
-    evaluate = load_params().evaluate
-    settings = Settings(evaluate.bootstrap_resamples, evaluate.confidence, load_params().seed)
+    params = load_params()
+    settings = Settings(params.evaluate.bootstrap_resamples, params.evaluate.confidence, params.seed)
     results = {}
     for name, overrides in variants.items():
         variant = {

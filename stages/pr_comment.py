@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from stages.evaluation.comparison import comparable_groups, compare_runs, comparison_markdown
-from stages.evaluation.headline import flat_headline, headline_metrics
+from stages.evaluation.headline import headline_metrics
 from stages.evaluation.tables import is_number, number, table
 from stages.pipeline.cli import command_parser
 from stages.pipeline.experiments import file_at, git, predictions_at
 from stages.pipeline.files import check_output, write_text_atomically
 from stages.pipeline.params import EVALUATED, Params, load_params
 from stages.pipeline.paths import EVALUATE_METRICS, HEADLINE_METRICS, PARAMS_FILE, REPORT, predictions_file
+from stages.pipeline.profiles import flatten
 from stages.pipeline.stage import run_stage
 
 
@@ -42,7 +43,7 @@ def headline_at(rev: str | None) -> dict[str, Any] | None:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path} at {rev or 'the workspace'}: not valid JSON ({exc})") from None
-            return flat_headline(data if path == HEADLINE_METRICS else headline_metrics(data))
+            return flatten(data if path == HEADLINE_METRICS else headline_metrics(data))
     return None
 
 

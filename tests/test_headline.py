@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from stages import pr_comment
-from stages.evaluation.headline import flat_headline, headline_metrics
+from stages.evaluation.headline import headline_metrics
 from stages.pipeline.params import Params
 from stages.pipeline.paths import EVALUATE_METRICS, HEADLINE_METRICS
+from stages.pipeline.profiles import flatten
 from tests.conftest import PROJECT_ROOT
 
 COMMITTED = json.loads((PROJECT_ROOT / EVALUATE_METRICS).read_text())
@@ -34,7 +35,7 @@ KEYS = [
 
 
 def test_the_headline_is_ten_values_of_evaluate_json() -> None:
-    flat = flat_headline(headline_metrics(COMMITTED))
+    flat = flatten(headline_metrics(COMMITTED))
     assert list(flat) == KEYS
     assert flat["test_images"] == COMMITTED["test_images"]
     for model in ("custom", "vgg19", "resnet50", "ensemble", "colour_baseline"):

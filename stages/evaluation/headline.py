@@ -35,14 +35,3 @@ def headline_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
         ROC_AUC.key: {name: ROC_AUC.value_in(summary[name]) for name in EVALUATED},
         ENSEMBLE: {metric.name: metric.value_in(summary[ENSEMBLE]) for metric in ENSEMBLE_METRICS},
     }
-
-
-def flat_headline(headline: Mapping[str, Any]) -> dict[str, Any]:
-    """The headline's keys as `dvc metrics show` names them (`roc_auc.custom`), in the file's order."""
-    flat: dict[str, Any] = {}
-    for key, value in headline.items():
-        if isinstance(value, Mapping):
-            flat.update({f"{key}.{name}": inner for name, inner in value.items()})
-        else:
-            flat[key] = value
-    return flat

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from stages.evaluation.cross_validation.folds import FoldResult, FoldSettings, flat_baselines, scored_models
 from stages.pipeline.paths import predictions_file
+from stages.pipeline.profiles import flatten
 
 
 @dataclass
@@ -19,12 +20,6 @@ class CheckedFolds:
     models: list[str]  # scored with predictions
     baselines: list[str]  # flat entries
     warnings: list[str] = field(default_factory=list)
-
-
-def _flatten(tree: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): tree}
 
 
 def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
@@ -90,7 +85,7 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
             f"fold(s) {', '.join(map(str, missing))} of {settings.folds} missing: summarised "
             f"{len(ordered)} fold(s); the pooled metrics leave out the patients of the missing fold(s)"
         )
-    flat = [_flatten(r.params) for r in ordered]
+    flat = [flatten(r.params) for r in ordered]
     differing = sorted(
         key
         for key in set().union(*flat)

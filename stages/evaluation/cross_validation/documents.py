@@ -329,6 +329,12 @@ def _choice_json(summary: CVSummary) -> dict[str, Any] | None:
     }
 
 
+def _over_seeds(values: list[Any]) -> str:
+    """Mean ± (sample) standard deviation of one number per seed."""
+    numbers = [float(value) for value in values]
+    return mean_std(float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None)
+
+
 def repeated_markdown(summaries: list[CVSummary]) -> str:
     """Repeated cross-validation: each model's pooled out-of-fold ROC AUC and accuracy per seed
     (other fold assignments), and their mean and standard deviation over the seeds."""
@@ -344,27 +350,15 @@ def repeated_markdown(summaries: list[CVSummary]) -> str:
                 _pooled_cell(summary.pooled[model], column) if column == "image_roc_auc" else number(value)
                 for summary, value in zip(summaries, values, strict=True)
             ]
-            numbers = [float(value) for value in values if value is not None]
-            spread = mean_std(
-                float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
-            )
-            rows.append([model, title, *cells, spread])
+            rows.append([model, title, *cells, _over_seeds(values)])
         values = [summary.pooled[model].get("colour_spearman") for summary in summaries]
         if all(is_number(v) for v in values):
-            numbers = [float(v) for v in values if v is not None]
-            spread = mean_std(
-                float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
-            )
-            rows.append([model, "Spearman with colour", *(number(v) for v in values), spread])
+            rows.append([model, "Spearman with colour", *(number(v) for v in values), _over_seeds(values)])
         for metric in (SUBTYPE_MACRO_F1, SUBTYPE_BALANCED_ACCURACY):
             values = [metric.value_in(summary.pooled[model]) for summary in summaries]
             if all(is_number(v) for v in values):
-                numbers = [float(v) for v in values if v is not None]
-                spread = mean_std(
-                    float(np.mean(numbers)), float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
-                )
                 cells = [_subtype_cell(summary.pooled[model], metric) for summary in summaries]
-                rows.append([model, metric.label, *cells, spread])
+                rows.append([model, metric.label, *cells, _over_seeds(values)])
     label = summaries[0].label
     return "\n".join(
         [
