@@ -30,14 +30,20 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 LOCK = ROOT / "uv.lock"
-# what .venv was last synced from; the model card reads it (stages/pipeline/environment.py)
+# what .venv was last synced from; the model card reads it (breakhis/pipeline/environment.py)
 SYNCED = VENV / "breakhis-lock.json"
 EXTRAS = ("gpu", "s3", "gs", "azure")
-PLOTS_TEMPLATE = ROOT / ".dvc" / "plots-offline.html"  # generated: stages/plots_page.py
+PLOTS_TEMPLATE = ROOT / ".dvc" / "plots-offline.html"  # generated: commands/plots_page.py
 
 
 def lock_digest() -> str:
     return hashlib.sha256(LOCK.read_bytes()).hexdigest()
+
+
+def project_digest() -> str:
+    """pyproject.toml's: the project's own packages and console scripts are installed from it (a
+    moved module or a new script needs a sync even when uv.lock is the same)."""
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
 
 
 def synced() -> dict:
@@ -103,7 +109,8 @@ def sync(extras: list[str]) -> None:
             "run.py: could not install from uv.lock. If pyproject.toml changed, refresh the lock with "
             "`python3 run.py lock` and commit uv.lock."
         )
-    SYNCED.write_text(json.dumps({"uv.lock": lock_digest(), "extras": sorted(extras)}) + "\n")
+    record = {"uv.lock": lock_digest(), "pyproject.toml": project_digest(), "extras": sorted(extras)}
+    SYNCED.write_text(json.dumps(record) + "\n")
     write_plots_template()
 
 
@@ -111,15 +118,18 @@ def write_plots_template() -> None:
     """The page `dvc plots show` fills (.dvc/config: plots.html_template), with Vega, Vega-Lite and
     Vega-Embed inline from the locked vl-convert-python, so its charts render offline."""
     subprocess.run(
-        [str(BIN / "python"), "-m", "stages.plots_page", str(PLOTS_TEMPLATE)], cwd=ROOT, check=True
+        [str(BIN / "python"), "-m", "commands.plots_page", str(PLOTS_TEMPLATE)], cwd=ROOT, check=True
     )
 
 
 def ensure_virtualenv() -> None:
-    """Sync .venv/ when it was not synced from this uv.lock (keeping the extras it had), and write
-    the offline plots page when it is missing."""
+    """Sync .venv/ when it was not synced from this uv.lock and pyproject.toml (keeping the extras
+    it had), and write the offline plots page when it is missing."""
     state = synced()
-    if not LOCK.is_file() or state.get("uv.lock") != lock_digest():
+    if not LOCK.is_file() or (state.get("uv.lock"), state.get("pyproject.toml")) != (
+        lock_digest(),
+        project_digest(),
+    ):
         sync(state.get("extras", []))
     elif not PLOTS_TEMPLATE.is_file():
         write_plots_template()
@@ -134,7 +144,7 @@ def ensure_git_repo() -> None:
 def params_readable(env: dict[str, str]) -> bool:
     """Read params.yaml as the stages do before DVC reads it: an alias bomb, a non-UTF-8 byte or
     broken YAML is refused in a second with one line (DVC's own reader expands every alias)."""
-    check = [str(BIN / "python"), "-m", "stages.pipeline.yaml_text", "params.yaml"]
+    check = [str(BIN / "python"), "-m", "breakhis.pipeline.yaml_text", "params.yaml"]
     return subprocess.call(check, cwd=ROOT, env=env) == 0
 
 
@@ -148,7 +158,7 @@ WRAPPED_HELP = {
     "docs": ".venv/bin/mkdocs build --help",
     "dvc": "python3 run.py dvc COMMAND --help",
     "lock": ".venv/bin/uv lock --help",
-    "gpu-check": ".venv/bin/python -m stages.gpu_check --help",
+    "gpu-check": ".venv/bin/python -m commands.gpu_check --help",
 }
 
 
@@ -189,7 +199,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT, env=env)
     if command == "gpu-check":
-        return subprocess.call([str(BIN / "python"), "-m", "stages.gpu_check", *args], cwd=ROOT, env=env)
+        return subprocess.call([str(BIN / "python"), "-m", "commands.gpu_check", *args], cwd=ROOT, env=env)
     if command == "docs":  # a broken link or anchor, or a page that cannot be generated, fails the build
         build = [str(BIN / "mkdocs"), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), *args]
         # NO_MKDOCS_2_WARNING: mkdocs-material's banner about its end of life, not a build warning

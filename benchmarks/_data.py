@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.data.dataset import scan_images
-from stages.data.synthetic import write_synthetic_breakhis
+from breakhis.data.dataset import scan_images
+from breakhis.data.synthetic import write_synthetic_breakhis
 
 
 def synthetic_images(

@@ -1,5 +1,5 @@
 """Phase 1 of transfer learning (the head on a frozen backbone): computing backbone features once
-and reusing them every epoch, as `stages.modeling.training` does, against running the frozen backbone on
+and reusing them every epoch, as `breakhis.modeling.training` does, against running the frozen backbone on
 every image in every epoch. Prints the speed-up; both measured in this run.
 
     python benchmarks/feature_reuse.py [--images 256] [--epochs 5] [--model resnet50]
@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import synthetic_images  # noqa: E402
-from stages.modeling.architectures import build_transfer_model  # noqa: E402
-from stages.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
+from breakhis.modeling.architectures import build_transfer_model  # noqa: E402
+from breakhis.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
 
 IMAGE_SIZE = (64, 64)
 BATCH = 32

@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
 
-from stages.data.dataset import FILE_NAME, scan_images  # noqa: E402
-from stages.data.ingestion import Resizing  # noqa: E402
-from stages.data.synthetic import write_synthetic_breakhis  # noqa: E402
+from breakhis.data.dataset import FILE_NAME, scan_images  # noqa: E402
+from breakhis.data.ingestion import Resizing  # noqa: E402
+from breakhis.data.synthetic import write_synthetic_breakhis  # noqa: E402
+from breakhis.pipeline.params import DataParams, IngestParams, Params  # noqa: E402
+from breakhis.pipeline.task import SUBTYPES  # noqa: E402
 from stages.ingest import ingest  # noqa: E402
-from stages.pipeline.params import DataParams, IngestParams, Params  # noqa: E402
-from stages.pipeline.task import SUBTYPES  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "breakhis-sample" / "BreaKHis_v1"
 FULL_SIZE = (460, 700)  # height, width

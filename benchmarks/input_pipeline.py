@@ -1,9 +1,9 @@
 """Is training input-bound? Training throughput with images read from disk through the project's
-tf.data pipeline (`stages.modeling.input_pipeline.training_dataset`), as a ratio of the same model trained on
-the same images already decoded in memory. Both measured in this run, alternating, medians taken,
-after a warm-up epoch. Measured with the default `train.cache: auto` (these images fit, so epochs
-after the first read decoded images from memory) and with streaming (`cache: false`, every epoch
-decodes every PNG). Target: ratio >= 0.9.
+tf.data pipeline (`breakhis.modeling.input_pipeline.training_dataset`), as a ratio of the same model
+trained on the same images already decoded in memory. Both measured in this run, alternating,
+medians taken, after a warm-up epoch. Measured with the default `train.cache: auto` (these images
+fit, so epochs after the first read decoded images from memory) and with streaming (`cache: false`,
+every epoch decodes every PNG). Target: ratio >= 0.9.
 
     python benchmarks/input_pipeline.py [--images 384] [--epochs 2] [--model custom resnet50]
 """
@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks._data import synthetic_images  # noqa: E402
-from stages.modeling.architectures import build_custom_cnn, build_transfer_model  # noqa: E402
-from stages.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
+from breakhis.modeling.architectures import build_custom_cnn, build_transfer_model  # noqa: E402
+from breakhis.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
 
 IMAGE_SIZE = (64, 64)
 BATCH = 32

@@ -1,5 +1,5 @@
 """Paired verdicts for the fast loop: variants of `real_data_ablation.py` against a reference, seed
-by seed, with the project's paired comparison (stages.evaluation.cross_validation.ablation).
+by seed, with the project's paired comparison (breakhis.evaluation.cross_validation.ablation).
 
 Each run wrote its out-of-fold predictions with `--predictions DIR/<name>-s<seed>.csv`; runs with the
 same `--seed` test every image in the same fold, so they pair image by image:
@@ -24,12 +24,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.evaluation.cross_validation.ablation import (  # noqa: E402
+from breakhis.evaluation.cross_validation.ablation import (  # noqa: E402
     Settings,
     ablation_markdown,
     compare_variant,
 )
-from stages.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
+from breakhis.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
 
 MODEL = "custom"
 

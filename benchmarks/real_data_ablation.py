@@ -13,7 +13,7 @@ choose epochs. Prints per-fold ROC AUC, the pooled out-of-fold AUC with a 95% in
 resamples patient groups, the colour baseline on the same folds, and how closely the CNN follows it
 (Spearman correlation over patients of their mean probabilities); appends a JSON line to --log and,
 with --predictions, writes every image's out-of-fold probabilities (the columns of evaluate's
-predictions CSVs, so `stages.evaluation.comparison.paired_comparison` pairs two runs' files: runs
+predictions CSVs, so `breakhis.evaluation.comparison.paired_comparison` pairs two runs' files: runs
 with the same --seed test every image in the same fold).
 """
 
@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
-from stages.data.dataset import scan_images  # noqa: E402
-from stages.data.images import cover_and_crop, read_rgb  # noqa: E402
-from stages.data.stain import normalize_stain  # noqa: E402
-from stages.evaluation.baselines import colour_features, fit_colour_baseline  # noqa: E402
-from stages.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
-from stages.modeling.views import ViewParams, mean_over_views, views_per_image  # noqa: E402
+from breakhis.data.dataset import scan_images  # noqa: E402
+from breakhis.data.images import cover_and_crop, read_rgb  # noqa: E402
+from breakhis.data.stain import normalize_stain  # noqa: E402
+from breakhis.evaluation.baselines import colour_features, fit_colour_baseline  # noqa: E402
+from breakhis.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
+from breakhis.modeling.views import ViewParams, mean_over_views, views_per_image  # noqa: E402
 
 FIELD = (230, 350)  # ingest.image_size
 
@@ -97,8 +97,8 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from stages.modeling.architectures import build_custom_cnn
-    from stages.modeling.input_pipeline import ColourJitter, colour_jitter, inference_views, stain_free
+    from breakhis.modeling.architectures import build_custom_cnn
+    from breakhis.modeling.input_pipeline import ColourJitter, colour_jitter, inference_views, stain_free
 
     images, rows = load(args.tree, args.stain)
     targets, groups = rows["target"].to_numpy(), rows["patient_group"].to_numpy()

@@ -49,9 +49,9 @@ import numpy as np  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402
 import yaml  # noqa: E402
 
-from stages.data.dataset import MAGNIFICATIONS  # noqa: E402
-from stages.data.synthetic import Patient, _apportion, _make_patients, render_image  # noqa: E402
-from stages.pipeline.task import SUBTYPES  # noqa: E402
+from breakhis.data.dataset import MAGNIFICATIONS  # noqa: E402
+from breakhis.data.synthetic import Patient, _apportion, _make_patients, render_image  # noqa: E402
+from breakhis.pipeline.task import SUBTYPES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin").is_dir() else Path(sys.executable).parent
@@ -64,7 +64,7 @@ IMAGES = {  # the real BreakHis per class and magnification: 1995 / 2081 / 2013 
 MIN_PATIENTS, MIN_GROUPS = 8, 4  # per class: the --scale floor; the subset floor (3 can leave val one-class)
 STAGES = ("ingest", "split", "augment")
 GPU_RATES = (1000, 2500)  # ASSUMED img/s of one data-centre GPU: ResNet50, 224x224, mixed precision
-CACHE_AUTO_LIMIT = 2 * 1024**3  # train.cache auto: CACHE_LIMIT_BYTES of stages/modeling/input_pipeline.py
+CACHE_AUTO_LIMIT = 2 * 1024**3  # train.cache auto: CACHE_LIMIT_BYTES of breakhis/modeling/input_pipeline.py
 PIXELS, MIB, GIB = 224 * 224 * 3, 2**20, 2**30
 Plan = dict[tuple[int, int], int]  # (patient index, magnification) -> images
 Run = dict[str, Any]  # one fraction's results

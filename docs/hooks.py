@@ -2,7 +2,8 @@
 
 A line holding only a placeholder is replaced, when the page is built, by what it names:
 
-    {{ params_reference() }}             every key of params.yaml, from the schema (stages/pipeline/params.py)
+    {{ params_reference() }}             every key of params.yaml, from the schema
+                                         (breakhis/pipeline/params.py)
     {{ dvc_outputs() }}                  every output of every stage, from dvc.yaml
     {{ default_run() }}                  the default run's headline metrics, from metrics/evaluate.json
     {{ results_table("name.csv") }}      a measured-results table, from docs/results/name.csv
@@ -228,7 +229,7 @@ def section_text(model: type, field: Any) -> str:
 
 def params_reference(*, page_path: str = "") -> str:
     """The reference of params.yaml: its schema (`Params`), compared with the committed values."""
-    from stages.pipeline.params import Params
+    from breakhis.pipeline.params import Params
 
     params_file = ROOT / "params.yaml"
     committed = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}

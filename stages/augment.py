@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.data.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
-from stages.data.parallel import worker_count
-from stages.data.partition import check_manifest
-from stages.data.plots import augment_preview
-from stages.pipeline.cli import parse_no_options
-from stages.pipeline.files import read_table, replaced_folder
-from stages.pipeline.params import load_params
-from stages.pipeline.paths import AUGMENT_PREVIEW, AUGMENTED, TRAIN_SPLIT
-from stages.pipeline.stage import run_stage
+from breakhis.data.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
+from breakhis.data.parallel import worker_count
+from breakhis.data.partition import check_manifest
+from breakhis.data.plots import augment_preview
+from breakhis.pipeline.cli import parse_no_options
+from breakhis.pipeline.files import read_table, replaced_folder
+from breakhis.pipeline.params import load_params
+from breakhis.pipeline.paths import AUGMENT_PREVIEW, AUGMENTED, TRAIN_SPLIT
+from breakhis.pipeline.stage import run_stage
 
 
 def main() -> None:

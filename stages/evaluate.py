@@ -1,7 +1,7 @@
 """Stage `evaluate`: every model and their soft-vote ensemble on the test split.
 
 Temperatures, thresholds (when not fixed) and ensemble weights are chosen on the validation split,
-never on test (stages.evaluation.decision); when a model was trained on the validation split
+never on test (breakhis.evaluation.decision); when a model was trained on the validation split
 (`train.validation: none`, as its description says), nothing is chosen there: the threshold is
 fixed and the ensemble the mean of `evaluate.members`. The choices are written beside the models
 (models/<model>/decision.json, models/ensemble/decision.json), bound to the model files' digests;
@@ -12,8 +12,8 @@ under plots/evaluate/ (a Grad-CAM grid too), metrics/report.md and metrics/model
 
 `task: subtype`: the models output eight subtype probabilities. Temperatures are fitted on them;
 every binary key above then holds the metrics of P(malignant) = the sum of the four malignant
-subtypes (stages.pipeline.task), so reports, comparisons and cross-validation read them as before;
-`<model>.subtype.*` adds the subtype metrics (stages.evaluation.subtype), with the majority-subtype
+subtypes (breakhis.pipeline.task), so reports, comparisons and cross-validation read them as before;
+`<model>.subtype.*` adds the subtype metrics (breakhis.evaluation.subtype), with the majority-subtype
 and the multinomial colour baselines beside them.
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from stages.pipeline.cli import parse_no_options
-from stages.pipeline.logs import quiet_native_logs
+from breakhis.pipeline.cli import parse_no_options
+from breakhis.pipeline.logs import quiet_native_logs
 
 if __name__ == "__main__":  # before TensorFlow's import below: --help has no side effect and no wait,
     parse_no_options("stages.evaluate", __doc__)
@@ -33,15 +33,15 @@ import keras
 import numpy as np
 import pandas as pd
 
-from stages.evaluation.baselines import (
+from breakhis.evaluation.baselines import (
     collapse_warnings,
     colour_baseline_probabilities,
     output_spread,
     paired_auc_difference,
 )
-from stages.evaluation.calibration import apply_temperature, calibration_metrics
-from stages.evaluation.card import write_model_card
-from stages.evaluation.decision import (
+from breakhis.evaluation.calibration import apply_temperature, calibration_metrics
+from breakhis.evaluation.card import write_model_card
+from breakhis.evaluation.decision import (
     choose_threshold_on,
     choose_weights,
     decisions,
@@ -49,24 +49,28 @@ from stages.evaluation.decision import (
     soft_vote,
     write_decisions,
 )
-from stages.evaluation.errors import ERROR_GALLERY, confident_mistakes
-from stages.evaluation.headline import headline_metrics
-from stages.evaluation.html_report import write_report_html
-from stages.evaluation.metrics import (
+from breakhis.evaluation.errors import ERROR_GALLERY, confident_mistakes
+from breakhis.evaluation.headline import headline_metrics
+from breakhis.evaluation.html_report import write_report_html
+from breakhis.evaluation.metrics import (
     bootstrap_intervals,
     evaluate_predictions,
     image_metrics,
     majority_baseline,
 )
-from stages.evaluation.plots import write_evaluation_plots
-from stages.evaluation.report import write_report
-from stages.evaluation.subtype import evaluate_subtypes, majority_subtype_baseline, paired_macro_f1_difference
-from stages.modeling.description import describe_models, load_model, read_description
-from stages.modeling.gradcam import write_gradcam_grid
-from stages.modeling.prediction import predict_ingested
-from stages.pipeline.files import file_digest, output_unit, read_table, write_json, write_text_atomically
-from stages.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
-from stages.pipeline.paths import (
+from breakhis.evaluation.plots import write_evaluation_plots
+from breakhis.evaluation.report import write_report
+from breakhis.evaluation.subtype import (
+    evaluate_subtypes,
+    majority_subtype_baseline,
+    paired_macro_f1_difference,
+)
+from breakhis.modeling.description import describe_models, load_model, read_description
+from breakhis.modeling.gradcam import write_gradcam_grid
+from breakhis.modeling.prediction import predict_ingested
+from breakhis.pipeline.files import file_digest, output_unit, read_table, write_json, write_text_atomically
+from breakhis.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
+from breakhis.pipeline.paths import (
     EVALUATE_METRICS,
     EVALUATE_PLOTS,
     HEADLINE_METRICS,
@@ -80,8 +84,8 @@ from stages.pipeline.paths import (
     model_file,
     snapshot_dir,
 )
-from stages.pipeline.stage import run_stage
-from stages.pipeline.task import Task, malignant_probability, targets
+from breakhis.pipeline.stage import run_stage
+from breakhis.pipeline.task import Task, malignant_probability, targets
 
 SPLIT_COLUMNS = ("path", "filename", "target", "subtype", "patient", "patient_group", "magnification")
 

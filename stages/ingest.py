@@ -1,7 +1,7 @@
 """Stage `ingest`: bring a raw BreakHis dataset (or the embedded synthetic one) into the pipeline.
 
 `data.path` may be a BreaKHis_v1 tree (or any parent of it), the Kaggle "breakhis" folder, or a
-`.tar.gz` / `.zip` of either (extracted once into data/extracted/, see stages/data/archives.py).
+`.tar.gz` / `.zip` of either (extracted once into data/extracted/, see breakhis/data/archives.py).
 
 Writes data/ingested/{images/, manifest.csv, duplicates.csv, rejected.csv} and metrics/ingest.json.
 Output is built in data/ingested.partial and swapped in only when complete, so a failed run
@@ -15,18 +15,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stages.data.archives import unpacked
-from stages.data.dataset import scan_tree
-from stages.data.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
-from stages.data.images import source_aspect
-from stages.data.ingestion import Resizing, ingest_images, rejection_report, summarise
-from stages.data.parallel import worker_count
-from stages.data.synthetic import synthetic_breakhis
-from stages.pipeline.cli import parse_no_options
-from stages.pipeline.files import output_lock, replaced_folder, write_json
-from stages.pipeline.params import Params, load_params
-from stages.pipeline.paths import INGEST_METRICS, INGESTED
-from stages.pipeline.stage import run_stage
+from breakhis.data.archives import unpacked
+from breakhis.data.dataset import scan_tree
+from breakhis.data.folds import FOLD_COLUMNS, check_coverage, find_folds_file, fold_columns, read_folds
+from breakhis.data.images import source_aspect
+from breakhis.data.ingestion import Resizing, ingest_images, rejection_report, summarise
+from breakhis.data.parallel import worker_count
+from breakhis.data.synthetic import synthetic_breakhis
+from breakhis.pipeline.cli import parse_no_options
+from breakhis.pipeline.files import output_lock, replaced_folder, write_json
+from breakhis.pipeline.params import Params, load_params
+from breakhis.pipeline.paths import INGEST_METRICS, INGESTED
+from breakhis.pipeline.stage import run_stage
 
 # the synthetic tree is generated here, beside the output, and removed after (see synthetic_breakhis)
 SYNTHETIC_SOURCE = INGESTED.with_name(INGESTED.name + ".synthetic.partial")

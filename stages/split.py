@@ -14,7 +14,7 @@ import sys
 
 import pandas as pd
 
-from stages.data.partition import (
+from breakhis.data.partition import (
     DUPLICATES_REQUIRED,
     GROUP_COLUMNS,
     MANIFEST_REQUIRED,
@@ -26,12 +26,12 @@ from stages.data.partition import (
     leak_summary,
     make_splits,
 )
-from stages.data.plots import split_chart
-from stages.pipeline.cli import parse_no_options
-from stages.pipeline.files import read_table, replaced_folder, write_json
-from stages.pipeline.params import load_params
-from stages.pipeline.paths import DUPLICATES, MANIFEST, SPLIT_DIR, SPLIT_METRICS, SPLIT_PLOT
-from stages.pipeline.stage import run_stage
+from breakhis.data.plots import split_chart
+from breakhis.pipeline.cli import parse_no_options
+from breakhis.pipeline.files import read_table, replaced_folder, write_json
+from breakhis.pipeline.params import load_params
+from breakhis.pipeline.paths import DUPLICATES, MANIFEST, SPLIT_DIR, SPLIT_METRICS, SPLIT_PLOT
+from breakhis.pipeline.stage import run_stage
 
 
 def main() -> None:

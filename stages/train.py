@@ -1,11 +1,11 @@
 """Stages `train-custom`, `train-vgg19`, `train-resnet50`: `python -m stages.train <model>`.
 
 Trains one model (one process per model, so accelerator memory is freed between models) for
-`task` (benign vs malignant, or the eight subtypes: stages.pipeline.task) on the augmented train
+`task` (benign vs malignant, or the eight subtypes: breakhis.pipeline.task) on the augmented train
 split with early stopping on the validation split, or (`train.validation: none`) on the train and
 validation splits together for exactly its epochs. Writes
 models/<model>/model.keras (the kept epoch, with its description inside:
-stages.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
+breakhis.modeling.description) and the DVCLive folder metrics/train/<model>/: its metrics.json holds the last
 epoch (`train`, `eval`, `step`) and the saved one (`kept.epoch`, `kept.eval`: the saved model's
 validation metrics). The model, its DVCLive folder and its snapshots are
 replaced together, or (a failure, Ctrl-C, SIGTERM) the earlier ones are left as they were. A killed
@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from stages.pipeline.logs import quiet_native_logs
+from breakhis.pipeline.logs import quiet_native_logs
 
 if __name__ == "__main__":  # before TensorFlow's import in main: its C++ start-up chatter is dropped
     quiet_native_logs()
 
-from stages.modeling.description import describe, save_model
-from stages.pipeline.cli import command_parser
-from stages.pipeline.environment import environment_lock
-from stages.pipeline.files import output_unit, read_table, write_json
-from stages.pipeline.params import MODEL_NAMES, load_params, training_seed
-from stages.pipeline.paths import (
+from breakhis.modeling.description import describe, save_model
+from breakhis.pipeline.cli import command_parser
+from breakhis.pipeline.environment import environment_lock
+from breakhis.pipeline.files import output_unit, read_table, write_json
+from breakhis.pipeline.params import MODEL_NAMES, load_params, training_seed
+from breakhis.pipeline.paths import (
     AUGMENTED_TRAIN,
     RESUME_DIR,
     VAL_SPLIT,
@@ -42,11 +42,11 @@ from stages.pipeline.paths import (
     snapshot_index,
     train_log_dir,
 )
-from stages.pipeline.stage import run_stage
-from stages.pipeline.task import outputs, targets
+from breakhis.pipeline.stage import run_stage
+from breakhis.pipeline.task import outputs, targets
 
 if TYPE_CHECKING:
-    from stages.modeling.training import ResumeState
+    from breakhis.modeling.training import ResumeState
 
 
 def main() -> None:
@@ -61,7 +61,7 @@ def main() -> None:
     columns = ("path", "target", "magnification", *(("subtype",) if params.task == "subtype" else ()))
     train_rows = read_table(AUGMENTED_TRAIN, (*columns, "source_path"), "augment")
     val_rows = read_table(VAL_SPLIT, columns, "split")
-    if params.task == "subtype":  # the model learns the subtype index (stages.pipeline.task)
+    if params.task == "subtype":  # the model learns the subtype index (breakhis.pipeline.task)
         train_rows = train_rows.assign(target=targets(train_rows, "subtype", str(AUGMENTED_TRAIN)))
         val_rows = val_rows.assign(target=targets(val_rows, "subtype", str(VAL_SPLIT)))
     if params.train.validation == "none":  # the validation patients are trained on, never validated on
@@ -69,8 +69,8 @@ def main() -> None:
 
     from dvclive import Live  # TensorFlow and Keras load with these
 
-    from stages.modeling.runtime import configure_runtime
-    from stages.modeling.training import (
+    from breakhis.modeling.runtime import configure_runtime
+    from breakhis.modeling.training import (
         ResumeState,
         Trainer,
         inference_copy,

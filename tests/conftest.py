@@ -9,7 +9,7 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from stages.pipeline.params import Params
+from breakhis.pipeline.params import Params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # 11 real BreakHis images in the official layout (tests/data/breakhis-sample/README.md): part of the
@@ -77,7 +77,7 @@ def tiny_run_params() -> Params:
 @pytest.fixture(scope="session")
 def synthetic_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """24 synthetic BreakHis images (3 benign and 3 malignant patients, 100X and 400X, 64x96)."""
-    from stages.data.synthetic import write_synthetic_breakhis
+    from breakhis.data.synthetic import write_synthetic_breakhis
 
     tree = write_synthetic_breakhis(
         tmp_path_factory.mktemp("synthetic"),
@@ -96,8 +96,8 @@ def described_file(folder: Path, name: str, params: Params | None = None, **chan
     `params`, default TINY_RUN's): enough for everything that runs before TensorFlow loads a model."""
     import zipfile
 
-    from stages.modeling.description import DESCRIPTION_MEMBER, describe
-    from stages.pipeline.paths import model_file
+    from breakhis.modeling.description import DESCRIPTION_MEMBER, describe
+    from breakhis.pipeline.paths import model_file
 
     description = describe(
         name,
@@ -124,12 +124,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
     import keras
     import numpy as np
 
-    from stages.data.dataset import parse_image_name
-    from stages.modeling.architectures import build_custom_cnn, build_transfer_model
-    from stages.modeling.description import describe, save_model
-    from stages.modeling.prediction import load_for_model, model_inputs
-    from stages.pipeline.params import MODEL_NAMES
-    from stages.pipeline.paths import model_file
+    from breakhis.data.dataset import parse_image_name
+    from breakhis.modeling.architectures import build_custom_cnn, build_transfer_model
+    from breakhis.modeling.description import describe, save_model
+    from breakhis.modeling.prediction import load_for_model, model_inputs
+    from breakhis.pipeline.params import MODEL_NAMES
+    from breakhis.pipeline.paths import model_file
 
     folder = tmp_path_factory.mktemp("models")
     images = np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images])

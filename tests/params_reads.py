@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stages.pipeline import params as schema
+from breakhis.pipeline import params as schema
 
 
 class ReadRecorder:

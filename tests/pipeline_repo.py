@@ -10,11 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from stages.plots_page import TEMPLATE, write_plots_template
+from commands.plots_page import TEMPLATE, write_plots_template
 from tests.conftest import PROJECT_ROOT
 
 PROJECT_FILES = (
+    "breakhis",
     "stages",
+    "commands",
     "dvc.yaml",
     "params.yaml",
     ".dvc/config",
@@ -22,7 +24,7 @@ PROJECT_FILES = (
     ".gitignore",
     "pyproject.toml",
     "uv.lock",  # a DVC dependency of the train and evaluate stages
-    "profiles",  # named param sets (stages.cross_validate --profile, stages.exp_run)
+    "profiles",  # named param sets (commands.cross_validate --profile, commands.exp_run)
     "data/raw/README.md",  # data.path's default, ingest's DVC dependency
 )
 
@@ -44,7 +46,7 @@ TINY = {
 
 
 def environment() -> dict[str, str]:
-    """This Python's bin first on PATH, so stage commands (`python -m stages...`) use it."""
+    """This Python's bin first on PATH, so stage commands (`python -m stages.train`) use it."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -65,7 +67,8 @@ def dvc(*args: str, cwd: Path) -> str:
 
 
 def stage(module: str, *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
-    return run([sys.executable, "-m", f"stages.{module}", *args], cwd, check=check, env=env)
+    """`python -m <module>` (a stage or a command, e.g. `stages.train`, `commands.predict`)."""
+    return run([sys.executable, "-m", module, *args], cwd, check=check, env=env)
 
 
 def commit(repo: Path, message: str) -> None:

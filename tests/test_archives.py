@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.data.archives import ArchiveError, extract, extracted, unpacked, unsafe_member_reason
+from breakhis.data.archives import ArchiveError, extract, extracted, unpacked, unsafe_member_reason
 from tests.raw_data import tar_member
 
 

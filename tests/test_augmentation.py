@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from breakhis.data.augmentation import Transforms, augment_image, plan_augmentation
+from breakhis.data.images import pixel_hash, read_rgb, write_rgb
+from breakhis.pipeline.params import AugmentParams
 from stages import augment as augment_stage
-from stages.data.augmentation import Transforms, augment_image, plan_augmentation
-from stages.data.images import pixel_hash, read_rgb, write_rgb
-from stages.pipeline.params import AugmentParams
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 
 

@@ -26,12 +26,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from breakhis.data.images import ImageError, read_rgb
+from breakhis.modeling.prediction import check_images
+from breakhis.pipeline import files
+from breakhis.pipeline.stage import USER_ERRORS
 from stages import augment as augment_stage
 from stages import split as split_stage
-from stages.data.images import ImageError, read_rgb
-from stages.modeling.prediction import check_images
-from stages.pipeline import files
-from stages.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 from tests.raw_data import SHORT_IMAGE, copy_tree, image_path, make_tar_gz, write_png_bomb
 from tests.test_ingest import SIZE, TRAIN_FITS
@@ -226,7 +226,7 @@ def test_augment_keeps_its_previous_output_when_a_source_image_is_missing(projec
 
 
 def test_train_and_evaluate_name_a_missing_or_incomplete_input(project: Path) -> None:
-    from stages.pipeline.files import read_table
+    from breakhis.pipeline.files import read_table
 
     with pytest.raises(FileNotFoundError, match=r"data/augmented/train.csv: not found \(written by augment"):
         read_table(Path("data/augmented/train.csv"), ("path", "target"), "augment")
@@ -250,7 +250,7 @@ def test_train_and_evaluate_name_a_missing_or_incomplete_input(project: Path) ->
     ids=["duplicate nested key", "duplicate top key", "a list", "broken YAML", "typo"],
 )
 def test_params_file_errors_name_the_file_and_key(project: Path, text: str, message: str) -> None:
-    from stages.pipeline.params import ParamsError, load_params
+    from breakhis.pipeline.params import ParamsError, load_params
 
     Path("params.yaml").write_text(text)
     with pytest.raises(ParamsError, match=f"(?s)params.yaml: .*{message}"):
@@ -258,7 +258,7 @@ def test_params_file_errors_name_the_file_and_key(project: Path, text: str, mess
 
 
 def run_predict(*args: str) -> None:
-    from stages.predict import predict_command
+    from commands.predict import predict_command
 
     predict_command([*args, "--quiet"])
 

@@ -34,13 +34,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from breakhis.data import archives
+from breakhis.data.partition import check_manifest, make_splits
+from breakhis.pipeline.params import load_params
+from breakhis.pipeline.stage import USER_ERRORS
 from stages import augment as augment_stage
 from stages import ingest as ingest_stage
 from stages import split as split_stage
-from stages.data import archives
-from stages.data.partition import check_manifest, make_splits
-from stages.pipeline.params import load_params
-from stages.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT, crafted_manifest
 from tests.raw_data import copy_tree, folds_rows, image_path, make_tar_gz, tar_member
 from tests.test_bad_input import leftovers, snapshot
@@ -999,7 +999,7 @@ def test_a_synthetic_size_over_the_pixel_cap_is_refused_before_any_work(
 def test_a_synthetic_generator_that_fails_midway_removes_its_tree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stages.data import synthetic
+    from breakhis.data import synthetic
 
     written = []
     write_bgr = synthetic.write_bgr
@@ -1020,7 +1020,7 @@ def test_a_synthetic_generator_that_fails_midway_removes_its_tree(
 
 def test_flock_is_what_holds_the_lock(project: Path) -> None:
     """The lock is the kernel's (released with its process), not the file's existence."""
-    from stages.pipeline.files import OutputLockedError, output_lock
+    from breakhis.pipeline.files import OutputLockedError, output_lock
 
     with output_lock(Path("data/x")), output_lock(Path("data/x")):  # nested in one process: allowed
         handle = os.open("data/x.lock", os.O_RDWR)

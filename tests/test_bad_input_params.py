@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.pipeline.params import (
+from breakhis.pipeline.params import (
     BACKBONE_SIZES,
     MAX_PIXELS,
     MEMORY_VARIABLE,
@@ -34,7 +34,7 @@ from stages.pipeline.params import (
     load_params,
     memory_estimates,
 )
-from stages.pipeline.stage import USER_ERRORS
+from breakhis.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT
 
 BUDGET_GB = "16"
@@ -277,7 +277,7 @@ CASES: dict[str, Case] = {
     ),
     # ---- sizes beyond the memory budget: accepted before, the process grew until killed ----
     "train image_size 65536x65536": Case(
-        {"train.image_size": [65536, 65536]},  # no field is that large (stages.pipeline.coherence)
+        {"train.image_size": [65536, 65536]},  # no field is that large (breakhis.pipeline.coherence)
         "train.image_size: 65536x65536 patches (custom, vgg19, resnet50; train.input patches) do not fit",
     ),
     "train image_size 3000x3000": Case(
@@ -456,7 +456,7 @@ def test_the_shipped_params_fit_this_machine(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_the_pixel_cap_is_the_one_ingest_reads() -> None:
-    from stages.data import images
+    from breakhis.data import images
 
     assert images.MAX_PIXELS == MAX_PIXELS and images.MAX_UPSCALE == 1.05
 
@@ -466,7 +466,7 @@ def test_the_model_sizes_of_the_estimate_are_kerass() -> None:
     import keras
     import numpy as np
 
-    from stages.modeling.architectures import build_custom_cnn, vgg19_batchnorm
+    from breakhis.modeling.architectures import build_custom_cnn, vgg19_batchnorm
 
     def activations(model: keras.Model) -> float:
         total = 0
@@ -504,8 +504,8 @@ def tiny_fit(x, learning_rate: float) -> None:
     import keras
     import numpy as np
 
-    from stages.modeling.architectures import build_custom_cnn
-    from stages.modeling.training import StopOnNonFiniteLoss
+    from breakhis.modeling.architectures import build_custom_cnn
+    from breakhis.modeling.training import StopOnNonFiniteLoss
 
     keras.utils.set_random_seed(0)
     model = build_custom_cnn((32, 32), [4, 4, 4, 4], 0.0, True)
@@ -525,7 +525,7 @@ def tiny_fit(x, learning_rate: float) -> None:
 def test_a_diverging_learning_rate_stops_training_naming_the_epoch_and_cause() -> None:
     import numpy as np
 
-    from stages.modeling.training import TrainingDiverged
+    from breakhis.modeling.training import TrainingDiverged
 
     x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
     with pytest.raises(TrainingDiverged) as error:
@@ -543,7 +543,7 @@ def test_a_diverging_learning_rate_stops_training_naming_the_epoch_and_cause() -
 def test_non_finite_inputs_stop_training_at_the_first_batch() -> None:
     import numpy as np
 
-    from stages.modeling.training import TrainingDiverged
+    from breakhis.modeling.training import TrainingDiverged
 
     x = np.full((8, 32, 32, 3), 100.0, "float32")
     x[:, 0, 0, 0] = np.nan  # in every image: the first batch has one, shuffled or not
@@ -555,7 +555,7 @@ def nan_model(tmp_path: Path) -> tuple:
     """The tiny custom CNN with one NaN weight, and where it would be saved."""
     import numpy as np
 
-    from stages.modeling.architectures import build_custom_cnn
+    from breakhis.modeling.architectures import build_custom_cnn
     from tests.conftest import TINY_MODEL_SIZE
 
     model = build_custom_cnn(TINY_MODEL_SIZE, [4, 4, 4, 4], 0.0, True)
@@ -566,7 +566,7 @@ def nan_model(tmp_path: Path) -> tuple:
 
 
 def test_a_model_with_non_finite_weights_is_never_saved(tmp_path: Path) -> None:
-    from stages.modeling.training import TrainingDiverged, require_finite_weights
+    from breakhis.modeling.training import TrainingDiverged, require_finite_weights
 
     model, _ = nan_model(tmp_path)
     with pytest.raises(
@@ -578,7 +578,7 @@ def test_a_model_with_non_finite_weights_is_never_saved(tmp_path: Path) -> None:
 
 
 def test_evaluate_and_predict_refuse_a_model_with_non_finite_weights(tmp_path: Path) -> None:
-    from stages.modeling.description import ModelFileError, describe, load_model, save_model
+    from breakhis.modeling.description import ModelFileError, describe, load_model, save_model
     from tests.conftest import tiny_run_params
 
     model, path = nan_model(tmp_path)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.pipeline.params import MODEL_NAMES
+from breakhis.pipeline.params import MODEL_NAMES
 from tests.conftest import described_file
 from tests.test_predict import tissue, write_png
 
@@ -149,7 +149,7 @@ def ensemble_decision(**changes: object) -> str:
     `changes`; returns its path."""
     import json
 
-    from stages.pipeline.files import file_digest
+    from breakhis.pipeline.files import file_digest
 
     digests = {name: file_digest(Path(f"models/{name}/model.keras")) for name in MODEL_NAMES}
     decision = {
@@ -519,8 +519,8 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         values = np.array([PROBABILITIES.get(Path(p).name, 0.5) for p in paths], dtype="float64")
         return dict.fromkeys(models, values)
 
-    monkeypatch.setattr("stages.predict.load_model", lambda path, name: (name, None))
-    monkeypatch.setattr("stages.predict.run_models", run_models)
+    monkeypatch.setattr("commands.predict.load_model", lambda path, name: (name, None))
+    monkeypatch.setattr("commands.predict.run_models", run_models)
     return ran
 
 
@@ -531,7 +531,7 @@ def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
     def load_model(path: Path, name: str) -> None:
         raise AssertionError(f"{path} loaded before the inputs were refused")
 
-    monkeypatch.setattr("stages.predict.load_model", load_model)
+    monkeypatch.setattr("commands.predict.load_model", load_model)
 
 
 @pytest.fixture
@@ -562,7 +562,7 @@ def snapshot() -> dict[str, object]:
 
 def predict(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Exit code and stderr of `breakhis-predict args` (models/ and out.csv unless given)."""
-    from stages.predict import main
+    from commands.predict import main
 
     defaults = [*(["--models-dir", "models"] if "--models-dir" not in args else [])]
     defaults += ["--out", "out.csv"] if "--out" not in args else []
@@ -646,7 +646,7 @@ def test_a_symlinked_out_is_followed_and_the_link_kept(capsys: pytest.CaptureFix
 def test_collect_inputs_lists_every_spelling_and_read_inputs_each_file_once() -> None:
     """The library's two views: `collect_inputs` what the inputs name (a file given twice is there
     twice, as before), `read_inputs` what predict runs on and what it left out."""
-    from stages.modeling.prediction import collect_inputs, read_inputs
+    from breakhis.modeling.prediction import collect_inputs, read_inputs
 
     image("a.png")
     folder_of("b.png", "notes.txt", ".DS_Store")

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.data.images import write_rgb
-from stages.evaluation.baselines import (
+from breakhis.data.images import write_rgb
+from breakhis.evaluation.baselines import (
     collapse_warnings,
     colour_baseline_probabilities,
     colour_features,
     output_spread,
     paired_auc_difference,
 )
-from stages.evaluation.bootstrap import BETTER, NOISE, WORSE
-from stages.evaluation.metrics import bootstrap_intervals, majority_baseline
+from breakhis.evaluation.bootstrap import BETTER, NOISE, WORSE
+from breakhis.evaluation.metrics import bootstrap_intervals, majority_baseline
 
 
 def coloured_rows(

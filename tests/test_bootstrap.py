@@ -1,4 +1,4 @@
-"""The one patient-group bootstrap (stages.evaluation.bootstrap): what it draws, how it leaves out
+"""The one patient-group bootstrap (breakhis.evaluation.bootstrap): what it draws, how it leaves out
 undefined values, paired differences and their verdicts; and its four callers, whose intervals
 must stay exactly what they were before they shared it (metrics/evaluate.json is compared byte for
 byte between runs: same seed, same draws, same skipped resamples)."""
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluation.baselines import paired_auc_difference
-from stages.evaluation.bootstrap import (
+from breakhis.evaluation.baselines import paired_auc_difference
+from breakhis.evaluation.bootstrap import (
     BETTER,
     NOISE,
     WORSE,
@@ -20,9 +20,9 @@ from stages.evaluation.bootstrap import (
     resampling_units,
     verdict,
 )
-from stages.evaluation.comparison import paired_comparison
-from stages.evaluation.cross_validation.pooled import pooled_intervals
-from stages.evaluation.metrics import bootstrap_intervals
+from breakhis.evaluation.comparison import paired_comparison
+from breakhis.evaluation.cross_validation.pooled import pooled_intervals
+from breakhis.evaluation.metrics import bootstrap_intervals
 
 
 def test_groups_are_sorted_and_draws_are_numpy_s_integers() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from stages.evaluation.html_report import write_report_html
-from stages.plots_page import TEMPLATE, write_plots_template
+from breakhis.evaluation.html_report import write_report_html
+from commands.plots_page import TEMPLATE, write_plots_template
 from tests.browser import chromium_available, headless_chromium, page_problems
 from tests.conftest import PROJECT_ROOT
 

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from stages import evaluate
-from stages.evaluation.calibration import (
+from breakhis.evaluation.calibration import (
     apply_temperature,
     brier_score,
     expected_calibration_error,
@@ -17,8 +16,9 @@ from stages.evaluation.calibration import (
     output_threshold,
     reliability_bins,
 )
-from stages.evaluation.decision import decisions, prediction_rule
-from stages.pipeline.params import MODEL_NAMES, EvaluateParams
+from breakhis.evaluation.decision import decisions, prediction_rule
+from breakhis.pipeline.params import MODEL_NAMES, EvaluateParams
+from stages import evaluate
 
 
 def test_brier_score_by_hand() -> None:

@@ -1,4 +1,4 @@
-"""The rules between keys (stages.pipeline.coherence), checked when params are loaded: every
+"""The rules between keys (breakhis.pipeline.coherence), checked when params are loaded: every
 combination that could not run, or would not do what it says, is refused with the keys and a fix."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.pipeline.params import Params, ParamsError, fit_settings, validate_params
-from stages.pipeline.profiles import apply, available, flatten, load_profile
+from breakhis.pipeline.params import Params, ParamsError, fit_settings, validate_params
+from breakhis.pipeline.profiles import apply, available, flatten, load_profile
 from tests.conftest import PROJECT_ROOT, tiny_run_params
 from tests.pipeline_repo import TINY
 

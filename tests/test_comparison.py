@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluation.bootstrap import BETTER, NOISE, NOT_COMPARABLE, WORSE
-from stages.evaluation.comparison import compare_runs, comparison_markdown, paired_comparison
+from breakhis.evaluation.bootstrap import BETTER, NOISE, NOT_COMPARABLE, WORSE
+from breakhis.evaluation.comparison import compare_runs, comparison_markdown, paired_comparison
 
 SETTINGS = {"resamples": 300, "confidence": 0.95, "seed": 0}
 
@@ -118,7 +118,7 @@ def git(*args: str, cwd: Path) -> None:
 def test_command_compares_two_revisions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.compare import main
+    from commands.compare import main
 
     git("init", "-q", cwd=tmp_path)
     git("config", "user.email", "t@example.com", cwd=tmp_path)

@@ -14,19 +14,19 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from stages.data.dataset import image_filename, patient_folder
-from stages.evaluation.cross_validation.checks import check_folds
-from stages.evaluation.cross_validation.documents import markdown, summary_json, write_summary
-from stages.evaluation.cross_validation.folds import COLUMNS, FoldResult
-from stages.evaluation.cross_validation.pooled import (
+from breakhis.data.dataset import image_filename, patient_folder
+from breakhis.evaluation.cross_validation.checks import check_folds
+from breakhis.evaluation.cross_validation.documents import markdown, summary_json, write_summary
+from breakhis.evaluation.cross_validation.folds import COLUMNS, FoldResult
+from breakhis.evaluation.cross_validation.pooled import (
     OverlapError,
     patient_groups,
     pooled_intervals,
     pooled_predictions,
 )
-from stages.evaluation.cross_validation.summary import summarise_folds
-from stages.evaluation.metrics import choose_threshold, evaluate_predictions
-from stages.pipeline.experiments import check_label, experiment_name, parse_experiment_name
+from breakhis.evaluation.cross_validation.summary import summarise_folds
+from breakhis.evaluation.metrics import choose_threshold, evaluate_predictions
+from breakhis.pipeline.experiments import check_label, experiment_name, parse_experiment_name
 
 # A patient: (B|M, slide, malignant probabilities of their images)
 Patient = tuple[str, str, list[float]]
@@ -355,7 +355,7 @@ def experiments_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_command_summarises_a_label_from_git(
     experiments_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.cross_validate import main
+    from commands.cross_validate import main
 
     main(["--summarise", "--label", "t"])
     out = capsys.readouterr().out
@@ -369,7 +369,7 @@ def test_command_summarises_a_label_from_git(
 def test_command_names_a_missing_fold_and_an_unknown_experiment(
     experiments_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.cross_validate import main
+    from commands.cross_validate import main
 
     main(["--summarise", "cv-t-s42-f0", "cv-t-s42-f2"])
     captured = capsys.readouterr()
@@ -426,17 +426,17 @@ class FakeDvc:
 
 @pytest.fixture
 def fake_dvc(experiments_repo: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDvc:
-    import stages.cross_validate
+    import commands.cross_validate
 
     fake = FakeDvc(experiments_repo)
-    monkeypatch.setattr(stages.cross_validate, "dvc", fake)
+    monkeypatch.setattr(commands.cross_validate, "dvc", fake)
     return fake
 
 
 def test_command_runs_every_fold_with_the_overrides(
     fake_dvc: FakeDvc, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.cross_validate import main
+    from commands.cross_validate import main
 
     main(["--label", "t", "--folds", "3", "--force", "-S", "train.epochs=2"])
     assert fake_dvc.calls[0] == ["exp", "remove", "cv-t-s42-f0", "cv-t-s42-f1", "cv-t-s42-f2"]
@@ -450,7 +450,7 @@ def test_command_runs_every_fold_with_the_overrides(
 
 
 def test_command_resumes_and_queues(fake_dvc: FakeDvc, capsys: pytest.CaptureFixture[str]) -> None:
-    from stages.cross_validate import main
+    from commands.cross_validate import main
 
     with pytest.raises(ValueError, match="exist on this commit already.*--resume.*--force"):
         main(["--label", "t", "--folds", "3"])
@@ -469,7 +469,7 @@ def test_command_resumes_and_queues(fake_dvc: FakeDvc, capsys: pytest.CaptureFix
 
 
 def test_command_refuses_overrides_it_sets_itself() -> None:
-    from stages.cross_validate import check_overrides
+    from breakhis.evaluation.cross_validation.runs import check_overrides
 
     check_overrides(["train.epochs=2", "train.image_size=[32, 32]"])
     for reserved in ("split.fold=1", "seed=3", "params.yaml:split.strategy=patient", "split.folds=4"):
@@ -498,7 +498,7 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
     (repo / "profiles/tiny.yaml").write_text(yaml.safe_dump(profile))
     commit(repo, "a profile")
     before = (repo / "params.yaml").read_text()
-    output = stage("cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo)
+    output = stage("commands.cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo)
     assert "# Cross-validation `tiny-v3`: 2 of 2 folds, seed 42" in output
 
     # the workspace is as it was: the folds ran in temporary copies of the repository
@@ -532,16 +532,16 @@ def test_cross_validate_runs_two_folds_as_experiments_and_summarises_them(tmp_pa
     assert "## Pooled ROC AUC by epoch" in text and "## The ensemble chosen out of fold" in text
 
     # summarising again trains nothing; one fold alone is summarised with a warning naming the other
-    again = stage("cross_validate", "--summarise", "cv-tiny-v3-s42-f1", cwd=repo)
+    again = stage("commands.cross_validate", "--summarise", "cv-tiny-v3-s42-f1", cwd=repo)
     assert "Running stage" not in again and "fold(s) 0 of 2 missing" in again
     refused = stage(
-        "cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo, check=False
+        "commands.cross_validate", "--profile", "tiny", "--folds", "2", *set_args(TINY), cwd=repo, check=False
     )
     assert "exist on this commit already" in refused
 
     # a paired ablation on the same folds: the profile's cross-validation is the reference as it is
     ablation = stage(
-        "ablate", "--profile", "tiny", "--folds", "2", "--seeds", "42", *set_args(TINY),
+        "commands.ablate", "--profile", "tiny", "--folds", "2", "--seeds", "42", *set_args(TINY),
         "--variant", "grey", "train.colour=grey", cwd=repo,
     )  # fmt: skip
     assert "cv-tiny-v3-s42-f0 exists, kept" in ablation and "cv-tiny-v3-s42-f1 exists, kept" in ablation
@@ -655,7 +655,7 @@ def test_a_folds_own_predictions_never_choose_its_members() -> None:
 
 
 def test_repeated_cross_validation_gives_each_seed_and_the_mean_over_seeds() -> None:
-    from stages.evaluation.cross_validation.documents import repeated_markdown
+    from breakhis.evaluation.cross_validation.documents import repeated_markdown
 
     summaries = [summarise_folds(three_model_folds(seed=seed), "t") for seed in (7, 8)]
     text = repeated_markdown(summaries)
@@ -738,9 +738,9 @@ def test_the_ensemble_chosen_out_of_fold_averages_its_members_subtype_probabilit
 
 
 def test_the_pipeline_ensemble_is_chosen_over_seeds_and_never_loses_to_its_best_member() -> None:
-    from stages.cross_validate import recommend
-    from stages.evaluation.cross_validation.documents import recommendation_lines, recommended_yaml
-    from stages.evaluation.cross_validation.ensemble import TOLERANCE
+    from breakhis.evaluation.cross_validation.documents import recommendation_lines, recommended_yaml
+    from breakhis.evaluation.cross_validation.ensemble import TOLERANCE
+    from breakhis.evaluation.cross_validation.runs import recommend
 
     summaries = [summarise_folds(three_model_folds(seed=seed), "t") for seed in (7, 8, 9)]
     choice = recommend(summaries)
@@ -769,7 +769,7 @@ def test_the_pipeline_ensemble_is_chosen_over_seeds_and_never_loses_to_its_best_
 def test_a_set_that_loses_to_its_best_member_in_one_seed_is_not_chosen_whatever_its_mean() -> None:
     """Seed 1: a alone is perfect and b drags the pair down; seed 2: b is strong and the pair best.
     The pair has the highest mean over the seeds, but loses to a in seed 1."""
-    from stages.evaluation.cross_validation.ensemble import choose_over_seeds
+    from breakhis.evaluation.cross_validation.ensemble import choose_over_seeds
 
     target = [0, 0, 0, 1, 1, 1]
     seeds = {
@@ -791,9 +791,9 @@ def test_a_set_that_loses_to_its_best_member_in_one_seed_is_not_chosen_whatever_
 def test_a_profile_that_ships_another_ensemble_than_cross_validation_chose_is_named(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from stages.cross_validate import check_profile
-    from stages.evaluation.cross_validation.ensemble import SeedsChoice
-    from stages.pipeline.profiles import load_profile
+    from breakhis.evaluation.cross_validation.ensemble import SeedsChoice
+    from breakhis.evaluation.cross_validation.runs import check_profile
+    from breakhis.pipeline.profiles import load_profile
 
     profile = load_profile("real-patches")
     ships = profile.params.get("evaluate.members", ["custom", "vgg19", "resnet50"])
@@ -812,7 +812,7 @@ def test_a_profile_that_ships_another_ensemble_than_cross_validation_chose_is_na
 
 
 def test_how_closely_a_model_follows_the_colour_baseline_over_patients() -> None:
-    from stages.evaluation.cross_validation.pooled import follows_colour
+    from breakhis.evaluation.cross_validation.pooled import follows_colour
 
     summary = summarise_folds(three_model_folds(), "t")
     colour = summary.predictions["colour_baseline"]
@@ -850,7 +850,7 @@ def sharpened(results: list[FoldResult], model: str, amount: float) -> list[Fold
 
 
 def test_a_paired_ablation_names_the_lever_that_holds_in_every_seed() -> None:
-    from stages.evaluation.cross_validation.ablation import (
+    from breakhis.evaluation.cross_validation.ablation import (
         HOLDS,
         HURTS,
         NO_EFFECT,
@@ -888,7 +888,7 @@ def test_a_paired_ablation_names_the_lever_that_holds_in_every_seed() -> None:
 
 
 def test_the_ablate_command_refuses_unnamed_or_empty_variants() -> None:
-    from stages.ablate import parse_args
+    from commands.ablate import parse_args
 
     with pytest.raises(ValueError, match="give its overrides as KEY=VALUE"):
         parse_args(["--variant", "grey", "--seeds", "1"])

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from stages.data.dataset import LayoutError, find_slides_root, parse_image_name, parse_image_path, scan_images
+from breakhis.data.dataset import (
+    LayoutError,
+    find_slides_root,
+    parse_image_name,
+    parse_image_path,
+    scan_images,
+)
 
 BREAST = Path("BreaKHis_v1/histology_slides/breast")
 

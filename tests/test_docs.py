@@ -16,7 +16,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from stages.pipeline.params import Params
+from breakhis.pipeline.code import PACKAGES
+from breakhis.pipeline.params import Params
 from tests.conftest import PROJECT_ROOT, module_from_file
 
 DOCS = PROJECT_ROOT / "docs"
@@ -158,7 +159,7 @@ def test_the_commands_page_names_every_command() -> None:
     page = (DOCS / "reference" / "commands.md").read_text()
     modules = [
         ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
-        for path in sorted((PROJECT_ROOT / "stages").rglob("*.py"))
+        for path in sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py"))
         if 'if __name__ == "__main__":' in path.read_text()
     ]
     assert modules

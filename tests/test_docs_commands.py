@@ -15,13 +15,16 @@ from unittest import mock
 
 import pytest
 
-from stages.pipeline.matrix import apply_overrides, parse_override_sets
-from stages.pipeline.params import PARAMS_FILE, read_params, validate_params
-from stages.pipeline.profiles import load_profile
+from breakhis.pipeline.matrix import apply_overrides, parse_override_sets
+from breakhis.pipeline.params import PARAMS_FILE, read_params, validate_params
+from breakhis.pipeline.paths import ENTRY_POINTS
+from breakhis.pipeline.profiles import load_profile
 from tests.conftest import PROJECT_ROOT, module_from_file
 from tests.docs_blocks import Block, all_blocks, command_blocks
 
-pytestmark = pytest.mark.filterwarnings("ignore:'stages.*' found in sys.modules:RuntimeWarning")  # runpy
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:'(stages|commands).*' found in sys.modules:RuntimeWarning"
+)  # runpy
 
 PYTHONS = ("python", "python3", ".venv/bin/python")
 PREDICT = ("breakhis-predict", ".venv/bin/breakhis-predict")
@@ -87,7 +90,7 @@ def check_run_py(args: list[str]) -> None:
     if command in ("dvc", "repro"):
         parse_dvc(rest if command == "dvc" else ["repro", *rest])
     elif command == "gpu-check":
-        stage_runs("stages.gpu_check", rest)
+        stage_runs("commands.gpu_check", rest)
     elif command == "sync":
         pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
         extras = pyproject["project"]["optional-dependencies"]
@@ -130,13 +133,13 @@ def stage_runs(module: str, args: list[str]) -> list[list[str]]:
     namespace, rest = parse_stage(module, args)
     profile = getattr(namespace, "profile", None)
     base = load_profile(profile).overrides() if profile else []
-    if module == "stages.exp_run":  # the rest goes to `dvc exp run`
+    if module == "commands.exp_run":  # the rest goes to `dvc exp run`
         return dvc_runs(["exp", "run", *rest], base)
     assert not rest, f"python -m {module}: unrecognized arguments {rest}"
-    if module == "stages.runners" and namespace.command == "plan":
+    if module == "commands.runners" and namespace.command == "plan":
         return [[*base, *one] for one in parse_override_sets(namespace.overrides)]
     reference = [*base, *(getattr(namespace, "set_param", None) or [])]
-    variants = [overrides for _, *overrides in getattr(namespace, "variant", None) or []]  # stages.ablate
+    variants = [overrides for _, *overrides in getattr(namespace, "variant", None) or []]  # commands.ablate
     return [reference, *([*reference, *overrides] for overrides in variants)]
 
 
@@ -149,10 +152,10 @@ def command_runs(words: list[str]) -> list[list[str]]:
     if program in PYTHONS and args[:1] == ["-c"]:
         return []  # a Python one-liner, shown
     if program in PYTHONS and args[:1] == ["-m"]:
-        assert args[1].startswith("stages."), f"{args[1]}: not a command of this project"
+        assert args[1].split(".")[0] in ENTRY_POINTS, f"{args[1]}: not a command of this project"
         return stage_runs(args[1], args[2:])
     if program in PREDICT:
-        return stage_runs("stages.predict", args)
+        return stage_runs("commands.predict", args)
     if program == "dvc":
         return dvc_runs(args)
     assert program in NOT_CHECKED, f"{program}: a program this test does not know (add it to NOT_CHECKED)"

@@ -77,7 +77,7 @@ def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(
     dumps (and not what it excludes), and params that did not come from `load_params` are not watched."""
     import pickle
 
-    from stages.pipeline import params as schema
+    from breakhis.pipeline import params as schema
 
     recorder = ReadRecorder()
     params, other = schema.Params(), schema.Params(seed=7)

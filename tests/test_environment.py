@@ -8,8 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
-from stages.pipeline.environment import SYNC_RECORD, describe_environment, environment_lock
-from stages.pipeline.files import file_digest
+from breakhis.pipeline.environment import SYNC_RECORD, describe_environment, environment_lock
+from breakhis.pipeline.files import file_digest
 from tests.conftest import PROJECT_ROOT, module_from_file
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from breakhis.pipeline.params import EvaluateParams
 from stages import evaluate
-from stages.pipeline.params import EvaluateParams
 
 
 def split(name: str, targets: list[int]) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def test_without_validation_nothing_is_chosen_and_nothing_read_from_val(no_colou
 
 
 def test_magnifications_a_model_never_trained_on_are_marked(no_colour_baseline: None) -> None:
-    from stages.evaluation.report import magnification_lines
+    from breakhis.evaluation.report import magnification_lines
 
     rows = pd.concat([split("t", [0, 1, 0, 1]).assign(magnification=m) for m in (40, 100)], ignore_index=True)
     rows["patient"] = rows["patient_group"] = [f"p{i}" for i in range(len(rows))]

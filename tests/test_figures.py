@@ -14,9 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from stages.evaluation import plots  # noqa: E402
-from stages.evaluation.calibration import reliability_bins  # noqa: E402
-from stages.pipeline.figures import grid_figure, overlay_figure  # noqa: E402
+from breakhis.evaluation import plots  # noqa: E402
+from breakhis.evaluation.calibration import reliability_bins  # noqa: E402
+from breakhis.pipeline.figures import grid_figure, overlay_figure  # noqa: E402
 
 RNG = np.random.default_rng(0)
 TARGETS = np.array([0] * 20 + [1] * 40)

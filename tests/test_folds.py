@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.data.folds import FOLD_COLUMNS, FoldsError, find_folds_file, fold_columns, read_folds
+from breakhis.data.folds import FOLD_COLUMNS, FoldsError, find_folds_file, fold_columns, read_folds
 
 NAME = "SOB_B_A-14-22549AB-100-001.png"
 PATH = f"BreaKHis_v1/histology_slides/breast/benign/SOB/adenosis/SOB_B_A_14-22549AB/100X/{NAME}"

@@ -1,4 +1,4 @@
-"""`python3 run.py gpu-check` (stages.gpu_check): on this CPU it reports that no GPU was found and
+"""`python3 run.py gpu-check` (commands.gpu_check): on this CPU it reports that no GPU was found and
 still runs every check, with tiny sizes and one step."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from stages.gpu_check import parse_args
+from commands.gpu_check import parse_args
 from tests.conftest import PROJECT_ROOT
 
 
@@ -28,7 +28,7 @@ def test_the_check_runs_on_a_cpu_and_says_there_is_no_gpu() -> None:
     tiny = ["--size", "32", "32", "--batch-size", "2", "--steps", "1", "--cpu-steps", "1"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(
-        [sys.executable, "-m", "stages.gpu_check", *tiny],
+        [sys.executable, "-m", "commands.gpu_check", *tiny],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.pipeline.profiles import load_profile
+from breakhis.pipeline.profiles import load_profile
 from tests.conftest import PROJECT_ROOT
 from tests.pipeline_repo import TINY, dvc, environment, make_repo, stage, write_params
 
@@ -61,7 +61,7 @@ def test_the_gpu_profile_trains_both_phases_on_a_cpu(name: str, repo: Path) -> N
             f"train.{name}.weights": str(repo / f"{name}-notop.weights.h5"),  # instead of imagenet
         },
     )
-    stage("train", name, cwd=repo)
+    stage("stages.train", name, cwd=repo)
     logged = (repo / "metrics/train" / name / "params.yaml").read_text()
     assert "mixed_float16" in logged  # the profile's mixed precision, on the CPU
     metrics = json.loads((repo / "metrics/train" / name / "metrics.json").read_text())

@@ -1,6 +1,6 @@
 """Grad-CAM on the three model types (flat custom CNN, nested VGG19 / ResNet50 backbones).
 
-All slow: stages.modeling.gradcam imports TensorFlow, so it is imported inside the tests."""
+All slow: breakhis.modeling.gradcam imports TensorFlow, so it is imported inside the tests."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ LAYERS = {  # at 32x32: the last block with a map of at least 4x4, and the very 
 
 
 def test_overlay_keeps_the_image_size() -> None:
-    from stages.modeling.gradcam import overlay
+    from breakhis.modeling.gradcam import overlay
 
     image = np.full((10, 20, 3), 200, np.uint8)
     heat = np.zeros((10, 20), np.float32)
@@ -36,7 +36,7 @@ def test_overlay_keeps_the_image_size() -> None:
 
 
 def test_examples_cover_each_class_right_and_wrong() -> None:
-    from stages.modeling.gradcam import select_examples
+    from breakhis.modeling.gradcam import select_examples
 
     targets = np.array([0, 0, 0, 1, 1, 1, 1])
     probabilities = np.array([0.1, 0.3, 0.8, 0.9, 0.6, 0.2, 0.95])
@@ -53,7 +53,7 @@ def test_examples_cover_each_class_right_and_wrong() -> None:
 
 @pytest.fixture(scope="module")
 def images(synthetic_images: list[Path]) -> np.ndarray:
-    from stages.modeling.prediction import load_for_model
+    from breakhis.modeling.prediction import load_for_model
 
     return np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images[::3]])  # 8 images
 
@@ -62,11 +62,11 @@ def images(synthetic_images: list[Path]) -> np.ndarray:
 def test_maps_have_the_image_size_and_are_not_constant(
     name: str, tiny_models: Path, images: np.ndarray
 ) -> None:
-    from stages.modeling.description import load_model
-    from stages.modeling.gradcam import GradCam, heatmaps
-    from stages.modeling.prediction import predict_batch
-    from stages.modeling.views import WHOLE_FIELD
-    from stages.pipeline.paths import model_file
+    from breakhis.modeling.description import load_model
+    from breakhis.modeling.gradcam import GradCam, heatmaps
+    from breakhis.modeling.prediction import predict_batch
+    from breakhis.modeling.views import WHOLE_FIELD
+    from breakhis.pipeline.paths import model_file
 
     model, _ = load_model(model_file(name, tiny_models), name)
     cam = GradCam(model)
@@ -88,9 +88,9 @@ def test_maps_have_the_image_size_and_are_not_constant(
 
 
 def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndarray) -> None:
-    from stages.modeling.description import load_model
-    from stages.modeling.gradcam import GradCam, heatmaps
-    from stages.pipeline.paths import model_file
+    from breakhis.modeling.description import load_model
+    from breakhis.modeling.gradcam import GradCam, heatmaps
+    from breakhis.pipeline.paths import model_file
 
     model, _ = load_model(model_file("resnet50", tiny_models))
     maps, _ = heatmaps(GradCam(model, layer="conv4_block6_out"), "resnet50", images[:2], 0.5)
@@ -100,9 +100,9 @@ def test_an_explicit_layer_and_an_unknown_one(tiny_models: Path, images: np.ndar
 
 
 def test_evaluation_grid(tiny_models: Path, synthetic_images: list[Path], tmp_path: Path) -> None:
-    from stages.data.dataset import parse_image_name
-    from stages.modeling.gradcam import write_gradcam_grid
-    from stages.pipeline.paths import model_file
+    from breakhis.data.dataset import parse_image_name
+    from breakhis.modeling.gradcam import write_gradcam_grid
+    from breakhis.pipeline.paths import model_file
 
     rows = pd.DataFrame(
         {
@@ -133,10 +133,10 @@ def test_a_subtype_model_explains_its_most_probable_subtype(name: str, images: n
     eight probabilities, and the map is the gradient of the predicted subtype's logit."""
     import keras
 
-    from stages.modeling.architectures import build_custom_cnn, build_transfer_model
-    from stages.modeling.gradcam import GradCam, heatmaps, output_caption
-    from stages.modeling.prediction import predict_batch
-    from stages.modeling.views import WHOLE_FIELD
+    from breakhis.modeling.architectures import build_custom_cnn, build_transfer_model
+    from breakhis.modeling.gradcam import GradCam, heatmaps, output_caption
+    from breakhis.modeling.prediction import predict_batch
+    from breakhis.modeling.views import WHOLE_FIELD
 
     keras.utils.set_random_seed(0)
     model = (
@@ -164,8 +164,8 @@ def test_patch_maps_keep_their_strength_across_the_field() -> None:
     peak (which lit the dim patches as brightly as the bright ones, seams between them)."""
     import keras
 
-    from stages.modeling.gradcam import GradCam, heatmaps
-    from stages.modeling.views import ViewParams
+    from breakhis.modeling.gradcam import GradCam, heatmaps
+    from breakhis.modeling.views import ViewParams
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)
@@ -190,8 +190,8 @@ def test_overlapping_patch_maps_blend_without_steps() -> None:
     field's map stays level wherever another patch's centre covers that border."""
     import keras
 
-    from stages.modeling.gradcam import GradCam, heatmaps
-    from stages.modeling.views import ViewParams, grid_offsets
+    from breakhis.modeling.gradcam import GradCam, heatmaps
+    from breakhis.modeling.views import ViewParams, grid_offsets
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import pr_comment
-from stages.evaluation.headline import headline_metrics
-from stages.pipeline.params import Params
-from stages.pipeline.paths import EVALUATE_METRICS, HEADLINE_METRICS
-from stages.pipeline.profiles import flatten
+from breakhis.evaluation.headline import headline_metrics
+from breakhis.pipeline.params import Params
+from breakhis.pipeline.paths import EVALUATE_METRICS, HEADLINE_METRICS
+from breakhis.pipeline.profiles import flatten
+from commands import pr_comment
 from tests.conftest import PROJECT_ROOT
 
 COMMITTED = json.loads((PROJECT_ROOT / EVALUATE_METRICS).read_text())

@@ -1,4 +1,4 @@
-"""`--help` everywhere, and never a side effect: every entry point (each module under stages/ that
+"""`--help` everywhere, and never a side effect: every entry point (each module of stages/ and commands/ that
 runs as a command, the `breakhis-predict` console script and every `python3 run.py` command) prints
 its usage under the name the user typed and exits 0, in a copy of the project where afterwards no
 file has been created, changed or removed."""
@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from breakhis.pipeline.code import PACKAGES
 from tests.conftest import PROJECT_ROOT
 
 RUN_PY_COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock", "gpu-check")
 
 
 def command_modules() -> list[str]:
-    """Every module under stages/ with a `__main__` block: each is a command."""
+    """Every project module with a `__main__` block: each is a command."""
     found = []
-    for path in sorted((PROJECT_ROOT / "stages").rglob("*.py")):
+    for path in sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py")):
         if re.search(r'^if __name__ == "__main__":', path.read_text(), re.MULTILINE):
             found.append(".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts))
     return found
@@ -35,7 +36,10 @@ def entry_points() -> list[tuple[list[str], str]]:
         for module in command_modules()
     ]
     points += [
-        ([sys.executable, "-m", "stages.runners", sub, "--help"], f"usage: python -m stages.runners {sub} ")
+        (
+            [sys.executable, "-m", "commands.runners", sub, "--help"],
+            f"usage: python -m commands.runners {sub} ",
+        )
         for sub in ("plan", "run", "summarise")
     ]
     script = Path(sys.executable).with_name("breakhis-predict")
@@ -83,7 +87,7 @@ def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_command_module_is_walked() -> None:
     """The list comes from the source: a new command is covered without editing this test."""
     modules = command_modules()
-    for expected in ("stages.ingest", "stages.evaluate", "stages.pr_comment", "stages.pipeline.params"):
+    for expected in ("stages.ingest", "stages.evaluate", "commands.pr_comment", "breakhis.pipeline.params"):
         assert expected in modules
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.evaluation.html_report import write_report_html
+from breakhis.evaluation.html_report import write_report_html
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

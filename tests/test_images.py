@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.data.images import ImageError, cover_and_crop, decode_rgb, size_problem
+from breakhis.data.images import ImageError, cover_and_crop, decode_rgb, size_problem
 
 
 def encoded(image: np.ndarray) -> np.ndarray:

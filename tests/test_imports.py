@@ -11,19 +11,19 @@ WITHOUT_TENSORFLOW = [
     "stages.ingest",
     "stages.split",
     "stages.augment",
-    "stages.pipeline.params",
-    "stages.evaluation.metrics",
-    "stages.evaluation.report",
-    "stages.data.synthetic",
-    "stages.data.partition",
-    "stages.data.augmentation",
-    "stages.data.plots",
-    "stages.pr_comment",
-    "stages.modeling.prediction",
-    "stages.predict",
-    "stages.model_card",
-    "stages.gpu_check",  # TensorFlow only once the options are parsed: --help is instant
-    "stages.pipeline.coherence",
+    "breakhis.pipeline.params",
+    "breakhis.evaluation.metrics",
+    "breakhis.evaluation.report",
+    "breakhis.data.synthetic",
+    "breakhis.data.partition",
+    "breakhis.data.augmentation",
+    "breakhis.data.plots",
+    "commands.pr_comment",
+    "breakhis.modeling.prediction",
+    "commands.predict",
+    "commands.model_card",
+    "commands.gpu_check",  # TensorFlow only once the options are parsed: --help is instant
+    "breakhis.pipeline.coherence",
 ]
 
 

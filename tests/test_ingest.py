@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from breakhis.data.archives import ArchiveError
+from breakhis.data.dataset import LayoutError
+from breakhis.data.folds import FoldsError
+from breakhis.pipeline.params import ParamsError
 from stages import ingest as ingest_stage
-from stages.data.archives import ArchiveError
-from stages.data.dataset import LayoutError
-from stages.data.folds import FoldsError
-from stages.pipeline.params import ParamsError
 from tests.raw_data import (
     DUPLICATE,
     DUPLICATE_OF,
@@ -37,7 +37,7 @@ from tests.raw_data import (
 
 SIZE = (92, 140)  # small, so the tests stay fast; BreakHis's 700x460 aspect
 # a train section that fits every small ingested field here (params refuse patches larger than the
-# scaled field before any stage works: stages.pipeline.coherence)
+# scaled field before any stage works: breakhis.pipeline.coherence)
 TRAIN_FITS = {"input": "field", "image_size": [32, 32]}
 ALL = (40, 100, 200, 400)  # every magnification of the sample (the default leaves 40X out)
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-QUIET = "from stages.pipeline.logs import quiet_native_logs; quiet_native_logs()\n"
+QUIET = "from breakhis.pipeline.logs import quiet_native_logs; quiet_native_logs()\n"
 WRITES = r"""
 import os, sys
 os.write(2, b"I0000 00:00:1795771643.365860   11441 port.cc:153] oneDNN custom operations are on. You\n")

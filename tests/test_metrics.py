@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluation.metrics import (
+from breakhis.evaluation.metrics import (
     HEADLINE,
     bootstrap_intervals,
     choose_threshold,

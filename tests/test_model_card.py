@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from stages.evaluation.card import as_interval, lookup, model_card, wilson_interval, write_model_card
-from stages.evaluation.decision import decisions, write_decisions
-from stages.modeling.description import describe_models
-from stages.pipeline.files import file_digest
-from stages.pipeline.params import ENSEMBLE, MODEL_NAMES, Params
-from stages.pipeline.paths import decision_file, model_file
+from breakhis.evaluation.card import as_interval, lookup, model_card, wilson_interval, write_model_card
+from breakhis.evaluation.decision import decisions, write_decisions
+from breakhis.modeling.description import describe_models
+from breakhis.pipeline.files import file_digest
+from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES, Params
+from breakhis.pipeline.paths import decision_file, model_file
 from tests.conftest import described_file
 
 INGEST = {

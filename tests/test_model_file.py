@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.modeling.description import (
+from breakhis.modeling.description import (
     DESCRIPTION_MEMBER,
     ModelDescription,
     code_version,
@@ -75,8 +75,17 @@ def test_the_archive_holds_no_time(tmp_path: Path) -> None:
 
 def test_the_code_version_is_the_same_at_another_commit(tmp_path: Path) -> None:
     """The commit that records a run's outputs, or a fresh clone, runs the same code at another
-    commit: the description (inside the model file) must not change with it."""
-    (tmp_path / "module.py").write_text("x = 1\n")
+    commit: the description (inside the model file) must not change with it. It versions the code
+    the train stage runs, and only that."""
+    files = {
+        "stages/train.py": "from breakhis.modeling import training\n",
+        "breakhis/modeling/training.py": "def lazy():\n    from breakhis.pipeline.params import x\n",
+        "breakhis/pipeline/params.py": "x = 1\n",
+        "breakhis/evaluation/tables.py": "y = 1\n",  # evaluate's, not the train stage's
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
 
     def git(*args: str) -> None:
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
@@ -87,8 +96,10 @@ def test_the_code_version_is_the_same_at_another_commit(tmp_path: Path) -> None:
     before = code_version(tmp_path)
     git("commit", "-q", "--allow-empty", "-m", "outputs")
     assert code_version(tmp_path) == before
-    (tmp_path / "module.py").write_text("x = 2\n")
-    assert code_version(tmp_path) != before  # the code itself is versioned
+    (tmp_path / "breakhis/evaluation/tables.py").write_text("y = 2\n")
+    assert code_version(tmp_path) == before  # code the stage never runs
+    (tmp_path / "breakhis/pipeline/params.py").write_text("x = 2\n")
+    assert code_version(tmp_path) != before  # the code itself is versioned, lazy imports included
 
 
 @pytest.mark.slow
@@ -99,10 +110,10 @@ def test_training_twice_saves_identical_model_files(tmp_path: Path, synthetic_im
     import numpy as np
     import tensorflow as tf
 
-    from stages.data.dataset import parse_image_name
-    from stages.modeling.architectures import build_custom_cnn
-    from stages.modeling.description import save_model
-    from stages.modeling.prediction import load_for_model, model_inputs
+    from breakhis.data.dataset import parse_image_name
+    from breakhis.modeling.architectures import build_custom_cnn
+    from breakhis.modeling.description import save_model
+    from breakhis.modeling.prediction import load_for_model, model_inputs
 
     images = np.stack([load_for_model(p, TINY_INGEST_SIZE) for p in synthetic_images])
     targets = np.array([parse_image_name(p).target for p in synthetic_images], dtype="float32")

@@ -125,7 +125,7 @@ def test_an_unwritable_output_ends_in_one_line(repo: Path, case: Case, kind: str
 def test_predict_into_an_unwritable_folder_ends_in_one_line(
     repo: Path, tiny_models: Path, synthetic_images: list[Path], kind: str
 ) -> None:
-    command = [sys.executable, "-m", "stages.predict", str(synthetic_images[0].parent), "--models-dir"]
+    command = [sys.executable, "-m", "commands.predict", str(synthetic_images[0].parent), "--models-dir"]
     done = run_mounted(repo, "out", kind, [*command, str(tiny_models), "--out", "out/predictions.csv"])
     line = one_line_error(done, "out/")
     assert ("Read-only file system" if kind == READ_ONLY else "No space left on device") in line, line
@@ -143,8 +143,8 @@ ENTRY_POINTS = [
     ["stages.augment"],
     ["stages.train", "custom"],
     ["stages.evaluate"],
-    ["stages.model_card"],
-    ["stages.exp_run", "--profile", "real-patches", "--print"],
+    ["commands.model_card"],
+    ["commands.exp_run", "--profile", "real-patches", "--print"],
 ]
 
 

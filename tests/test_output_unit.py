@@ -1,4 +1,4 @@
-"""Outputs replaced as one unit (stages.pipeline.files.output_unit): all of the earlier run's or
+"""Outputs replaced as one unit (breakhis.pipeline.files.output_unit): all of the earlier run's or
 all of this one's, after an exception, Ctrl-C, SIGTERM or SIGKILL; and run_stage's one line for an
 interruption or a file the system cannot write. The train and evaluate stages under real signals
 are in tests/test_signals.py."""
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.pipeline.files import output_unit
-from stages.pipeline.stage import Terminated, run_stage
+from breakhis.pipeline.files import output_unit
+from breakhis.pipeline.stage import Terminated, run_stage
 
 TARGETS = [Path("out/model.keras"), Path("out/live"), Path("out/report.md")]
 
@@ -86,7 +86,7 @@ def test_a_finished_unit_replaces_every_output(tmp_path: Path, monkeypatch: pyte
 KILLED = """
 import os, sys
 from pathlib import Path
-from stages.pipeline.files import output_unit
+from breakhis.pipeline.files import output_unit
 with output_unit("train-custom", [Path("out/model.keras"), Path("out/live"), Path("out/report.md")]):
     Path("out/live").mkdir()
     Path("out/live/metrics.json").write_bytes(b"half")
@@ -168,10 +168,13 @@ def test_run_stage_ends_in_one_line(
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        (["stages.pr_comment", "--out", "folder"], "error: --out folder: is a folder; give a file name"),
-        (["stages.compare", "HEAD", "--json", "/dev/null"], "error: --json /dev/null: is a character device"),
+        (["commands.pr_comment", "--out", "folder"], "error: --out folder: is a folder; give a file name"),
         (
-            ["stages.runners", "summarise", "[]", "--out", "folder/x/../"],
+            ["commands.compare", "HEAD", "--json", "/dev/null"],
+            "error: --json /dev/null: is a character device",
+        ),
+        (
+            ["commands.runners", "summarise", "[]", "--out", "folder/x/../"],
             "error: --out folder/x/..: is a folder",
         ),
     ],

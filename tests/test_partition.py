@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.data.partition import (
+from breakhis.data.partition import (
     GROUP_COLUMNS,
     SPLITS,
     LeakError,
@@ -26,7 +26,7 @@ from stages.data.partition import (
     split_kfold,
     split_official,
 )
-from stages.pipeline.params import SplitParams
+from breakhis.pipeline.params import SplitParams
 from tests.conftest import crafted_manifest
 
 
@@ -319,7 +319,7 @@ def eight_subtypes(
 ) -> pd.DataFrame:
     """A manifest of the eight subtypes, `groups_per_subtype` patient groups each (two folders a
     group, 6 images a folder); subtype `short` has `short_groups` groups only."""
-    from stages.pipeline.task import MALIGNANT_SUBTYPES, SUBTYPE_CLASSES
+    from breakhis.pipeline.task import MALIGNANT_SUBTYPES, SUBTYPE_CLASSES
 
     rows = []
     for code in SUBTYPE_CLASSES:

@@ -126,7 +126,9 @@ def test_a_fetched_model_predicts_as_in_the_project_with_nothing_else_in_sight(
     images.mkdir()
     for source in sorted((repo / "data/ingested/images").glob("*.png"))[:6]:
         shutil.copy(source, images)
-    stage("predict", str(images), "--model", "custom", "--out", str(tmp_path / "project.csv"), cwd=repo)
+    stage(
+        "commands.predict", str(images), "--model", "custom", "--out", str(tmp_path / "project.csv"), cwd=repo
+    )
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -135,13 +137,15 @@ def test_a_fetched_model_predicts_as_in_the_project_with_nothing_else_in_sight(
     assert {"model.keras", "decision.json"} <= {p.name for p in fetched.iterdir()}
     assert (fetched / "model.keras").read_bytes() == (repo / "models/custom/model.keras").read_bytes()
     output = stage(
-        "predict", str(images), "--models-dir", "custom-cnn", "--out", "fetched.csv", cwd=elsewhere
+        "commands.predict", str(images), "--models-dir", "custom-cnn", "--out", "fetched.csv", cwd=elsewhere
     )
     assert "trained on SYNTHETIC images only" in output
     assert (elsewhere / "fetched.csv").read_text() == (tmp_path / "project.csv").read_text()
 
     dvc("artifacts", "get", str(repo), "vgg19", "-o", "models/custom", cwd=elsewhere)  # mislabeled
-    refused = stage("predict", str(images), "--model", "custom", "--out", "x.csv", cwd=elsewhere, check=False)
+    refused = stage(
+        "commands.predict", str(images), "--model", "custom", "--out", "x.csv", cwd=elsewhere, check=False
+    )
     assert "models/custom/model.keras: this is the vgg19 model" in refused and "Traceback" not in refused
     assert not (elsewhere / "x.csv").exists()
 
@@ -165,7 +169,7 @@ def test_a_changed_param_gives_a_reviewable_diff(pipeline_run: tuple[Path, str],
     html = (tmp_path / "plots" / "index.html").read_text()
     assert "ROC (test split)" in html and "Reliability (test split)" in html and "Infinity" not in html
 
-    comment = stage("pr_comment", "--base", "HEAD", cwd=repo)
+    comment = stage("commands.pr_comment", "--base", "HEAD", cwd=repo)
     assert "| Model | Metric | `HEAD` | `this PR` | difference (95% interval) | verdict |" in comment
     assert "| ensemble | ROC AUC |" in comment and "test patient groups both revisions share" in comment
     assert "evaluate.threshold" in comment  # the params diff

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from stages.modeling.description import read_description
-from stages.pipeline.task import MALIGNANT_SUBTYPES, SUBTYPE_CLASSES
+from breakhis.modeling.description import read_description
+from breakhis.pipeline.task import MALIGNANT_SUBTYPES, SUBTYPE_CLASSES
 from tests.pipeline_repo import TINY, dvc, make_repo, set_args, stage
 
 pytestmark = pytest.mark.slow
@@ -102,7 +102,7 @@ def test_predict_writes_the_subtype_probabilities(subtype_run: tuple[Path, str],
     images.mkdir()
     for source in sorted((repo / "data/ingested/images").glob("*.png"))[:4]:
         shutil.copy(source, images)
-    output = stage("predict", str(images), "--out", str(tmp_path / "out.csv"), cwd=repo)
+    output = stage("commands.predict", str(images), "--out", str(tmp_path / "out.csv"), cwd=repo)
     assert "Traceback" not in output
     rows = pd.read_csv(tmp_path / "out.csv")
     p = rows[[f"p_{code}" for code in SUBTYPE_CLASSES]].to_numpy()

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
-from stages.evaluation.decision import Decision, DecisionError, prediction_rule
-from stages.modeling.description import ModelFileError
-from stages.modeling.prediction import (
+from breakhis.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
+from breakhis.evaluation.decision import Decision, DecisionError, prediction_rule
+from breakhis.modeling.description import ModelFileError
+from breakhis.modeling.prediction import (
     ENSEMBLE,
     MODEL_NAMES,
     aggregate_by_patient,
@@ -29,8 +29,8 @@ from stages.modeling.prediction import (
     load_for_model,
     name_info,
 )
-from stages.pipeline.files import file_digest, write_json
-from stages.pipeline.paths import decision_file, model_file
+from breakhis.pipeline.files import file_digest, write_json
+from breakhis.pipeline.paths import decision_file, model_file
 from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE, described_file
 
 SIZE = (230, 350)
@@ -71,7 +71,7 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
 
 def run_predict(args: list[str]) -> None:
-    from stages.predict import main
+    from commands.predict import main
 
     main([*args, "--quiet"])
 
@@ -114,7 +114,7 @@ def test_input_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_bad_images_are_all_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("stages.data.images.MAX_PIXELS", 1000 * 1000)
+    monkeypatch.setattr("breakhis.data.images.MAX_PIXELS", 1000 * 1000)
     good = write_png(tmp_path / "good.png", tissue())
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:100])
@@ -153,8 +153,8 @@ def test_model_input_is_the_training_pipeline_s(sample_tree: Path, tmp_path: Pat
     import keras
     import tensorflow as tf
 
-    from stages.modeling.input_pipeline import load_image, preprocess
-    from stages.modeling.prediction import model_inputs
+    from breakhis.modeling.input_pipeline import load_image, preprocess
+    from breakhis.modeling.prediction import model_inputs
 
     raw = next(sample_tree.rglob("SOB_B_A-14-22549AB-100-027.png"))
     ingested = tmp_path / "ingested.png"
@@ -349,7 +349,7 @@ def test_the_prediction_rule_comes_from_the_decisions() -> None:
 
 
 def test_images_at_magnifications_a_model_never_saw_are_named(tmp_path: Path) -> None:
-    from stages.predict import unseen_by, unseen_magnifications
+    from commands.predict import unseen_by, unseen_magnifications
 
     described_file(tmp_path, "custom")  # trained at 100/200/400X (the synthetic default's)
     found = find_models(tmp_path, "custom")
@@ -364,7 +364,7 @@ def test_images_at_magnifications_a_model_never_saw_are_named(tmp_path: Path) ->
 
 @pytest.mark.slow  # imports TensorFlow
 def test_a_broken_model_file_is_named(tmp_path: Path) -> None:
-    from stages.modeling.description import load_model
+    from breakhis.modeling.description import load_model
 
     path = described_file(tmp_path, "custom")  # a description, but no network
     with pytest.raises(ModelFileError, match=r"custom/model\.keras: not a loadable Keras model"):
@@ -394,8 +394,8 @@ def test_the_command_fails_cleanly_before_loading_models(
 def test_console_script_is_declared() -> None:
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts["breakhis-predict"].split(":")
-    assert (module, function) == ("stages.predict", "main")
-    from stages import predict
+    assert (module, function) == ("commands.predict", "main")
+    from commands import predict
 
     assert callable(getattr(predict, function))
 
@@ -506,7 +506,7 @@ def test_the_ensemble_is_the_mean_of_the_models_present(
     run_predict([*map(str, synthetic_images[:5]), "--models-dir", str(models), "--out", str(out)])
     weighted = pd.read_csv(out)
     raw = table.set_index("path").loc[weighted["path"]]
-    from stages.evaluation.calibration import apply_temperature
+    from breakhis.evaluation.calibration import apply_temperature
 
     np.testing.assert_allclose(
         weighted["custom_probability"],
@@ -538,7 +538,7 @@ def test_runs_as_a_module(synthetic_images: list[Path], tiny_models: Path, tmp_p
         [
             sys.executable,
             "-m",
-            "stages.predict",
+            "commands.predict",
             *map(str, synthetic_images[:2]),
             "--models-dir",
             str(tiny_models),

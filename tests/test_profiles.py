@@ -1,5 +1,5 @@
 """Named, versioned param sets (profiles/<name>.yaml): checked against the schema, applied as `-S`
-overrides by stages.exp_run and stages.cross_validate."""
+overrides by commands.exp_run and commands.cross_validate."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import cross_validate, exp_run
-from stages.pipeline.params import Params, fit_settings
-from stages.pipeline.profiles import apply, available, load_profile
+from breakhis.pipeline.params import Params, fit_settings
+from breakhis.pipeline.profiles import apply, available, load_profile
+from commands import cross_validate, exp_run
 from tests.conftest import PROJECT_ROOT
 
 PROFILES = PROJECT_ROOT / "profiles"

@@ -1,6 +1,6 @@
 """The report says what went wrong: a warning for models that never saw a real slide, validation
 beside test, errors per subtype, a per-patient table, the most confident mistakes, and sensitivity
-and specificity against the threshold (stages/evaluation/errors.py)."""
+and specificity against the threshold (breakhis/evaluation/errors.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stages.evaluation import errors, plots  # noqa: E402
+from breakhis.evaluation import errors, plots  # noqa: E402
 
 SUMMARY = {
     "custom": {

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stages.pipeline.matrix import apply_overrides, as_matrix, from_matrix, parse_override_sets, plan
-from stages.pipeline.params import ParamsError, validate_params
+from breakhis.pipeline.matrix import apply_overrides, as_matrix, from_matrix, parse_override_sets, plan
+from breakhis.pipeline.params import ParamsError, validate_params
 from tests.conftest import PROJECT_ROOT, SAMPLE_TREE
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "cross-validation.yml"
@@ -60,7 +60,7 @@ def test_cross_validation_plan_is_every_set_seed_and_fold() -> None:
         "cv-gpu-1-s2-f0",
     ]
     assert entries[-1].name == "cv-gpu-2-s2-f2" and entries[-1].label == "gpu-2"
-    assert entries[4].overrides == [  # as stages.cross_validate sets them
+    assert entries[4].overrides == [  # as commands.cross_validate sets them
         "split.strategy=kfold",
         "split.folds=3",
         "seed=2",
@@ -83,7 +83,10 @@ def test_the_plan_checks_the_schema_not_the_planning_machine(monkeypatch: pytest
 
 def test_one_set_keeps_the_label_and_the_default_seed_comes_from_params() -> None:
     entries = plan("base", PARAMS, folds=2)
-    assert [e.name for e in entries] == ["cv-base-s42-f0", "cv-base-s42-f1"]  # stages.cross_validate's names
+    assert [e.name for e in entries] == [
+        "cv-base-s42-f0",
+        "cv-base-s42-f1",
+    ]  # commands.cross_validate's names
     assert {e.label for e in entries} == {"base"}
 
 
@@ -163,17 +166,17 @@ def test_steps_run_in_order() -> None:
         step_index(experiment, "run.py sync")
         < step_index(experiment, "git config user.name")
         < step_index(experiment, "dvc pull")
-        < step_index(experiment, "stages.runners run")
+        < step_index(experiment, "commands.runners run")
         == len(experiment["steps"]) - 1
     )
     assert "--push origin" in experiment["steps"][-1]["run"]
     assert (
         step_index(summary, "run.py sync")
-        < step_index(summary, "stages.runners summarise")
+        < step_index(summary, "commands.runners summarise")
         < step_index(summary, "upload-artifact")
         < step_index(summary, "cml comment create")
     )
-    assert step_index(jobs["plan"], "stages.runners plan") > step_index(jobs["plan"], "run.py sync")
+    assert step_index(jobs["plan"], "commands.runners plan") > step_index(jobs["plan"], "run.py sync")
 
 
 def test_scripts_take_inputs_from_env_only() -> None:
@@ -350,8 +353,8 @@ def test_summary_reports_cross_validations_sweeps_and_missing_runs(
 ) -> None:
     from dataclasses import replace
 
-    from stages.pipeline.matrix import Entry
-    from stages.runners import main
+    from breakhis.pipeline.matrix import Entry
+    from commands.runners import main
     from tests.test_cross_validation import noisy_folds, repo_with_experiments
 
     folds = noisy_folds()  # cv-t-s42-f0..2
@@ -383,7 +386,7 @@ def test_summary_reports_cross_validations_sweeps_and_missing_runs(
 
 
 def test_a_runner_refuses_an_entry_that_is_not_the_plans() -> None:
-    from stages.runners import main
+    from commands.runners import main
 
     with pytest.raises(ValueError, match=re.escape("ENTRY: not a matrix entry of `plan` ('overrides')")):
         main(["run", '{"name": "cv-x-s1-f0", "label": "x", "seed": 1, "fold": 0}'])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluation.seed_spread import SeedRun, check_runs, false_alarms, markdown, spread_table
+from breakhis.evaluation.seed_spread import SeedRun, check_runs, false_alarms, markdown, spread_table
 from tests.test_comparison import half_right, predictions
 
 SETTINGS = {"resamples": 200, "confidence": 0.95, "seed": 0}
@@ -83,7 +83,7 @@ def test_seed_spread_retrains_with_two_seeds_as_experiments(tmp_path: Path) -> N
     from tests.pipeline_repo import TINY, make_repo, run, set_args, stage
 
     repo = make_repo(tmp_path / "project")
-    output = stage("seed_spread", "--label", "e2e", "--seeds", "1", "2", *set_args(TINY), cwd=repo)
+    output = stage("commands.seed_spread", "--label", "e2e", "--seeds", "1", "2", *set_args(TINY), cwd=repo)
     assert "# Seed spread `e2e`: 2 trainings of one configuration" in output
     assert run(["git", "diff", "--stat", "HEAD"], repo) == ""  # the workspace is untouched
     summary = json.loads((repo / "seeds/e2e/summary.json").read_text())
@@ -94,7 +94,7 @@ def test_seed_spread_retrains_with_two_seeds_as_experiments(tmp_path: Path) -> N
         r for r in summary["spread"] if r["model"] == "colour_baseline" and r["metric"] == "ROC AUC"
     )
     assert colour["std"] == 0  # the colour baseline does not depend on the training seed
-    again = stage("seed_spread", "--label", "e2e", "--summarise", cwd=repo)
+    again = stage("commands.seed_spread", "--label", "e2e", "--summarise", cwd=repo)
     assert "Running stage" not in again and (repo / "seeds/e2e/summary.md").read_text().strip() in again
-    refused = stage("seed_spread", "--label", "e2e", "--seeds", "1", "3", cwd=repo, check=False)
+    refused = stage("commands.seed_spread", "--label", "e2e", "--seeds", "1", "3", cwd=repo, check=False)
     assert "seeds-e2e-t1 exists on this commit" in refused

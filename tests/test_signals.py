@@ -61,7 +61,7 @@ def as_in_a_terminal() -> None:
 
 
 def interrupt(repo: Path, args: list[str], ready: Callable[[], bool], signum: int) -> tuple[int, str]:
-    """Start `python -m stages.<args>`, send `signum` once `ready()`; its exit status and stderr."""
+    """Start `python -m <args>`, send `signum` once `ready()`; its exit status and stderr."""
     process = subprocess.Popen(
         [sys.executable, "-m", *args],
         cwd=repo,
@@ -123,7 +123,7 @@ def test_fresh_discards_an_interrupted_runs_state(repo: Path) -> None:
     status, errors = interrupt(repo, ["stages.train", "custom"], epochs_done(repo, 2), signal.SIGTERM)
     assert status == 143, errors
     write_params(repo, {**TINY, "train.custom.epochs": 4, "train.custom.patience": 4})
-    done = stage("train", "custom", "--fresh", cwd=repo)
+    done = stage("stages.train", "custom", "--fresh", cwd=repo)
     assert "resuming" not in done and "Epoch 1/4" in done
     assert not (repo / "models/.resume/custom").exists()
     write_params(repo, TINY)

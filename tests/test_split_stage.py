@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from breakhis.data.partition import LeakError, SplitResult
+from breakhis.pipeline.params import ParamsError, load_params
 from stages import split as split_stage
-from stages.data.partition import LeakError, SplitResult
-from stages.pipeline.params import ParamsError, load_params
 from tests.conftest import crafted_manifest
 from tests.test_partition import with_official_folds
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.data.images import cover_and_crop, read_rgb
-from stages.data.stain import MIN_TISSUE_FRACTION, normalize_stain, tissue_fraction
+from breakhis.data.images import cover_and_crop, read_rgb
+from breakhis.data.stain import MIN_TISSUE_FRACTION, normalize_stain, tissue_fraction
 
 # Ruifrok & Johnston stain vectors (optical density per unit stain, RGB rows): H, E, DAB
 STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
@@ -87,7 +87,7 @@ def test_a_mostly_background_field_is_normalised_without_nan(field: np.ndarray) 
 
 @pytest.mark.slow  # TensorFlow
 def test_the_haematoxylin_view_ignores_eosin_and_follows_haematoxylin(field: np.ndarray) -> None:
-    from stages.modeling.input_pipeline import stain_free
+    from breakhis.modeling.input_pipeline import stain_free
 
     def view(image: np.ndarray, colour: str) -> np.ndarray:
         return np.asarray(stain_free(image.astype("float32")[np.newaxis], colour))[0]  # type: ignore[arg-type]
@@ -107,7 +107,7 @@ def test_the_haematoxylin_view_ignores_eosin_and_follows_haematoxylin(field: np.
 def test_grey_and_haematoxylin_views_have_no_colour_and_rgb_is_untouched(
     field: np.ndarray, colour: str
 ) -> None:
-    from stages.modeling.input_pipeline import stain_free
+    from breakhis.modeling.input_pipeline import stain_free
 
     images = field.astype("float32")[np.newaxis]
     seen = np.asarray(stain_free(images, colour))  # type: ignore[arg-type]
@@ -121,7 +121,7 @@ def test_grey_and_haematoxylin_views_have_no_colour_and_rgb_is_untouched(
 def test_stain_transfer_gives_each_image_the_stain_of_another_and_keeps_its_tissue(field: np.ndarray) -> None:
     import tensorflow as tf
 
-    from stages.modeling.input_pipeline import HED_FROM_RGB, stain_transfer
+    from breakhis.modeling.input_pipeline import HED_FROM_RGB, stain_transfer
 
     def concentrations(images: np.ndarray) -> np.ndarray:
         density = -np.log((images.astype(np.float64) + 1.0) / 256.0)

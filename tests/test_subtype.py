@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from stages.evaluation.calibration import apply_temperature, fit_temperature
-from stages.evaluation.metrics import evaluate_predictions
-from stages.evaluation.subtype import (
+from breakhis.evaluation.calibration import apply_temperature, fit_temperature
+from breakhis.evaluation.metrics import evaluate_predictions
+from breakhis.evaluation.subtype import (
     MACRO_F1,
     evaluate_subtypes,
     majority_subtype_baseline,
     paired_macro_f1_difference,
 )
-from stages.evaluation.subtype import image_metrics as subtype_image_metrics
-from stages.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, targets
+from breakhis.evaluation.subtype import image_metrics as subtype_image_metrics
+from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, targets
 
 #                A    F    PT   TA   DC   LC   MC   PC
 PROBABILITIES = np.array(
@@ -155,7 +155,7 @@ def test_class_order_puts_the_benign_subtypes_first() -> None:
 def test_class_weights_and_the_macro_auc_of_a_subtype_model() -> None:
     """Balanced weights n / (k n_c) over the subtypes present, 1 for an absent one (Keras needs a
     weight per index); the `auc` a subtype model monitors is the one-vs-rest macro AUC."""
-    from stages.modeling.training import MacroAUC, balanced_class_weights
+    from breakhis.modeling.training import MacroAUC, balanced_class_weights
 
     weights = balanced_class_weights(np.array([0, 0, 0, 4, 5, 5]), classes=8)
     assert weights == {0: 2 / 3, 1: 1.0, 2: 1.0, 3: 1.0, 4: 2.0, 5: 1.0, 6: 1.0, 7: 1.0}

@@ -1,4 +1,4 @@
-"""Tests for stages.data.synthetic: grammar, determinism, image counts, shared slide roots, patient
+"""Tests for breakhis.data.synthetic: grammar, determinism, image counts, shared slide roots, patient
 signature, and that the class is in the morphology and not in the colour."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from stages.data.dataset import parse_image_path
-from stages.data.synthetic import (
+from breakhis.data.dataset import parse_image_path
+from breakhis.data.synthetic import (
     BENIGN_RADIUS,
     MAGNIFICATION_EXPONENT,
     MALIGNANT_RADIUS,

@@ -79,7 +79,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
     assert 3 <= killed_at < 30
     shutil.rmtree(repo / "metrics/train/custom")  # as `dvc repro` does before re-running a stage
 
-    output = stage("train", "custom", cwd=repo)
+    output = stage("stages.train", "custom", cwd=repo)
     assert "resuming an interrupted run" in output
     epochs_run = [
         int(line.split()[1].split("/")[0]) for line in output.splitlines() if line.startswith("Epoch ")
@@ -94,9 +94,9 @@ def test_a_killed_run_resumes_from_its_last_epoch(repo: Path) -> None:
 
 SAVED_MODEL_ON_VAL = """
 import json, keras, pandas as pd
-from stages.modeling.input_pipeline import inference_dataset
-from stages.modeling.views import training_view
-from stages.pipeline.params import fit_settings, load_params
+from breakhis.modeling.input_pipeline import inference_dataset
+from breakhis.modeling.views import training_view
+from breakhis.pipeline.params import fit_settings, load_params
 train = load_params().train
 rows = pd.read_csv("data/split/val.csv")
 model = keras.saving.load_model("models/custom/model.keras")
@@ -122,7 +122,7 @@ def test_the_saved_model_is_the_kept_epoch_and_reproduces_its_metrics(repo: Path
             **CUSTOM_USES_SHARED,
         },
     )
-    stage("train", "custom", cwd=repo)
+    stage("stages.train", "custom", cwd=repo)
     metrics = live_metrics(repo, "custom")
     assert metrics["epochs_trained"] < 12, "early stopping must have ended the run on a worse epoch"
     curve = pd.read_csv(repo / "metrics/train/custom/plots/metrics/eval/loss.tsv", sep="\t")
@@ -158,7 +158,7 @@ def test_no_epoch_before_min_epochs_stops_training_or_is_kept(repo: Path) -> Non
             **CUSTOM_USES_SHARED,
         },
     )
-    stage("train", "custom", cwd=repo)
+    stage("stages.train", "custom", cwd=repo)
     metrics = live_metrics(repo, "custom")
     assert metrics["epochs_trained"] == 5  # patience 1 could not stop epochs 0-3
     assert metrics["kept"]["epoch"] == 4  # the only epoch that counts
@@ -168,7 +168,7 @@ def test_same_seed_gives_identical_metrics(repo: Path) -> None:
     write_params(repo, {"train.epochs": 2, "train.min_epochs": 2, "train.deterministic": True})
     runs = []
     for _ in range(2):
-        stage("train", "custom", cwd=repo)
+        stage("stages.train", "custom", cwd=repo)
         runs.append(live_metrics(repo, "custom"))
     assert runs[0] == runs[1]
     assert runs[0]["eval"]["loss"] > 0
@@ -177,7 +177,7 @@ def test_same_seed_gives_identical_metrics(repo: Path) -> None:
 def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
     weights = repo / "resnet50-notop.weights.h5"
     script = (
-        "from stages.modeling.architectures import build_backbone; "
+        "from breakhis.modeling.architectures import build_backbone; "
         f"build_backbone('resnet50', (32, 32), 'none').save_weights({str(weights)!r})"
     )
     subprocess.run([sys.executable, "-c", script], cwd=repo, env=environment(), check=True)
@@ -192,7 +192,7 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
             "train.resnet50.fine_tune_layers": 10,
         },
     )
-    stage("train", "resnet50", cwd=repo)
+    stage("stages.train", "resnet50", cwd=repo)
     # both phases log into one step counter: 2 head epochs, then 2 fine-tuning epochs
     curve = pd.read_csv(repo / "metrics/train/resnet50/plots/metrics/eval/loss.tsv", sep="\t")
     assert curve["step"].tolist() == [0, 1, 2, 3]
@@ -209,7 +209,7 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
 
     # Against the weights file: phase 1 moves no backbone weight; phase 2 moves the ten top
     # convolutions and nothing else (no BatchNorm statistics). The saved model is the better phase.
-    from stages.modeling.architectures import build_backbone
+    from breakhis.modeling.architectures import build_backbone
 
     reference = build_backbone("resnet50", (32, 32), "none")
     reference.load_weights(weights)
@@ -232,10 +232,10 @@ def test_a_weights_file_for_another_backbone_is_refused_by_name(repo: Path) -> N
     weights = repo / "resnet50-notop.weights.h5"
     assert weights.exists(), "made by the two-phase test"
     write_params(repo, {"train.vgg19.weights": str(weights)})
-    output = stage("train", "vgg19", cwd=repo, check=False)
+    output = stage("stages.train", "vgg19", cwd=repo, check=False)
     assert "does not fit vgg19" in output and str(weights) in output
     write_params(repo, {"train.vgg19.weights": "missing.weights.h5"})
-    output = stage("train", "vgg19", cwd=repo, check=False)
+    output = stage("stages.train", "vgg19", cwd=repo, check=False)
     assert "'missing.weights.h5' does not exist" in output
 
 
@@ -248,7 +248,7 @@ def test_imagenet_without_network_names_the_fixes(repo: Path, tmp_path: Path) ->
         "https_proxy": "http://127.0.0.1:9",
         "HTTP_PROXY": "http://127.0.0.1:9",
     }
-    output = stage("train", "vgg19", cwd=repo, check=False, env=offline)
+    output = stage("stages.train", "vgg19", cwd=repo, check=False, env=offline)
     assert "could not be downloaded" in output
     assert str(tmp_path / "models") in output and "'none'" in output and "weights file" in output
     assert "Traceback" not in output
@@ -263,7 +263,7 @@ def test_a_diverging_run_fails_naming_the_epoch_and_saves_nothing(repo: Path) ->
     )
     saved = repo / "models/custom/model.keras"
     saved.unlink(missing_ok=True)
-    output = stage("train", "custom", cwd=repo, check=False)
+    output = stage("stages.train", "custom", cwd=repo, check=False)
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in output, output
     assert re.match(
@@ -281,7 +281,7 @@ def test_mirrored_over_two_logical_cpus(repo: Path) -> None:
     write_params(
         repo, {"train.epochs": 1, "train.min_epochs": 1, "train.cpu_replicas": 2, "train.batch_size": 8}
     )
-    stage("train", "custom", cwd=repo)
+    stage("stages.train", "custom", cwd=repo)
     recorded = live_params(repo, "custom")
     assert recorded["replicas"] == 2
     assert recorded["global_batch_size"] == 16
@@ -291,7 +291,7 @@ def test_mirrored_over_two_logical_cpus(repo: Path) -> None:
 
 def test_mixed_precision_keeps_a_float32_output(repo: Path) -> None:
     write_params(repo, {"train.epochs": 1, "train.min_epochs": 1, "train.mixed_precision": True})
-    stage("train", "custom", cwd=repo)
+    stage("stages.train", "custom", cwd=repo)
     assert live_params(repo, "custom")["precision"] == "mixed_float16"
     import keras
 

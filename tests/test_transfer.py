@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from stages.modeling.architectures import build_transfer_model, unfreeze_top
+from breakhis.modeling.architectures import build_transfer_model, unfreeze_top
 
 
 def trainable_layers(model: keras.Model) -> list[str]:

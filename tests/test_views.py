@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.data.images import write_rgb
-from stages.modeling.views import ViewParams, grid_offsets, mean_over_views, views_per_image
+from breakhis.data.images import write_rgb
+from breakhis.modeling.views import ViewParams, grid_offsets, mean_over_views, views_per_image
 
 PATCHES = ViewParams(input="patches", patch_scale=1.0, patches_per_image=3)
 
@@ -42,7 +42,7 @@ def test_views_and_their_mean() -> None:
 
 @pytest.mark.slow  # TensorFlow
 def test_inference_views_are_the_grid_patches_and_their_mirrors() -> None:
-    from stages.modeling.input_pipeline import inference_views
+    from breakhis.modeling.input_pipeline import inference_views
 
     images = np.random.default_rng(0).integers(0, 256, size=(2, 64, 96, 3), dtype=np.uint8)
     view = ViewParams(input="patches", test_time_flips=True)
@@ -63,8 +63,8 @@ def test_patch_inference_averages_the_grid(tmp_path: Path) -> None:
     probability is the mean over the grid patches of the field."""
     import keras
 
-    from stages.modeling.input_pipeline import field_size, inference_dataset
-    from stages.modeling.prediction import predict_batch
+    from breakhis.modeling.input_pipeline import field_size, inference_dataset
+    from breakhis.modeling.prediction import predict_batch
 
     model = keras.Sequential(
         [
@@ -97,7 +97,7 @@ def test_patch_inference_averages_the_grid(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # TensorFlow
 def test_training_draws_random_patches_per_image_and_jitters_both_classes_alike(tmp_path: Path) -> None:
-    from stages.modeling.input_pipeline import ColourJitter, training_dataset
+    from breakhis.modeling.input_pipeline import ColourJitter, training_dataset
 
     paths = []
     for i in range(8):
@@ -128,10 +128,10 @@ def test_training_draws_random_patches_per_image_and_jitters_both_classes_alike(
 def test_training_evaluate_predict_and_the_model_file_see_the_same_colour(tmp_path: Path) -> None:
     """`train.colour` reaches every path: training's and evaluate's datasets, predict's (and Grad-CAM's)
     model inputs, and the model's description, which predict reads the view from."""
-    from stages.modeling.description import describe
-    from stages.modeling.input_pipeline import inference_dataset, preprocess, stain_free, training_dataset
-    from stages.modeling.prediction import model_inputs
-    from stages.pipeline.params import Params
+    from breakhis.modeling.description import describe
+    from breakhis.modeling.input_pipeline import inference_dataset, preprocess, stain_free, training_dataset
+    from breakhis.modeling.prediction import model_inputs
+    from breakhis.pipeline.params import Params
 
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     path = tmp_path / "field.png"

@@ -25,7 +25,7 @@ def test_the_pr_workflow_reproduces_compares_and_comments() -> None:
     order = [
         next(i for i, c in enumerate(commands) if "dvc pull" in c),
         next(i for i, c in enumerate(commands) if "run.py repro" in c),
-        next(i for i, c in enumerate(commands) if "stages.pr_comment" in c),
+        next(i for i, c in enumerate(commands) if "commands.pr_comment" in c),
         next(i for i, c in enumerate(commands) if "cml comment update" in c),
     ]
     assert order == sorted(order)

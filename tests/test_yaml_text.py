@@ -1,4 +1,4 @@
-"""The project's YAML reader (stages.pipeline.yaml_text) on the files a user can break: alias bombs
+"""The project's YAML reader (breakhis.pipeline.yaml_text) on the files a user can break: alias bombs
 and self-referring aliases refused in a second, merge keys accepted, empty and non-UTF-8 files named;
 and run.py refusing such a params.yaml before DVC reads it."""
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.pipeline.params import ParamsError, load_params
-from stages.pipeline.yaml_text import MAX_VALUES, YamlError, expanded_size, parse_yaml, read_yaml
+from breakhis.pipeline.code import PACKAGES
+from breakhis.pipeline.params import ParamsError, load_params
+from breakhis.pipeline.yaml_text import MAX_VALUES, YamlError, expanded_size, parse_yaml, read_yaml
 from tests.conftest import PROJECT_ROOT
 
 # nine levels of nine-fold aliases: 9^9 = 387 million values once expanded, in 600 bytes
@@ -102,11 +103,12 @@ def test_run_py_refuses_an_alias_bomb_before_dvc_reads_it(tmp_path: Path) -> Non
     own reader would grow past gigabytes), and DVC never starts."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("run.py", "uv.lock", "dvc.yaml", ".dvc/config"):
+    for name in ("run.py", "uv.lock", "pyproject.toml", "dvc.yaml", ".dvc/config"):
         (project / name).parent.mkdir(exist_ok=True)
         shutil.copy(PROJECT_ROOT / name, project / name)
     os.symlink(PROJECT_ROOT / ".venv", project / ".venv")
-    os.symlink(PROJECT_ROOT / "stages", project / "stages")
+    for package in PACKAGES:
+        os.symlink(PROJECT_ROOT / package, project / package)
     (project / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text() + BOMB)
     started = time.perf_counter()
     done = subprocess.run(
@@ -120,8 +122,8 @@ def test_run_py_refuses_an_alias_bomb_before_dvc_reads_it(tmp_path: Path) -> Non
 
 
 def test_a_profile_or_a_set_value_with_an_alias_bomb_is_refused(tmp_path: Path) -> None:
-    from stages.pipeline.matrix import apply_overrides
-    from stages.pipeline.profiles import load_profile
+    from breakhis.pipeline.matrix import apply_overrides
+    from breakhis.pipeline.profiles import load_profile
 
     (tmp_path / "bomb.yaml").write_text("version: 1\ndescription: x\nparams: {seed: 1}\n" + BOMB)
     started = time.perf_counter()

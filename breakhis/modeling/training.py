@@ -1,0 +1,522 @@
+"""Fitting one model: early stopping with the best weights kept, a learning-rate schedule, DVCLive
+curves, resumable runs, and two-phase transfer learning for pretrained backbones.
+
+Phase 1 trains the head on backbone features computed once (augmentation is offline, so the
+features of an image never change; with online augmentation they are recomputed every epoch);
+phase 2 unfreezes the top backbone layers and fine-tunes the whole model at a lower learning rate.
+Both phases log into one DVCLive step counter.
+
+Training that diverges fails: a loss that becomes NaN or infinite stops the run at once with an
+error naming the epoch and the likely causes (`StopOnNonFiniteLoss`; Keras's TerminateOnNaN would
+only stop, silently, and the model would still be saved), and the train stage refuses to save a
+model whose weights are not finite (`require_finite_weights`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+from sklearn.utils.class_weight import compute_class_weight
+
+from breakhis.modeling.architectures import (
+    TransferModel,
+    build_custom_cnn,
+    build_transfer_model,
+    unfreeze_top,
+)
+from breakhis.modeling.description import non_finite_weights
+from breakhis.modeling.input_pipeline import ColourJitter, inference_dataset, training_dataset
+from breakhis.modeling.runtime import Runtime
+from breakhis.modeling.views import ViewParams, training_view
+from breakhis.pipeline.files import file_digest
+from breakhis.pipeline.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
+from breakhis.pipeline.paths import snapshot_name
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the weights of a model became NaN or infinite: nothing is saved."""
+
+
+def likely_causes(rate: str) -> str:
+    """`rate`: the learning rate in use, with its key (e.g. "train.learning_rate 0.001")."""
+    return (
+        f"Likely causes: a learning rate too high for this model and data ({rate}: try a lower one), "
+        "or inputs that are not finite (a NaN in the data)"
+    )
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raise TrainingDiverged as soon as the training loss (after each batch) or the validation loss
+    (after each epoch) is NaN or infinite, before the epoch is logged, backed up or kept. First in
+    the callback list, so no later callback sees the non-finite values."""
+
+    def __init__(self, model_name: str, rate: str) -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.rate = rate  # e.g. "train.learning_rate 0.001": the rate of this phase, and its key
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.check(logs, "loss", f"after batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.check(logs, "loss", "at its end")
+        self.check(logs, "val_loss", "on the validation split")
+
+    def check(self, logs: dict[str, Any] | None, key: str, where: str) -> None:
+        value = (logs or {}).get(key)
+        if value is None or math.isfinite(float(value)):
+            return
+        raise TrainingDiverged(
+            f"train {self.model_name}: training diverged: the {'validation ' if key == 'val_loss' else ''}"
+            f"loss is {float(value)} in epoch {self.epoch + 1} ({where}); nothing was saved. "
+            + likely_causes(self.rate)
+        )
+
+
+def require_finite_weights(model: keras.Model, model_name: str, rate: str) -> None:
+    """Refuse a trained model with NaN or infinite weights: it must never be saved."""
+    broken = non_finite_weights(model)
+    if broken:
+        raise TrainingDiverged(
+            f"train {model_name}: training diverged: {len(broken)} weight tensors hold NaN or infinity "
+            f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); nothing was saved. "
+            + likely_causes(rate)
+        )
+
+
+def balanced_class_weights(targets: np.ndarray, classes: int = 2) -> dict[int, float]:
+    """n / (k * images of the class) for the k classes present in the training rows; a class absent
+    from them gets 1 (it never occurs in training; Keras wants a weight for every class index)."""
+    present = np.unique(targets)
+    weights = compute_class_weight("balanced", classes=present, y=targets)
+    balanced = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
+    return {c: balanced.get(c, 1.0) for c in range(max(classes, int(present.max()) + 1))}
+
+
+class MacroAUC(keras.metrics.AUC):
+    """ROC AUC of a softmax over `classes`, one-vs-rest per class and averaged (macro) over the
+    classes present, from sparse targets 0..classes-1: the subtype task's `auc`."""
+
+    def __init__(self, classes: int, name: str = "auc", **kwargs: Any) -> None:
+        kwargs.pop("multi_label", None)
+        kwargs.pop("num_labels", None)
+        super().__init__(name=name, multi_label=True, num_labels=classes, **kwargs)
+        self.classes = classes
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), self.classes)
+        super().update_state(one_hot, y_pred, sample_weight)
+
+    def result(self) -> Any:
+        """The mean ROC AUC over the classes with a positive among the rows seen (Keras's own
+        average counts an absent class as 0)."""
+        ops = keras.ops
+        tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
+        recall, fp_rate = ops.divide_no_nan(tp, tp + fn), ops.divide_no_nan(fp, fp + tn)
+        heights = (recall[:-1] + recall[1:]) / 2
+        by_class = ops.sum((fp_rate[:-1] - fp_rate[1:]) * heights, axis=0)
+        present = ops.cast(ops.greater(tp[0] + fn[0], 0), by_class.dtype)
+        return ops.divide_no_nan(ops.sum(by_class * present), ops.sum(present))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "classes": self.classes}
+
+
+class ResumeState:
+    """What survives a killed training run: Keras BackupAndRestore state of the running phase, the
+    weights of a finished phase 1, and a copy of the DVCLive folder (DVC deletes stage outputs
+    before re-running a stage). It belongs to one configuration (params and data): a different one
+    discards it. `clear()` removes it when training has finished.
+    """
+
+    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+        self.root = root
+        stamp = root / "config.json"
+        if root.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != config):
+            shutil.rmtree(root)
+        self.resuming = stamp.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(config, sort_keys=True))
+
+    def callbacks(self, phase: str, live: Live) -> list[keras.callbacks.Callback]:
+        """Run after the epoch is logged: copy the DVCLive folder, then back up the training state."""
+        snapshot = self.root / "dvclive"
+
+        def copy_live(epoch: int, logs: dict[str, Any] | None = None) -> None:
+            shutil.copytree(live.dir, snapshot, dirs_exist_ok=True)
+
+        return [
+            keras.callbacks.LambdaCallback(on_epoch_end=copy_live),
+            keras.callbacks.BackupAndRestore(str(self.root / phase)),
+        ]
+
+    def restore_live(self, live_dir: Path) -> None:
+        """Put back the DVCLive folder of the interrupted run, so its curves continue."""
+        snapshot = self.root / "dvclive"
+        if self.resuming and snapshot.exists():
+            shutil.copytree(snapshot, live_dir, dirs_exist_ok=True)
+
+    def finished(self, phase: str, model: keras.Model) -> dict[str, Any] | None:
+        """The record of a finished phase, with its weights loaded into `model`; None if not finished."""
+        record = self.root / f"{phase}.json"
+        if not record.exists():
+            return None
+        model.load_weights(self.root / f"{phase}.weights.h5")
+        return json.loads(record.read_text())
+
+    def mark_finished(self, phase: str, model: keras.Model, record: dict[str, Any]) -> None:
+        model.save_weights(self.root / f"{phase}.weights.h5")
+        (self.root / f"{phase}.json").write_text(json.dumps(record))
+
+    @property
+    def snapshots(self) -> Path:
+        """Snapshot weights of this run (`train.snapshot_epochs`): kept here, so a resumed run has them."""
+        return self.root / "snapshots"
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class SaveSnapshots(keras.callbacks.Callback):
+    """Save the weights of `model` (the whole model, also while phase 1 trains its head alone)
+    after each of `epochs` (1-based, counted across phases) into `directory`."""
+
+    def __init__(self, model: keras.Model, epochs: set[int], directory: Path) -> None:
+        super().__init__()
+        self.whole = model
+        self.epochs = epochs
+        self.directory = directory
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if epoch + 1 in self.epochs:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.whole.save_weights(self.directory / snapshot_name(epoch + 1))
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What every fit of one run shares: the rows, their datasets and the class weights."""
+
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame  # empty with `train.validation: none`
+    train: tuple[tf.data.Dataset]
+    val: tf.data.Dataset | None  # None: nothing to validate on
+    class_weight: dict[int, float] | None
+
+
+class Trainer:
+    """Trains the named model on the train rows, validating on the val rows; with no val rows
+    (`train.validation: none`), for exactly its epochs, keeping the last."""
+
+    inputs: TrainingInputs  # set by run()
+    whole: keras.Model  # the model being trained (phase 1 may fit its head alone), set by run()
+
+    def __init__(
+        self,
+        model_name: str,
+        train: TrainParams,
+        seed: int,
+        runtime: Runtime,
+        live: Live,
+        resume: ResumeState,
+        outputs: int = 1,
+    ) -> None:
+        self.name = model_name
+        self.outputs = outputs  # 1: P(malignant); more: a softmax over the subtypes (targets 0..outputs-1)
+        self.params = train
+        self.settings = fit_settings(train, model_name)
+        self.seed = seed
+        self.runtime = runtime
+        self.live = live
+        self.resume = resume
+        self.batch_size = self.settings.batch_size * runtime.replicas  # global batch: per replica x replicas
+        self.verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in CI logs
+        self.epoch = 0  # one epoch counter across both phases
+        self.kept_epoch: int | None = None  # the epoch (0-based, across phases) whose weights are kept
+
+    @property
+    def view(self) -> ViewParams:
+        return training_view(self.params, self.name)
+
+    @property
+    def jitter(self) -> ColourJitter:
+        return ColourJitter(self.params.hed_jitter, self.params.hsv_jitter, self.params.stain_transfer)
+
+    @property
+    def inputs_change_every_epoch(self) -> bool:
+        """Random patches or on-line augmentation: frozen-backbone features cannot be reused."""
+        return self.params.online_augmentation or self.params.input == "patches" or self.jitter.enabled()
+
+    def training_dataset(self, rows: pd.DataFrame) -> tf.data.Dataset:
+        return training_dataset(
+            rows["path"].tolist(),
+            rows["target"].to_numpy(),
+            model_name=self.name,
+            image_size=self.settings.image_size,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            cache=self.params.cache,
+            augment=self.params.online_augmentation,
+            view=self.view,
+            jitter=self.jitter,
+        )
+
+    def inference_dataset(self, rows: pd.DataFrame, *, labels: bool = True) -> tf.data.Dataset:
+        return inference_dataset(
+            rows["path"].tolist(),
+            rows["target"].to_numpy() if labels else None,
+            model_name=self.name,
+            image_size=self.settings.image_size,
+            batch_size=self.batch_size,
+            cache=self.params.cache,
+            view=self.view,
+        )
+
+    def compile(self, model: keras.Model, learning_rate: float, epochs: int) -> None:
+        rate: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+        if self.params.lr_schedule == "cosine":
+            samples = len(self.inputs.train_rows) * (
+                self.settings.patches_per_image if self.params.input == "patches" else 1
+            )
+            steps = math.ceil(samples / self.batch_size) * epochs
+            rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
+        # the names `loss`, `accuracy` and `auc` are the task's: train.monitor and dvc.yaml's plots use them
+        metrics = (
+            [
+                keras.metrics.BinaryAccuracy(name="accuracy"),
+                keras.metrics.AUC(name="auc"),
+                keras.metrics.Precision(name="precision"),
+                keras.metrics.Recall(name="recall"),
+            ]
+            if self.outputs == 1
+            else [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroAUC(self.outputs)]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(rate),
+            loss="binary_crossentropy" if self.outputs == 1 else "sparse_categorical_crossentropy",
+            metrics=metrics,
+            jit_compile=self.params.jit_compile,
+        )
+
+    def rate_key(self, phase: str) -> str:
+        """The learning rate of a phase with the key that sets it, for error messages."""
+        own = getattr(self.params, self.name)
+        if phase == "phase2":
+            return f"train.{self.name}.fine_tune_learning_rate {own.fine_tune_learning_rate:g}"
+        key = f"train.{self.name}.learning_rate" if own.learning_rate is not None else "train.learning_rate"
+        return f"{key} {self.settings.learning_rate:g}"
+
+    def fit(self, model: keras.Model, phase: str, train_data: tuple, val_data: Any, *, epochs: int) -> float:
+        """Fit up to `epochs` more epochs, resumable; keep the best weights; return the best
+        monitored value, signed so that higher is better. Without `val_data`: exactly `epochs`,
+        the last kept, and -inf returned."""
+        if val_data is None:
+            return self.fit_without_validation(model, phase, train_data, epochs=epochs)
+        monitor = self.params.monitor
+        mode = "min" if monitor.endswith("loss") else "max"
+        # epochs before min_epochs (counted across phases) can neither stop training nor be kept;
+        # the last epoch of the phase always counts, so a phase shorter than that keeps its last
+        first_counted = min(max(self.epoch, self.params.min_epochs), self.epoch + epochs - 1)
+        stopping = keras.callbacks.EarlyStopping(
+            monitor,
+            mode=mode,
+            patience=self.settings.patience,
+            restore_best_weights=True,
+            start_from_epoch=first_counted,
+        )
+        callbacks: list[keras.callbacks.Callback] = [
+            StopOnNonFiniteLoss(self.name, self.rate_key(phase)),  # first: before anything logs the epoch
+            DVCLiveCallback(live=self.live),
+            stopping,
+        ]
+        if self.params.lr_schedule == "plateau":
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor, mode=mode, factor=0.5, patience=max(1, self.settings.patience // 2)
+                )
+            )
+        callbacks += self.resume.callbacks(phase, self.live)  # last: after the epoch is logged
+        in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
+        start = self.epoch
+        history = model.fit(
+            *train_data,
+            batch_size=self.batch_size if in_memory else None,
+            shuffle=in_memory,  # a tf.data pipeline shuffles itself (Keras warns when told to)
+            validation_data=val_data,
+            initial_epoch=start,
+            epochs=start + epochs,
+            class_weight=self.inputs.class_weight,
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.epoch = history.epoch[-1] + 1 if history.epoch else start + epochs
+        self.kept_epoch = stopping.best_epoch  # restored by EarlyStopping at the end of the fit
+        return -float(stopping.best) if mode == "min" else float(stopping.best)
+
+    def fit_without_validation(
+        self, model: keras.Model, phase: str, train_data: tuple, *, epochs: int
+    ) -> float:
+        """Exactly `epochs` more epochs at the scheduled learning rate (constant or cosine); the last
+        epoch's weights are the kept ones."""
+        callbacks: list[keras.callbacks.Callback] = [
+            StopOnNonFiniteLoss(self.name, self.rate_key(phase)),  # first: before anything logs the epoch
+            DVCLiveCallback(live=self.live),
+            SaveSnapshots(self.whole, set(self.params.snapshot_epochs), self.resume.snapshots),
+            *self.resume.callbacks(phase, self.live),  # last: after the epoch is logged
+        ]
+        in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
+        start = self.epoch
+        model.fit(
+            *train_data,
+            batch_size=self.batch_size if in_memory else None,
+            shuffle=in_memory,
+            initial_epoch=start,
+            epochs=start + epochs,
+            class_weight=self.inputs.class_weight,
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.epoch = start + epochs
+        self.kept_epoch = self.epoch - 1  # 0-based, as EarlyStopping's best_epoch
+        return -math.inf
+
+    def run(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> keras.Model:
+        self.live.log_params(
+            {
+                "model": self.name,
+                **asdict(self.settings),
+                "image_size": list(self.settings.image_size),
+                "global_batch_size": self.batch_size,
+            }
+        )
+        targets = train_rows["target"].to_numpy()
+        self.inputs = TrainingInputs(
+            train_rows=train_rows,
+            val_rows=val_rows,
+            train=(self.training_dataset(train_rows),),
+            val=self.inference_dataset(val_rows) if len(val_rows) else None,
+            class_weight=balanced_class_weights(targets, max(self.outputs, 2))
+            if self.params.class_weights
+            else None,
+        )
+        own = getattr(self.params, self.name)
+        with self.runtime.strategy.scope():
+            if isinstance(own, CustomCNNParams):
+                model = build_custom_cnn(
+                    self.settings.image_size, own.filters, own.dropout, own.batch_norm, self.outputs
+                )
+                self.whole = model
+                return self.train_every_layer(model)
+            return self.run_transfer(own)
+
+    def train_every_layer(self, model: keras.Model) -> keras.Model:
+        """One phase: every layer trainable, at the model's learning rate."""
+        self.compile(model, self.settings.learning_rate, self.settings.epochs)
+        self.fit(model, "train", self.inputs.train, self.inputs.val, epochs=self.settings.epochs)
+        return model
+
+    def run_transfer(self, own: BackboneParams) -> keras.Model:
+        parts = build_transfer_model(
+            self.name, self.settings.image_size, own.weights, own.dropout, self.outputs
+        )
+        self.whole = parts.model
+        if not parts.pretrained:  # nothing to transfer: train every layer from scratch
+            return self.train_every_layer(parts.model)
+
+        parts.backbone.trainable = False
+        done = self.resume.finished("phase1", parts.model)
+        if done is not None:
+            print(f"resuming after phase 1 ({done['epochs']} epochs)", file=sys.stderr)
+            self.epoch, best, self.kept_epoch = done["epochs"], done["best"], done.get("kept_epoch")
+        else:
+            best = self.train_head(parts, own)
+            record = {"epochs": self.epoch, "best": best, "kept_epoch": self.kept_epoch}
+            self.resume.mark_finished("phase1", parts.model, record)
+        if own.fine_tune_layers == 0:
+            return parts.model
+
+        # Phase 2: fine-tune the top of the backbone at a lower rate; keep phase 1 if it was better.
+        phase1_weights, phase1_epoch = parts.model.get_weights(), self.kept_epoch
+        unfreeze_top(parts.backbone, own.fine_tune_layers)
+        self.compile(parts.model, own.fine_tune_learning_rate, self.settings.epochs)
+        if (
+            self.fit(parts.model, "phase2", self.inputs.train, self.inputs.val, epochs=self.settings.epochs)
+            < best
+            and self.inputs.val is not None
+        ):
+            parts.model.set_weights(phase1_weights)
+            self.kept_epoch = phase1_epoch
+        return parts.model
+
+    def validate(self, model: keras.Model) -> dict[str, float]:
+        """Validation metrics of the model as it is (the kept weights): those its best epoch logged;
+        none without validation."""
+        if self.inputs.val is None:
+            return {}
+        if not model.compiled:  # a backbone model whose head alone was trained (on features)
+            self.compile(model, self.settings.learning_rate, 1)
+        metrics = model.evaluate(self.inputs.val, verbose=0, return_dict=True)
+        return {name: float(value) for name, value in metrics.items()}
+
+    def train_head(self, parts: TransferModel, own: BackboneParams) -> float:
+        """Phase 1: the head on the frozen backbone; returns the best monitored value."""
+        if not own.head_epochs:
+            return -math.inf
+        if self.inputs_change_every_epoch:  # the backbone's inputs change every epoch: no reuse
+            self.compile(parts.model, self.settings.learning_rate, own.head_epochs)
+            return self.fit(parts.model, "phase1", self.inputs.train, self.inputs.val, epochs=own.head_epochs)
+        rows = {"train": self.inputs.train_rows, "val": self.inputs.val_rows}
+        if self.inputs.val is None:
+            del rows["val"]
+        features = {
+            split: parts.backbone.predict(self.inference_dataset(frame, labels=False), verbose=0)
+            for split, frame in rows.items()
+        }
+        targets = {split: frame["target"].to_numpy("float32") for split, frame in rows.items()}
+        self.compile(parts.head, self.settings.learning_rate, own.head_epochs)
+        return self.fit(
+            parts.head,
+            "phase1",
+            (features["train"], targets["train"]),
+            (features["val"], targets["val"]) if "val" in features else None,
+            epochs=own.head_epochs,
+        )
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The trained model without its optimizer state, which is two thirds of a saved VGG19 or
+    ResNet50: what evaluation, prediction and a model registry need (training resumes from
+    models/.resume, never from the saved model)."""
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def resume_config(
+    model_name: str, train: TrainParams, seed: int, data_files: list[Path], task: str = "binary"
+) -> dict[str, Any]:
+    """What a training run depends on: its task, params and the digests of its data files."""
+    others = set(MODEL_NAMES) - {model_name}
+    return {
+        "model": model_name,
+        "task": task,
+        "seed": seed,
+        "train": train.model_dump(mode="json", exclude=others),
+        "data": {str(path): file_digest(path) for path in data_files},
+    }
