@@ -426,10 +426,10 @@ class FakeDvc:
 
 @pytest.fixture
 def fake_dvc(experiments_repo: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDvc:
-    import commands.cross_validate
+    from breakhis.evaluation.cross_validation import runs
 
     fake = FakeDvc(experiments_repo)
-    monkeypatch.setattr(commands.cross_validate, "dvc", fake)
+    monkeypatch.setattr(runs, "dvc", fake)
     return fake
 
 

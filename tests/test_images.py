@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from breakhis.data.images import ImageError, cover_and_crop, decode_rgb, size_problem
+from breakhis.data.images import ImageError, cover_and_crop, load_rgb, size_problem
 
 
 def encoded(image: np.ndarray) -> np.ndarray:
     ok, data = cv2.imencode(".png", image)
     assert ok
     return data
+
+
+def written(folder: Path, data: np.ndarray) -> Path:
+    path = folder / "image.png"
+    path.write_bytes(data.tobytes())
+    return path
 
 
 @pytest.mark.parametrize(
@@ -23,12 +31,12 @@ def encoded(image: np.ndarray) -> np.ndarray:
         (np.zeros((46, 70, 3), np.uint16), "uint16 pixels"),
     ],
 )
-def test_decode_refuses_all_but_8_bit_rgb(image: np.ndarray, reason: str) -> None:
+def test_decode_refuses_all_but_8_bit_rgb(image: np.ndarray, reason: str, tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=reason):
-        decode_rgb(encoded(image))
+        load_rgb(written(tmp_path, encoded(image)))
 
 
-def test_decode_refuses_empty_truncated_and_non_images() -> None:
+def test_decode_refuses_empty_truncated_and_non_images(tmp_path: Path) -> None:
     data = encoded(np.random.default_rng(0).integers(0, 255, (46, 70, 3), dtype=np.uint8))
     for bad, reason in (
         (data[:0], "empty"),
@@ -36,13 +44,13 @@ def test_decode_refuses_empty_truncated_and_non_images() -> None:
         (np.frombuffer(b"GIF89a not really", np.uint8), "not a readable image"),
     ):
         with pytest.raises(ImageError, match=reason):
-            decode_rgb(bad)
+            load_rgb(written(tmp_path, bad))
 
 
-def test_decode_gives_rgb() -> None:
+def test_decode_gives_rgb(tmp_path: Path) -> None:
     bgr = np.zeros((46, 70, 3), np.uint8)
     bgr[..., 0] = 255  # blue in OpenCV's order
-    assert decode_rgb(encoded(bgr))[0, 0].tolist() == [0, 0, 255]
+    assert load_rgb(written(tmp_path, encoded(bgr)))[0, 0].tolist() == [0, 0, 255]
 
 
 @pytest.mark.parametrize("height", [456, 460, 470])

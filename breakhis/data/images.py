@@ -18,7 +18,6 @@ and OpenCV's own pixel limit is never reached.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -66,7 +65,7 @@ def _as_rgb(image: np.ndarray | None) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def check_header(source: Path | str | io.BytesIO, suffix: str) -> tuple[int, int]:
+def check_header(source: Path | str, suffix: str) -> tuple[int, int]:
     """(width, height) from the image's header, read without decoding the pixels; ImageError when
     the header is unreadable, its format is not the one `suffix` names, or it is over MAX_PIXELS."""
     try:
@@ -108,14 +107,6 @@ def _decoded(image: Callable[[], np.ndarray | None]) -> np.ndarray:
     except cv2.error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "decoding failed"
         raise ImageError(f"OpenCV cannot decode it: {reason}") from None
-
-
-def decode_rgb(data: np.ndarray, suffix: str = ".png") -> np.ndarray:
-    """Decode an encoded 3-channel 8-bit image as RGB; ImageError says why anything else is refused."""
-    if data.size == 0:
-        raise ImageError("empty file")
-    check_header(io.BytesIO(data.tobytes()), suffix)
-    return _decoded(lambda: cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
 
 
 def load_rgb(path: Path | str) -> np.ndarray:

@@ -45,11 +45,6 @@ def optical_density(image: np.ndarray) -> np.ndarray:
     return -np.log((image.reshape(-1, 3).astype(np.float64) + 1) / LIGHT)
 
 
-def tissue_fraction(image: np.ndarray) -> float:
-    """Share of pixels stained in every channel (optical density above TISSUE_OD)."""
-    return float(np.mean(tissue_mask(optical_density(image))))
-
-
 def normalize_stain(image: np.ndarray, method: StainNormalization) -> StainResult:
     """Map a uint8 RGB image to the reference stain appearance (see the module docstring's rule)."""
     if method == "none":

@@ -28,7 +28,6 @@ INGEST_METRICS = Path("metrics/ingest.json")
 SPLIT_DIR = Path("data/split")
 TRAIN_SPLIT = SPLIT_DIR / "train.csv"
 VAL_SPLIT = SPLIT_DIR / "val.csv"
-TEST_SPLIT = SPLIT_DIR / "test.csv"
 SPLIT_METRICS = Path("metrics/split.json")
 SPLIT_PLOT = Path("plots/split.png")
 
