@@ -50,7 +50,8 @@ import psutil  # type: ignore[import-untyped]  # noqa: E402
 import yaml  # noqa: E402
 
 from breakhis.data.dataset import MAGNIFICATIONS  # noqa: E402
-from breakhis.data.synthetic import Patient, _apportion, _make_patients, render_image  # noqa: E402
+from breakhis.data.synthetic_patients import Patient, apportion, make_patients  # noqa: E402
+from breakhis.data.synthetic_rendering import render_image  # noqa: E402
 from breakhis.pipeline.task import SUBTYPES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ Run = dict[str, Any]  # one fraction's results
 def plan_dataset(scale: float) -> tuple[list[Patient], Plan]:
     """Patients and image counts: a lognormal weight per patient, the real totals x `scale`."""
     benign, malignant = (max(MIN_PATIENTS, round(n * scale)) for n in PATIENTS.values())
-    patients = _make_patients(SEED, benign, malignant)
+    patients = make_patients(SEED, benign, malignant)
     rng = np.random.default_rng(SEED)
     weight = rng.lognormal(0, 0.7, len(patients))
     plan: Plan = {}
@@ -81,7 +82,7 @@ def plan_dataset(scale: float) -> tuple[list[Patient], Plan]:
         factor = weight * rng.lognormal(0, 0.25, len(patients))
         for label, counts in IMAGES.items():
             members = [p.index for p in patients if p.label == label]
-            split = _apportion(max(len(members), round(counts[mag] * scale)), factor[members])
+            split = apportion(max(len(members), round(counts[mag] * scale)), factor[members])
             plan.update({(i, mag): int(n) for i, n in zip(members, split, strict=True)})
     return patients, plan
 

@@ -6,7 +6,7 @@
 INPUT: image files, folders (searched recursively for images) or CSV files with a `path` column.
 A file given twice (two spellings, a link, a folder and a CSV) is predicted and counted once; files
 in folders that are not images are skipped and named, hidden and system files skipped and counted
-(breakhis.modeling.prediction.read_inputs). The outputs are checked before any model loads: a regular
+(breakhis.modeling.input_files.read_inputs). The outputs are checked before any model loads: a regular
 file or a new one, never a folder, device, FIFO or socket nor a file this run reads; a symbolic link
 as an output is followed on purpose (its target is replaced, atomically, and the link kept).
 Images get the training preprocessing (see breakhis.modeling.prediction). BreakHis-named files (by name alone,
@@ -37,25 +37,15 @@ from tqdm import tqdm
 from breakhis.data.stain import StainNormalization
 from breakhis.evaluation.decision import PredictionRule, prediction_rule, soft_vote
 from breakhis.modeling.description import describe_for_humans, load_model
-from breakhis.modeling.prediction import (
-    ENSEMBLE,
-    MODEL_NAMES,
-    Inputs,
-    ModelEntry,
-    ModelSet,
-    aggregate_by_patient,
-    check_images,
-    common_input,
-    find_models,
-    load_for_model,
-    name_info,
-    predict_batch,
-    read_inputs,
-)
+from breakhis.modeling.input_files import Inputs, read_inputs
+from breakhis.modeling.models_folder import ModelEntry, ModelSet, common_input, find_models
+from breakhis.modeling.per_patient import aggregate_by_patient, name_info
+from breakhis.modeling.prediction import check_images, load_for_model, predict_batch
 from breakhis.modeling.views import ViewParams
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.files import FILE, FOLDER, MISSING, check_output, file_kind, write_text_atomically
 from breakhis.pipeline.logs import quiet_native_logs
+from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import MODELS_DIR, decision_file
 from breakhis.pipeline.stage import run_stage
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES

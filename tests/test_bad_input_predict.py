@@ -646,7 +646,7 @@ def test_a_symlinked_out_is_followed_and_the_link_kept(capsys: pytest.CaptureFix
 def test_collect_inputs_lists_every_spelling_and_read_inputs_each_file_once() -> None:
     """The library's two views: `collect_inputs` what the inputs name (a file given twice is there
     twice, as before), `read_inputs` what predict runs on and what it left out."""
-    from breakhis.modeling.prediction import collect_inputs, read_inputs
+    from breakhis.modeling.input_files import collect_inputs, read_inputs
 
     image("a.png")
     folder_of("b.png", "notes.txt", ".DS_Store")

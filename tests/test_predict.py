@@ -19,17 +19,12 @@ import pytest
 from breakhis.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
 from breakhis.evaluation.decision import Decision, DecisionError, prediction_rule
 from breakhis.modeling.description import ModelFileError
-from breakhis.modeling.prediction import (
-    ENSEMBLE,
-    MODEL_NAMES,
-    aggregate_by_patient,
-    check_images,
-    collect_inputs,
-    find_models,
-    load_for_model,
-    name_info,
-)
+from breakhis.modeling.input_files import collect_inputs
+from breakhis.modeling.models_folder import find_models
+from breakhis.modeling.per_patient import aggregate_by_patient, name_info
+from breakhis.modeling.prediction import check_images, load_for_model
 from breakhis.pipeline.files import file_digest, write_json
+from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import decision_file, model_file
 from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE, described_file
 

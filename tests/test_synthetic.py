@@ -1,5 +1,6 @@
-"""Tests for breakhis.data.synthetic: grammar, determinism, image counts, shared slide roots, patient
-signature, and that the class is in the morphology and not in the colour."""
+"""Tests for breakhis.data.synthetic and its breakhis.data.synthetic_* modules: grammar, determinism,
+image counts, shared slide roots, patient signature, and that the class is in the morphology and not
+in the colour."""
 
 from __future__ import annotations
 
@@ -19,14 +20,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from breakhis.data.dataset import parse_image_path
-from breakhis.data.synthetic import (
-    BENIGN_RADIUS,
-    MAGNIFICATION_EXPONENT,
-    MALIGNANT_RADIUS,
-    SUBTYPES,
-    main,
-    write_synthetic_breakhis,
-)
+from breakhis.data.synthetic import main, write_synthetic_breakhis
+from breakhis.data.synthetic_tissue import BENIGN_RADIUS, MAGNIFICATION_EXPONENT, MALIGNANT_RADIUS
+from breakhis.pipeline.task import SUBTYPES
 
 CODES = "A|F|PT|TA|DC|LC|MC|PC"
 FOLDER_RE = re.compile(rf"SOB_(B|M)_({CODES})_(1[345])-(\d+[A-Z]*)")
