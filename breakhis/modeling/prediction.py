@@ -38,7 +38,7 @@ from breakhis.modeling.description import (
 )
 from breakhis.modeling.views import WHOLE_FIELD, ViewParams, mean_over_views, views_per_image
 from breakhis.pipeline.files import FILE, FOLDER, MISSING, file_kind, is_special
-from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
 from breakhis.pipeline.stage import listed
 from breakhis.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
