@@ -31,8 +31,10 @@ from benchmarks._data import synthetic_images  # noqa: E402
 from breakhis.modeling.architectures import build_custom_cnn, build_transfer_model  # noqa: E402
 from breakhis.modeling.input_pipeline import inference_dataset, training_dataset  # noqa: E402
 from breakhis.modeling.views import ViewParams, views_per_image  # noqa: E402
-from breakhis.pipeline.params import MODEL_NAMES, Params, fit_settings  # noqa: E402
+from breakhis.pipeline.param_types import MODEL_NAMES  # noqa: E402
+from breakhis.pipeline.params import Params  # noqa: E402
 from breakhis.pipeline.profiles import apply, load_profile  # noqa: E402
+from breakhis.pipeline.train_params import fit_settings  # noqa: E402
 
 PATCH = (96, 96)
 FIELD = (230, 350)

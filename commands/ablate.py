@@ -29,7 +29,7 @@ from breakhis.evaluation.cross_validation.summary import CVSummary
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.experiments import check_label, experiment_refs, head_or_none
 from breakhis.pipeline.files import write_json
-from breakhis.pipeline.params import load_params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import CV_DIR
 from breakhis.pipeline.profiles import load_profile
 from breakhis.pipeline.stage import run_stage

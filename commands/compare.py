@@ -22,7 +22,9 @@ from breakhis.evaluation.comparison import comparable_groups, compare_runs, comp
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.experiments import experiment_refs, head_or_none, predictions_at, resolve
 from breakhis.pipeline.files import check_output, write_json
-from breakhis.pipeline.params import EVALUATED, Params, load_params
+from breakhis.pipeline.param_types import EVALUATED
+from breakhis.pipeline.params import Params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import PARAMS_FILE, predictions_file
 from breakhis.pipeline.stage import run_stage
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.experiments import dvc
 from breakhis.pipeline.matrix import apply_overrides
-from breakhis.pipeline.params import read_params, validate_params
+from breakhis.pipeline.params_file import read_params, validate_params
 from breakhis.pipeline.paths import PARAMS_FILE
 from breakhis.pipeline.profiles import Profile, available, load_profile
 from breakhis.pipeline.stage import run_stage

@@ -8,7 +8,7 @@ import sys
 from breakhis.evaluation.card import read_json, write_model_card
 from breakhis.modeling.description import describe_models
 from breakhis.pipeline.cli import parse_no_options
-from breakhis.pipeline.params import load_params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import EVALUATE_METRICS, MODEL_CARD, MODELS_DIR
 from breakhis.pipeline.stage import run_stage
 

@@ -20,7 +20,9 @@ from breakhis.evaluation.tables import is_number, number, table
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.experiments import file_at, git, predictions_at
 from breakhis.pipeline.files import check_output, write_text_atomically
-from breakhis.pipeline.params import EVALUATED, Params, load_params
+from breakhis.pipeline.param_types import EVALUATED
+from breakhis.pipeline.params import Params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import EVALUATE_METRICS, HEADLINE_METRICS, PARAMS_FILE, REPORT, predictions_file
 from breakhis.pipeline.profiles import flatten
 from breakhis.pipeline.stage import run_stage

@@ -45,7 +45,7 @@ from breakhis.modeling.views import ViewParams
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.files import FILE, FOLDER, MISSING, check_output, file_kind, write_text_atomically
 from breakhis.pipeline.logs import quiet_native_logs
-from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import MODELS_DIR, decision_file
 from breakhis.pipeline.stage import run_stage
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES

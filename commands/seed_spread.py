@@ -37,7 +37,8 @@ from breakhis.pipeline.experiments import (
     resolve,
 )
 from breakhis.pipeline.files import write_json
-from breakhis.pipeline.params import EVALUATED, load_params
+from breakhis.pipeline.param_types import EVALUATED
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, SEEDS_DIR
 from breakhis.pipeline.stage import run_stage
 from breakhis.pipeline.yaml_text import parse_yaml

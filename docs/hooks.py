@@ -3,7 +3,7 @@
 A line holding only a placeholder is replaced, when the page is built, by what it names:
 
     {{ params_reference() }}             every key of params.yaml, from the schema
-                                         (breakhis/pipeline/params.py)
+                                         (breakhis/pipeline/params.py, train_params.py)
     {{ dvc_outputs() }}                  every output of every stage, from dvc.yaml
     {{ default_run() }}                  the default run's headline metrics, from metrics/evaluate.json
     {{ results_table("name.csv") }}      a measured-results table, from docs/results/name.csv

@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from breakhis.data.augmentation import Transforms, derive_images, plan_augmentation, preview_rows
+from breakhis.data.manifest_checks import check_manifest
 from breakhis.data.parallel import worker_count
-from breakhis.data.partition import check_manifest
 from breakhis.data.plots import augment_preview
 from breakhis.pipeline.cli import parse_no_options
 from breakhis.pipeline.files import read_table, replaced_folder
-from breakhis.pipeline.params import load_params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import AUGMENT_PREVIEW, AUGMENTED, TRAIN_SPLIT
 from breakhis.pipeline.stage import run_stage
 

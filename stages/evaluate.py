@@ -69,7 +69,9 @@ from breakhis.modeling.description import describe_models, load_model, read_desc
 from breakhis.modeling.gradcam import write_gradcam_grid
 from breakhis.modeling.prediction import predict_ingested
 from breakhis.pipeline.files import file_digest, output_unit, read_table, write_json, write_text_atomically
-from breakhis.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES, EvaluateParams, load_params
+from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.params import EvaluateParams
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import (
     EVALUATE_METRICS,
     EVALUATE_PLOTS,

@@ -24,7 +24,8 @@ from breakhis.data.parallel import worker_count
 from breakhis.data.synthetic import synthetic_breakhis
 from breakhis.pipeline.cli import parse_no_options
 from breakhis.pipeline.files import output_lock, replaced_folder, write_json
-from breakhis.pipeline.params import Params, load_params
+from breakhis.pipeline.params import Params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import INGEST_METRICS, INGESTED
 from breakhis.pipeline.stage import run_stage
 

@@ -14,22 +14,14 @@ import sys
 
 import pandas as pd
 
-from breakhis.data.partition import (
-    DUPLICATES_REQUIRED,
-    GROUP_COLUMNS,
-    MANIFEST_REQUIRED,
-    SPLITS,
-    check_manifest,
-    check_no_leak,
-    describe,
-    group_table,
-    leak_summary,
-    make_splits,
-)
+from breakhis.data.manifest_checks import DUPLICATES_REQUIRED, MANIFEST_REQUIRED, check_manifest
+from breakhis.data.partition import SPLITS, make_splits
+from breakhis.data.patient_groups import GROUP_COLUMNS
 from breakhis.data.plots import split_chart
+from breakhis.data.split_report import check_no_leak, describe, group_table, leak_summary
 from breakhis.pipeline.cli import parse_no_options
 from breakhis.pipeline.files import read_table, replaced_folder, write_json
-from breakhis.pipeline.params import load_params
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import DUPLICATES, MANIFEST, SPLIT_DIR, SPLIT_METRICS, SPLIT_PLOT
 from breakhis.pipeline.stage import run_stage
 

@@ -32,7 +32,9 @@ from breakhis.modeling.description import describe, save_model
 from breakhis.pipeline.cli import command_parser
 from breakhis.pipeline.environment import environment_lock
 from breakhis.pipeline.files import output_unit, read_table, write_json
-from breakhis.pipeline.params import MODEL_NAMES, load_params, training_seed
+from breakhis.pipeline.param_types import MODEL_NAMES
+from breakhis.pipeline.params import training_seed
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import (
     AUGMENTED_TRAIN,
     RESUME_DIR,

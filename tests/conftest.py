@@ -128,7 +128,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, synthetic_images: list
     from breakhis.modeling.architectures import build_custom_cnn, build_transfer_model
     from breakhis.modeling.description import describe, save_model
     from breakhis.modeling.prediction import load_for_model, model_inputs
-    from breakhis.pipeline.params import MODEL_NAMES
+    from breakhis.pipeline.param_types import MODEL_NAMES
     from breakhis.pipeline.paths import model_file
 
     folder = tmp_path_factory.mktemp("models")

@@ -26,31 +26,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from breakhis.pipeline import params as schema
+from breakhis.pipeline import params_file
+from breakhis.pipeline.param_types import Section
+from breakhis.pipeline.params import Params
 
 
 class ReadRecorder:
     def __init__(self) -> None:
         self.reads: set[str] = set()
         self.paths: dict[int, str] = {}  # id of an indexed section -> its dotted prefix
-        self.kept: list[schema.Params] = []  # the indexed params stay alive, so ids are not reused
+        self.kept: list[Params] = []  # the indexed params stay alive, so ids are not reused
 
-    def index(self, section: schema.Section, prefix: str = "") -> None:
+    def index(self, section: Section, prefix: str = "") -> None:
         self.paths[id(section)] = prefix
         for key in type(section).model_fields:
             value = object.__getattribute__(section, key)
-            if isinstance(value, schema.Section):
+            if isinstance(value, Section):
                 self.index(value, f"{prefix}{key}.")
 
-    def leaves(self, section: schema.Section) -> list[str]:
+    def leaves(self, section: Section) -> list[str]:
         return [
             key
             for key in type(section).model_fields
-            if not isinstance(object.__getattribute__(section, key), schema.Section)
+            if not isinstance(object.__getattribute__(section, key), Section)
         ]
 
-    def wrap_load(self, load: Callable[..., schema.Params]) -> Callable[..., schema.Params]:
-        def load_params(*args: Any, **kwargs: Any) -> schema.Params:
+    def wrap_load(self, load: Callable[..., Params]) -> Callable[..., Params]:
+        def load_params(*args: Any, **kwargs: Any) -> Params:
             params = load(*args, **kwargs)
             self.kept.append(params)
             self.index(params)
@@ -61,7 +63,7 @@ class ReadRecorder:
     def getattribute(self, original: Callable[[object, str], Any]) -> Callable[[object, str], Any]:
         def recorded(section: object, name: str) -> Any:
             prefix = self.paths.get(id(section))
-            if prefix is not None and isinstance(section, schema.Section):
+            if prefix is not None and isinstance(section, Section):
                 if name == "__dict__":
                     self.reads.update(prefix + key for key in self.leaves(section))
                 elif name in type(section).model_fields and name in self.leaves(section):
@@ -74,8 +76,8 @@ class ReadRecorder:
 def main() -> None:
     out, module, *args = sys.argv[1:]
     recorder = ReadRecorder()
-    schema.load_params = recorder.wrap_load(schema.load_params)  # before the stage imports it
-    schema.Section.__getattribute__ = recorder.getattribute(object.__getattribute__)  # type: ignore[method-assign,assignment]
+    params_file.load_params = recorder.wrap_load(params_file.load_params)  # before the stage imports it
+    Section.__getattribute__ = recorder.getattribute(object.__getattribute__)  # type: ignore[method-assign,assignment]
     sys.argv = [module, *args]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)

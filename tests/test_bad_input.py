@@ -250,7 +250,8 @@ def test_train_and_evaluate_name_a_missing_or_incomplete_input(project: Path) ->
     ids=["duplicate nested key", "duplicate top key", "a list", "broken YAML", "typo"],
 )
 def test_params_file_errors_name_the_file_and_key(project: Path, text: str, message: str) -> None:
-    from breakhis.pipeline.params import ParamsError, load_params
+    from breakhis.pipeline.params import ParamsError
+    from breakhis.pipeline.params_file import load_params
 
     Path("params.yaml").write_text(text)
     with pytest.raises(ParamsError, match=f"(?s)params.yaml: .*{message}"):

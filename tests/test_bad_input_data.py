@@ -35,8 +35,9 @@ import pytest
 import yaml
 
 from breakhis.data import archives
-from breakhis.data.partition import check_manifest, make_splits
-from breakhis.pipeline.params import load_params
+from breakhis.data.manifest_checks import check_manifest
+from breakhis.data.partition import make_splits
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.stage import USER_ERRORS
 from stages import augment as augment_stage
 from stages import ingest as ingest_stage

@@ -22,18 +22,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breakhis.pipeline.params import (
+from breakhis.pipeline.machine import (
     BACKBONE_SIZES,
-    MAX_PIXELS,
     MEMORY_VARIABLE,
     WORKERS_PER_CORE,
-    Params,
-    ParamsError,
     cores,
     custom_cnn_size,
-    load_params,
     memory_estimates,
 )
+from breakhis.pipeline.params import MAX_PIXELS, Params, ParamsError
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.stage import USER_ERRORS
 from tests.conftest import PROJECT_ROOT
 

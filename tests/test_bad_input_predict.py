@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from breakhis.pipeline.params import MODEL_NAMES
+from breakhis.pipeline.param_types import MODEL_NAMES
 from tests.conftest import described_file
 from tests.test_predict import tissue, write_png
 

@@ -17,7 +17,8 @@ from breakhis.evaluation.calibration import (
     reliability_bins,
 )
 from breakhis.evaluation.decision import decisions, prediction_rule
-from breakhis.pipeline.params import MODEL_NAMES, EvaluateParams
+from breakhis.pipeline.param_types import MODEL_NAMES
+from breakhis.pipeline.params import EvaluateParams
 from stages import evaluate
 
 

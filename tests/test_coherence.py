@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breakhis.pipeline.params import Params, ParamsError, fit_settings, validate_params
+from breakhis.pipeline.params import Params, ParamsError
+from breakhis.pipeline.params_file import validate_params
 from breakhis.pipeline.profiles import apply, available, flatten, load_profile
+from breakhis.pipeline.train_params import fit_settings
 from tests.conftest import PROJECT_ROOT, tiny_run_params
 from tests.pipeline_repo import TINY
 

@@ -16,8 +16,8 @@ from unittest import mock
 import pytest
 
 from breakhis.pipeline.matrix import apply_overrides, parse_override_sets
-from breakhis.pipeline.params import PARAMS_FILE, read_params, validate_params
-from breakhis.pipeline.paths import ENTRY_POINTS
+from breakhis.pipeline.params_file import read_params, validate_params
+from breakhis.pipeline.paths import ENTRY_POINTS, PARAMS_FILE
 from breakhis.pipeline.profiles import load_profile
 from tests.conftest import PROJECT_ROOT, module_from_file
 from tests.docs_blocks import Block, all_blocks, command_blocks

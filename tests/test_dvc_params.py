@@ -77,12 +77,13 @@ def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(
     dumps (and not what it excludes), and params that did not come from `load_params` are not watched."""
     import pickle
 
-    from breakhis.pipeline import params as schema
+    from breakhis.pipeline.param_types import Section
+    from breakhis.pipeline.params import Params
 
     recorder = ReadRecorder()
-    params, other = schema.Params(), schema.Params(seed=7)
+    params, other = Params(), Params(seed=7)
     recorder.index(params)
-    monkeypatch.setattr(schema.Section, "__getattribute__", recorder.getattribute(object.__getattribute__))
+    monkeypatch.setattr(Section, "__getattribute__", recorder.getattribute(object.__getattribute__))
     assert params.train.custom.dropout == 0.3 and other.train.epochs == 8
     params.train.model_dump(exclude={"vgg19", "resnet50"})
     pickle.dumps(params.augment)

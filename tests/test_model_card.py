@@ -10,7 +10,8 @@ from breakhis.evaluation.card import as_interval, lookup, model_card, wilson_int
 from breakhis.evaluation.decision import decisions, write_decisions
 from breakhis.modeling.description import describe_models
 from breakhis.pipeline.files import file_digest
-from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES, Params
+from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.params import Params
 from breakhis.pipeline.paths import decision_file, model_file
 from tests.conftest import described_file
 

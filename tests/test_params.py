@@ -10,7 +10,9 @@ import yaml
 from pydantic import BaseModel
 
 from breakhis.modeling.views import training_view
-from breakhis.pipeline.params import Params, ParamsError, fit_settings, load_params, render_params
+from breakhis.pipeline.params import Params, ParamsError
+from breakhis.pipeline.params_file import load_params, render_params
+from breakhis.pipeline.train_params import fit_settings
 from tests.conftest import PROJECT_ROOT
 
 
@@ -31,11 +33,12 @@ def test_the_shipped_params_are_valid() -> None:
 
 
 def test_params_yaml_and_the_schema_cannot_disagree() -> None:
-    """One set of defaults: params.yaml is generated from the schema (`python -m breakhis.pipeline.params`),
-    so a model used away from params.yaml (predict reads its description) sees what it was trained with."""
+    """One set of defaults: params.yaml is generated from the schema
+    (`python -m breakhis.pipeline.params_file`), so a model used away from params.yaml (predict reads
+    its description) sees what it was trained with."""
     text = (PROJECT_ROOT / "params.yaml").read_text()
     assert text == render_params(), (
-        "params.yaml differs from the schema: run `python -m breakhis.pipeline.params`"
+        "params.yaml differs from the schema: run `python -m breakhis.pipeline.params_file`"
     )
     assert load_params(PROJECT_ROOT / "params.yaml") == Params()
 
@@ -149,7 +152,8 @@ def test_the_machine_is_checked_where_the_stages_run_not_in_the_schema(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Params a model was trained with stay valid on a smaller machine: its description holds them."""
-    from breakhis.pipeline.params import MEMORY_VARIABLE, validate_params
+    from breakhis.pipeline.machine import MEMORY_VARIABLE
+    from breakhis.pipeline.params_file import validate_params
 
     monkeypatch.setenv(MEMORY_VARIABLE, "1")
     big = {  # patches of 2048x2048 at scale 1 from fields of 2048x3072, generated at that size

@@ -11,21 +11,16 @@ import pandas as pd
 import pytest
 
 from breakhis.data.partition import (
-    GROUP_COLUMNS,
     SPLITS,
-    LeakError,
-    check_no_leak,
-    describe,
-    group_keys,
-    group_table,
     kfold_assignment,
-    leak_summary,
     make_splits,
     split_by_image,
     split_by_patient,
     split_kfold,
     split_official,
 )
+from breakhis.data.patient_groups import GROUP_COLUMNS, group_keys
+from breakhis.data.split_report import LeakError, check_no_leak, describe, group_table, leak_summary
 from breakhis.pipeline.params import SplitParams
 from tests.conftest import crafted_manifest
 

@@ -24,7 +24,7 @@ from breakhis.modeling.models_folder import find_models
 from breakhis.modeling.per_patient import aggregate_by_patient, name_info
 from breakhis.modeling.prediction import check_images, load_for_model
 from breakhis.pipeline.files import file_digest, write_json
-from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import decision_file, model_file
 from tests.conftest import PROJECT_ROOT, TINY_INGEST_SIZE, described_file
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breakhis.pipeline.params import Params, fit_settings
+from breakhis.pipeline.params import Params
 from breakhis.pipeline.profiles import apply, available, load_profile
+from breakhis.pipeline.train_params import fit_settings
 from commands import cross_validate, exp_run
 from tests.conftest import PROJECT_ROOT
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from breakhis.pipeline.matrix import apply_overrides, as_matrix, from_matrix, parse_override_sets, plan
-from breakhis.pipeline.params import ParamsError, validate_params
+from breakhis.pipeline.params import ParamsError
+from breakhis.pipeline.params_file import validate_params
 from tests.conftest import PROJECT_ROOT, SAMPLE_TREE
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "cross-validation.yml"

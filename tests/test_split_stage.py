@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from breakhis.data.partition import LeakError, SplitResult
-from breakhis.pipeline.params import ParamsError, load_params
+from breakhis.data.partition import SplitResult
+from breakhis.data.split_report import LeakError
+from breakhis.pipeline.params import ParamsError
+from breakhis.pipeline.params_file import load_params
 from stages import split as split_stage
 from tests.conftest import crafted_manifest
 from tests.test_partition import with_official_folds

@@ -96,7 +96,8 @@ SAVED_MODEL_ON_VAL = """
 import json, keras, pandas as pd
 from breakhis.modeling.input_pipeline import inference_dataset
 from breakhis.modeling.views import training_view
-from breakhis.pipeline.params import fit_settings, load_params
+from breakhis.pipeline.params_file import load_params
+from breakhis.pipeline.train_params import fit_settings
 train = load_params().train
 rows = pd.read_csv("data/split/val.csv")
 model = keras.saving.load_model("models/custom/model.keras")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from breakhis.pipeline.code import PACKAGES
-from breakhis.pipeline.params import ParamsError, load_params
+from breakhis.pipeline.params import ParamsError
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.yaml_text import MAX_VALUES, YamlError, expanded_size, parse_yaml, read_yaml
 from tests.conftest import PROJECT_ROOT
 

@@ -29,7 +29,8 @@ from breakhis.evaluation.tables import MISSING, estimate, table
 from breakhis.evaluation.tables import number as formatted
 from breakhis.pipeline.environment import describe_environment
 from breakhis.pipeline.files import file_digest
-from breakhis.pipeline.params import ENSEMBLE, EVALUATED, MODEL_NAMES, SCORED_MODELS, Params, fit_settings
+from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED, MODEL_NAMES, SCORED_MODELS
+from breakhis.pipeline.params import Params
 from breakhis.pipeline.paths import (
     EVALUATE_METRICS,
     INGEST_METRICS,
@@ -38,6 +39,7 @@ from breakhis.pipeline.paths import (
     decision_file,
     model_file,
 )
+from breakhis.pipeline.train_params import fit_settings
 
 CRITERIA = {"youden": "Youden's J (balanced accuracy)", "f1": "F1"}
 IMAGE_METRIC_NAMES = {metric.key for metric in HEADLINE if metric.level == "image"}

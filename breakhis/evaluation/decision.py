@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from breakhis.evaluation.calibration import apply_temperature, fit_temperature, output_threshold
 from breakhis.evaluation.metrics import choose_threshold, ensemble_weights, image_metrics
 from breakhis.pipeline.files import file_digest, write_json
-from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES, EvaluateParams
+from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.params import EvaluateParams
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]

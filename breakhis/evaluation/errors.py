@@ -18,7 +18,7 @@ import pandas as pd
 
 from breakhis.evaluation.metrics import per_patient
 from breakhis.evaluation.tables import interval, number, table
-from breakhis.pipeline.params import ENSEMBLE, EVALUATED
+from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED
 from breakhis.pipeline.task import BINARY_CLASSES, MALIGNANT_SUBTYPES, SUBTYPE_CLASSES
 
 ERROR_GALLERY = "errors.png"  # the most confident mistakes with their Grad-CAM, under plots/evaluate/

@@ -22,7 +22,7 @@ from breakhis.evaluation.metrics import (
     RECOGNITION_RATE,
     ROC_AUC,
 )
-from breakhis.pipeline.params import ENSEMBLE, EVALUATED
+from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED
 from breakhis.pipeline.paths import EVALUATE_METRICS
 
 ENSEMBLE_METRICS = (ACCURACY, BALANCED_ACCURACY, RECOGNITION_RATE, PATIENT_ACCURACY)

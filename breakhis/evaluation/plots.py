@@ -22,7 +22,7 @@ from sklearn import metrics as skm  # noqa: E402
 from breakhis.evaluation.calibration import reliability_bins
 from breakhis.evaluation.errors import THRESHOLD_FIGURE, sensitivity_specificity
 from breakhis.pipeline.figures import save_figure
-from breakhis.pipeline.params import COLOUR_BASELINE, ENSEMBLE
+from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE
 from breakhis.pipeline.paths import train_log_dir, training_curve, validation_curve
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES
 from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of

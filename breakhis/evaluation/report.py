@@ -19,7 +19,7 @@ from breakhis.evaluation.errors import (
 from breakhis.evaluation.metrics import HEADLINE, majority_cells
 from breakhis.evaluation.subtype import SUBTYPE_HEADLINE
 from breakhis.evaluation.tables import estimate, interval, number, table
-from breakhis.pipeline.params import ENSEMBLE, EVALUATED, SCORED_MODELS
+from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED, SCORED_MODELS
 from breakhis.pipeline.paths import INGEST_METRICS, SPLIT_METRICS
 
 FIGURES = (

@@ -22,7 +22,8 @@ from breakhis.evaluation.comparison import MALIGNANT, comparability_problem, pai
 from breakhis.evaluation.metrics import PAIRED
 from breakhis.evaluation.subtype import SUBTYPE_PAIRED
 from breakhis.evaluation.tables import mean_std, number, table
-from breakhis.pipeline.params import COLOUR_BASELINE, Params
+from breakhis.pipeline.param_types import COLOUR_BASELINE
+from breakhis.pipeline.params import Params
 
 CALIBRATION = {"brier": "Brier score", "ece": "ECE"}  # from the test predictions' probabilities
 

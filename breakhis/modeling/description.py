@@ -26,8 +26,10 @@ from breakhis.modeling.views import ViewParams, training_view
 from breakhis.pipeline.code import ROOT, code_digest
 from breakhis.pipeline.environment import environment_lock
 from breakhis.pipeline.files import file_digest
-from breakhis.pipeline.params import MODEL_NAMES, Colour, Params, fit_settings, training_seed
+from breakhis.pipeline.param_types import MODEL_NAMES, Colour
+from breakhis.pipeline.params import Params, training_seed
 from breakhis.pipeline.task import BINARY_CLASSES, Task, classes, outputs
+from breakhis.pipeline.train_params import fit_settings
 
 if TYPE_CHECKING:
     import keras

@@ -32,7 +32,7 @@ from breakhis.modeling.description import load_model
 from breakhis.modeling.prediction import load_for_model, model_inputs
 from breakhis.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, mean_over_views, scaled_size
 from breakhis.pipeline.figures import grid_figure, save_figure
-from breakhis.pipeline.params import ENSEMBLE
+from breakhis.pipeline.param_types import ENSEMBLE
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES
 from breakhis.pipeline.task import malignant_probability, predicted_subtypes
 

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from breakhis.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, scaled_size
-from breakhis.pipeline.params import Colour
+from breakhis.pipeline.param_types import Colour
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_LIMIT_BYTES = 2 * 1024**3  # `cache: auto` keeps decoded images in memory below this

@@ -18,7 +18,7 @@ from breakhis.modeling.description import (
     read_description,
 )
 from breakhis.pipeline.files import FILE, MISSING, file_kind
-from breakhis.pipeline.params import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import DECISION_FILE_NAME, MODEL_FILE_NAME, decision_file, model_dir, model_file
 
 

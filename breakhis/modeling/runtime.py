@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from breakhis.pipeline.params import TrainParams
+from breakhis.pipeline.train_params import TrainParams
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,9 @@ from breakhis.modeling.input_pipeline import ColourJitter, inference_dataset, tr
 from breakhis.modeling.runtime import Runtime
 from breakhis.modeling.views import ViewParams, training_view
 from breakhis.pipeline.files import file_digest
-from breakhis.pipeline.params import MODEL_NAMES, BackboneParams, CustomCNNParams, TrainParams, fit_settings
+from breakhis.pipeline.param_types import MODEL_NAMES
 from breakhis.pipeline.paths import snapshot_name
+from breakhis.pipeline.train_params import BackboneParams, CustomCNNParams, TrainParams, fit_settings
 
 
 class TrainingDiverged(ValueError):

@@ -12,7 +12,8 @@ from typing import Literal
 import numpy as np
 
 from breakhis.pipeline.coherence import scaled_size
-from breakhis.pipeline.params import Colour, TrainParams, fit_settings
+from breakhis.pipeline.param_types import Colour
+from breakhis.pipeline.train_params import TrainParams, fit_settings
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from breakhis.pipeline.params import MODEL_NAMES, BackboneParams, ModelOverrides, TrainParams, fit_settings
+from breakhis.pipeline.param_types import MODEL_NAMES
+from breakhis.pipeline.train_params import BackboneParams, ModelOverrides, TrainParams, fit_settings
 
 if TYPE_CHECKING:
     from breakhis.pipeline.params import Params

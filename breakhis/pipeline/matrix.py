@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from breakhis.pipeline.experiments import FOLD_KEYS, check_label, experiment_name, fold_overrides
-from breakhis.pipeline.params import validate_params
+from breakhis.pipeline.params_file import validate_params
 from breakhis.pipeline.paths import PARAMS_FILE
 from breakhis.pipeline.yaml_text import parse_yaml
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from breakhis.pipeline.params import Params, ParamsError, validate_params
+from breakhis.pipeline.params import Params, ParamsError
+from breakhis.pipeline.params_file import validate_params
 from breakhis.pipeline.paths import PROFILES_DIR
 from breakhis.pipeline.yaml_text import YamlError, read_yaml
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from breakhis.data.partition import folder_group
+from breakhis.data.patient_groups import folder_group
 from breakhis.evaluation.bootstrap import Draw, GroupBootstrap, Interval
 from breakhis.evaluation.cross_validation.checks import CheckedFolds
 from breakhis.evaluation.metrics import (

@@ -44,7 +44,8 @@ from breakhis.pipeline.experiments import (
     summary_dir,
 )
 from breakhis.pipeline.experiments import resolve as resolve_targets
-from breakhis.pipeline.params import MODEL_NAMES, load_params
+from breakhis.pipeline.param_types import MODEL_NAMES
+from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE, epoch_predictions_file
 from breakhis.pipeline.profiles import available, load_profile
 from breakhis.pipeline.yaml_text import parse_yaml

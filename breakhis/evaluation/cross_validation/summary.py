@@ -27,7 +27,7 @@ from breakhis.evaluation.cross_validation.pooled import (
     pooled_subtypes,
 )
 from breakhis.evaluation.tables import is_number
-from breakhis.pipeline.params import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES
 
 
 @dataclass
