@@ -40,7 +40,7 @@ from breakhis.evaluation.baselines import (
     paired_auc_difference,
 )
 from breakhis.evaluation.calibration import apply_temperature, calibration_metrics
-from breakhis.evaluation.card import write_model_card
+from breakhis.evaluation.card.document import write_model_card
 from breakhis.evaluation.decision import (
     choose_threshold_on,
     choose_weights,
