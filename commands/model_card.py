@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from breakhis.evaluation.card import read_json, write_model_card
+from breakhis.evaluation.card.document import write_model_card
+from breakhis.evaluation.card.values import read_json
 from breakhis.modeling.description import describe_models
 from breakhis.pipeline.cli import parse_no_options
 from breakhis.pipeline.params_file import load_params

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from breakhis.data.stain import StainNormalization
 from breakhis.evaluation.decision import PredictionRule, prediction_rule, soft_vote
-from breakhis.modeling.description import describe_for_humans, load_model
+from breakhis.modeling.description import ModelInput, describe_for_humans, load_model
 from breakhis.modeling.input_files import Inputs, read_inputs
 from breakhis.modeling.models_folder import ModelEntry, ModelSet, common_input, find_models
 from breakhis.modeling.per_patient import aggregate_by_patient, name_info
@@ -164,13 +164,7 @@ def check_overwrites(
 
 def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
-    if args.batch_size > MAX_BATCH_SIZE:
-        raise ValueError(
-            f"--batch-size {args.batch_size}: at most {MAX_BATCH_SIZE} (a batch is held in memory, decoded, "
-            "with every model's inputs and activations for it)"
-        )
+    check_batch_size(args.batch_size)
     outputs = {"--out": (args.out, check_output(args.out, "--out"))}
     if args.patients_out:
         outputs["--patients-out"] = (args.patients_out, check_output(args.patients_out, "--patients-out"))
@@ -204,6 +198,33 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
     ]:
         print(f"warning: {warning}", file=sys.stderr)
 
+    probabilities = model_probabilities(found, rule, prepared, paths, args, workers)
+    table = predictions_table(found, rule, probabilities, paths, info)
+    write_text_atomically(outputs["--out"][1], table.to_csv(index=False))
+    patients = write_per_patient(table, f"{found.deciding}_probability", rule.threshold, outputs)
+    print(outcome(table, found, rule, outputs, patients, inputs.summary(), args.explain), file=sys.stderr)
+    return table
+
+
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size}: must be at least 1")
+    if batch_size > MAX_BATCH_SIZE:
+        raise ValueError(
+            f"--batch-size {batch_size}: at most {MAX_BATCH_SIZE} (a batch is held in memory, decoded, "
+            "with every model's inputs and activations for it)"
+        )
+
+
+def model_probabilities(
+    found: ModelSet,
+    rule: PredictionRule,
+    prepared: ModelInput,
+    paths: list[str],
+    args: argparse.Namespace,
+    workers: int,
+) -> dict[str, np.ndarray]:
+    """Every model's outputs on the images, calibrated as the decisions say (TensorFlow loads here)."""
     models = {entry.name: load_model(entry.path, entry.name)[0] for entry in found.entries}
     views = {
         entry.name: entry.description.input.view_params(
@@ -212,14 +233,24 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         for entry in found.entries
     }
     sizing = (prepared.field_size, prepared.source_aspect, prepared.stain_normalization)
-    probabilities = {
+    return {
         name: rule.calibrate(name, probs)
         for name, probs in run_models(models, paths, sizing, views, rule, args, workers).items()
     }
-    names = found.names
 
+
+def predictions_table(
+    found: ModelSet,
+    rule: PredictionRule,
+    probabilities: dict[str, np.ndarray],
+    paths: list[str],
+    info: pd.DataFrame,
+) -> pd.DataFrame:
+    """The per-image CSV: every model's P(malignant), the ensemble's, the call at the threshold, the
+    subtypes of a subtype model, what the file name says, and the models that never saw its
+    magnification."""
     table = pd.DataFrame({"path": paths})
-    for name in names:  # P(malignant): a subtype model's four malignant subtypes summed
+    for name in found.names:  # P(malignant): a subtype model's four malignant subtypes summed
         table[f"{name}_probability"] = malignant_probability(probabilities[name]).round(6)
     deciding = f"{found.deciding}_probability"
     if found.deciding == ENSEMBLE:
@@ -235,8 +266,30 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         table["predicted_subtype"] = predicted_subtypes(decided)
     table = pd.concat([table, info], axis=1)
     table["unseen_by"] = unseen_by(found, info["magnification"])
-    write_text_atomically(outputs["--out"][1], table.to_csv(index=False))
+    return table
 
+
+def write_per_patient(
+    table: pd.DataFrame, deciding: str, threshold: float, outputs: Mapping[str, tuple[Path, Path]]
+) -> int | None:
+    """Write the per-patient CSV when some file is BreakHis-named; the number of patients in it."""
+    if not (table["patient"] != "").any():
+        return None
+    per_patient = aggregate_by_patient(table, deciding, threshold)
+    write_text_atomically(outputs["--patients-out"][1], per_patient.to_csv(index=False))
+    return len(per_patient)
+
+
+def outcome(
+    table: pd.DataFrame,
+    found: ModelSet,
+    rule: PredictionRule,
+    outputs: Mapping[str, tuple[Path, Path]],
+    patients: int | None,
+    skipped: str,
+    explain: Path | None,
+) -> str:
+    """The closing message: what was written, how many images were called malignant, and why."""
     malignant = int((table["predicted_class"] == CLASS_NAMES[1]).sum())
     message = (
         f"wrote {written(*outputs['--out'])}: {len(table)} image(s), {malignant} malignant at threshold "
@@ -249,16 +302,13 @@ def predict_command(argv: Sequence[str] | None = None) -> pd.DataFrame:
         )
     if found.deciding == ENSEMBLE and len(set(rule.weights.values())) > 1:
         message += "; ensemble weights " + ", ".join(f"{n} {w:.3f}" for n, w in rule.weights.items())
-    if (table["patient"] != "").any():
-        per_patient = aggregate_by_patient(table, deciding, rule.threshold)
-        write_text_atomically(outputs["--patients-out"][1], per_patient.to_csv(index=False))
-        message += f"; {len(per_patient)} BreakHis patient(s) in {written(*outputs['--patients-out'])}"
-    if inputs.summary():
-        message += f"; {inputs.summary()}"
-    if args.explain:
-        message += f"; Grad-CAM overlays in {args.explain}"
-    print(message, file=sys.stderr)
-    return table
+    if patients is not None:
+        message += f"; {patients} BreakHis patient(s) in {written(*outputs['--patients-out'])}"
+    if skipped:
+        message += f"; {skipped}"
+    if explain:
+        message += f"; Grad-CAM overlays in {explain}"
+    return message
 
 
 def written(given: Path, target: Path) -> str:

@@ -48,7 +48,7 @@ from breakhis.pipeline.stage import run_stage
 from breakhis.pipeline.task import outputs, targets
 
 if TYPE_CHECKING:
-    from breakhis.modeling.training import ResumeState
+    from breakhis.modeling.resume import ResumeState
 
 
 def main() -> None:
@@ -71,14 +71,10 @@ def main() -> None:
 
     from dvclive import Live  # TensorFlow and Keras load with these
 
+    from breakhis.modeling.divergence import require_finite_weights
+    from breakhis.modeling.resume import ResumeState, resume_config
     from breakhis.modeling.runtime import configure_runtime
-    from breakhis.modeling.training import (
-        ResumeState,
-        Trainer,
-        inference_copy,
-        require_finite_weights,
-        resume_config,
-    )
+    from breakhis.modeling.training import Trainer, inference_copy
 
     seed = training_seed(params)
     runtime = configure_runtime(params.train, seed)

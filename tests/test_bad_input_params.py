@@ -503,7 +503,7 @@ def tiny_fit(x, learning_rate: float) -> None:
     import numpy as np
 
     from breakhis.modeling.architectures import build_custom_cnn
-    from breakhis.modeling.training import StopOnNonFiniteLoss
+    from breakhis.modeling.divergence import StopOnNonFiniteLoss
 
     keras.utils.set_random_seed(0)
     model = build_custom_cnn((32, 32), [4, 4, 4, 4], 0.0, True)
@@ -523,7 +523,7 @@ def tiny_fit(x, learning_rate: float) -> None:
 def test_a_diverging_learning_rate_stops_training_naming_the_epoch_and_cause() -> None:
     import numpy as np
 
-    from breakhis.modeling.training import TrainingDiverged
+    from breakhis.modeling.divergence import TrainingDiverged
 
     x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
     with pytest.raises(TrainingDiverged) as error:
@@ -541,7 +541,7 @@ def test_a_diverging_learning_rate_stops_training_naming_the_epoch_and_cause() -
 def test_non_finite_inputs_stop_training_at_the_first_batch() -> None:
     import numpy as np
 
-    from breakhis.modeling.training import TrainingDiverged
+    from breakhis.modeling.divergence import TrainingDiverged
 
     x = np.full((8, 32, 32, 3), 100.0, "float32")
     x[:, 0, 0, 0] = np.nan  # in every image: the first batch has one, shuffled or not
@@ -564,7 +564,7 @@ def nan_model(tmp_path: Path) -> tuple:
 
 
 def test_a_model_with_non_finite_weights_is_never_saved(tmp_path: Path) -> None:
-    from breakhis.modeling.training import TrainingDiverged, require_finite_weights
+    from breakhis.modeling.divergence import TrainingDiverged, require_finite_weights
 
     model, _ = nan_model(tmp_path)
     with pytest.raises(

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
+from breakhis.evaluation import scoring
 from breakhis.evaluation.calibration import (
     apply_temperature,
     brier_score,
@@ -19,7 +20,6 @@ from breakhis.evaluation.calibration import (
 from breakhis.evaluation.decision import decisions, prediction_rule
 from breakhis.pipeline.param_types import MODEL_NAMES
 from breakhis.pipeline.params import EvaluateParams
-from stages import evaluate
 
 
 def test_brier_score_by_hand() -> None:
@@ -83,7 +83,7 @@ def rows(prefix: str, targets: list[int]) -> pd.DataFrame:
 
 def test_evaluate_fits_temperature_on_validation_never_on_test(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        evaluate,
+        scoring,
         "colour_baseline_probabilities",
         lambda train, splits, task="binary": {name: np.full(len(r), 0.5) for name, r in splits.items()},
     )
@@ -98,7 +98,7 @@ def test_evaluate_fits_temperature_on_validation_never_on_test(monkeypatch: pyte
         probabilities = {
             name: {"val": val.copy(), "test": test.copy()} for name in ("custom", "vgg19", "resnet50")
         }
-        summary = evaluate.evaluate_all(splits, probabilities, params, seed=0)
+        summary = scoring.evaluate_all(splits, probabilities, params, seed=0)
         return summary, probabilities
 
     summary, probabilities = run(test_targets)
@@ -119,7 +119,7 @@ def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.Mon
     """evaluate's choices -> decisions (as written beside the models) -> predict's rule: the same
     calibrated outputs and thresholds as evaluate scored."""
     monkeypatch.setattr(
-        evaluate,
+        scoring,
         "colour_baseline_probabilities",
         lambda train, splits, task="binary": {name: np.full(len(r), 0.5) for name, r in splits.items()},
     )
@@ -128,7 +128,7 @@ def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.Mon
     splits = {"train": rows("a", [0, 1]), "val": rows("v", [0, 1] * 10), "test": rows("t", [0, 0, 1, 1])}
     probabilities = {name: {"val": val.copy(), "test": test.copy()} for name in MODEL_NAMES}
     params = EvaluateParams(calibration="temperature", threshold="youden", bootstrap_resamples=100)
-    summary = evaluate.evaluate_all(splits, probabilities, params, seed=0)
+    summary = scoring.evaluate_all(splits, probabilities, params, seed=0)
     chosen = decisions(summary, params, dict.fromkeys(MODEL_NAMES, "0" * 64), validation_images=20)
     assert chosen["custom"].temperature == summary["custom"]["calibration"]["temperature"]
     assert (
@@ -139,7 +139,7 @@ def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.Mon
         assert rule.calibrate(name, test) == pytest.approx(probabilities[name]["test"])
     assert rule.threshold == summary["ensemble"]["threshold"]
     plain = decisions(
-        evaluate.evaluate_all(
+        scoring.evaluate_all(
             splits,
             {n: {"val": val.copy(), "test": test.copy()} for n in MODEL_NAMES},
             EvaluateParams(bootstrap_resamples=100),

@@ -65,7 +65,7 @@ def test_dvc_yaml_lists_the_headline_first_and_evaluate_writes_it_in_its_output_
     evaluate = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
     metrics = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in evaluate["metrics"]]
     assert metrics[0] == str(HEADLINE_METRICS)
-    source = (PROJECT_ROOT / "stages" / "evaluate.py").read_text()
+    source = (PROJECT_ROOT / "breakhis" / "modeling" / "evaluation_run.py").read_text()
     unit = source[source.index("outputs = [") : source.index('with output_unit("evaluate"')]
     assert "HEADLINE_METRICS," in unit
     assert "write_json(HEADLINE_METRICS, headline_metrics(summary))" in source

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from breakhis.evaluation.card import as_interval, lookup, model_card, wilson_interval, write_model_card
+from breakhis.evaluation.card.document import model_card, write_model_card
+from breakhis.evaluation.card.values import as_interval, lookup, wilson_interval
 from breakhis.evaluation.decision import decisions, write_decisions
 from breakhis.modeling.description import describe_models
 from breakhis.pipeline.files import file_digest

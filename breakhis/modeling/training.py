@@ -6,17 +6,13 @@ features of an image never change; with online augmentation they are recomputed 
 phase 2 unfreezes the top backbone layers and fine-tunes the whole model at a lower learning rate.
 Both phases log into one DVCLive step counter.
 
-Training that diverges fails: a loss that becomes NaN or infinite stops the run at once with an
-error naming the epoch and the likely causes (`StopOnNonFiniteLoss`; Keras's TerminateOnNaN would
-only stop, silently, and the model would still be saved), and the train stage refuses to save a
-model whose weights are not finite (`require_finite_weights`).
+A diverging run fails (breakhis.modeling.divergence); a killed one resumes from the state it left
+(breakhis.modeling.resume).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,69 +32,13 @@ from breakhis.modeling.architectures import (
     build_transfer_model,
     unfreeze_top,
 )
-from breakhis.modeling.description import non_finite_weights
+from breakhis.modeling.divergence import StopOnNonFiniteLoss
 from breakhis.modeling.input_pipeline import ColourJitter, inference_dataset, training_dataset
+from breakhis.modeling.resume import ResumeState
 from breakhis.modeling.runtime import Runtime
 from breakhis.modeling.views import ViewParams, training_view
-from breakhis.pipeline.files import file_digest
-from breakhis.pipeline.param_types import MODEL_NAMES
 from breakhis.pipeline.paths import snapshot_name
 from breakhis.pipeline.train_params import BackboneParams, CustomCNNParams, TrainParams, fit_settings
-
-
-class TrainingDiverged(ValueError):
-    """The loss or the weights of a model became NaN or infinite: nothing is saved."""
-
-
-def likely_causes(rate: str) -> str:
-    """`rate`: the learning rate in use, with its key (e.g. "train.learning_rate 0.001")."""
-    return (
-        f"Likely causes: a learning rate too high for this model and data ({rate}: try a lower one), "
-        "or inputs that are not finite (a NaN in the data)"
-    )
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Raise TrainingDiverged as soon as the training loss (after each batch) or the validation loss
-    (after each epoch) is NaN or infinite, before the epoch is logged, backed up or kept. First in
-    the callback list, so no later callback sees the non-finite values."""
-
-    def __init__(self, model_name: str, rate: str) -> None:
-        super().__init__()
-        self.model_name = model_name
-        self.rate = rate  # e.g. "train.learning_rate 0.001": the rate of this phase, and its key
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.check(logs, "loss", f"after batch {batch + 1}")
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.check(logs, "loss", "at its end")
-        self.check(logs, "val_loss", "on the validation split")
-
-    def check(self, logs: dict[str, Any] | None, key: str, where: str) -> None:
-        value = (logs or {}).get(key)
-        if value is None or math.isfinite(float(value)):
-            return
-        raise TrainingDiverged(
-            f"train {self.model_name}: training diverged: the {'validation ' if key == 'val_loss' else ''}"
-            f"loss is {float(value)} in epoch {self.epoch + 1} ({where}); nothing was saved. "
-            + likely_causes(self.rate)
-        )
-
-
-def require_finite_weights(model: keras.Model, model_name: str, rate: str) -> None:
-    """Refuse a trained model with NaN or infinite weights: it must never be saved."""
-    broken = non_finite_weights(model)
-    if broken:
-        raise TrainingDiverged(
-            f"train {model_name}: training diverged: {len(broken)} weight tensors hold NaN or infinity "
-            f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); nothing was saved. "
-            + likely_causes(rate)
-        )
 
 
 def balanced_class_weights(targets: np.ndarray, classes: int = 2) -> dict[int, float]:
@@ -137,61 +77,6 @@ class MacroAUC(keras.metrics.AUC):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "classes": self.classes}
-
-
-class ResumeState:
-    """What survives a killed training run: Keras BackupAndRestore state of the running phase, the
-    weights of a finished phase 1, and a copy of the DVCLive folder (DVC deletes stage outputs
-    before re-running a stage). It belongs to one configuration (params and data): a different one
-    discards it. `clear()` removes it when training has finished.
-    """
-
-    def __init__(self, root: Path, config: dict[str, Any]) -> None:
-        self.root = root
-        stamp = root / "config.json"
-        if root.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != config):
-            shutil.rmtree(root)
-        self.resuming = stamp.exists()
-        root.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(config, sort_keys=True))
-
-    def callbacks(self, phase: str, live: Live) -> list[keras.callbacks.Callback]:
-        """Run after the epoch is logged: copy the DVCLive folder, then back up the training state."""
-        snapshot = self.root / "dvclive"
-
-        def copy_live(epoch: int, logs: dict[str, Any] | None = None) -> None:
-            shutil.copytree(live.dir, snapshot, dirs_exist_ok=True)
-
-        return [
-            keras.callbacks.LambdaCallback(on_epoch_end=copy_live),
-            keras.callbacks.BackupAndRestore(str(self.root / phase)),
-        ]
-
-    def restore_live(self, live_dir: Path) -> None:
-        """Put back the DVCLive folder of the interrupted run, so its curves continue."""
-        snapshot = self.root / "dvclive"
-        if self.resuming and snapshot.exists():
-            shutil.copytree(snapshot, live_dir, dirs_exist_ok=True)
-
-    def finished(self, phase: str, model: keras.Model) -> dict[str, Any] | None:
-        """The record of a finished phase, with its weights loaded into `model`; None if not finished."""
-        record = self.root / f"{phase}.json"
-        if not record.exists():
-            return None
-        model.load_weights(self.root / f"{phase}.weights.h5")
-        return json.loads(record.read_text())
-
-    def mark_finished(self, phase: str, model: keras.Model, record: dict[str, Any]) -> None:
-        model.save_weights(self.root / f"{phase}.weights.h5")
-        (self.root / f"{phase}.json").write_text(json.dumps(record))
-
-    @property
-    def snapshots(self) -> Path:
-        """Snapshot weights of this run (`train.snapshot_epochs`): kept here, so a resumed run has them."""
-        return self.root / "snapshots"
-
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class SaveSnapshots(keras.callbacks.Callback):
@@ -507,17 +392,3 @@ def inference_copy(model: keras.Model) -> keras.Model:
     copy = keras.Model.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
-
-
-def resume_config(
-    model_name: str, train: TrainParams, seed: int, data_files: list[Path], task: str = "binary"
-) -> dict[str, Any]:
-    """What a training run depends on: its task, params and the digests of its data files."""
-    others = set(MODEL_NAMES) - {model_name}
-    return {
-        "model": model_name,
-        "task": task,
-        "seed": seed,
-        "train": train.model_dump(mode="json", exclude=others),
-        "data": {str(path): file_digest(path) for path in data_files},
-    }

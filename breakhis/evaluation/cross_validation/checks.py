@@ -25,6 +25,20 @@ class CheckedFolds:
 def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
     """The experiments must be distinct folds of one kfold cross-validation with test predictions
     of every scored model; missing folds are reported, not fatal."""
+    check_one_cross_validation(results)
+    ordered = distinct_folds(results)
+    settings = ordered[0].settings
+    present = {result.fold for result in ordered}
+    missing = [fold for fold in range(settings.folds) if fold not in present]
+    models = pooled_models(ordered)
+    baselines = [
+        name for name in flat_baselines(ordered[0].metrics) if all(name in r.metrics for r in ordered)
+    ]
+    return CheckedFolds(ordered, settings, missing, models, baselines, fold_warnings(ordered, missing))
+
+
+def check_one_cross_validation(results: Sequence[FoldResult]) -> None:
+    """Some experiments, every one a kfold fold, all of one task, seed, number of folds and grouping."""
     if not results:
         raise ValueError("no experiments to summarise")
     for result in results:
@@ -46,6 +60,10 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
                 f"the experiments are not one cross-validation: they differ in {what} ({listed}); "
                 "summarise each task, seed or number of folds on its own"
             )
+
+
+def distinct_folds(results: Sequence[FoldResult]) -> list[FoldResult]:
+    """The experiments by fold; a fold given twice is refused."""
     by_fold: dict[int, FoldResult] = {}
     for result in results:
         if result.fold in by_fold:
@@ -53,10 +71,11 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
                 f"fold {result.fold} is given twice: {by_fold[result.fold].name} and {result.name}"
             )
         by_fold[result.fold] = result
-    ordered = [by_fold[fold] for fold in sorted(by_fold)]
-    settings = ordered[0].settings
-    missing = [fold for fold in range(settings.folds) if fold not in by_fold]
+    return [by_fold[fold] for fold in sorted(by_fold)]
 
+
+def pooled_models(ordered: list[FoldResult]) -> list[str]:
+    """The models every fold scores, each with its test predictions in every fold."""
     models = scored_models(ordered[0].metrics)
     if not models:
         raise ValueError(
@@ -75,10 +94,12 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
                     f"{result.name} (fold {result.fold}): no {predictions_file(model)} "
                     f"(its metrics/evaluate.json scores '{model}'), so it cannot be pooled"
                 )
-    baselines = [
-        name for name in flat_baselines(ordered[0].metrics) if all(name in r.metrics for r in ordered)
-    ]
+    return models
 
+
+def fold_warnings(ordered: list[FoldResult], missing: list[int]) -> list[str]:
+    """Missing folds, and folds run with other params, code or commits."""
+    settings = ordered[0].settings
     warnings = []
     if missing:
         warnings.append(
@@ -103,4 +124,4 @@ def check_folds(results: Sequence[FoldResult]) -> CheckedFolds:
             "the folds were run on different commits: "
             + ", ".join(f"fold {r.fold} on {(r.baseline or r.rev)[:7]}" for r in ordered)
         )
-    return CheckedFolds(ordered, settings, missing, models, baselines, warnings)
+    return warnings

@@ -171,19 +171,34 @@ def epoch_lines(summary: CVSummary) -> list[str]:
 def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
     """The summary as markdown: pooled table (the headline), mean +- std, then every fold."""
     s = summary.settings
-    found = len(summary.experiments)
-    images = max((entry.get("images", 0) for entry in summary.pooled.values()), default=0)
-    scored = next((entry for entry in summary.pooled.values() if "images" in entry), {})
-    header = ["Model", *(metric.title for metric in HEADLINE)]
-    align = "l" + "r" * len(HEADLINE)
     lines = [
-        f"# Cross-validation `{summary.label}`: {found} of {s.folds} folds, seed {s.seed}",
+        f"# Cross-validation `{summary.label}`: {len(summary.experiments)} of {s.folds} folds, seed {s.seed}",
         "",
         f"Folds by patient group (`split.group_by: {s.group_by}`); every fold is one DVC experiment.",
         "",
     ]
     lines += [f"**Warning: {warning}.**\n" for warning in summary.warnings]
     lines += [
+        *pooled_lines(summary),
+        *colour_lines(summary),
+        *subtype_lines(summary),
+        *ensemble_lines(summary),
+        *epoch_lines(summary),
+        *spread_lines(summary),
+        *fold_lines(summary),
+    ]
+    if figure:
+        lines += [f"![Per-fold and pooled ROC AUC]({figure})", ""]
+    return "\n".join(lines)
+
+
+def pooled_lines(summary: CVSummary) -> list[str]:
+    """The headline: every test image of the folds scored once, by the model that never saw its patient."""
+    s = summary.settings
+    found = len(summary.experiments)
+    images = max((entry.get("images", 0) for entry in summary.pooled.values()), default=0)
+    scored = next((entry for entry in summary.pooled.values() if "images" in entry), {})
+    return [
         "## Pooled out-of-fold",
         "",
         f"Every test image of the {found} fold(s) scored once, by the model of the fold that tested "
@@ -193,28 +208,36 @@ def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
         "threshold; ROC AUC ranks the probabilities of all folds together.",
         "",
         *table(
-            header,
+            ["Model", *(metric.title for metric in HEADLINE)],
             ([model, *(_pooled_cell(summary.pooled[model], c) for c in COLUMNS)] for model in summary.models),
-            align,
+            "l" + "r" * len(HEADLINE),
         ),
         "",
-        *colour_lines(summary),
-        *subtype_lines(summary),
-        *ensemble_lines(summary),
-        *epoch_lines(summary),
+    ]
+
+
+def spread_lines(summary: CVSummary) -> list[str]:
+    """Mean +- std of every headline metric over the folds."""
+    return [
         "## Mean ± std over folds",
         "",
         "How much a score depends on which patients are tested (sample standard deviation).",
         "",
         *table(
-            header,
+            ["Model", *(metric.title for metric in HEADLINE)],
             (
                 [model, *(_spread_cell(summary.spread.get(model, {}), c) for c in COLUMNS)]
                 for model in summary.models
             ),
-            align,
+            "l" + "r" * len(HEADLINE),
         ),
         "",
+    ]
+
+
+def fold_lines(summary: CVSummary) -> list[str]:
+    """Every fold: its experiment and test set, then each headline metric fold by fold."""
+    lines = [
         "## Per fold",
         "",
         *table(
@@ -255,9 +278,7 @@ def markdown(summary: CVSummary, figure: str | None = "summary.png") -> str:
             ),
             "",
         ]
-    if figure:
-        lines += [f"![Per-fold and pooled ROC AUC]({figure})", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _json_safe(value: Any) -> Any:
