@@ -643,15 +643,15 @@ def test_a_symlinked_out_is_followed_and_the_link_kept(capsys: pytest.CaptureFix
 
 
 @pytest.mark.usefixtures("workspace")
-def test_collect_inputs_lists_every_spelling_and_read_inputs_each_file_once() -> None:
-    """The library's two views: `collect_inputs` what the inputs name (a file given twice is there
-    twice, as before), `read_inputs` what predict runs on and what it left out."""
-    from breakhis.modeling.input_files import collect_inputs, read_inputs
+def test_read_inputs_lists_every_spelling_and_each_file_once() -> None:
+    """`read_inputs`' two views: what the inputs name (`listed`: a file given twice is there twice)
+    and what predict runs on (`paths`: each file once), with what it left out."""
+    from breakhis.modeling.input_files import read_inputs
 
     image("a.png")
     folder_of("b.png", "notes.txt", ".DS_Store")
-    assert collect_inputs(["a.png", "a.png", "folder"]) == ["a.png", "a.png", "folder/b.png"]
     inputs = read_inputs(["a.png", "a.png", "folder"])
+    assert inputs.listed == ["a.png", "a.png", "folder/b.png"]
     assert inputs.paths == ["a.png", "folder/b.png"]
     assert inputs.duplicates == [("a.png", "a.png")]
     assert (inputs.skipped, inputs.hidden) == (["folder/notes.txt"], ["folder/.DS_Store"])

@@ -19,7 +19,7 @@ import pytest
 from breakhis.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
 from breakhis.evaluation.decision import Decision, DecisionError, prediction_rule
 from breakhis.modeling.description import ModelFileError
-from breakhis.modeling.input_files import collect_inputs
+from breakhis.modeling.input_files import read_inputs
 from breakhis.modeling.models_folder import find_models
 from breakhis.modeling.per_patient import aggregate_by_patient, name_info
 from breakhis.modeling.prediction import check_images, load_for_model
@@ -83,7 +83,7 @@ def test_collects_files_folders_and_csvs(tmp_path: Path, monkeypatch: pytest.Mon
     write_png(lists / "d.png", tissue())
     (lists / "paths.csv").write_text(f"path,label\nd.png,x\n{a},y\n")  # relative to the CSV, absolute
     monkeypatch.chdir(tmp_path)
-    paths = collect_inputs(["a.png", "folder", "lists/paths.csv"])
+    paths = read_inputs(["a.png", "folder", "lists/paths.csv"]).listed
     assert paths == [
         "a.png",
         str(Path("folder/c.jpg")),
@@ -101,11 +101,11 @@ def test_input_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(
         FileNotFoundError, match=r"2 input\(s\) not found[\s\S]*nothere.png[\s\S]*missing.png"
     ):
-        collect_inputs([tmp_path / "nothere.png", tmp_path / "listing.csv"])
+        read_inputs([tmp_path / "nothere.png", tmp_path / "listing.csv"])
     with pytest.raises(ValueError, match="no image files"):
-        collect_inputs([tmp_path / "empty"])
+        read_inputs([tmp_path / "empty"])
     with pytest.raises(ValueError, match="no 'path' column"):
-        collect_inputs([tmp_path / "nopath.csv"])
+        read_inputs([tmp_path / "nopath.csv"])
 
 
 def test_bad_images_are_all_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,7 +87,7 @@ def score_snapshots(
     )
 
 
-def model_task(names: tuple[str, ...]) -> Task:
+def trained_task(names: tuple[str, ...]) -> Task:
     """The task the models were trained for, as their descriptions say; one for all of them."""
     tasks = {name: read_description(model_file(name)).task for name in names}
     if len(set(tasks.values())) > 1:
@@ -131,7 +131,7 @@ def run_evaluation(params: Params) -> dict[str, Any]:
         splits["train"] = pd.concat([splits["train"], splits.pop("val")], ignore_index=True)
     scored: dict[str, pd.DataFrame] = {name: splits[name] for name in ("val", "test") if name in splits}
     probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
-    task = model_task(MODEL_NAMES)
+    task = trained_task(MODEL_NAMES)
     summary = evaluate_all(splits, probabilities, params.evaluate, params.seed, task)
     mark_unseen_magnifications(
         summary, {name: set(read_description(model_file(name)).data.magnifications) for name in MODEL_NAMES}

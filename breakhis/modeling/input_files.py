@@ -268,9 +268,3 @@ def read_inputs(inputs: Iterable[str | Path]) -> Inputs:
         raise ValueError("no input images given")
     paths, duplicates = _once_each(found.listed)
     return Inputs(found.listed, paths, duplicates, found.csvs, found.skipped, found.hidden, found.relinked)
-
-
-def collect_inputs(inputs: Iterable[str | Path]) -> list[str]:
-    """Every image file the inputs name, in order (a file given twice is here twice); `read_inputs`
-    has each file once and what was skipped. Raises as `read_inputs` does."""
-    return read_inputs(inputs).listed

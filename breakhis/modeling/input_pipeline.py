@@ -273,6 +273,9 @@ def _image_dataset(
 
         def random_patches(image: tf.Tensor, *label: tf.Tensor) -> tf.data.Dataset:
             field = tf.shape(image)[:2]
+            # breakhis.pipeline.coherence.scaled_size's rule on the tensor's own size, without its
+            # max(1, ...): params load refuses a field scaled below one patch, so it cannot bind here, and an
+            # extra op would move the op seeds of the random crops below (trained models would change)
             scaled = tf.cast(tf.round(tf.cast(field, tf.float32) * view.patch_scale), tf.int32)
             scaled_image = tf.cast(tf.image.resize(image, scaled, antialias=True), tf.uint8)
             crops = tf.stack([tf.image.random_crop(scaled_image, (*image_size, 3)) for _ in range(patches)])

@@ -8,7 +8,7 @@ from typing import Any
 
 from breakhis.evaluation.card.data import data_section
 from breakhis.evaluation.card.limits import intended_use, issues_section
-from breakhis.evaluation.card.models import model_task, models_section
+from breakhis.evaluation.card.models import models_section, summary_task
 from breakhis.evaluation.card.results import metrics_section
 from breakhis.evaluation.card.values import read_json
 from breakhis.evaluation.card.versions import versions_section
@@ -28,7 +28,7 @@ def model_card(
     """The card's markdown. ingest / split: the summaries (read from metrics/ when None)."""
     ingest = read_json(INGEST_METRICS) if ingest is None else ingest
     split = read_json(SPLIT_METRICS) if split is None else split
-    task = model_task(params, models)
+    task = summary_task(params, models)
     title = "eight-subtype" if task == "subtype" else "benign/malignant"
     what = (
         "the eight BreakHis tumour subtypes, with benign vs malignant derived from them"

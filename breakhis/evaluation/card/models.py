@@ -85,7 +85,7 @@ def models_section(
     return lines
 
 
-def model_task(params: Params, models: Mapping[str, Mapping[str, Any] | str]) -> str:
-    """The task the models say they were trained for (params.yaml's when none can say)."""
+def summary_task(params: Params, models: Mapping[str, Mapping[str, Any] | str]) -> str:
+    """The task evaluate's summary says the models were trained for (params.yaml's when it cannot say)."""
     tasks = {str(entry.get("task", "binary")) for entry in models.values() if isinstance(entry, Mapping)}
     return tasks.pop() if len(tasks) == 1 else params.task

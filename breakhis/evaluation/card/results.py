@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from breakhis.evaluation.card.values import interval, lookup, metric_cell, number, wilson_interval
+from breakhis.evaluation.card.values import as_number, lookup, metric_cell, metric_interval, wilson_interval
 from breakhis.evaluation.decision import read_decision
 from breakhis.evaluation.metrics import HEADLINE, majority_cells
-from breakhis.evaluation.tables import number as formatted
-from breakhis.evaluation.tables import table
+from breakhis.evaluation.tables import number, table
 from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED, MODEL_NAMES, SCORED_MODELS
 from breakhis.pipeline.params import Params
 from breakhis.pipeline.paths import EVALUATE_METRICS, decision_file
@@ -81,7 +80,9 @@ def metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Path
     if not summary:
         return ["## Metrics (test split)", "", f"No metrics found ({EVALUATE_METRICS}).", ""]
     has_intervals = any(
-        interval(summary, model, metric.level, metric.key) for model in SCORED_MODELS for metric in HEADLINE
+        metric_interval(summary, model, metric.level, metric.key)
+        for model in SCORED_MODELS
+        for metric in HEADLINE
     )
     evaluate = params.evaluate
     lines = [
@@ -100,11 +101,11 @@ def metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Path
     rows = []
     for model in EVALUATED:  # the colour baseline too, as the report shows it
         if model in summary or any(k.startswith(f"{model}.") for k in summary):
-            threshold = number(lookup(summary, f"{model}.threshold"))
+            threshold = as_number(lookup(summary, f"{model}.threshold"))
             if threshold is None:
-                threshold = number(summary.get("threshold"))
+                threshold = as_number(summary.get("threshold"))
             cells = [metric_cell(summary, model, metric.level, metric.key) for metric in HEADLINE]
-            rows.append([model, formatted(threshold, 2), *cells])
+            rows.append([model, number(threshold, 2), *cells])
     baseline = summary.get("majority_baseline", {})
     if baseline:
         rows.append(["majority class", "", *majority_cells(baseline)])
@@ -117,8 +118,8 @@ def metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Path
         "fraction of their images classified correctly (the BreakHis measure). Patient accuracy: each "
         "patient classified by the mean probability of their images.",
     ]
-    patients = number(lookup(summary, "ensemble.patient.patients"))
-    accuracy = number(lookup(summary, "ensemble.patient.accuracy"))
+    patients = as_number(lookup(summary, "ensemble.patient.patients"))
+    accuracy = as_number(lookup(summary, "ensemble.patient.accuracy"))
     if not has_intervals and patients and accuracy is not None:
         low, high = wilson_interval(accuracy * patients, int(patients))
         lines.append(

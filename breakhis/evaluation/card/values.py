@@ -50,7 +50,9 @@ def as_interval(value: Any) -> tuple[float, float] | None:
     return None
 
 
-def interval(summary: Mapping[str, Any], model: str, level: str, metric: str) -> tuple[float, float] | None:
+def metric_interval(
+    summary: Mapping[str, Any], model: str, level: str, metric: str
+) -> tuple[float, float] | None:
     keys = [f"{model}.ci.{level}.{metric}", f"{model}.ci.{level}_{metric}"]
     if level == "image" or metric not in IMAGE_METRIC_NAMES:  # `ci.accuracy` is the image accuracy
         keys.append(f"{model}.ci.{metric}")
@@ -62,13 +64,13 @@ def interval(summary: Mapping[str, Any], model: str, level: str, metric: str) ->
     return None
 
 
-def number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def metric_cell(summary: Mapping[str, Any], model: str, level: str, metric: str) -> str:
-    value = number(lookup(summary, f"{model}.{level}.{metric}"))
-    return estimate(value, interval(summary, model, level, metric), interval_digits=3)
+    value = as_number(lookup(summary, f"{model}.{level}.{metric}"))
+    return estimate(value, metric_interval(summary, model, level, metric), interval_digits=3)
 
 
 def wilson_interval(successes: float, total: int, z: float = 1.96) -> tuple[float, float]:
