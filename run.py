@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The project's entry points. Each sets up .venv/ from the lock file (uv.lock) on first use and
-reuses it; when uv.lock changes, the next command syncs .venv/ to it.
+reuses it; when uv.lock or pyproject.toml changes, the next command syncs .venv/ to them.
 
 python3 run.py repro [DVC ARGS]    dvc repro of params.yaml (embedded synthetic data by default)
 python3 run.py test [PYTEST ARGS]  the test suite, end-to-end pipeline runs included

@@ -4,6 +4,8 @@ and run.py refusing such a params.yaml before DVC reads it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from breakhis.pipeline.code import PACKAGES
+from breakhis.pipeline.environment import SYNC_RECORD
 from breakhis.pipeline.params import ParamsError
 from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.yaml_text import MAX_VALUES, YamlError, expanded_size, parse_yaml, read_yaml
@@ -99,6 +102,22 @@ def test_a_params_file_that_is_a_folder_is_named(tmp_path: Path) -> None:
         read_yaml(tmp_path / "params.yaml")
 
 
+SYNCED_FROM = ("uv.lock", "pyproject.toml")  # the files run.py syncs .venv from (ensure_virtualenv)
+
+
+def in_sync_venv(project: Path) -> None:
+    """`project/.venv`: the project's environment, linked entry by entry, with a sync record of its
+    own that says it was synced from `project`'s files, so run.py never syncs (and never reinstalls
+    the shared environment from a temporary copy) whatever the state of the developer's checkout."""
+    venv = project / ".venv"
+    venv.mkdir()
+    for entry in (PROJECT_ROOT / ".venv").iterdir():
+        if entry.name != SYNC_RECORD:
+            os.symlink(entry, venv / entry.name)
+    digests = {name: hashlib.sha256((project / name).read_bytes()).hexdigest() for name in SYNCED_FROM}
+    (venv / SYNC_RECORD).write_text(json.dumps({**digests, "extras": []}) + "\n")
+
+
 def test_run_py_refuses_an_alias_bomb_before_dvc_reads_it(tmp_path: Path) -> None:
     """`python3 run.py dvc status` on an alias bomb: one line naming params.yaml, in seconds (DVC's
     own reader would grow past gigabytes), and DVC never starts."""
@@ -107,7 +126,7 @@ def test_run_py_refuses_an_alias_bomb_before_dvc_reads_it(tmp_path: Path) -> Non
     for name in ("run.py", "uv.lock", "pyproject.toml", "dvc.yaml", ".dvc/config"):
         (project / name).parent.mkdir(exist_ok=True)
         shutil.copy(PROJECT_ROOT / name, project / name)
-    os.symlink(PROJECT_ROOT / ".venv", project / ".venv")
+    in_sync_venv(project)
     for package in PACKAGES:
         os.symlink(PROJECT_ROOT / package, project / package)
     (project / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text() + BOMB)
