@@ -6,7 +6,7 @@
 INPUT: image files, folders (searched recursively for images) or CSV files with a `path` column.
 A file given twice (two spellings, a link, a folder and a CSV) is predicted and counted once; files
 in folders that are not images are skipped and named, hidden and system files skipped and counted
-(breakhis.modeling.input_files.read_inputs). The outputs are checked before any model loads: a regular
+(breakhis.data.input_files.read_inputs). The outputs are checked before any model loads: a regular
 file or a new one, never a folder, device, FIFO or socket nor a file this run reads; a symbolic link
 as an output is followed on purpose (its target is replaced, atomically, and the link kept).
 Images get the training preprocessing (see breakhis.modeling.prediction). BreakHis-named files (by name alone,
@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from breakhis.data.input_files import Inputs, read_inputs
 from breakhis.data.stain import StainNormalization
 from breakhis.evaluation.decision import PredictionRule, prediction_rule, soft_vote
 from breakhis.modeling.description import ModelInput, describe_for_humans, load_model
-from breakhis.modeling.input_files import Inputs, read_inputs
 from breakhis.modeling.models_folder import ModelEntry, ModelSet, common_input, find_models
 from breakhis.modeling.per_patient import aggregate_by_patient, name_info
 from breakhis.modeling.prediction import check_images, load_for_model, predict_batch

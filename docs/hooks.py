@@ -39,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent  # the project root: mkdocs.yml, params.yaml, dvc.yaml
 DOCS = ROOT / "docs"
 RESULTS = DOCS / "results"
-if str(ROOT) not in sys.path:  # `stages` without relying on the editable install
+if str(ROOT) not in sys.path:  # `breakhis` without relying on the editable install
     sys.path.insert(0, str(ROOT))
 
 PLACEHOLDER = re.compile(r"^[ \t]*\{\{\s*(\w+)\((.*)\)\s*\}\}[ \t]*$", re.MULTILINE)

@@ -646,7 +646,7 @@ def test_a_symlinked_out_is_followed_and_the_link_kept(capsys: pytest.CaptureFix
 def test_read_inputs_lists_every_spelling_and_each_file_once() -> None:
     """`read_inputs`' two views: what the inputs name (`listed`: a file given twice is there twice)
     and what predict runs on (`paths`: each file once), with what it left out."""
-    from breakhis.modeling.input_files import read_inputs
+    from breakhis.data.input_files import read_inputs
 
     image("a.png")
     folder_of("b.png", "notes.txt", ".DS_Store")

@@ -67,3 +67,9 @@ def test_the_dependency_walk_sees_lazy_and_package_imports(tmp_path: Path) -> No
     assert "breakhis/modeling/gradcam.py" in deps  # imported inside a function of predict
     assert "breakhis/pipeline/params.py" in deps
     assert all(not dep.endswith("__init__.py") for dep in deps)
+
+
+def test_the_walk_refuses_a_module_that_is_not_there() -> None:
+    """A renamed stage must not give every model the digest of no code at all."""
+    with pytest.raises(ValueError, match="stages.no_such_stage: not a module of the project"):
+        code_files("stages.no_such_stage")

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from breakhis.data.images import ImageError, cover_and_crop, read_rgb, write_rgb
+from breakhis.data.input_files import read_inputs
 from breakhis.evaluation.decision import Decision, DecisionError, prediction_rule
 from breakhis.modeling.description import ModelFileError
-from breakhis.modeling.input_files import read_inputs
 from breakhis.modeling.models_folder import find_models
 from breakhis.modeling.per_patient import aggregate_by_patient, name_info
 from breakhis.modeling.prediction import check_images, load_for_model

@@ -1,6 +1,6 @@
 """Patient groups: the unit that a split keeps whole.
 
-Patient groups: `split.group_by` picks the numeric slide root (`patient_group`) or the slide folder
+`split.group_by` picks the numeric slide root (`patient_group`) or the slide folder
 (`patient`). Groups that share a pixel-identical image (one row's `pixel_hash` equals another's, or
 ingest's duplicates.csv says a dropped file was a copy of a kept one) are linked into one group:
 identical pixels mean the same tissue, so they must land on the same side.

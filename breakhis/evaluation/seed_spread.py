@@ -38,7 +38,7 @@ class SeedRun:
     metrics: dict[str, Any]
     predictions: dict[str, pd.DataFrame]
 
-    code: str = ""  # identity of the code it ran (git tree ids of stages/ and dvc.yaml)
+    code: str = ""  # identity of the code it ran (git tree ids of experiments.CODE)
 
     def other_params(self) -> dict[str, Any]:
         """Its params with the schema's defaults filled in, without train.seed: what must be the same
@@ -93,7 +93,8 @@ def headline_values(run: SeedRun, model: str) -> dict[str, float | None]:
 def code_warnings(runs: Sequence[SeedRun]) -> list[str]:
     """Runs whose code differs from the first's: their spread includes that change too."""
     return [
-        f"{run.name} ran other code than {runs[0].name} (stages/ or dvc.yaml differ): the spread "
+        f"{run.name} ran other code than {runs[0].name} (breakhis/, stages/, commands/ or dvc.yaml "
+        "differ): the spread "
         "includes that change"
         for run in runs[1:]
         if run.code != runs[0].code

@@ -96,7 +96,7 @@ class ModelDescription(_Record):
     input: ModelInput
     data: TrainingData
     training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
-    code: dict[str, Any]  # digest of the stages package, environment lock
+    code: dict[str, Any]  # digest of the train stage's code (breakhis.pipeline.code), environment lock
     params: dict[str, Any]  # the params it was trained with: TRAINED_WITH, its own train.<name> only
 
     @field_validator("name")

@@ -9,7 +9,7 @@ model. Every size, scale and setting comes from the model's own description
 
 TensorFlow is imported only by the functions that run models, so that the command checks its
 inputs (and fails on bad ones) in a second instead of after TensorFlow's import. Which models run
-is `models_folder`'s, which files `input_files`', the per-patient summary `per_patient`'s.
+is `models_folder`'s, which files `breakhis.data.input_files`', the per-patient summary `per_patient`'s.
 """
 
 from __future__ import annotations

@@ -41,9 +41,15 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def code_files(module: str, root: Path = ROOT) -> list[str]:
-    """The project files (relative, posix, sorted) that running `python -m <module>` imports."""
+    """The project files (relative, posix, sorted) that running `python -m <module>` imports;
+    ValueError when `module` is not a project module (a renamed stage must not digest nothing)."""
+    start = module_file(module, root)
+    if start is None:
+        raise ValueError(
+            f"{module}: not a module of the project's packages ({', '.join(PACKAGES)}) under {root}"
+        )
     seen: set[Path] = set()
-    pending = [module_file(module, root)]
+    pending: list[Path | None] = [start]
     while pending:
         path = pending.pop()
         if path is None or path in seen:

@@ -8,10 +8,12 @@ Two readings of the same folds:
   resample patient groups (the split's unit). Threshold decisions are each fold's own (the
   `predicted` column), as chosen on that fold's validation split.
 
-Pure functions from loaded experiments (params, evaluate.json, prediction tables) to tables,
-markdown, JSON and a figure, by job: `folds` (one fold as loaded), `checks` (are they folds of one
-cross-validation?), `pooled` (out-of-fold predictions, their metrics and intervals), `summary`
-(per fold, mean +- std, pooled), `documents` (markdown, JSON, the files), `figure`.
-`commands/cross_validate.py` runs and finds the experiments; their names are
-breakhis.pipeline.experiments'.
+By job: `runs` runs the folds as DVC experiments (or queues them), finds and loads them from git
+and writes the summaries (the commands cross_validate, ablate and runners are thin around it; the
+experiments' names are breakhis.pipeline.experiments'). The rest are pure functions from loaded
+experiments (params, evaluate.json, prediction tables) to tables, markdown, JSON and a figure:
+`folds` (one fold as loaded), `checks` (are they folds of one cross-validation?), `pooled`
+(out-of-fold predictions, their metrics and intervals), `epochs` (pooled AUC per snapshot epoch),
+`ensemble` (the out-of-fold ensemble and the choice over seeds), `ablation` (paired variants),
+`summary` (per fold, mean +- std, pooled), `documents` (markdown, JSON, the files), `figure`.
 """

@@ -116,7 +116,8 @@ def fold_warnings(ordered: list[FoldResult], missing: list[int]) -> list[str]:
         warnings.append(f"the folds were run with different params: {', '.join(differing)}")
     if len({r.code for r in ordered}) > 1:
         warnings.append(
-            "the folds ran different code (stages/ or dvc.yaml differ between their commits): was a "
+            "the folds ran different code (breakhis/, stages/, commands/ or dvc.yaml differ between their "
+            "commits): was a "
             "file edited while the folds ran?"
         )
     if len({r.baseline for r in ordered}) > 1:

@@ -58,7 +58,7 @@ class FoldResult:
     metrics: dict[str, Any]
     predictions: dict[str, pd.DataFrame]  # scored model -> plots/evaluate/predictions/<model>.csv
     baseline: str | None = None  # the commit the experiment was run on, when it is an experiment
-    code: str | None = None  # identity of the code it ran (git tree ids of stages/ and dvc.yaml)
+    code: str | None = None  # identity of the code it ran (git tree ids of experiments.CODE)
     epochs: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> its snapshots' test predictions
 
     @property
