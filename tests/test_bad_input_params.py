@@ -228,6 +228,15 @@ CASES: dict[str, Case] = {
         {"train.validation": "none", "train.lr_schedule": "cosine", "train.snapshot_epochs": [0]},
         "train.snapshot_epochs.0: Input should be greater than 0 (got 0)",
     ),
+    "a step cap of zero": Case(
+        {"train.steps_per_epoch": 0}, "train.steps_per_epoch: Input should be greater than 0 (got 0)"
+    ),
+    "a fractional step cap": Case(
+        {"train.steps_per_epoch": 2.5}, "train.steps_per_epoch: Input should be a valid integer (got 2.5)"
+    ),
+    "a boolean step cap": Case(
+        {"train.steps_per_epoch": True}, "train.steps_per_epoch: Input should be a valid integer (got True)"
+    ),
     "an ensemble member twice": Case(
         {"evaluate.members": ["custom", "custom"]},
         "evaluate.members: ['custom', 'custom'] names a model twice",

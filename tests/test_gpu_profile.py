@@ -1,7 +1,8 @@
 """A CPU run of profiles/gpu-imagenet.yaml, shrunk: every key of the profile applied, then only the
-sizes and epochs made tiny (32x32, one head epoch, one fine-tuning epoch) and the ImageNet weights
-replaced by local weights files of the same architectures (no download here). Both backbones train
-their two phases under mixed precision through the train stage, on the tiny synthetic data."""
+sizes and epochs made tiny (32x32, one head epoch, one fine-tuning epoch, each capped at two batches
+by `train.steps_per_epoch`) and the ImageNet weights replaced by local weights files of the same
+architectures (no download here). Both backbones train their two phases under mixed precision
+through the train stage, on the tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ SHRUNK = {  # what a CPU can run in a minute; everything else is the profile's
     "train.min_epochs": 1,
     "train.patience": 1,
     "train.batch_size": 16,
+    "train.steps_per_epoch": 2,  # the step cap a runner owner's smoke run uses
     "train.custom.epochs": 1,
     "train.vgg19.epochs": 1,
     "train.vgg19.head_epochs": 1,
@@ -66,3 +68,4 @@ def test_the_gpu_profile_trains_both_phases_on_a_cpu(name: str, repo: Path) -> N
     assert "mixed_float16" in logged  # the profile's mixed precision, on the CPU
     metrics = json.loads((repo / "metrics/train" / name / "metrics.json").read_text())
     assert metrics["epochs_trained"] == 2  # one head epoch, then one fine-tuning epoch
+    assert "\nsteps_per_epoch: 2\n" in logged  # the cap, logged with the run

@@ -180,7 +180,7 @@ class Trainer:
             samples = len(self.inputs.train_rows) * (
                 self.settings.patches_per_image if self.params.input == "patches" else 1
             )
-            steps = math.ceil(samples / self.batch_size) * epochs
+            steps = self.steps_per_epoch(math.ceil(samples / self.batch_size)) * epochs
             rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
         # the names `loss`, `accuracy` and `auc` are the task's: train.monitor and dvc.yaml's plots use them
         metrics = (
@@ -199,6 +199,23 @@ class Trainer:
             metrics=metrics,
             jit_compile=self.params.jit_compile,
         )
+
+    def steps_per_epoch(self, batches: int) -> int:
+        """Batches per epoch: the split's `batches`, or `train.steps_per_epoch` when that is fewer."""
+        cap = self.params.steps_per_epoch
+        return batches if cap is None else min(cap, batches)
+
+    def steps_cap(self, train_data: tuple) -> int | None:
+        """Keras's `steps_per_epoch`: `train.steps_per_epoch` when it is below the batches of an epoch
+        (or their number is unknown, as with patches); else None, every batch."""
+        cap, data = self.params.steps_per_epoch, train_data[0]
+        if cap is None:
+            return None
+        if isinstance(data, tf.data.Dataset):
+            batches = int(data.cardinality())  # negative: unknown or infinite
+        else:  # phase 1's in-memory features
+            batches = math.ceil(len(data) / self.batch_size)
+        return cap if batches < 0 or cap < batches else None
 
     def rate_key(self, phase: str) -> str:
         """The learning rate of a phase with the key that sets it, for error messages."""
@@ -247,6 +264,7 @@ class Trainer:
             validation_data=val_data,
             initial_epoch=start,
             epochs=start + epochs,
+            steps_per_epoch=self.steps_cap(train_data),
             class_weight=self.inputs.class_weight,
             callbacks=callbacks,
             verbose=self.verbose,
@@ -274,6 +292,7 @@ class Trainer:
             shuffle=in_memory,
             initial_epoch=start,
             epochs=start + epochs,
+            steps_per_epoch=self.steps_cap(train_data),
             class_weight=self.inputs.class_weight,
             callbacks=callbacks,
             verbose=self.verbose,
@@ -289,6 +308,7 @@ class Trainer:
                 **asdict(self.settings),
                 "image_size": list(self.settings.image_size),
                 "global_batch_size": self.batch_size,
+                "steps_per_epoch": self.params.steps_per_epoch,  # a capped (smoke, timing) run says so
             }
         )
         targets = train_rows["target"].to_numpy()

@@ -125,6 +125,13 @@ class TrainParams(Section):
         "cross-validation (small data: a few validation patients are noise)",
     )
     epochs: PositiveInt = Field(8, description="maximum epochs (train.validation none: exactly these)")
+    steps_per_epoch: PositiveInt | None = Field(
+        None,
+        description="null = every batch of the train split each epoch; an integer caps every epoch of every "
+        "phase at that many batches (Keras steps_per_epoch; the next epoch goes on where it stopped): a "
+        "smoke run or a timing run on the full data (benchmarks/full_size.py); validation still sees the "
+        "whole split",
+    )
     snapshot_epochs: list[PositiveInt] = Field(
         [],
         description="train.validation none: also keep the weights after these epochs (1-based, up to each "
