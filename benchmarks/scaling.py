@@ -160,13 +160,19 @@ def tree_rss(main: psutil.Process) -> list[int]:
     return rss
 
 
-def run_stage(stage: str, project: Path) -> dict[str, Any]:
-    """`python -m stages.<stage>` in `project`, as DVC runs it: wall time, peak RSS (MiB)."""
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+def run_stage(stage: str, project: Path, command: list[str] | None = None) -> dict[str, Any]:
+    """`python -m stages.<stage>` (or `command`) in `project`, as DVC runs it, with this checkout's
+    `stages` first on the path (not whichever the environment installed): wall time, peak RSS (MiB)."""
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "DVC_NO_ANALYTICS": "1",
+    }
     log_file, tree_peak, process_peak = project / f"{stage}.log", 0, 0
     with log_file.open("w") as log:
         start = time.perf_counter()
-        command = ["python", "-m", f"stages.{stage}"]
+        command = command or ["python", "-m", f"stages.{stage}"]
         proc = subprocess.Popen(command, cwd=project, env=env, stdout=log, stderr=log)
         main = psutil.Process(proc.pid)
         while True:
@@ -264,17 +270,27 @@ def gpu_runner(project: Path, fraction: float) -> dict[str, Any]:
             "decode_per_core": rate, "cores_per_gpu": cores}  # fmt: skip
 
 
-def benchmark(args: argparse.Namespace, workdir: Path, tree: Path) -> None:
-    patients, plan = plan_dataset(args.scale)
+def tree_path(workdir: Path, scale: float, pool: int) -> Path:
+    return workdir / f"breakhis-scale{scale:g}-pool{pool}"
+
+
+def ensure_tree(tree: Path, scale: float, pool: int) -> tuple[list[Patient], Plan, dict[str, Any]]:
+    """The synthetic tree at `scale`, rendered unless a finished one is there; printed."""
+    patients, plan = plan_dataset(scale)
     if (marker := tree / "generated.json").exists():
         generation = {**json.loads(marker.read_text()), "reused": True}
     else:
         shutil.rmtree(tree, ignore_errors=True)
-        generation = generate(tree, patients, plan, args.pool)
+        generation = generate(tree, patients, plan, pool)
         marker.write_text(json.dumps(generation))
     g, reused = generation, " (reused)" if "reused" in generation else ""
     print(f"tree {tree}{reused}: {g['images']} images, {g['renders']} renders, {g['seconds']:.0f} s on "
           f"{g['workers']} workers, {g['seconds'] / g['images'] * 1000:.0f} ms/image")  # fmt: skip
+    return patients, plan, generation
+
+
+def benchmark(args: argparse.Namespace, workdir: Path, tree: Path) -> None:
+    patients, plan, generation = ensure_tree(tree, args.scale, args.pool)
     runs = [run_fraction(f, subset(patients, plan, f), plan, tree, workdir) for f in sorted(args.fractions)]
     print_scaling(runs)
     last, gpu = runs[-1], None
@@ -295,7 +311,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=0, help="renders per patient and magnification; 0: all")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scaling-"))
-    tree = workdir / f"breakhis-scale{args.scale:g}-pool{args.pool}"
+    tree = tree_path(workdir, args.scale, args.pool)
     try:
         benchmark(args, workdir, tree)
     finally:
