@@ -8,7 +8,8 @@ projection of the params check (`training_memory` in stages/pipeline/params.py).
 
     python benchmarks/full_size.py [--workdir DIR] [--keep] [--scale S] [--pool N] [--steps 4]
                                    [--batch-size 32] [--predict 300] [--memory-batches 32 64]
-                                   [--memory-steps 2] [--results DIR] [--json PATH]
+                                   [--memory-steps 2] [--mixed-precision] [--results DIR]
+                                   [--json PATH]
 
 What runs, in one fresh project folder, each stage as DVC runs it (`python -m stages.<name>`, this
 checkout's code; peak memory: the summed RSS of the stage's process tree, sampled every 50 ms, as
@@ -16,8 +17,8 @@ benchmarks/scaling.py measures it):
 - ingest, split, augment: the profile's data params on the rendered tree;
 - train-custom, train-vgg19, train-resnet50: the profile, except 1 epoch per phase (VGG19 and
   ResNet50: 1 head epoch on the frozen backbone, then 1 fine-tuning epoch), `--steps` batches of
-  `--batch-size` per epoch (`train.steps_per_epoch`), min_epochs 1, float32 (the profile's mixed
-  precision is for GPUs: on a CPU, float16 measures emulation), and the ImageNet weights replaced by
+  `--batch-size` per epoch (`train.steps_per_epoch`), min_epochs 1, float32 unless --mixed-precision
+  (the profile's, for a GPU runner: on a CPU float16 measures emulation), and the ImageNet weights replaced by
   weights files of the same architectures with random values (nothing can be downloaded here; the
   layers, the frozen backbone of phase 1 and the layers fine-tuned in phase 2 are the profile's, so
   the compute is the same). Validation runs on the whole validation split every epoch, as it would;
@@ -30,7 +31,8 @@ start-up included.
 
 Memory per model: a fresh process per model and batch trains the model (the custom CNN; VGG19 and
 ResNet50 with every layer trainable, the most a step can hold) on random 224x224 tensors for
-`--memory-steps` timed steps after the first, as `python3 run.py gpu-check` does, in float32; its
+`--memory-steps` timed steps after the first, as `python3 run.py gpu-check` does (float32, or mixed
+precision with --mixed-precision); its
 peak RSS and images/s on this machine, on a GPU also the device's peak memory (TensorFlow's
 `get_memory_info`, column gpu_peak_mib); and the params check's estimate (float32 activations; mixed
 precision on a GPU needs less) as the projection where no GPU was measured.
@@ -111,17 +113,20 @@ def timed_module(out: Path, module: str, args: list[str]) -> None:
         out.write_text(json.dumps(records))
 
 
-def memory_probe(model_name: str, batch: int, steps: int) -> None:
-    """Train the model on random 224x224 tensors (first step untimed); print its images/s as JSON."""
+def memory_probe(model_name: str, batch: int, steps: int, policy: str = "float32") -> None:
+    """Train the model on random 224x224 tensors (first step untimed) under the Keras precision
+    `policy`; print its images/s (and on a GPU its peak memory there) as JSON."""
     from stages.gpu_check import images_per_second, model_builder
     from stages.pipeline.logs import quiet_native_logs
 
     quiet_native_logs()
+    import keras
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
+    keras.mixed_precision.set_global_policy(policy)
     measured = {"images_per_s": images_per_second(model_builder(model_name, SIZE), batch, SIZE, steps)}
     if gpus:  # the device's own peak: what the batch needs of the GPU's memory
         measured["gpu_peak_mib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
@@ -138,7 +143,7 @@ def project_params(args: argparse.Namespace, tree: Path, weights: dict[str, Path
         "train.steps_per_epoch": args.steps,
         "train.batch_size": args.batch_size,
         "train.min_epochs": 1,
-        "train.mixed_precision": False,
+        "train.mixed_precision": args.mixed_precision,  # the profile's true: for a GPU runner
         "train.custom.epochs": 1,
     }
     for name in BACKBONES:
@@ -281,6 +286,7 @@ def run_memory(args: argparse.Namespace, project: Path) -> list[dict[str, Any]]:
                 name,
                 str(batch),
                 str(args.memory_steps),
+                "mixed_float16" if args.mixed_precision else "float32",
             ]
             result = run_stage(f"memory-{name}-{batch}", project, command)
             log = (project / f"memory-{name}-{batch}.log").read_text().strip().splitlines()
@@ -331,16 +337,21 @@ def main() -> None:
     parser.add_argument("--predict", type=int, default=300, help="raw images for predict (default 300)")
     parser.add_argument("--memory-batches", type=int, nargs="*", default=[32, 64], help="default 32 64")
     parser.add_argument("--memory-steps", type=int, default=2, help="timed steps per memory probe")
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="train in mixed precision, as the profile does on a GPU (default: float32, for a CPU)",
+    )
     parser.add_argument("--results", type=Path, help="write full_size.csv and full_size_memory.csv here")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--timed", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--probe", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.timed:
         timed_module(Path(args.timed[0]), args.timed[1], args.timed[2:])
         return
     if args.probe:
-        memory_probe(args.probe[0], int(args.probe[1]), int(args.probe[2]))
+        memory_probe(args.probe[0], int(args.probe[1]), int(args.probe[2]), *args.probe[3:])
         return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-full-size-"))
     tree, project = tree_path(workdir, args.scale, args.pool), workdir / "full-size-project"
