@@ -4,7 +4,7 @@ patients, 7,909 700x460 PNGs, rendered by benchmarks/scaling.py), each model's t
 few steps (`train.steps_per_epoch`). Wall time, peak memory and images per second of every stage
 and model on this machine, then the memory each model needs to train at 224x224 for a batch of 32
 and 64: measured (peak RSS of a few training steps on this machine's device) beside the
-projection of the params check (`training_memory` in stages/pipeline/params.py).
+projection of the params check (`training_memory` in breakhis/pipeline/params.py).
 
     python benchmarks/full_size.py [--workdir DIR] [--keep] [--scale S] [--pool N] [--steps 4]
                                    [--batch-size 32] [--predict 300] [--memory-batches 32 64]
@@ -23,7 +23,7 @@ benchmarks/scaling.py measures it):
   layers, the frozen backbone of phase 1 and the layers fine-tuned in phase 2 are the profile's, so
   the compute is the same). Validation runs on the whole validation split every epoch, as it would;
 - evaluate: the whole test split (and the validation split for the decision rule), as it would;
-- predict (`python -m stages.predict`): `--predict` raw 700x460 images of the tree, every model.
+- predict (`python -m commands.predict`): `--predict` raw 700x460 images of the tree, every model.
 Training images/s: the timed batches of each phase, the first batch of each (tracing) left out, from
 a callback on Keras's fit (the stage's own code unchanged); inference images/s of evaluate, per
 model: its `model.predict` batches likewise. Stage images/s: the stage's images over its wall time,
@@ -60,8 +60,10 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from benchmarks.scaling import ensure_tree, run_stage, tree_path  # noqa: E402
-from stages.pipeline.params import GB, MODEL_NAMES, Params, training_memory  # noqa: E402
-from stages.pipeline.profiles import apply, load_profile  # noqa: E402
+from breakhis.pipeline.machine import GB, training_memory
+from breakhis.pipeline.param_types import MODEL_NAMES
+from breakhis.pipeline.params import Params
+from breakhis.pipeline.profiles import apply, load_profile  # noqa: E402
 
 PROFILE = "gpu-imagenet"
 SIZE = (224, 224)
@@ -116,8 +118,8 @@ def timed_module(out: Path, module: str, args: list[str]) -> None:
 def memory_probe(model_name: str, batch: int, steps: int, policy: str = "float32") -> None:
     """Train the model on random 224x224 tensors (first step untimed) under the Keras precision
     `policy`; print its images/s (and on a GPU its peak memory there) as JSON."""
-    from stages.gpu_check import images_per_second, model_builder
-    from stages.pipeline.logs import quiet_native_logs
+    from breakhis.pipeline.logs import quiet_native_logs
+    from commands.gpu_check import images_per_second, model_builder
 
     quiet_native_logs()
     import keras
@@ -267,7 +269,7 @@ def run_pipeline(args: argparse.Namespace, project: Path, tree: Path) -> list[di
     listing = project / "predict-inputs.csv"
     listing.write_text("path\n" + "".join(f"{path}\n" for path in chosen))
     result = stage(
-        "predict", "stages.predict", str(listing), "--out", str(project / "predict.csv"), "--quiet"
+        "predict", "commands.predict", str(listing), "--out", str(project / "predict.csv"), "--quiet"
     )
     rows.append(stage_row("predict", result, len(chosen), "raw 700x460 images, every model / wall"))
     print(f"train split after augment {train_images:,}, validation {val_images:,}, test {test_images:,}")
