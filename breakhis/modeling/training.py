@@ -308,7 +308,10 @@ class Trainer:
                 **asdict(self.settings),
                 "image_size": list(self.settings.image_size),
                 "global_batch_size": self.batch_size,
-                "steps_per_epoch": self.params.steps_per_epoch,  # a capped (smoke, timing) run says so
+                # a capped (smoke, timing) run says so; "all": every batch of the split
+                "steps_per_epoch": "all"
+                if self.params.steps_per_epoch is None
+                else self.params.steps_per_epoch,
             }
         )
         targets = train_rows["target"].to_numpy()
