@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 import pytest
 
+from breakhis.pipeline.code import PACKAGES
 from breakhis.pipeline.params import Params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_files(pattern: str = "*.py") -> list[Path]:
+    """The project's code files matching `pattern`: the library's, the stages' and the commands'."""
+    return sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob(pattern))
+
+
+def command_modules() -> list[str]:
+    """Every project module with a `__main__` block (dotted names): each is a command."""
+    return [
+        ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
+        for path in project_files()
+        if re.search(r'^if __name__ == "__main__":', path.read_text(), re.MULTILINE)
+    ]
+
+
 # 11 real BreakHis images in the official layout (tests/data/breakhis-sample/README.md): part of the
 # repository, so the tests that need real images run on every clone instead of skipping
 SAMPLE_TREE = PROJECT_ROOT / "tests" / "data" / "breakhis-sample" / "BreaKHis_v1"

@@ -16,9 +16,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from breakhis.pipeline.code import PACKAGES
 from breakhis.pipeline.params import Params
-from tests.conftest import PROJECT_ROOT, module_from_file
+from tests.conftest import PROJECT_ROOT, command_modules, module_from_file
 
 DOCS = PROJECT_ROOT / "docs"
 RESULTS = DOCS / "results"
@@ -157,11 +156,7 @@ def test_the_default_run_is_read_from_the_committed_metrics() -> None:
 
 def test_the_commands_page_names_every_command() -> None:
     page = (DOCS / "reference" / "commands.md").read_text()
-    modules = [
-        ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
-        for path in sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py"))
-        if 'if __name__ == "__main__":' in path.read_text()
-    ]
+    modules = command_modules()
     assert modules
     missing = [m for m in modules if f"python -m {m}" not in page]
     assert not missing, f"docs/reference/commands.md does not mention {missing}"

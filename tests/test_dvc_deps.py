@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breakhis.pipeline.code import PACKAGES, code_files
-from tests.conftest import PROJECT_ROOT
+from breakhis.pipeline.code import code_files
+from tests.conftest import PROJECT_ROOT, project_files
 
 
 def declared_code(stage: dict) -> set[str]:
@@ -40,7 +40,7 @@ def test_stage_depends_on_exactly_the_code_it_imports(name: str) -> None:
 
 def test_package_init_files_hold_no_code() -> None:
     """The exemption above holds only while __init__.py files are docstrings."""
-    for init in (p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("__init__.py")):
+    for init in project_files("__init__.py"):
         body = ast.parse(init.read_text()).body
         assert len(body) == 1 and isinstance(body[0], ast.Expr), (
             f"{init}: holds code; list it in dvc.yaml deps"

@@ -6,7 +6,6 @@ file has been created, changed or removed."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,19 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from breakhis.pipeline.code import PACKAGES
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, command_modules
 
 RUN_PY_COMMANDS = ("repro", "test", "check", "docs", "dvc", "sync", "lock", "gpu-check")
-
-
-def command_modules() -> list[str]:
-    """Every project module with a `__main__` block: each is a command."""
-    found = []
-    for path in sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py")):
-        if re.search(r'^if __name__ == "__main__":', path.read_text(), re.MULTILINE):
-            found.append(".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts))
-    return found
 
 
 def entry_points() -> list[tuple[list[str], str]]:

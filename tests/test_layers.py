@@ -12,7 +12,7 @@ from pathlib import Path
 
 from breakhis.pipeline.code import PACKAGES
 from breakhis.pipeline.paths import ENTRY_POINTS, LIBRARY
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, project_files
 
 # lowest first: params, paths, files and the task; the dataset; metrics and reports; models
 SUBPACKAGES = ("pipeline", "data", "evaluation", "modeling")
@@ -40,10 +40,6 @@ def imported(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] in PACKAGES]
     return found
-
-
-def project_files() -> list[Path]:
-    return sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py"))
 
 
 def test_no_module_imports_from_a_layer_above_its_own() -> None:

@@ -8,16 +8,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from breakhis.pipeline.code import PACKAGES
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, project_files
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 REASON = "# long:"
-
-
-def code_files() -> list[Path]:
-    return sorted(p for package in PACKAGES for p in (PROJECT_ROOT / package).rglob("*.py"))
 
 
 def long_functions(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
@@ -36,7 +31,7 @@ def long_functions(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
 
 
 def test_no_module_is_over_the_limit() -> None:
-    sizes = {path: len(path.read_text().splitlines()) for path in code_files()}
+    sizes = {path: len(path.read_text().splitlines()) for path in project_files()}
     over = [f"{p.relative_to(PROJECT_ROOT)} ({n} lines)" for p, n in sizes.items() if n > MAX_MODULE_LINES]
     assert not over, f"modules over {MAX_MODULE_LINES} lines: split them along their seams:\n" + "\n".join(
         over
@@ -44,7 +39,7 @@ def test_no_module_is_over_the_limit() -> None:
 
 
 def test_no_function_is_over_the_limit_without_a_reason() -> None:
-    over = [entry for path in code_files() for entry in long_functions(path)]
+    over = [entry for path in project_files() for entry in long_functions(path)]
     assert not over, (
         f"functions over {MAX_FUNCTION_LINES} lines with no `{REASON} <why>` comment above them:\n"
         + "\n".join(over)
