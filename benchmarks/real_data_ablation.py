@@ -88,6 +88,24 @@ def main() -> None:
     parser.add_argument("--hsv", type=float, default=0.0)
     parser.add_argument("--colour", choices=("rgb", "grey", "haematoxylin"), default="rgb")
     parser.add_argument("--epochs", type=int, default=30)
+    # the train stage's recipe, one factor at a time (the gap between this loop and a profile's CV)
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="cosine: the train stage's CosineDecay over every step of the run",
+    )
+    parser.add_argument(
+        "--rotation",
+        choices=("none", "any"),
+        default="none",
+        help="any: the train stage's on-line augmenter (random flips, then any angle, reflected)",
+    )
+    parser.add_argument(
+        "--oversample",
+        action="store_true",
+        help="as the augment stage at target_ratio 1: the minority class repeated up to the majority",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", type=Path, default=Path("real_data_ablation.jsonl"))
     parser.add_argument("--predictions", type=Path, help="write the out-of-fold predictions to this CSV")
@@ -98,7 +116,13 @@ def main() -> None:
     import tensorflow as tf
 
     from breakhis.modeling.architectures import build_custom_cnn
-    from breakhis.modeling.input_pipeline import ColourJitter, colour_jitter, inference_views, stain_free
+    from breakhis.modeling.input_pipeline import (
+        ColourJitter,
+        colour_jitter,
+        geometric_augmenter,
+        inference_views,
+        stain_free,
+    )
 
     images, rows = load(args.tree, args.stain)
     targets, groups = rows["target"].to_numpy(), rows["patient_group"].to_numpy()
@@ -106,7 +130,17 @@ def main() -> None:
     jitter = ColourJitter(args.hed, args.hsv)
     views = views_per_image(FIELD, size, view)
 
-    def training_data(train: np.ndarray) -> tf.data.Dataset:
+    def balanced(train: np.ndarray) -> np.ndarray:
+        """The train rows, the minority class's repeated (then cut) up to the majority's count."""
+        if not args.oversample:
+            return train
+        by_class = [train[targets[train] == c] for c in (0, 1)]
+        small, large = sorted(by_class, key=len)
+        extra = np.resize(small, len(large) - len(small))
+        return np.concatenate([train, extra])
+
+    def training_data(train: np.ndarray, seed: int) -> tf.data.Dataset:
+        train = balanced(train)
         repeats = args.patches_per_image if args.input == "patches" else 1
         data = tf.data.Dataset.from_tensor_slices((images[train], targets[train].astype("float32")))
         data = data.repeat(repeats).shuffle(len(train) * repeats, seed=args.seed)
@@ -122,6 +156,9 @@ def main() -> None:
             return image, label
 
         data = data.map(sample, num_parallel_calls=2).batch(32)
+        if args.rotation == "any":
+            augmenter = geometric_augmenter(seed)
+            data = data.map(lambda x, y: (augmenter(x, training=True), y))
         if jitter.enabled():
             data = data.map(lambda x, y: (colour_jitter(x, jitter), y))
         return data.map(lambda x, y: (stain_free(x, args.colour), y)).prefetch(2)
@@ -136,9 +173,15 @@ def main() -> None:
             :, 1
         ]
         model = build_custom_cnn(size, [16, 32, 64, 128], 0.3, True)
-        model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
-        weights = {c: len(train) / (2 * np.sum(targets[train] == c)) for c in (0, 1)}
-        model.fit(training_data(train), epochs=args.epochs, class_weight=weights, verbose=0)
+        fitted = balanced(train)
+        rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
+        if args.lr_schedule == "cosine":
+            per_epoch = len(fitted) * (args.patches_per_image if args.input == "patches" else 1)
+            steps = -(-per_epoch // 32) * args.epochs
+            rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps)
+        model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
+        weights = {c: len(fitted) / (2 * np.sum(targets[fitted] == c)) for c in (0, 1)}
+        model.fit(training_data(train, args.seed + fold), epochs=args.epochs, class_weight=weights, verbose=0)
         per_view = [
             model.predict_on_batch(stain_free(inference_views(images[i : i + 1], size, view), args.colour))
             for i in test
