@@ -20,6 +20,7 @@ with the same --seed test every image in the same fold).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -35,6 +36,7 @@ from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
 from breakhis.data.dataset import scan_images  # noqa: E402
 from breakhis.data.images import cover_and_crop, read_rgb  # noqa: E402
+from breakhis.data.partition import kfold_assignment  # noqa: E402
 from breakhis.data.stain import normalize_stain  # noqa: E402
 from breakhis.evaluation.baselines import colour_features, fit_colour_baseline  # noqa: E402
 from breakhis.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
@@ -56,6 +58,9 @@ def load(tree: Path, stain: str) -> tuple[np.ndarray, pd.DataFrame]:
             "patient_group": [r.patient_group for r in records],
             "target": [r.target for r in records],
             "actual": [r.label for r in records],
+            "subtype": [r.subtype for r in records],
+            # the split stage links patient groups that share an image's pixels (ingest's pixel_hash)
+            "pixel_hash": [hashlib.sha256(image.tobytes()).hexdigest() for image in images],
         }
     )
     return images, rows
@@ -108,6 +113,13 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", type=Path, default=Path("real_data_ablation.jsonl"))
+    parser.add_argument(
+        "--folds",
+        choices=("sklearn", "pipeline"),
+        default="sklearn",
+        help="sklearn: StratifiedGroupKFold; pipeline: the split stage's patient-grouped folds for "
+        "--seed (split.strategy kfold, as commands.cross_validate runs them)",
+    )
     parser.add_argument("--predictions", type=Path, help="write the out-of-fold predictions to this CSV")
     args = parser.parse_args()
     size = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
@@ -163,7 +175,11 @@ def main() -> None:
             data = data.map(lambda x, y: (colour_jitter(x, jitter), y))
         return data.map(lambda x, y: (stain_free(x, args.colour), y)).prefetch(2)
 
-    folds = StratifiedGroupKFold(5, shuffle=True, random_state=args.seed).split(images, targets, groups)
+    if args.folds == "pipeline":  # the records carry what the split stage reads of ingest's manifest
+        fold_of = kfold_assignment(rows, folds=5, group_by="root", seed=args.seed)
+        folds = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(5)]
+    else:
+        folds = StratifiedGroupKFold(5, shuffle=True, random_state=args.seed).split(images, targets, groups)
     scores, colour = np.zeros(len(targets)), np.zeros(len(targets))
     features = np.stack([colour_features(image) for image in images])
     per_fold, started = [], time.monotonic()
@@ -213,7 +229,7 @@ def main() -> None:
     if args.predictions:
         predicted = np.where(scores >= 0.5, "malignant", "benign")
         rows.assign(probability=scores, predicted=predicted, colour_baseline=colour).drop(
-            columns="target"
+            columns=["target", "subtype", "pixel_hash"]
         ).to_csv(args.predictions, index=False)
 
 
