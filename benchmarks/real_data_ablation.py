@@ -41,6 +41,7 @@ from breakhis.data.stain import normalize_stain  # noqa: E402
 from breakhis.evaluation.baselines import colour_features, fit_colour_baseline  # noqa: E402
 from breakhis.evaluation.cross_validation.pooled import follows_colour  # noqa: E402
 from breakhis.modeling.views import ViewParams, mean_over_views, views_per_image  # noqa: E402
+from breakhis.pipeline.coherence import scaled_size  # noqa: E402
 
 FIELD = (230, 350)  # ingest.image_size
 
@@ -162,7 +163,7 @@ def main() -> None:
             if args.input == "field":
                 image = tf.image.resize(image, size, antialias=True)
             else:
-                scaled = (round(FIELD[0] * args.patch_scale), round(FIELD[1] * args.patch_scale))
+                scaled = scaled_size(FIELD, args.patch_scale)
                 image = tf.image.random_crop(tf.image.resize(image, scaled, antialias=True), (*size, 3))
             image = tf.image.random_flip_up_down(tf.image.random_flip_left_right(image))
             return image, label

@@ -191,19 +191,6 @@ def join_alternatives(items: list[str]) -> str:
     return unique[0] if len(unique) == 1 else ", ".join(unique[:-1]) + " or " + unique[-1]
 
 
-def yaml_value(value: object) -> str:
-    """A value as it would be written in params.yaml."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def committed_value(params_yaml: dict[str, Any], key: str) -> tuple[bool, Any]:
     node: Any = params_yaml
     for part in key.split("."):
@@ -239,6 +226,8 @@ def params_reference(*, page_path: str = "") -> str:
 def schema_reference(schema: type, committed: dict[str, Any], heading: int = 2) -> str:
     """One table per section of a pydantic schema (nested models are sections, keys dotted): key,
     allowed values, default, description. A default that `committed` sets otherwise is noted."""
+    from breakhis.pipeline.yaml_text import yaml_value  # as params.yaml writes it
+
     blocks: list[str] = []
     differences: list[str] = []
 

@@ -27,7 +27,7 @@ from breakhis.pipeline.files import output_lock, replaced_folder, write_json
 from breakhis.pipeline.params import Params
 from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import INGEST_METRICS, INGESTED
-from breakhis.pipeline.stage import run_stage
+from breakhis.pipeline.stage import listed, run_stage
 
 # the synthetic tree is generated here, beside the output, and removed after (see synthetic_breakhis)
 SYNTHETIC_SOURCE = INGESTED.with_name(INGESTED.name + ".synthetic.partial")
@@ -65,15 +65,16 @@ def ingest(params: Params, root: Path, resizing: Resizing, shown_as: Path | str)
         result.duplicates.to_csv(staging / "duplicates.csv", index=False)
         result.rejected.to_csv(staging / "rejected.csv", index=False)
     if scan.ignored:
-        shown = ", ".join(scan.ignored[:3]) + (", ..." if len(scan.ignored) > 3 else "")
-        print(f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {shown}", file=sys.stderr)
+        print(
+            f"ingest: ignored {len(scan.ignored)} file(s) that are not images: {listed(scan.ignored)}",
+            file=sys.stderr,
+        )
     kept_as_is = manifest[manifest["stain"].str.startswith("kept as is")]
     if len(kept_as_is):
         print(
             f"ingest: stain normalisation kept {len(kept_as_is)} image(s) as they are (too little tissue "
             f"or no stable estimate; column `stain` of {INGESTED / 'manifest.csv'}): "
-            + ", ".join(kept_as_is["filename"].head(5))
-            + (", ..." if len(kept_as_is) > 5 else ""),
+            + listed(list(kept_as_is["filename"])),
             file=sys.stderr,
         )
     if len(result.rejected):

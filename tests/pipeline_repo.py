@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from breakhis.pipeline.yaml_text import yaml_value
 from commands.plots_page import TEMPLATE, write_plots_template
 from tests.conftest import PROJECT_ROOT
 
@@ -99,8 +100,7 @@ def set_args(overrides: dict[str, object]) -> list[str]:
     """`-S key=value` arguments for `dvc exp run`."""
     args = []
     for key, value in overrides.items():
-        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-        args += ["-S", f"{key}={text}"]
+        args += ["-S", f"{key}={yaml_value(value)}"]
     return args
 
 

@@ -114,8 +114,8 @@ MANIFEST_CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], str]] = 
     ),
     "a patient group with both labels": (
         set_cells(list(range(6, 12)), label="malignant", target=1),
-        "patient group '14-b0' has both labels: 'benign' (lines 2, 3, 4, 5, 6, ... (6 rows)) and "
-        "'malignant' (lines 8, 9, 10, 11, 12, ... (6 rows))",
+        "patient group '14-b0' has both labels: 'benign' (lines 2, 3, 4, 5, 6, ... and 1 more) and "
+        "'malignant' (lines 8, 9, 10, 11, 12, ... and 1 more)",
     ),
     "a target that contradicts its label": (
         set_cells([3], target=1),

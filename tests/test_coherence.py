@@ -3,6 +3,7 @@ combination that could not run, or would not do what it says, is refused with th
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from breakhis.pipeline.coherence import scaled_size
 from breakhis.pipeline.params import Params, ParamsError
 from breakhis.pipeline.params_file import validate_params
 from breakhis.pipeline.profiles import apply, available, flatten, load_profile
@@ -142,3 +144,24 @@ def test_the_old_tutorial_step_stops_a_stage_at_once_writing_nothing(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
     print(f"refused in {took:.2f} s")
     assert took < 10  # about 0.7 s on an idle 2-core CPU: the imports, then the params
+
+
+def test_the_scaled_field_rounds_half_to_even_and_keeps_a_pixel() -> None:
+    assert scaled_size((230, 350), 0.5) == (115, 175)
+    assert scaled_size((230, 350), 1.0) == (230, 350)
+    assert scaled_size((5, 7), 0.5) == (2, 4)  # 2.5 -> 2 and 3.5 -> 4, as Python and tf.round round
+    assert scaled_size((230, 350), 0.001) == (1, 1)  # never an empty field
+
+
+def test_the_scaled_field_is_computed_in_one_place() -> None:
+    """Every Python computation of the scaled field calls coherence.scaled_size; the one other is the
+    TensorFlow twin in input_pipeline.random_patches (tf.round on a tensor, kept: see its comment)."""
+    by_hand = re.compile(r"(?<![.\w])round\([^()\n]*\*\s*[\w.]*patch_scale\b")
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}: {match.group(0)}"
+        for folder in ("breakhis", "stages", "commands", "benchmarks")
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
+        if path.name != "coherence.py"
+        for match in by_hand.finditer(path.read_text())
+    ]
+    assert not found, "use breakhis.pipeline.coherence.scaled_size:\n" + "\n".join(found)

@@ -58,3 +58,19 @@ def test_the_shallowest_folds_csv_is_used_and_absence_is_named(tmp_path: Path) -
     (tmp_path / "empty").mkdir()
     with pytest.raises(FoldsError, match="no Folds.csv in data.path 'shown.zip'"):
         find_folds_file(tmp_path / "empty", "shown.zip")
+
+
+@pytest.mark.parametrize("clutter", [".hidden", "__MACOSX", "Thumbs.db"])
+def test_folds_csv_in_clutter_is_passed_over_as_ingest_passes_it(tmp_path: Path, clutter: str) -> None:
+    """The one clutter rule (breakhis.data.dataset.is_clutter), below data.path only: a data.path
+    that is itself in a hidden folder, or reached through `..`, still finds its Folds.csv."""
+    root = tmp_path / ".datasets" / "kaggle"
+    (root / clutter).mkdir(parents=True)
+    (root / clutter / "Folds.csv").write_text("")
+    with pytest.raises(FoldsError, match="no Folds.csv"):
+        find_folds_file(root, "x")
+    (root / "BreaKHis_v1").mkdir()
+    (root / "BreaKHis_v1" / "Folds.csv").write_text("")
+    assert find_folds_file(root, "x") == root / "BreaKHis_v1" / "Folds.csv"
+    up = root / "BreaKHis_v1" / ".." / "BreaKHis_v1"
+    assert find_folds_file(up, "x") == up / "Folds.csv"

@@ -14,12 +14,21 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from breakhis.pipeline.code import PACKAGES
 from breakhis.pipeline.environment import SYNC_RECORD
 from breakhis.pipeline.params import ParamsError
 from breakhis.pipeline.params_file import load_params
-from breakhis.pipeline.yaml_text import MAX_VALUES, YamlError, expanded_size, parse_yaml, read_yaml
+from breakhis.pipeline.yaml_text import (
+    MAX_VALUES,
+    YamlError,
+    expanded_size,
+    parse_yaml,
+    read_yaml,
+    yaml_lines,
+    yaml_value,
+)
 from tests.conftest import PROJECT_ROOT
 
 # nine levels of nine-fold aliases: 9^9 = 387 million values once expanded, in 600 bytes
@@ -153,3 +162,66 @@ def test_a_profile_or_a_set_value_with_an_alias_bomb_is_refused(tmp_path: Path) 
     with pytest.raises(YamlError, match=r"-S train.seed=\{a0: .*its aliases expand it to"):
         apply_overrides({}, [f"train.seed={flow}"])
     assert time.perf_counter() - started < 1.0
+
+
+# ---- the one renderer ---------------------------------------------------------------------------
+
+ROUND_TRIPS = [
+    None,
+    True,
+    False,
+    0,
+    -3,
+    1e-05,
+    5e-06,
+    1.2345678901234e-05,
+    1e16,
+    0.1,
+    1.0,
+    -0.0,
+    float("inf"),
+    float("-inf"),
+    "patient",
+    "data/raw/BreaKHis_v1.tar.gz",
+    "",
+    "yes",
+    "null",
+    "1e-05",
+    "a: b",
+    "it's",
+    "# not a comment",
+    "é",
+    [0.5, "x", None],
+    (224, 224),
+    {"a": [1, 2], "b": {"c": 1e-05}},
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS, ids=repr)
+def test_yaml_value_reads_back_as_the_same_value(value: object) -> None:
+    text = yaml_value(value)
+    assert "\n" not in text
+    expected = list(value) if isinstance(value, tuple) else value
+    assert parse_yaml(text, "x") == expected
+    assert yaml.safe_load(text) == expected  # PyYAML's own reading (YAML 1.1), as the docs' hooks read
+
+
+def test_a_float_is_written_with_a_point_and_never_an_exponent() -> None:
+    """PyYAML reads `1e-05` as a string; params.yaml, the docs and the model card write `0.00001`."""
+    assert yaml_value(1e-05) == "0.00001"
+    assert yaml_value(2.0) == "2.0"
+    assert yaml_value(1e16) == "10000000000000000.0"
+    assert yaml_value(float("nan")) == ".nan"
+
+
+def test_yaml_lines_nest_mappings_and_write_values_on_one_line() -> None:
+    tree = {"evaluate": {"members": ["custom", "vgg19"], "threshold": 0.5}, "seed": 42, "empty": {}}
+    lines = yaml_lines(tree)
+    assert lines == [
+        "evaluate:",
+        "  members: [custom, vgg19]",
+        "  threshold: 0.5",
+        "seed: 42",
+        "empty: {}",
+    ]
+    assert parse_yaml("\n".join(lines), "x") == tree

@@ -37,7 +37,7 @@ from typing import Any
 
 from breakhis.pipeline.files import file_digest
 from breakhis.pipeline.paths import EXTRACTED_ARCHIVES
-from breakhis.pipeline.stage import listed
+from breakhis.pipeline.stage import listed_lines
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 MAX_EXPANSION = 100  # extracted bytes per archive byte; BreakHis's PNGs barely compress (about 1x)
@@ -45,7 +45,6 @@ MAX_EXTRACTED_BYTES = 64 * 2**30  # the full BreakHis is about 4 GB
 MAX_MEMBERS = 100_000  # files and folders; BreakHis has about 16,000 (7,909 images)
 MAX_ZIP_DIRECTORY_BYTES = MAX_MEMBERS * 1024  # a zip's central directory, loaded whole by zipfile
 # tarfile's "data" filter (Python 3.11.4+) is a second line of defence behind the checks below
-SHOWN = 50  # unsafe members listed in full in one error message
 DATA_FILTER: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
@@ -115,7 +114,7 @@ def _too_many(archive: Path, members: int | str) -> ArchiveError:
 
 
 def _refuse(archive: Path, problems: list[str]) -> ArchiveError:
-    shown = listed(problems, SHOWN, "\n  ")
+    shown = listed_lines(problems)
     return ArchiveError(f"{archive}: refusing to extract {len(problems)} unsafe member(s):\n  " + shown)
 
 

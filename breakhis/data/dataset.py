@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from breakhis.data.archives import ARCHIVE_SUFFIXES
-from breakhis.pipeline.stage import listed
+from breakhis.pipeline.stage import listed, listed_lines
 from breakhis.pipeline.task import SUBTYPES
 
 LABELS = {"B": "benign", "M": "malignant"}
@@ -52,7 +52,6 @@ CLUTTER = frozenset(
 FOLDER_NAME = re.compile(
     r"\ASOB_(?P<label>[BM])_(?P<subtype>[A-Z]+)_(?P<year>[0-9]{2})-(?P<slide>[0-9]+[A-Z]*)\Z", re.ASCII
 )
-SHOWN = 20  # links listed in full in one error message
 
 
 class LayoutError(ValueError):
@@ -98,7 +97,7 @@ def _unusual_characters(name: str) -> str:
     odd = sorted({c for c in name if not (c.isascii() and c.isprintable())})
     if not odd:
         return ""
-    codes = ", ".join(f"U+{ord(c):04X}" for c in odd[:5])
+    codes = listed([f"U+{ord(c):04X}" for c in odd])
     return f" (it holds {codes}: only ASCII letters, digits, '_', '-' and '.' are allowed)"
 
 
@@ -161,7 +160,8 @@ def parse_image_path(path: Path) -> ImageRecord:
 
 
 def is_clutter(name: str) -> bool:
-    """A file or folder name that is OS or archiver clutter (`CLUTTER`, or a leading dot)."""
+    """A file or folder name that is OS or archiver clutter (`CLUTTER`, or a leading dot): the one rule
+    of what ingest, Folds.csv's search and predict's folders pass over, never read as data."""
     return name.startswith(".") or name.lower() in CLUTTER
 
 
@@ -181,8 +181,8 @@ def _link_target(link: Path, root: Path) -> str:
 
 
 def _refuse_links(links: list[Path], root: Path, shown: Path | str) -> LayoutError:
-    links_shown = listed(
-        [f"{shown_path(link)} -> {shown_path(_link_target(link, root))}" for link in links], SHOWN, "\n  "
+    links_shown = listed_lines(
+        [f"{shown_path(link)} -> {shown_path(_link_target(link, root))}" for link in links]
     )
     return LayoutError(
         f"data.path '{shown}': {len(links)} symbolic link(s) in it, which ingest does not follow (a link "
@@ -209,7 +209,7 @@ def _walk(path: Path) -> tuple[list[Path], list[Path]]:
                 entered.append(name)
         subfolders[:] = entered
         links += [
-            here / name for name in sorted(files) if not name.startswith(".") and (here / name).is_symlink()
+            here / name for name in sorted(files) if not is_clutter(name) and (here / name).is_symlink()
         ]
         if here.name == "breast" and here.parent.name == "histology_slides":
             found.append(here)
@@ -239,7 +239,9 @@ def find_slides_root(path: Path, shown_as: Path | str | None = None) -> Path:
             f"data.path '{shown}' holds {len(found)} BreaKHis trees; point it at one of them:\n  "
             + "\n  ".join(str(f.parent.parent) for f in found)
         )
-    archives = sorted(p.name for p in path.iterdir() if p.name.lower().endswith(ARCHIVE_SUFFIXES))
+    archives = sorted(
+        p.name for p in path.iterdir() if p.name.lower().endswith(ARCHIVE_SUFFIXES) and not is_clutter(p.name)
+    )
     hint = f" (it holds {', '.join(archives)}: set data.path to the archive itself)" if archives else ""
     raise LayoutError(f"data.path '{shown}': no BreaKHis_v1 tree (histology_slides/breast) in it{hint}")
 

@@ -14,29 +14,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from breakhis.data.dataset import FILE_NAME, ImageRecord
-from breakhis.pipeline.stage import listed
+from breakhis.data.dataset import FILE_NAME, ImageRecord, is_clutter
+from breakhis.pipeline.stage import listed_lines
 
 FOLDS = (1, 2, 3, 4, 5)
 FOLD_COLUMNS = tuple(f"fold_{k}" for k in FOLDS)
 FOLDS_FILE = "Folds.csv"
 COLUMNS = ("fold", "mag", "grp", "filename")
 GROUPS = ("train", "test")
-SHOWN = 20  # problems listed in full in one error message
 
 
 class FoldsError(ValueError):
     """Folds.csv is missing, malformed, or does not cover the images being ingested."""
 
 
-def _listing(problems: list[str]) -> str:
-    return listed(problems, SHOWN, "\n  ")
-
-
 def find_folds_file(root: Path, shown_as: Path | str) -> Path:
     """The shallowest Folds.csv at or below `root`; `shown_as` is the data.path to name in errors."""
     found = sorted(
-        (p for p in root.rglob(FOLDS_FILE) if not any(part.startswith((".", "__")) for part in p.parts)),
+        (p for p in root.rglob(FOLDS_FILE) if not any(map(is_clutter, p.relative_to(root).parts))),
         key=lambda p: (len(p.parts), str(p)),
     )
     if not found:
@@ -76,12 +71,14 @@ def read_folds(path: Path) -> pd.DataFrame:
         else:
             rows.append((name, f"fold_{fold.strip()}", group.strip().lower()))
     if problems:
-        raise FoldsError(f"{path}: {len(problems)} bad row(s):\n  {_listing(problems)}")
+        raise FoldsError(f"{path}: {len(problems)} bad row(s):\n  {listed_lines(problems)}")
     table = pd.DataFrame(rows, columns=["filename", "fold", "group"]).drop_duplicates()
     clashes = table[table.duplicated(["filename", "fold"], keep=False)]
     if not clashes.empty:
         pairs = sorted({f"{r.filename} ({r.fold})" for r in clashes.itertuples()})
-        raise FoldsError(f"{path}: image(s) listed as both train and test in one fold:\n  {_listing(pairs)}")
+        raise FoldsError(
+            f"{path}: image(s) listed as both train and test in one fold:\n  {listed_lines(pairs)}"
+        )
     wide = table.pivot(index="filename", columns="fold", values="group")
     return wide.reindex(columns=list(FOLD_COLUMNS)).fillna("")
 
@@ -97,7 +94,7 @@ def check_coverage(folds: pd.DataFrame, records: list[ImageRecord], path: Path) 
         if absent:
             problems.append(f"{record.source}: no entry for {', '.join(absent)}")
     if problems:
-        raise FoldsError(f"{path}: does not cover {len(problems)} image(s):\n  {_listing(problems)}")
+        raise FoldsError(f"{path}: does not cover {len(problems)} image(s):\n  {listed_lines(problems)}")
 
 
 def fold_columns(filenames: pd.Series, folds: pd.DataFrame | None) -> pd.DataFrame:

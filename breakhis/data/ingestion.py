@@ -29,6 +29,7 @@ from breakhis.data.images import (
 )
 from breakhis.data.parallel import map_in_threads
 from breakhis.data.stain import StainNormalization, normalize_stain
+from breakhis.pipeline.stage import SHOWN_LINES, listed_lines
 
 MANIFEST_COLUMNS = [
     "filename",
@@ -46,7 +47,6 @@ MANIFEST_COLUMNS = [
 ]
 DUPLICATE_COLUMNS = ["filename", "patient", "duplicate_of", "duplicate_of_patient", "pixel_hash", "source"]
 REJECTED_COLUMNS = ["filename", "patient", "reason", "source"]
-SHOWN = 50  # rejected images listed in full in one error message
 
 
 @dataclass(frozen=True)
@@ -174,13 +174,10 @@ def ingest_images(
 
 
 def rejection_report(rejected: pd.DataFrame, root: Path) -> str:
-    """All rejected images with their reasons, as one message (the first SHOWN in full)."""
-    lines = [f"{root / str(row.source)}: {row.reason}" for row in rejected.head(SHOWN).itertuples()]
-    if len(rejected) > SHOWN:
-        lines.append(
-            f"... and {len(rejected) - SHOWN} more (ingest.on_error=skip lists them all in rejected.csv)"
-        )
-    return f"{len(rejected)} image(s) cannot be used:\n  " + "\n  ".join(lines)
+    """All rejected images with their reasons, as one message (the first SHOWN_LINES in full)."""
+    lines = [f"{root / str(row.source)}: {row.reason}" for row in rejected.itertuples()]
+    where = " (ingest.on_error=skip lists them all in rejected.csv)" if len(lines) > SHOWN_LINES else ""
+    return f"{len(rejected)} image(s) cannot be used:\n  " + listed_lines(lines) + where
 
 
 def summarise(

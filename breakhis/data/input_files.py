@@ -17,12 +17,9 @@ import pandas as pd
 from breakhis.data.dataset import is_clutter
 from breakhis.data.images import FORMATS
 from breakhis.pipeline.files import FILE, FOLDER, MISSING, file_kind, is_special
-from breakhis.pipeline.stage import listed
+from breakhis.pipeline.stage import listed, listed_lines
 
 IMAGE_SUFFIXES = tuple(FORMATS)
-
-SHOWN = 5  # names a warning lists before "... and N more"
-SHOWN_MISSING = 20
 
 
 @dataclass(frozen=True)
@@ -42,12 +39,12 @@ class Inputs:
         if self.skipped:
             warnings.append(
                 f"{len(self.skipped)} file(s) in the input folders are not images "
-                f"({', '.join(IMAGE_SUFFIXES)}) and were skipped: {listed(self.skipped, SHOWN)}"
+                f"({', '.join(IMAGE_SUFFIXES)}) and were skipped: {listed(self.skipped)}"
             )
         if self.relinked:
             warnings.append(
                 f"{len(self.relinked)} symbolic link(s) to a folder already searched, or holding one "
-                f"(a loop), not followed: {listed(self.relinked, SHOWN)}"
+                f"(a loop), not followed: {listed(self.relinked)}"
             )
         if self.duplicates:
             repeats = Counter(self.duplicates)
@@ -59,7 +56,7 @@ class Inputs:
             ]
             warnings.append(
                 f"{len(self.duplicates)} input(s) given more than once, each predicted and counted once: "
-                f"{listed(named, SHOWN)}"
+                f"{listed(named)}"
             )
         return warnings
 
@@ -135,7 +132,7 @@ def _search_folder(folder: Path, found: _Found) -> list[str]:
     if unreadable:
         raise PermissionError(
             f"{folder}: {len(unreadable)} folder(s) in it cannot be read: "
-            + listed([f"{exc.filename} ({exc.strerror})" for exc in unreadable], SHOWN)
+            + listed([f"{exc.filename} ({exc.strerror})" for exc in unreadable])
         )
     return sorted(images, key=Path)
 
@@ -208,7 +205,7 @@ def _paths_from_csv(csv_path: Path, missing: list[str] | None = None) -> list[st
 
 
 def _not_found(missing: Sequence[str]) -> str:
-    return f"{len(missing)} input(s) not found:\n  " + listed(missing, SHOWN_MISSING, "\n  ")
+    return f"{len(missing)} input(s) not found:\n  " + listed_lines(missing)
 
 
 def _once_each(listed: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -249,7 +246,7 @@ def read_inputs(inputs: Iterable[str | Path]) -> Inputs:
                 hidden = len(found.hidden) - before[1]
                 raise ValueError(
                     f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder"
-                    + (f"; {len(others)} other file(s): {listed(others, SHOWN)}" if others else "")
+                    + (f"; {len(others)} other file(s): {listed(others)}" if others else "")
                     + (f"; {hidden} hidden or system file(s) or folder(s)" if hidden else "")
                 )
             found.listed.extend(images)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from breakhis.data.dataset import MAGNIFICATIONS
-from breakhis.pipeline.stage import listed
+from breakhis.pipeline.stage import SHOWN, listed, listed_lines
 
 # what splitting reads of ingest's manifest and duplicates (ingest writes more)
 MANIFEST_REQUIRED = (
@@ -35,8 +35,6 @@ class ManifestError(ValueError):
 KEY_COLUMNS = ("path", "filename", "label", "patient", "patient_group", "subtype", "pixel_hash")
 ASCII_COLUMNS = ("filename", "label", "patient", "patient_group", "subtype", "pixel_hash")
 TARGETS = {"benign": 0, "malignant": 1}
-SHOWN_PROBLEMS = 20  # problems listed in full in one error message
-SHOWN_LINES = 5  # line numbers listed for one problem
 
 
 def csv_lines(index: Sequence[Any] | pd.Index) -> str:
@@ -44,9 +42,7 @@ def csv_lines(index: Sequence[Any] | pd.Index) -> str:
     numbers = [int(i) + 2 for i in list(index)]
     if len(numbers) == 1:
         return f"line {numbers[0]}"
-    if len(numbers) <= SHOWN_LINES:
-        return f"lines {', '.join(map(str, numbers))}"
-    return f"lines {', '.join(map(str, numbers[:SHOWN_LINES]))}, ... ({len(numbers)} rows)"
+    return f"lines {listed(numbers)}"
 
 
 def _shown(value: object) -> str:
@@ -65,14 +61,14 @@ def _key_problems(frame: pd.DataFrame) -> list[str]:
         if empty.any():
             problems.append(f"empty {column} in {csv_lines(frame.index[empty])}")
         padded = ~empty & (text != text.str.strip()).fillna(False).astype(bool)
-        for i in frame.index[padded][:SHOWN_LINES]:
+        for i in frame.index[padded][:SHOWN]:
             problems.append(
                 f"{csv_lines([i])}: {column} '{_shown(values[i])}' has spaces or line breaks around it"
             )
         odd = ~empty & ~text.map(lambda v: v.isprintable(), na_action="ignore").fillna(True).astype(bool)
         if column in ASCII_COLUMNS:
             odd |= ~empty & ~text.map(lambda v: v.isascii(), na_action="ignore").fillna(True).astype(bool)
-        for i in frame.index[odd & ~padded][:SHOWN_LINES]:
+        for i in frame.index[odd & ~padded][:SHOWN]:
             problems.append(
                 f"{csv_lines([i])}: {column} '{_shown(values[i])}' holds a control or non-ASCII character "
                 "(a look-alike letter? ingest writes ASCII names)"
@@ -84,21 +80,21 @@ def _value_problems(frame: pd.DataFrame) -> list[str]:
     problems = []
     if "label" in frame.columns:
         known = frame["label"].isin(list(TARGETS)) | frame["label"].isna()
-        for i in frame.index[~known][:SHOWN_LINES]:
+        for i in frame.index[~known][:SHOWN]:
             problems.append(
                 f"{csv_lines([i])}: label '{_shown(frame.at[i, 'label'])}' is not benign or malignant"
             )
     if "target" in frame.columns:
         target = pd.to_numeric(frame["target"], errors="coerce")
         bad = ~target.isin([0, 1])
-        for i in frame.index[bad][:SHOWN_LINES]:
+        for i in frame.index[bad][:SHOWN]:
             value = frame["target"][i]
             shown = "empty" if pd.isna(value) else f"'{_shown(value)}'"
             problems.append(f"{csv_lines([i])}: target {shown} is not 0 or 1")
         if "label" in frame.columns:
             expected = frame["label"].map(TARGETS)
             clash = ~bad & expected.notna() & (target != expected)
-            for i in frame.index[clash][:SHOWN_LINES]:
+            for i in frame.index[clash][:SHOWN]:
                 problems.append(
                     f"{csv_lines([i])}: target {int(target[i])} contradicts label '{frame['label'][i]}' "
                     "(benign is 0, malignant 1)"
@@ -106,7 +102,7 @@ def _value_problems(frame: pd.DataFrame) -> list[str]:
     if "magnification" in frame.columns:
         magnification = pd.to_numeric(frame["magnification"], errors="coerce")
         bad = ~magnification.isin(list(MAGNIFICATIONS))
-        for i in frame.index[bad][:SHOWN_LINES]:
+        for i in frame.index[bad][:SHOWN]:
             value = frame["magnification"][i]
             shown = "empty" if pd.isna(value) else f"'{_shown(value)}'"
             problems.append(
@@ -121,7 +117,7 @@ def _listed_twice(frame: pd.DataFrame) -> list[str]:
         if column not in frame.columns:
             continue
         twice = frame[frame[column].duplicated(keep=False) & frame[column].notna()]
-        for value, rows in list(twice.groupby(column, sort=True))[:SHOWN_LINES]:
+        for value, rows in list(twice.groupby(column, sort=True))[:SHOWN]:
             problems.append(
                 f"{column} '{_shown(value)}' is listed {len(rows)} times ({csv_lines(rows.index)})"
             )
@@ -136,7 +132,7 @@ def _one_value_per(frame: pd.DataFrame, key: str, column: str, what: str) -> tup
     values = rows.groupby(key, sort=True)[column].nunique()
     mixed = values[values > 1].index
     problems = []
-    for value in mixed[:SHOWN_LINES]:
+    for value in mixed[:SHOWN]:
         own = rows[rows[key] == value]
         parts = [f"'{_shown(v)}' ({csv_lines(r.index)})" for v, r in own.groupby(column, sort=True)]
         problems.append(f"{key.replace('_', ' ')} '{_shown(value)}' has {what}: {' and '.join(parts)}")
@@ -165,7 +161,7 @@ def check_manifest(frame: pd.DataFrame, path: Path | str) -> None:
         return
     if len(problems) == 1:
         raise ManifestError(f"{path}: {problems[0]}")
-    shown = listed(problems, SHOWN_PROBLEMS, "\n  ")
+    shown = listed_lines(problems)
     raise ManifestError(
         f"{path}: {len(problems)} contradictions or empty keys (a hand-edited or foreign file? ingest "
         "writes it consistent):\n  " + shown

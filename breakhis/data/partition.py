@@ -24,6 +24,7 @@ import pandas as pd
 from breakhis.data.group_assignment import Seed, assign_groups
 from breakhis.data.patient_groups import group_keys, linked_groups
 from breakhis.pipeline.params import SplitParams
+from breakhis.pipeline.stage import listed
 from breakhis.pipeline.task import SUBTYPES
 
 SPLITS = ("train", "val", "test")
@@ -104,7 +105,7 @@ def _need_subtype_groups(frame: pd.DataFrame, keys: pd.Series, folds: int) -> No
         if len(held) < folds:
             raise ValueError(
                 f"task: subtype: subtype {code} ({SUBTYPES[code][1]}) has {len(held)} patient group(s) "
-                f"({', '.join(map(str, held[:6]))}{', ...' if len(held) > 6 else ''}), fewer than the "
+                f"({listed(held)}), fewer than the "
                 f"{folds} folds: every fold needs every subtype. "
                 + (
                     f"Use at most {len(held)} folds (split.folds, --folds), split.group_by folder, or data "
@@ -241,8 +242,8 @@ def official_sides(manifest: pd.DataFrame, fold: int) -> pd.Series:
     bad = manifest.loc[~sides.isin(["train", "test"]).fillna(False).astype(bool), "filename"]
     if len(bad):
         raise ValueError(
-            f"split.strategy 'official': {len(bad)} image(s) have no train/test value in '{column}', "
-            f"e.g. {', '.join(bad.head(3))}"
+            f"split.strategy 'official': {len(bad)} image(s) have no train/test value in '{column}': "
+            f"{listed(list(bad))}"
         )
     return sides.astype(str)
 

@@ -115,7 +115,9 @@ def image_metrics(targets: np.ndarray, probabilities: np.ndarray, threshold: flo
 def per_patient(
     patients: np.ndarray, targets: np.ndarray, probabilities: np.ndarray, threshold: float
 ) -> pd.DataFrame:
-    """One row per patient: label, mean probability, fraction of images classified correctly."""
+    """One row per patient: label, mean probability, fraction of images classified correctly. Shared
+    by CV's pooled intervals (cross_validation.pooled); predict's per-patient CSV
+    (modeling.per_patient) has no labels, so it reports the fraction predicted malignant instead."""
     frame = pd.DataFrame({"patient": patients, "target": targets, "probability": probabilities})
     frame["correct"] = (frame["probability"] >= threshold).astype(int) == frame["target"]
     return frame.groupby("patient", sort=True).agg(

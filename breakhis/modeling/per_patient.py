@@ -35,7 +35,9 @@ def name_info(path: str) -> NameInfo:
 def aggregate_by_patient(predictions: pd.DataFrame, probability: str, threshold: float) -> pd.DataFrame:
     """Per patient (BreakHis-named rows only), as in breakhis.evaluation.metrics: the mean probability decides
     the patient's class; `malignant_fraction` is the fraction of their images predicted malignant. With
-    subtype probabilities (`p_A`...), also their means and the patient's most probable subtype."""
+    subtype probabilities (`p_A`...), also their means and the patient's most probable subtype.
+    Unlike metrics.per_patient (evaluate's and CV's), it has no labels to score: it describes
+    predictions (the patient's group, image count, fraction predicted malignant), not correctness."""
     named = predictions[predictions["patient"] != ""]
     frame = named.assign(malignant=(named[probability] >= threshold).astype(float))
     per_patient = frame.groupby("patient", sort=True).agg(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from breakhis.pipeline.machine import machine_problems
 from breakhis.pipeline.params import Params, ParamsError
 from breakhis.pipeline.paths import PARAMS_FILE
-from breakhis.pipeline.yaml_text import YamlError, read_yaml
+from breakhis.pipeline.yaml_text import YamlError, read_yaml, yaml_value
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
@@ -88,19 +88,6 @@ COMMENT_COLUMN = 29  # where the comments of params.yaml start
 LINE_LENGTH = 110
 
 
-def _yaml_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        text = repr(value)
-        return text if "e" not in text else f"{value:.12f}".rstrip("0")  # PyYAML reads 1e-05 as a string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_yaml_value(item) for item in value) + "]"
-    return str(value)
-
-
 def _commented(code: str, comment: str | None, indent: str) -> list[str]:
     """`code` with `comment` after it at COMMENT_COLUMN, wrapped onto comment lines below."""
     if not comment:
@@ -125,7 +112,7 @@ def _render_section(section: BaseModel, indent: str) -> list[str]:
             lines += _commented(f"{indent}{key}:", type(value).__doc__, indent)
             lines += _render_section(value, indent + "  ")
         else:
-            lines += _commented(f"{indent}{key}: {_yaml_value(value)}", field.description, indent)
+            lines += _commented(f"{indent}{key}: {yaml_value(value)}", field.description, indent)
     return lines
 
 
@@ -146,7 +133,7 @@ def render_params(params: Params | None = None) -> str:
             body += ["", *_commented(f"{key}:", type(value).__doc__, "")]
             body += _render_section(value, "  ")
         else:
-            body += _commented(f"{key}: {_yaml_value(value)}", field.description, "")
+            body += _commented(f"{key}: {yaml_value(value)}", field.description, "")
     return "\n".join([*header, *body]) + "\n"
 
 

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from breakhis.pipeline.params import Params, ParamsError
 from breakhis.pipeline.params_file import validate_params
 from breakhis.pipeline.paths import PROFILES_DIR
-from breakhis.pipeline.yaml_text import YamlError, read_yaml
+from breakhis.pipeline.yaml_text import YamlError, read_yaml, yaml_value
 
 
 @dataclass(frozen=True)
@@ -33,10 +31,7 @@ class Profile:
 
     def overrides(self) -> list[str]:
         """The `-S key=value` values (flow-style YAML, as `dvc exp run -S` parses them)."""
-        return [
-            f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-            for key, value in self.params.items()
-        ]
+        return [f"{key}={yaml_value(value)}" for key, value in self.params.items()]
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -47,10 +47,21 @@ KEPT = "no output of this run was kept, the earlier outputs are unchanged"
 INTERRUPTED_STATUS = 128 + signal.SIGINT
 
 
-def listed(items: Sequence[str], limit: int, separator: str = ", ") -> str:
+# How many items one message lists before "... and N more": every truncated list of the project's
+# messages is `listed` or `listed_lines`, so these two numbers are the only ones.
+SHOWN = 5  # names or numbers within one line (a warning, a count's examples): enough to recognise them
+SHOWN_LINES = 20  # problems one per line, each naming what to fix: enough to fix a batch in one go
+
+
+def listed(items: Sequence[object], limit: int = SHOWN, separator: str = ", ") -> str:
     """The first `limit` items joined, then how many more there are: what one message lists."""
     more = f"{separator}... and {len(items) - limit} more" if len(items) > limit else ""
-    return separator.join(items[:limit]) + more
+    return separator.join(map(str, items[:limit])) + more
+
+
+def listed_lines(items: Sequence[object]) -> str:
+    """The first SHOWN_LINES items one per line (indented, for after `...:\n  `), then how many more."""
+    return listed(items, SHOWN_LINES, "\n  ")
 
 
 def os_problem(exc: OSError) -> str:

@@ -13,11 +13,18 @@ PyYAML's safe loader, with three rules of its own:
 
 `run.py` reads params.yaml with this loader before it calls DVC (`python -m
 breakhis.pipeline.yaml_text params.yaml`), so DVC never reads a file the stages would refuse.
+
+Writing YAML for people (params.yaml, the docs' params reference, a profile's `-S` values, the
+model card, cross-validation's recommended.yaml): `yaml_value` and `yaml_lines`, the one renderer,
+so a value reads the same everywhere.
 """
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +130,49 @@ def read_yaml(path: Path) -> Any:
     if value is None:
         raise YamlError(f"{path}: empty (no keys); restore it (`git checkout {path}`)")
     return value
+
+
+def _float_text(value: float) -> str:
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)  # the shortest text that reads back as this float
+    if "e" in text:  # PyYAML (YAML 1.1) reads 1e-05 as a string: the same digits, without an exponent
+        text = format(Decimal(text), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def yaml_value(value: Any) -> str:
+    """`value` as one line of flow-style YAML, read back (by `parse_yaml`, and by DVC) as the same
+    value: null, true/false, `0.00001` (a float always with a point and never an exponent), a string
+    plain or quoted as PyYAML needs, `[a, b]`, `{key: value}`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{yaml_value(k)}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    text = yaml.safe_dump(str(value), default_flow_style=True, width=math.inf, allow_unicode=True)
+    return text.strip().removesuffix("...").strip()  # a plain scalar ends its document with `...`
+
+
+def yaml_lines(mapping: Mapping[str, Any], indent: str = "") -> list[str]:
+    """A mapping as block-style YAML lines: a non-empty mapping nests, every other value is
+    `yaml_value` on its key's line."""
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping) and value:
+            lines += [f"{indent}{yaml_value(key)}:", *yaml_lines(value, indent + "  ")]
+        else:
+            lines.append(f"{indent}{yaml_value(key)}: {yaml_value(value)}")
+    return lines
 
 
 def main(argv: list[str]) -> int:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-import yaml
-
 from breakhis.pipeline.environment import describe_environment
 from breakhis.pipeline.params import Params
+from breakhis.pipeline.yaml_text import yaml_lines
 
 PACKAGES = (
     "tensorflow",
@@ -40,6 +39,6 @@ def versions_section(params: Params) -> list[str]:
         f"- Environment: {describe_environment()}",
     ]
     lines += [f"- {name} {package_version(name)}" for name in PACKAGES]
-    dump = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
-    lines += ["", "Params of the run (`params.yaml`):", "", "```yaml", dump.rstrip(), "```", ""]
+    dump = yaml_lines(params.model_dump(mode="json"))
+    lines += ["", "Params of the run (`params.yaml`):", "", "```yaml", *dump, "```", ""]
     return lines

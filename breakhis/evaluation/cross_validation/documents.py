@@ -24,6 +24,7 @@ from breakhis.evaluation.subtype import MACRO_F1 as SUBTYPE_MACRO_F1
 from breakhis.evaluation.subtype import SUBTYPE_HEADLINE
 from breakhis.evaluation.tables import estimate, is_number, mean_std, number, table
 from breakhis.pipeline.files import write_json
+from breakhis.pipeline.yaml_text import yaml_lines
 
 
 def _pooled_cell(entry: dict[str, Any], column: str) -> str:
@@ -433,8 +434,8 @@ def recommendation_lines(choice: SeedsChoice) -> list[str]:
 
 def recommended_yaml(choice: SeedsChoice) -> str:
     """The profile params that make a pipeline run use what cross-validation chose."""
-    members = ", ".join(choice.members)
-    return f"evaluate:\n  members: [{members}]\n  threshold: {round(choice.threshold, 3)}\n"
+    section = {"members": list(choice.members), "threshold": round(choice.threshold, 3)}
+    return "\n".join(yaml_lines({"evaluate": section})) + "\n"
 
 
 def write_summary(summary: CVSummary, directory: Path) -> str:

@@ -20,6 +20,7 @@ from breakhis.evaluation.metrics import (
     ROC_AUC,
     image_metrics,
     patient_metrics,
+    per_patient,
 )
 from breakhis.evaluation.plots import CLASS_NAMES
 from breakhis.evaluation.subtype import evaluate_subtypes
@@ -128,21 +129,19 @@ def pooled_intervals(
     pooled: pd.DataFrame, *, resamples: int, confidence: float, seed: int
 ) -> dict[str, Interval]:
     """Percentile intervals of the headline metrics, resampling whole patient groups with
-    replacement (breakhis.evaluation.bootstrap: a drawn group brings all its images and patients)."""
+    replacement (breakhis.evaluation.bootstrap: a drawn group brings all its images and patients).
+    The patients' rates and classes are metrics.per_patient's, as in `pooled_metrics`."""
     targets = pooled["target"].to_numpy()
     probabilities = pooled["probability"].to_numpy()
     correct = pooled["decision"].to_numpy() == targets
-    frame = pooled.assign(correct=correct, margin=probabilities - pooled["threshold"].to_numpy())
-    patients = frame.groupby("patient", sort=True).agg(
-        group=("group", "first"),
-        target=("target", "first"),
-        rate=("correct", "mean"),
-        margin=("margin", "mean"),
-    )
-    rates = patients["rate"].to_numpy()
-    right = ((patients["margin"] >= 0).astype(int) == patients["target"]).to_numpy()
-    bootstrap = GroupBootstrap(frame["group"])
-    patient_group = patients["group"].to_numpy()
+    patients = pooled["patient"].to_numpy()
+    decisions = pooled["decision"].to_numpy().astype(float)
+    margins = probabilities - pooled["threshold"].to_numpy()
+    rates = per_patient(patients, targets, decisions, 0.5)["correct"].to_numpy()
+    means = per_patient(patients, targets, margins, 0.0)
+    right = ((means["probability"] >= 0).astype(int) == means["target"]).to_numpy()
+    bootstrap = GroupBootstrap(pooled["group"])
+    patient_group = pooled.groupby("patient", sort=True)["group"].first().to_numpy()
     patients_of = [np.flatnonzero(patient_group == name) for name in bootstrap.names]
 
     def statistics(draw: Draw) -> dict[str, float | None]:

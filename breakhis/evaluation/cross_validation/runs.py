@@ -48,6 +48,7 @@ from breakhis.pipeline.param_types import MODEL_NAMES
 from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE, epoch_predictions_file
 from breakhis.pipeline.profiles import available, load_profile
+from breakhis.pipeline.stage import listed
 from breakhis.pipeline.yaml_text import parse_yaml
 
 DEFAULT_LABEL = "default"
@@ -218,10 +219,9 @@ def run_folds(args: CVRequest, label: str) -> tuple[list[str], str]:
         if not path.startswith(f"{CV_DIR}/")
     ]
     if untracked:
-        listed = ", ".join(untracked[:5]) + (" ..." if len(untracked) > 5 else "")
         print(
             f"warning: untracked files are not copied into the folds' temporary copies of the "
-            f"repository: {listed} (git add what the pipeline needs)",
+            f"repository: {listed(untracked)} (git add what the pipeline needs)",
             file=sys.stderr,
         )
     failed = []
