@@ -28,6 +28,7 @@ from breakhis.pipeline.environment import environment_lock
 from breakhis.pipeline.files import file_digest
 from breakhis.pipeline.param_types import MODEL_NAMES, Colour
 from breakhis.pipeline.params import Params, training_seed
+from breakhis.pipeline.stage import listed
 from breakhis.pipeline.task import BINARY_CLASSES, Task, classes, outputs
 from breakhis.pipeline.train_params import fit_settings
 
@@ -330,8 +331,7 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
     broken = non_finite_weights(model)
     if broken:
         raise ModelFileError(
-            f"{path}: {len(broken)} of its weight tensors hold NaN or infinity ({', '.join(broken[:3])}"
-            f"{', ...' if len(broken) > 3 else ''}): its training diverged and every prediction would be "
+            f"{path}: {len(broken)} of its weight tensors hold NaN or infinity ({listed(broken)}): its training diverged and every prediction would be "
             "meaningless; retrain it (with a lower learning rate)"
         )
     return model, description

@@ -12,6 +12,7 @@ from typing import Any
 import keras
 
 from breakhis.modeling.description import non_finite_weights
+from breakhis.pipeline.stage import listed
 
 
 class TrainingDiverged(ValueError):
@@ -64,6 +65,5 @@ def require_finite_weights(model: keras.Model, model_name: str, rate: str) -> No
     if broken:
         raise TrainingDiverged(
             f"train {model_name}: training diverged: {len(broken)} weight tensors hold NaN or infinity "
-            f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); nothing was saved. "
-            + likely_causes(rate)
+            f"({listed(broken)}); nothing was saved. " + likely_causes(rate)
         )
