@@ -331,8 +331,9 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
     broken = non_finite_weights(model)
     if broken:
         raise ModelFileError(
-            f"{path}: {len(broken)} of its weight tensors hold NaN or infinity ({listed(broken)}): its training diverged and every prediction would be "
-            "meaningless; retrain it (with a lower learning rate)"
+            f"{path}: {len(broken)} of its weight tensors hold NaN or infinity ({listed(broken)}): "
+            "its training diverged and every prediction would be meaningless; retrain it (with a lower "
+            "learning rate)"
         )
     return model, description
 
