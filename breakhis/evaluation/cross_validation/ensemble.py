@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from breakhis.evaluation.metrics import choose_threshold
+from breakhis.evaluation.decision import YOUDEN, choose_threshold
 from breakhis.evaluation.plots import CLASS_NAMES
 from breakhis.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
 
@@ -59,7 +59,7 @@ def choose_members(
                 best = (auc, size, members)
     assert best is not None
     mean = probabilities[list(best[2])].mean(axis=1).to_numpy()
-    threshold = choose_threshold(targets, mean, "youden") if len(np.unique(targets)) == 2 else 0.5
+    threshold = choose_threshold(targets, mean, YOUDEN) if len(np.unique(targets)) == 2 else 0.5
     return MemberChoice(best[2], best[0], model_aucs, colour_auc, threshold)
 
 
@@ -179,6 +179,6 @@ def choose_over_seeds(seeds: Mapping[int, pd.DataFrame], models: Sequence[str]) 
     chosen, aucs = max(holding, key=lambda item: (float(np.mean(list(item[1].values()))), -len(item[0])))
     rows = pd.concat(seeds.values(), ignore_index=True)
     threshold = choose_threshold(
-        rows["target"].to_numpy(), rows[list(chosen)].mean(axis=1).to_numpy(), "youden"
+        rows["target"].to_numpy(), rows[list(chosen)].mean(axis=1).to_numpy(), YOUDEN
     )
     return SeedsChoice(chosen, threshold, aucs, {s: best_of(chosen, s) for s in seeds}, candidates)

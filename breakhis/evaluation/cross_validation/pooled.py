@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 from breakhis.data.patient_groups import folder_group
 from breakhis.evaluation.bootstrap import Draw, GroupBootstrap, Interval
 from breakhis.evaluation.cross_validation.checks import CheckedFolds
+from breakhis.evaluation.decision import stored_threshold
 from breakhis.evaluation.metrics import (
     ACCURACY,
     BALANCED_ACCURACY,
@@ -24,7 +25,6 @@ from breakhis.evaluation.metrics import (
 from breakhis.evaluation.plots import CLASS_NAMES
 from breakhis.evaluation.subtype import evaluate_subtypes
 from breakhis.evaluation.subtype import image_metrics as subtype_image_metrics
-from breakhis.evaluation.tables import is_number
 from breakhis.pipeline.paths import predictions_file
 from breakhis.pipeline.task import SUBTYPE_CLASSES, subtype_index
 
@@ -62,10 +62,10 @@ def pooled_predictions(checked: CheckedFolds, model: str) -> pd.DataFrame:
                     f"{result.name}: {predictions_file(model)} column '{column}' holds "
                     f"{', '.join(sorted(unknown))}, not {' / '.join(CLASS_NAMES)}"
                 )
-        threshold = result.metrics[model].get("threshold")
-        if not is_number(threshold):
+        threshold = stored_threshold(result.metrics, model)
+        if threshold is None:
             raise ValueError(f"{result.name}: metrics/evaluate.json has no threshold for '{model}'")
-        frames.append(frame.assign(fold=result.fold, experiment=result.name, threshold=float(threshold)))
+        frames.append(frame.assign(fold=result.fold, experiment=result.name, threshold=threshold))
     pooled = pd.concat(frames, ignore_index=True)
     repeated = pooled[pooled["filename"].duplicated(keep=False)]
     if len(repeated):
