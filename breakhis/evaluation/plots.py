@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from breakhis.data.task_of import task_of
 from breakhis.evaluation.calibration import reliability_bins
 from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.errors import THRESHOLD_FIGURE, sensitivity_specificity
@@ -26,7 +27,7 @@ from breakhis.pipeline.figures import save_figure
 from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE
 from breakhis.pipeline.paths import train_log_dir, training_curve, validation_curve
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES
-from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of
+from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes
 
 
 def roc_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:

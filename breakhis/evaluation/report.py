@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from breakhis.data.task_of import metrics_task
 from breakhis.evaluation.baselines import collapse_warnings
 from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.errors import (
@@ -56,7 +57,7 @@ def subtype_lines(summary: dict[str, Any], confidence: float, link: Path | None 
     """task: subtype: every model's subtype metrics with intervals, the baselines, the per-subtype
     recall of the ensemble, and the paired macro-F1 against the colour baseline. Nothing for a
     binary run."""
-    if "majority_subtype_baseline" not in summary:
+    if metrics_task(summary) != "subtype":
         return []
     models = [model for model in EVALUATED if "subtype" in summary.get(model, {})]
     rows = [

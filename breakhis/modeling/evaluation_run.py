@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from breakhis.data.task_of import one_task
 from breakhis.evaluation.baselines import collapse_warnings
 from breakhis.evaluation.card.document import write_model_card
 from breakhis.evaluation.decision import write_decisions
@@ -90,13 +91,14 @@ def score_snapshots(
 def trained_task(names: tuple[str, ...]) -> Task:
     """The task the models were trained for, as their descriptions say; one for all of them."""
     tasks = {name: read_description(model_file(name)).task for name in names}
-    if len(set(tasks.values())) > 1:
+    task = one_task(tasks)
+    if task is None:
         raise ValueError(
             "the models were trained for different tasks ("
             + ", ".join(f"{name}: {task}" for name, task in tasks.items())
             + "): run `dvc repro` to train them all for params.yaml's task"
         )
-    return next(iter(tasks.values()))
+    return task
 
 
 def trained_on_validation(names: tuple[str, ...]) -> list[str]:

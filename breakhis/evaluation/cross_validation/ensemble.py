@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, predictions_task
 from breakhis.evaluation.decision import YOUDEN, choose_threshold
 from breakhis.evaluation.plots import CLASS_NAMES
-from breakhis.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
+from breakhis.pipeline.task import predicted_subtypes
 
 ENSEMBLE_OUT_OF_FOLD = "ensemble_oof"  # its name in the summary's tables
 
@@ -82,13 +83,13 @@ def out_of_fold_ensemble(
         for name in [*models, colour]
     }
     probabilities = pd.DataFrame({name: aligned[name] for name in models})
-    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]  # task: subtype: the members' rows are averaged too
+    columns = list(SUBTYPE_PROBABILITY_COLUMNS)  # task: subtype: the members' rows are averaged too
     subtypes = (
         {
             name: pooled[name].set_index("filename")[columns].reindex(base["filename"]).to_numpy()
             for name in models
         }
-        if all(set(columns) <= set(pooled[name].columns) for name in models)
+        if all(predictions_task(pooled[name]) == "subtype" for name in models)
         else None
     )
     combined_subtypes = np.full((len(base), len(columns)), np.nan)
