@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from breakhis.data.input_files import Inputs, read_inputs
 from breakhis.data.stain import StainNormalization
+from breakhis.data.task_of import task_of
 from breakhis.evaluation.decision import PredictionRule, prediction_rule, soft_vote
 from breakhis.modeling.description import ModelInput, describe_for_humans, load_model
 from breakhis.modeling.models_folder import ModelEntry, ModelSet, common_input, find_models
@@ -49,7 +50,7 @@ from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.paths import MODELS_DIR, decision_file
 from breakhis.pipeline.stage import run_stage
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES
-from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of
+from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes
 
 if TYPE_CHECKING:
     import keras

@@ -17,7 +17,7 @@ from breakhis.evaluation.calibration import (
     output_threshold,
     reliability_bins,
 )
-from breakhis.evaluation.decision import decisions, prediction_rule
+from breakhis.evaluation.decision import prediction_rule
 from breakhis.pipeline.param_types import MODEL_NAMES
 from breakhis.pipeline.params import EvaluateParams
 
@@ -98,7 +98,7 @@ def test_evaluate_fits_temperature_on_validation_never_on_test(monkeypatch: pyte
         probabilities = {
             name: {"val": val.copy(), "test": test.copy()} for name in ("custom", "vgg19", "resnet50")
         }
-        summary = scoring.evaluate_all(splits, probabilities, params, seed=0)
+        summary, _ = scoring.evaluate_all(splits, probabilities, params, seed=0)
         return summary, probabilities
 
     summary, probabilities = run(test_targets)
@@ -128,8 +128,9 @@ def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.Mon
     splits = {"train": rows("a", [0, 1]), "val": rows("v", [0, 1] * 10), "test": rows("t", [0, 0, 1, 1])}
     probabilities = {name: {"val": val.copy(), "test": test.copy()} for name in MODEL_NAMES}
     params = EvaluateParams(calibration="temperature", threshold="youden", bootstrap_resamples=100)
-    summary = scoring.evaluate_all(splits, probabilities, params, seed=0)
-    chosen = decisions(summary, params, dict.fromkeys(MODEL_NAMES, "0" * 64), validation_images=20)
+    summary, decision = scoring.evaluate_all(splits, probabilities, params, seed=0)
+    chosen = decision.decisions(dict.fromkeys(MODEL_NAMES, "0" * 64))
+    assert chosen["custom"].validation_images == 20 and chosen["custom"].threshold_rule == "youden"
     assert chosen["custom"].temperature == summary["custom"]["calibration"]["temperature"]
     assert (
         chosen["ensemble"].temperature is None and chosen["ensemble"].weights == summary["ensemble_weights"]
@@ -138,15 +139,11 @@ def test_predict_applies_the_temperatures_evaluate_chose(monkeypatch: pytest.Mon
     for name in MODEL_NAMES:
         assert rule.calibrate(name, test) == pytest.approx(probabilities[name]["test"])
     assert rule.threshold == summary["ensemble"]["threshold"]
-    plain = decisions(
-        scoring.evaluate_all(
-            splits,
-            {n: {"val": val.copy(), "test": test.copy()} for n in MODEL_NAMES},
-            EvaluateParams(bootstrap_resamples=100),
-            seed=0,
-        ),
-        EvaluateParams(),
-        dict.fromkeys(MODEL_NAMES, "0" * 64),
-        validation_images=20,
+    _, plain_decision = scoring.evaluate_all(
+        splits,
+        {n: {"val": val.copy(), "test": test.copy()} for n in MODEL_NAMES},
+        EvaluateParams(bootstrap_resamples=100),
+        seed=0,
     )
+    plain = plain_decision.decisions(dict.fromkeys(MODEL_NAMES, "0" * 64))
     assert plain["custom"].calibrate(np.array([0.9])) == pytest.approx([0.9])  # calibration: none

@@ -25,7 +25,8 @@ from breakhis.evaluation.cross_validation.pooled import (
     pooled_predictions,
 )
 from breakhis.evaluation.cross_validation.summary import summarise_folds
-from breakhis.evaluation.metrics import choose_threshold, evaluate_predictions
+from breakhis.evaluation.decision import YOUDEN, choose_threshold
+from breakhis.evaluation.metrics import evaluate_predictions
 from breakhis.pipeline.experiments import check_label, experiment_name, parse_experiment_name
 
 # A patient: (B|M, slide, malignant probabilities of their images)
@@ -636,7 +637,7 @@ def test_the_ensemble_is_chosen_on_the_other_folds_and_leaves_out_models_below_t
     others = frames["custom"]["fold"].to_numpy() != 1
     mean = (frames["custom"]["probability"].to_numpy() + frames["resnet50"]["probability"].to_numpy()) / 2
     assert choice.per_fold[1].members == ("custom", "resnet50")
-    expected = choose_threshold(frames["custom"]["target"].to_numpy()[others], mean[others], "youden")
+    expected = choose_threshold(frames["custom"]["target"].to_numpy()[others], mean[others], YOUDEN)
     assert choice.per_fold[1].threshold == pytest.approx(expected)
     oof = choice.pooled
     assert (oof.loc[oof["fold"] == 1, "threshold"] == choice.per_fold[1].threshold).all()

@@ -40,7 +40,7 @@ def test_thresholds_and_ensemble_weights_come_from_validation(no_colour_baseline
         "resnet50": {"val": np.array([0.2, 0.6, 0.5, 0.7]), "test": np.array([0.6, 0.5, 0.4, 0.3])},
     }
     params = EvaluateParams(threshold="youden", ensemble="val_auc", bootstrap_resamples=100)
-    summary = scoring.evaluate_all(splits, probabilities, params, seed=0)
+    summary, decision = scoring.evaluate_all(splits, probabilities, params, seed=0)
 
     assert summary["custom"]["threshold"] == pytest.approx(0.35)  # on test it would be 0.8 (reversed)
     assert summary["vgg19"]["threshold"] == pytest.approx(0.1)  # val: all malignant is best; test: 0.8
@@ -49,6 +49,11 @@ def test_thresholds_and_ensemble_weights_come_from_validation(no_colour_baseline
     assert summary["ensemble_weights"] == pytest.approx({"custom": 2 / 3, "vgg19": 0.0, "resnet50": 1 / 3})
     assert summary["custom"]["image"]["roc_auc"] == 0.0  # scored on test, as chosen on val
     assert summary["majority_baseline"]["class"] == "malignant"  # the train prior (test: benign)
+    # the metrics hold the run's decision, built once: its rule, thresholds and weights
+    assert decision.rule == "youden" and decision.validation_images == 4
+    assert {name: summary[name]["threshold"] for name in decision.thresholds} == decision.thresholds
+    assert set(decision.thresholds) == {"custom", "vgg19", "resnet50", "ensemble", "colour_baseline"}
+    assert summary["ensemble_weights"] == decision.weights
 
 
 def test_members_alone_make_the_ensemble(no_colour_baseline: None) -> None:
@@ -64,7 +69,7 @@ def test_members_alone_make_the_ensemble(no_colour_baseline: None) -> None:
     }
     probabilities = {name: {"val": p, "test": p} for name, p in outputs.items()}
     params = EvaluateParams(members=["custom", "resnet50"], bootstrap_resamples=100)
-    summary = scoring.evaluate_all(splits, probabilities, params, seed=0)
+    summary, _ = scoring.evaluate_all(splits, probabilities, params, seed=0)
     assert summary["ensemble_weights"] == {"custom": 0.5, "resnet50": 0.5}
     assert summary["ensemble"]["image"]["roc_auc"] == 1.0  # vgg19 (reversed) left out
     assert set(summary["vgg19"]) >= {"val_roc_auc"}  # still scored, on its own
@@ -76,7 +81,7 @@ def test_without_validation_nothing_is_chosen_and_nothing_read_from_val(no_colou
     probabilities = {
         name: {"test": np.array([0.2, 0.6, 0.4, 0.9])} for name in ("custom", "vgg19", "resnet50")
     }
-    summary = scoring.evaluate_all(splits, probabilities, EvaluateParams(bootstrap_resamples=100), seed=0)
+    summary, _ = scoring.evaluate_all(splits, probabilities, EvaluateParams(bootstrap_resamples=100), seed=0)
     assert summary["ensemble_weights"] == pytest.approx(dict.fromkeys(("custom", "vgg19", "resnet50"), 1 / 3))
     for name in ("custom", "vgg19", "resnet50", "ensemble", "colour_baseline"):
         assert summary[name]["threshold"] == 0.5 and "val_roc_auc" not in summary[name]
@@ -91,7 +96,7 @@ def test_magnifications_a_model_never_trained_on_are_marked(no_colour_baseline: 
     rows["patient"] = rows["patient_group"] = [f"p{i}" for i in range(len(rows))]
     splits = {"train": split("a", [0, 1, 1]), "test": rows}
     probabilities = {n: {"test": np.tile([0.2, 0.7, 0.3, 0.8], 2)} for n in ("custom", "vgg19", "resnet50")}
-    summary = scoring.evaluate_all(splits, probabilities, EvaluateParams(bootstrap_resamples=100), seed=0)
+    summary, _ = scoring.evaluate_all(splits, probabilities, EvaluateParams(bootstrap_resamples=100), seed=0)
     scoring.mark_unseen_magnifications(summary, {"custom": {40, 100}, "vgg19": {100}, "resnet50": {40, 100}})
     assert summary["custom"]["by_magnification"]["40X"]["seen_in_training"] is True
     assert summary["vgg19"]["by_magnification"]["40X"]["seen_in_training"] is False

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from breakhis.evaluation.decision import choose_threshold
 from breakhis.evaluation.metrics import (
     HEADLINE,
     bootstrap_intervals,
-    choose_threshold,
     ensemble_weights,
     evaluate_predictions,
     image_metrics,

@@ -8,7 +8,7 @@ import pytest
 
 from breakhis.evaluation.card.document import model_card, write_model_card
 from breakhis.evaluation.card.values import as_interval, lookup, wilson_interval
-from breakhis.evaluation.decision import decisions, write_decisions
+from breakhis.evaluation.decision import RunDecision, threshold_rule, write_decisions
 from breakhis.modeling.description import describe_models
 from breakhis.pipeline.files import file_digest
 from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
@@ -82,12 +82,14 @@ def models_folder(folder: Path, params: Params, metrics: dict[str, object]) -> P
     """Model files describing themselves and the decisions evaluate wrote for them, from `metrics`."""
     for name in MODEL_NAMES:
         described_file(folder, name, params)
-    chosen = decisions(
-        metrics,
-        params.evaluate,
-        {n: file_digest(model_file(n, folder)) for n in MODEL_NAMES},
+    decision = RunDecision(
+        rule=threshold_rule(params.evaluate.threshold),
+        thresholds={name: metrics[name]["threshold"] for name in (*MODEL_NAMES, ENSEMBLE)},  # type: ignore[index]
+        weights=metrics["ensemble_weights"],  # type: ignore[arg-type]
+        temperatures={},
         validation_images=1300,
     )
+    chosen = decision.decisions({n: file_digest(model_file(n, folder)) for n in MODEL_NAMES})
     write_decisions(chosen, {name: decision_file(name, folder) for name in (*MODEL_NAMES, ENSEMBLE)})
     return folder
 

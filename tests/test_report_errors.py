@@ -14,20 +14,28 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from breakhis.evaluation import errors, plots  # noqa: E402
+from breakhis.evaluation.decision import YOUDEN, RunDecision  # noqa: E402
 
-SUMMARY = {
+SUMMARY = {  # no thresholds: the writers read them from the run's decision, not from the metrics
     "custom": {
-        "threshold": 0.5,
         "val_roc_auc": 0.97,
         "image": {"roc_auc": 0.80, "recall": 0.75, "specificity": 0.5},
         "ci": {"roc_auc": {"low": 0.6, "high": 0.9}},
     },
     "ensemble": {
-        "threshold": 0.4,
         "val_roc_auc": 0.95,
         "image": {"roc_auc": 0.85, "recall": 1.0, "specificity": 0.5},
     },
 }
+
+
+DECISION = RunDecision(
+    rule=YOUDEN,
+    thresholds={"custom": 0.5, "ensemble": 0.4},
+    weights={"custom": 1.0},
+    temperatures={},
+    validation_images=20,
+)
 
 
 def plot_data(tmp_path: Path) -> Path:
@@ -72,7 +80,7 @@ def test_errors_per_subtype_count_each_models_wrong_images(tmp_path: Path) -> No
 
 
 def test_the_patient_table_gives_each_patients_call_and_truth(tmp_path: Path) -> None:
-    lines = errors.patient_lines(plot_data(tmp_path), SUMMARY)
+    lines = errors.patient_lines(plot_data(tmp_path), SUMMARY, DECISION)
     assert any("1 of 3 test patients called wrong" in line for line in lines)
     assert "| `p1` | 2 | 0.800 | **malignant** | benign | 0.00 |" in lines
     assert "| `p2` | 2 | 0.450 | malignant | malignant | 0.50 |" in lines
@@ -93,7 +101,7 @@ def test_the_most_confident_mistakes_come_first() -> None:
 def test_sensitivity_and_specificity_against_the_threshold() -> None:
     targets = np.array([0, 0, 1, 1])
     roc = {name: plots.roc_points(targets, np.array([0.1, 0.6, 0.4, 0.9])) for name in ("custom", "ensemble")}
-    figure = plots.threshold_figure(roc, SUMMARY)
+    figure = plots.threshold_figure(roc, SUMMARY, DECISION)
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert {"custom sensitivity", "custom specificity", "ensemble threshold 0.40"} <= set(labels)
     chosen = next(line for line in figure.axes[0].get_lines() if line.get_label() == "custom threshold 0.50")

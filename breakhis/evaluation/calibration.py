@@ -18,6 +18,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn import metrics as skm
 
+from breakhis.data.task_of import task_of
+
 ECE_BINS = 10
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 EPSILON = 1e-6  # probabilities are clipped into [EPSILON, 1 - EPSILON] before taking logits
@@ -57,7 +59,7 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     """sigmoid(logit(p) / T) for one probability per image; softmax(log(p) / T) for rows of class
     probabilities (the subtype task: the softmax's logits up to a constant)."""
     probabilities = np.asarray(probabilities, dtype=float)
-    if probabilities.ndim == 2:
+    if task_of(probabilities) == "subtype":
         return softmax(np.log(np.clip(probabilities, EPSILON, 1.0)) / temperature, axis=1)
     clipped = np.clip(probabilities, EPSILON, 1 - EPSILON)
     return expit(logit(clipped) / temperature)
@@ -76,7 +78,7 @@ def fit_temperature(targets: np.ndarray, probabilities: np.ndarray) -> float:
     (validation) images, searched in log space within TEMPERATURE_BOUNDS."""
     if len(targets) == 0:
         raise ValueError("no validation images: a temperature cannot be fitted")
-    if np.ndim(probabilities) == 2:  # rows of class probabilities, targets the class indices
+    if task_of(probabilities) == "subtype":  # rows of class probabilities, targets the class indices
         log_p = np.log(np.clip(np.asarray(probabilities, dtype=float), EPSILON, 1.0))
         rows = np.arange(len(targets)), np.asarray(targets, dtype=int)
 

@@ -7,6 +7,12 @@ each model's choice beside the model, in `models/<model>/decision.json` (and the
 `models/ensemble/decision.json`), bound to the SHA-256 of the model file it was chosen for.
 Predict, Grad-CAM and the model card read them back from there: a model and its decision travel
 together (one DVC artifact folder), and a decision is never applied to another model file.
+
+Whether a threshold is fixed or chosen (and by which criterion) is answered here only (`chosen_by`).
+What one evaluate run decided is one object, `RunDecision`, built once (breakhis.evaluation.scoring):
+the metrics' thresholds and ensemble weights, the decision files, the plots, Grad-CAM and the report
+are written from it; what reads a run back from its files reads each threshold with `stored_threshold`
+(metrics/evaluate.json) and each decision with `read_decision` (decision.json).
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sklearn import metrics as skm
 
 from breakhis.evaluation.calibration import apply_temperature, fit_temperature, output_threshold
-from breakhis.evaluation.metrics import choose_threshold, ensemble_weights, image_metrics
+from breakhis.evaluation.metrics import ensemble_weights, image_metrics
+from breakhis.evaluation.tables import is_number
 from breakhis.pipeline.files import file_digest, write_json
 from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
 from breakhis.pipeline.params import EvaluateParams
@@ -31,6 +39,50 @@ Probability = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Temperature = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Digest = Annotated[str, Field(pattern="^[0-9a-f]{64}$")]  # SHA-256, lower-case hex
+
+
+FIXED: Final = "fixed"  # the threshold is a param (`evaluate.threshold: 0.5`)
+YOUDEN: Final = "youden"  # chosen on validation to maximise Youden's J (balanced accuracy)
+F1: Final = "f1"  # chosen on validation to maximise F1
+Criterion = Literal["youden", "f1"]
+ThresholdRule = Literal["fixed", "youden", "f1"]
+CRITERIA: tuple[Criterion, ...] = (YOUDEN, F1)
+
+
+def chosen_by(rule: float | str) -> Criterion | None:
+    """Is the threshold chosen or fixed? The criterion it is chosen by on the validation split, or
+    None when it is fixed. `rule`: `evaluate.threshold` (a probability or a criterion), or a
+    decision's `threshold_rule`."""
+    if isinstance(rule, float | int) or rule == FIXED:
+        return None
+    for criterion in CRITERIA:
+        if rule == criterion:
+            return criterion
+    raise ValueError(f"threshold rule {rule!r}: not {FIXED}, {YOUDEN} or {F1}")
+
+
+def threshold_rule(setting: float | str) -> ThresholdRule:
+    """`evaluate.threshold` as the rule a decision stores: fixed, or the criterion it is chosen by."""
+    return chosen_by(setting) or FIXED
+
+
+def choose_threshold(targets: np.ndarray, probabilities: np.ndarray, criterion: Criterion) -> float:
+    """The threshold that maximises the criterion on these (validation) predictions.
+
+    Youden's J (sensitivity + specificity - 1) is 2 x balanced accuracy - 1: both pick the same
+    threshold. Ties resolve to the lowest qualifying threshold.
+    """
+    candidates = np.unique(np.clip(probabilities, 0.0, 1.0))
+    if len(np.unique(targets)) < 2:
+        raise ValueError("the validation split has one class only: a threshold cannot be chosen on it")
+    scores = []
+    for threshold in candidates:
+        predicted = (probabilities >= threshold).astype(int)
+        if criterion == YOUDEN:
+            scores.append(skm.balanced_accuracy_score(targets, predicted))
+        else:
+            scores.append(skm.f1_score(targets, predicted, zero_division=0))
+    return float(candidates[int(np.argmax(scores))])
 
 
 class DecisionError(ValueError):
@@ -44,7 +96,7 @@ class Decision(BaseModel):
 
     model: str
     threshold: Probability  # malignant when the (calibrated) probability is at least this
-    threshold_rule: Literal["fixed", "youden", "f1"]  # fixed, or chosen on the validation split
+    threshold_rule: ThresholdRule  # fixed, or chosen on the validation split
     temperature: Temperature | None = None  # the model's logits are divided by it (None: not calibrated)
     weights: dict[str, Weight] = {}  # the ensemble's: member -> weight (they sum to 1)
     test_time_flips: bool = False  # evaluate averaged every view with its mirrored copies
@@ -78,8 +130,13 @@ class Decision(BaseModel):
         """The threshold on the model's own output (Grad-CAM explains the class it predicts)."""
         return output_threshold(self.threshold, self.temperature)
 
+    @property
+    def criterion(self) -> Criterion | None:
+        """What its threshold was chosen by on the validation split; None: fixed."""
+        return chosen_by(self.threshold_rule)
+
     def describe(self) -> str:
-        how = "fixed" if self.threshold_rule == "fixed" else f"{self.threshold_rule} on the validation split"
+        how = FIXED if self.criterion is None else f"{self.criterion} on the validation split"
         words = f"threshold {self.threshold:g} ({how})"
         if self.temperature is not None:
             words += f", temperature {self.temperature:.3g}"
@@ -124,39 +181,54 @@ def choose_threshold_on(
     val_targets: np.ndarray | None, val_probabilities: np.ndarray | None, evaluate: EvaluateParams
 ) -> float:
     """`evaluate.threshold` when fixed, else the one that maximises it on these validation outputs."""
-    if isinstance(evaluate.threshold, float):
-        return evaluate.threshold
+    criterion = chosen_by(evaluate.threshold)
+    if criterion is None:
+        return float(evaluate.threshold)
     if val_targets is None or val_probabilities is None:
         raise ValueError(
             f"evaluate.threshold: {evaluate.threshold} needs a validation split the models did not train on"
         )
-    return choose_threshold(val_targets, val_probabilities, evaluate.threshold)
+    return choose_threshold(val_targets, val_probabilities, criterion)
 
 
-def decisions(
-    summary: Mapping[str, Mapping],
-    evaluate: EvaluateParams,
-    digests: Mapping[str, str],
-    validation_images: int,
-) -> dict[str, Decision]:
-    """The decision of every model and of the ensemble, from what evaluate chose (`summary`: its
-    metrics, with each entry's `threshold`, `calibration.temperature` and `ensemble_weights`)."""
-    rule = "fixed" if isinstance(evaluate.threshold, float) else evaluate.threshold
-    chosen = {}
-    for name in (*MODEL_NAMES, ENSEMBLE):
-        temperature = summary[name].get("calibration", {}).get("temperature")
-        members = dict(summary["ensemble_weights"]) if name == ENSEMBLE else {}
-        chosen[name] = Decision(
-            model=name,
-            threshold=summary[name]["threshold"],
-            threshold_rule=rule,
-            temperature=temperature if name != ENSEMBLE else None,
-            weights=members,
-            test_time_flips=evaluate.test_time_flips,
-            model_digests={n: digests[n] for n in members} if members else {name: digests[name]},
-            validation_images=validation_images,
-        )
-    return chosen
+@dataclass(frozen=True)
+class RunDecision:
+    """What one evaluate run decided, once: the rule, every scored entry's threshold, the ensemble's
+    members and weights, each model's temperature. Every output of the run is written from it."""
+
+    rule: ThresholdRule  # fixed, or the criterion every threshold was chosen by on validation
+    thresholds: dict[str, float]  # every scored entry: the models, the ensemble, the colour baseline
+    weights: dict[str, float]  # the ensemble's members -> weight (they sum to 1)
+    temperatures: dict[str, float]  # model -> temperature fitted on validation (empty: not calibrated)
+    validation_images: int  # how many images it was chosen on (0: none, the models trained on val)
+    test_time_flips: bool = False  # evaluate averaged every view with its mirrored copies
+
+    @property
+    def criterion(self) -> Criterion | None:
+        return chosen_by(self.rule)
+
+    def threshold(self, name: str) -> float:
+        return self.thresholds[name]
+
+    def members_of(self, name: str) -> tuple[str, ...]:
+        """The models whose outputs make `name`'s: the ensemble's members, or the model itself."""
+        return tuple(self.weights) if name == ENSEMBLE else (name,)
+
+    def decisions(self, digests: Mapping[str, str]) -> dict[str, Decision]:
+        """The decision of every model and of the ensemble, bound to their model files' `digests`."""
+        return {
+            name: Decision(
+                model=name,
+                threshold=self.thresholds[name],
+                threshold_rule=self.rule,
+                temperature=None if name == ENSEMBLE else self.temperatures.get(name),
+                weights=dict(self.weights) if name == ENSEMBLE else {},
+                test_time_flips=self.test_time_flips,
+                model_digests={n: digests[n] for n in self.members_of(name)},
+                validation_images=self.validation_images,
+            )
+            for name in (*MODEL_NAMES, ENSEMBLE)
+        }
 
 
 def write_decisions(chosen: Mapping[str, Decision], files: Mapping[str, Path]) -> None:
@@ -164,7 +236,17 @@ def write_decisions(chosen: Mapping[str, Decision], files: Mapping[str, Path]) -
         write_json(files[name], decision.model_dump(mode="json"))
 
 
-# ---- reading (predict, Grad-CAM, the model card) -----------------------------------------------
+# ---- reading (predict, Grad-CAM, the model card, cross-validation) ------------------------------
+
+
+def stored_threshold(metrics: Mapping[str, Any], name: str) -> float | None:
+    """A scored entry's threshold as metrics/evaluate.json stores the run's decision
+    (`<name>.threshold`; in older metrics one top-level `threshold` for every entry); None when
+    there is none."""
+    entry = metrics.get(name)
+    value = entry.get("threshold") if isinstance(entry, Mapping) else None
+    value = metrics.get("threshold") if value is None else value
+    return float(value) if is_number(value) else None
 
 
 def read_decision(path: Path) -> Decision | None:

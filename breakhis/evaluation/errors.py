@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.metrics import per_patient
 from breakhis.evaluation.tables import interval, number, table
 from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED
@@ -98,14 +99,16 @@ def subtype_error_lines(plots_dir: Path) -> list[str]:
     ]
 
 
-def patient_lines(plots_dir: Path, summary: dict[str, Any], model: str = ENSEMBLE) -> list[str]:
-    """One row per test patient for `model`: images, mean probability, the call at its threshold,
-    the truth, and the fraction of images it classifies correctly."""
+def patient_lines(
+    plots_dir: Path, summary: dict[str, Any], decision: RunDecision, model: str = ENSEMBLE
+) -> list[str]:
+    """One row per test patient for `model`: images, mean probability, the call at its threshold
+    (the run's `decision`), the truth, and the fraction of images it classifies correctly."""
     path = plots_dir / "predictions" / f"{model}.csv"
     if not path.is_file() or model not in summary:
         return []
     frame = pd.read_csv(path)
-    threshold = float(summary[model]["threshold"])
+    threshold = decision.threshold(model)
     targets = (frame["actual"] == "malignant").astype(int).to_numpy()
     patients = per_patient(frame["patient"].to_numpy(), targets, frame["probability"].to_numpy(), threshold)
     images = frame["patient"].astype(str).value_counts().to_dict()

@@ -1,5 +1,5 @@
 """Image-level and patient-level metrics of binary predictions (1 = malignant), the headline
-metrics every document shows (`HEADLINE`), decision thresholds chosen on validation data, and
+metrics every document shows (`HEADLINE`), the ensemble's weights, and
 evaluate's patient-group bootstrap intervals.
 
 Patient level follows BreakHis practice: the patient recognition rate is the mean over patients
@@ -162,27 +162,6 @@ def evaluate_predictions(
         }
     result["by_magnification"] = by_magnification
     return result
-
-
-def choose_threshold(
-    targets: np.ndarray, probabilities: np.ndarray, criterion: Literal["youden", "f1"]
-) -> float:
-    """The threshold that maximises the criterion on these (validation) predictions.
-
-    Youden's J (sensitivity + specificity - 1) is 2 x balanced accuracy - 1: both pick the same
-    threshold. Ties resolve to the lowest qualifying threshold.
-    """
-    candidates = np.unique(np.clip(probabilities, 0.0, 1.0))
-    if len(np.unique(targets)) < 2:
-        raise ValueError("the validation split has one class only: a threshold cannot be chosen on it")
-    scores = []
-    for threshold in candidates:
-        predicted = (probabilities >= threshold).astype(int)
-        if criterion == "youden":
-            scores.append(skm.balanced_accuracy_score(targets, predicted))
-        else:
-            scores.append(skm.f1_score(targets, predicted, zero_division=0))
-    return float(candidates[int(np.argmax(scores))])
 
 
 def bootstrap_intervals(

@@ -19,13 +19,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from breakhis.data.task_of import task_of
 from breakhis.evaluation.calibration import reliability_bins
+from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.errors import THRESHOLD_FIGURE, sensitivity_specificity
 from breakhis.pipeline.figures import save_figure
 from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE
 from breakhis.pipeline.paths import train_log_dir, training_curve, validation_curve
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES
-from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes, task_of
+from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes
 
 
 def roc_points(targets: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
@@ -162,7 +164,9 @@ def magnification_figure(table: pd.DataFrame, majority: float | None) -> plt.Fig
     return figure
 
 
-def threshold_figure(roc: dict[str, pd.DataFrame], summary: dict[str, Any]) -> plt.Figure:
+def threshold_figure(
+    roc: dict[str, pd.DataFrame], summary: dict[str, Any], decision: RunDecision
+) -> plt.Figure:
     """Sensitivity (solid) and specificity (dashed) of each model against the decision threshold,
     with a dot where each model's chosen threshold puts it."""
     figure, axes = plt.subplots(figsize=(8, 4.5))
@@ -178,7 +182,7 @@ def threshold_figure(roc: dict[str, pd.DataFrame], summary: dict[str, Any]) -> p
             color=colour,
             label=f"{name} specificity",
         )
-        chosen = float(summary[name]["threshold"])
+        chosen = decision.threshold(name)
         image = summary[name]["image"]
         axes.plot(
             [chosen, chosen],
@@ -255,15 +259,20 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
 
 
 def write_evaluation_plots(
-    plots_dir: Path, rows: pd.DataFrame, outputs: dict[str, np.ndarray], summary: dict[str, Any]
+    plots_dir: Path,
+    rows: pd.DataFrame,
+    outputs: dict[str, np.ndarray],
+    summary: dict[str, Any],
+    decision: RunDecision,
 ) -> None:
     """Plot data (CSV) for `dvc plots` and PNGs, for every model and the ensemble on the test rows
-    (`outputs`: each one's P(malignant), or rows of subtype probabilities)."""
+    (`outputs`: each one's P(malignant), or rows of subtype probabilities), each called at the
+    threshold of the run's `decision`."""
     targets = rows["target"].to_numpy()
     roc, precision_recall, accuracy_by_magnification, reliability = {}, {}, {}, {}
     for name, output in outputs.items():
         probs = malignant_probability(output)
-        threshold = summary[name]["threshold"]
+        threshold = decision.threshold(name)
         predicted = (probs >= threshold).astype(int)
         roc[name] = roc_points(targets, probs)
         precision_recall[name] = precision_recall_points(targets, probs)
@@ -309,7 +318,7 @@ def write_evaluation_plots(
         )
     save(roc_figure(roc, summary), plots_dir / "roc.png")
     models = {name: points for name, points in roc.items() if name != COLOUR_BASELINE}
-    save(threshold_figure(models, summary), plots_dir / THRESHOLD_FIGURE)
+    save(threshold_figure(models, summary, decision), plots_dir / THRESHOLD_FIGURE)
     save(
         precision_recall_figure(precision_recall, summary, float(targets.mean())),
         plots_dir / "precision_recall.png",

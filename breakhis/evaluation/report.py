@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from breakhis.data.task_of import metrics_task
 from breakhis.evaluation.baselines import collapse_warnings
+from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.errors import (
     gallery_lines,
     patient_lines,
@@ -31,11 +33,11 @@ FIGURES = (
 )
 
 
-def metrics_table(summary: dict[str, Any]) -> list[str]:
+def metrics_table(summary: dict[str, Any], decision: RunDecision) -> list[str]:
     rows = [
         [
             model,
-            number(summary[model]["threshold"], 2),
+            number(decision.threshold(model), 2),
             *(
                 estimate(metric.value_in(summary[model]), summary[model].get("ci", {}).get(metric.name))
                 for metric in HEADLINE
@@ -55,7 +57,7 @@ def subtype_lines(summary: dict[str, Any], confidence: float, link: Path | None 
     """task: subtype: every model's subtype metrics with intervals, the baselines, the per-subtype
     recall of the ensemble, and the paired macro-F1 against the colour baseline. Nothing for a
     binary run."""
-    if "majority_subtype_baseline" not in summary:
+    if metrics_task(summary) != "subtype":
         return []
     models = [model for model in EVALUATED if "subtype" in summary.get(model, {})]
     rows = [
@@ -246,14 +248,16 @@ def data_lines() -> list[str]:
 def write_report(
     path: Path,
     summary: dict[str, Any],
+    decision: RunDecision,
     plots_dir: Path,
     confidence: float,
     synthetic_models: Sequence[str] = (),
 ) -> None:
-    """`synthetic_models`: the models whose descriptions say they trained on synthetic data (a
+    """The report of the run's metrics (`summary`) and `decision` (thresholds, ensemble weights).
+    `synthetic_models`: the models whose descriptions say they trained on synthetic data (a
     warning heads the report)."""
     link = Path(os.path.relpath(plots_dir, path.parent))
-    weights = ", ".join(f"{name} {number(weight, 2)}" for name, weight in summary["ensemble_weights"].items())
+    weights = ", ".join(f"{name} {number(weight, 2)}" for name, weight in decision.weights.items())
     lines = [
         "# Evaluation on the test split",
         "",
@@ -261,7 +265,7 @@ def write_report(
         *data_lines(),
         f"- {summary['test_images']} test images; ensemble: soft vote with weights {weights}.",
         "",
-        *metrics_table(summary),
+        *metrics_table(summary, decision),
         "",
         f"In brackets: {confidence:.0%} bootstrap intervals, resampling test patient groups (not images). "
         "Patient recognition rate: mean over test patients of the fraction of their images classified "
@@ -271,7 +275,7 @@ def write_report(
         *baseline_lines(summary, confidence),
         "",
         *subtype_error_lines(plots_dir),
-        *patient_lines(plots_dir, summary),
+        *patient_lines(plots_dir, summary, decision),
         *subtype_lines(summary, confidence, link),
         *magnification_lines(summary),
         *calibration_lines(summary),

@@ -14,7 +14,14 @@ import pandas as pd
 
 from breakhis.evaluation.baselines import colour_baseline_probabilities, output_spread, paired_auc_difference
 from breakhis.evaluation.calibration import apply_temperature, calibration_metrics
-from breakhis.evaluation.decision import choose_threshold_on, choose_weights, fit_temperatures, soft_vote
+from breakhis.evaluation.decision import (
+    RunDecision,
+    choose_threshold_on,
+    choose_weights,
+    fit_temperatures,
+    soft_vote,
+    threshold_rule,
+)
 from breakhis.evaluation.metrics import (
     bootstrap_intervals,
     evaluate_predictions,
@@ -86,9 +93,10 @@ def evaluate_all(
     params: EvaluateParams,
     seed: int,
     task: Task = "binary",
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], RunDecision]:
     """Metrics of every model and the ensemble on test, with temperatures, thresholds and weights
-    from val. `probabilities` (model -> split -> outputs) gains the ensemble's and the colour
+    from val, and the run's decision they make (built here, once; the metrics' thresholds and
+    weights are its). `probabilities` (model -> split -> outputs) gains the ensemble's and the colour
     baseline's, and holds the calibrated outputs when `params.calibration` is `temperature`.
     Without a "val" split (the models trained on it), nothing is chosen: the threshold is fixed,
     the ensemble the mean of `params.members`, and the colour baseline fits train and val as the
@@ -98,19 +106,33 @@ def evaluate_all(
     val_targets = None if val is None else val["target"].to_numpy()
     scored = ("test",) if val is None else ("val", "test")
     chosen = calibrate_and_vote(probabilities, val, scored, params, task)
-    summary: dict[str, Any] = {
-        "test_images": len(test),
-        "majority_baseline": majority_baseline(test, train),
-        "ensemble_weights": chosen.weights,
-    }
-    if task == "subtype":
-        summary["majority_subtype_baseline"] = majority_subtype_baseline(test, train)
     probabilities[COLOUR_BASELINE] = colour_baseline_probabilities(
         train, {split: splits[split] for split in scored}, task
     )
+    malignant = {
+        name: {split: malignant_probability(p) for split, p in outputs.items()}
+        for name, outputs in probabilities.items()
+    }
+    decision = RunDecision(
+        rule=threshold_rule(params.threshold),
+        thresholds={
+            name: choose_threshold_on(val_targets, p.get("val"), params) for name, p in malignant.items()
+        },
+        weights=chosen.weights,
+        temperatures=chosen.temperatures,
+        validation_images=0 if val is None else len(val),
+        test_time_flips=params.test_time_flips,
+    )
+    summary: dict[str, Any] = {
+        "test_images": len(test),
+        "majority_baseline": majority_baseline(test, train),
+        "ensemble_weights": decision.weights,
+    }
+    if task == "subtype":
+        summary["majority_subtype_baseline"] = majority_subtype_baseline(test, train)
     for name, outputs in probabilities.items():
-        probs = {split: malignant_probability(p) for split, p in outputs.items()}
-        threshold = choose_threshold_on(val_targets, probs.get("val"), params)
+        probs = malignant[name]
+        threshold = decision.threshold(name)
         result = evaluate_predictions(test, probs["test"], threshold)
         result["ci"] = bootstrap_intervals(
             test,
@@ -140,7 +162,7 @@ def evaluate_all(
                 seed=seed,
             )
         summary[name] = result
-    return summary
+    return summary, decision
 
 
 def calibration_entry(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from breakhis.data.task_of import params_task
 from breakhis.evaluation.bootstrap import BETTER, NOISE, WORSE
 from breakhis.evaluation.calibration import calibration_metrics
 from breakhis.evaluation.comparison import MALIGNANT, comparability_problem, paired_comparison
@@ -61,7 +62,7 @@ def check_runs(runs: Sequence[SeedRun]) -> None:
     first = runs[0]
     for run in runs[1:]:
         if run.other_params() != first.other_params():
-            tasks = (run.other_params().get("task", "binary"), first.other_params().get("task", "binary"))
+            tasks = (params_task(run.other_params(), run.name), params_task(first.other_params(), first.name))
             if tasks[0] != tasks[1]:
                 raise ValueError(
                     f"{run.name} and {first.name} are not comparable: task {tasks[0]} and task {tasks[1]}"

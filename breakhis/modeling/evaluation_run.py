@@ -13,9 +13,10 @@ import keras
 import numpy as np
 import pandas as pd
 
+from breakhis.data.task_of import one_task
 from breakhis.evaluation.baselines import collapse_warnings
 from breakhis.evaluation.card.document import write_model_card
-from breakhis.evaluation.decision import decisions, write_decisions
+from breakhis.evaluation.decision import write_decisions
 from breakhis.evaluation.errors import ERROR_GALLERY, confident_mistakes
 from breakhis.evaluation.headline import headline_metrics
 from breakhis.evaluation.html_report import write_report_html
@@ -90,13 +91,14 @@ def score_snapshots(
 def trained_task(names: tuple[str, ...]) -> Task:
     """The task the models were trained for, as their descriptions say; one for all of them."""
     tasks = {name: read_description(model_file(name)).task for name in names}
-    if len(set(tasks.values())) > 1:
+    task = one_task(tasks)
+    if task is None:
         raise ValueError(
             "the models were trained for different tasks ("
             + ", ".join(f"{name}: {task}" for name, task in tasks.items())
             + "): run `dvc repro` to train them all for params.yaml's task"
         )
-    return next(iter(tasks.values()))
+    return task
 
 
 def trained_on_validation(names: tuple[str, ...]) -> list[str]:
@@ -132,16 +134,11 @@ def run_evaluation(params: Params) -> dict[str, Any]:
     scored: dict[str, pd.DataFrame] = {name: splits[name] for name in ("val", "test") if name in splits}
     probabilities = {name: predict(name, scored, params.evaluate.test_time_flips) for name in MODEL_NAMES}
     task = trained_task(MODEL_NAMES)
-    summary = evaluate_all(splits, probabilities, params.evaluate, params.seed, task)
+    summary, decision = evaluate_all(splits, probabilities, params.evaluate, params.seed, task)
     mark_unseen_magnifications(
         summary, {name: set(read_description(model_file(name)).data.magnifications) for name in MODEL_NAMES}
     )
-    chosen = decisions(
-        summary,
-        params.evaluate,
-        {name: file_digest(model_file(name)) for name in MODEL_NAMES},
-        validation_images=len(splits["val"]) if "val" in splits else 0,
-    )
+    chosen = decision.decisions({name: file_digest(model_file(name)) for name in MODEL_NAMES})
     outputs = [
         HEADLINE_METRICS,
         EVALUATE_METRICS,
@@ -157,7 +154,7 @@ def run_evaluation(params: Params) -> dict[str, Any]:
         write_json(HEADLINE_METRICS, headline_metrics(summary))
         test_outputs = {name: probs["test"] for name, probs in probabilities.items()}
         test_probabilities = {name: malignant_probability(p) for name, p in test_outputs.items()}
-        write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_outputs, summary)
+        write_evaluation_plots(EVALUATE_PLOTS, splits["test"], test_outputs, summary, decision)
         for name in MODEL_NAMES:  # snapshots need train.validation none, which calibrates nothing
             by_epoch = score_snapshots(
                 name, splits["test"], probabilities[name]["test"], params.evaluate.test_time_flips
@@ -168,10 +165,10 @@ def run_evaluation(params: Params) -> dict[str, Any]:
             splits["test"],
             test_probabilities[ENSEMBLE],
             {name: chosen[name].output_threshold() for name in MODEL_NAMES}
-            | {ENSEMBLE: chosen[ENSEMBLE].threshold},
+            | {ENSEMBLE: decision.threshold(ENSEMBLE)},
         )
         synthetic = [name for name in MODEL_NAMES if read_description(model_file(name)).synthetic]
-        write_report(REPORT, summary, EVALUATE_PLOTS, params.evaluate.confidence, synthetic)
+        write_report(REPORT, summary, decision, EVALUATE_PLOTS, params.evaluate.confidence, synthetic)
         write_report_html(REPORT, REPORT_HTML)  # after every figure it inlines
         write_model_card(MODEL_CARD, params, summary, describe_models(MODELS_DIR))
     for warning in collapse_warnings(summary):

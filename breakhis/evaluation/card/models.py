@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from breakhis.data.task_of import one_task, params_task
 from breakhis.pipeline.files import file_digest
 from breakhis.pipeline.param_types import MODEL_NAMES
 from breakhis.pipeline.params import Params
@@ -86,6 +87,10 @@ def models_section(
 
 
 def summary_task(params: Params, models: Mapping[str, Mapping[str, Any] | str]) -> str:
-    """The task evaluate's summary says the models were trained for (params.yaml's when it cannot say)."""
-    tasks = {str(entry.get("task", "binary")) for entry in models.values() if isinstance(entry, Mapping)}
-    return tasks.pop() if len(tasks) == 1 else params.task
+    """The task the models' descriptions say they were trained for (params.yaml's when they cannot say)."""
+    described = {
+        name: params_task(entry, f"{name}'s description")
+        for name, entry in models.items()
+        if isinstance(entry, Mapping)
+    }
+    return one_task(described) or params.task

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from breakhis.evaluation.card.values import as_number, lookup, metric_cell, metric_interval, wilson_interval
-from breakhis.evaluation.decision import read_decision
+from breakhis.evaluation.decision import F1, YOUDEN, read_decision, stored_threshold
 from breakhis.evaluation.metrics import HEADLINE, majority_cells
 from breakhis.evaluation.tables import number, table
 from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED, MODEL_NAMES, SCORED_MODELS
 from breakhis.pipeline.params import Params
 from breakhis.pipeline.paths import EVALUATE_METRICS, decision_file
 
-CRITERIA = {"youden": "Youden's J (balanced accuracy)", "f1": "F1"}
+CRITERIA = {YOUDEN: "Youden's J (balanced accuracy)", F1: "F1"}
 
 
 def decision_lines(models_dir: Path, weights_rule: str = "mean") -> list[str]:
@@ -30,12 +30,12 @@ def decision_lines(models_dir: Path, weights_rule: str = "mean") -> list[str]:
         if len({round(w, 9) for w in weights.values()}) == 1
         else ("a weighted mean (weights " + ", ".join(f"{n} {w:.3f}" for n, w in weights.items()) + ")")
     )
-    if ensemble.threshold_rule == "fixed":
+    if ensemble.criterion is None:
         rule = f"at least the threshold **{ensemble.threshold:g}** (`evaluate.threshold`)"
     else:
-        criterion = CRITERIA.get(ensemble.threshold_rule, ensemble.threshold_rule)
         rule = (
-            f"at least a threshold chosen per model on the validation split to maximise {criterion} "
+            f"at least a threshold chosen per model on the validation split to maximise "
+            f"{CRITERIA[ensemble.criterion]} "
             "(never on test; the thresholds are in the table below)"
         )
     models = [read_decision(decision_file(name, models_dir)) for name in MODEL_NAMES]
@@ -47,7 +47,7 @@ def decision_lines(models_dir: Path, weights_rule: str = "mean") -> list[str]:
     )
     # only what was actually chosen on validation: a fixed threshold and equal weights are params
     chosen = [
-        *(["the thresholds"] if ensemble.threshold_rule != "fixed" else []),
+        *(["the thresholds"] if ensemble.criterion is not None else []),
         *(["the temperatures"] if temperatures else []),
         *(["the ensemble weights"] if weights_rule == "val_auc" else []),
     ]
@@ -101,9 +101,7 @@ def metrics_section(params: Params, summary: Mapping[str, Any], models_dir: Path
     rows = []
     for model in EVALUATED:  # the colour baseline too, as the report shows it
         if model in summary or any(k.startswith(f"{model}.") for k in summary):
-            threshold = as_number(lookup(summary, f"{model}.threshold"))
-            if threshold is None:
-                threshold = as_number(summary.get("threshold"))
+            threshold = stored_threshold(summary, model)
             cells = [metric_cell(summary, model, metric.level, metric.key) for metric in HEADLINE]
             rows.append([model, number(threshold, 2), *cells])
     baseline = summary.get("majority_baseline", {})

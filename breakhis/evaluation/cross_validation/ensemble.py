@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from breakhis.evaluation.metrics import choose_threshold
+from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, predictions_task
+from breakhis.evaluation.decision import YOUDEN, choose_threshold
 from breakhis.evaluation.plots import CLASS_NAMES
-from breakhis.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
+from breakhis.pipeline.task import predicted_subtypes
 
 ENSEMBLE_OUT_OF_FOLD = "ensemble_oof"  # its name in the summary's tables
 
@@ -59,7 +60,7 @@ def choose_members(
                 best = (auc, size, members)
     assert best is not None
     mean = probabilities[list(best[2])].mean(axis=1).to_numpy()
-    threshold = choose_threshold(targets, mean, "youden") if len(np.unique(targets)) == 2 else 0.5
+    threshold = choose_threshold(targets, mean, YOUDEN) if len(np.unique(targets)) == 2 else 0.5
     return MemberChoice(best[2], best[0], model_aucs, colour_auc, threshold)
 
 
@@ -82,13 +83,13 @@ def out_of_fold_ensemble(
         for name in [*models, colour]
     }
     probabilities = pd.DataFrame({name: aligned[name] for name in models})
-    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]  # task: subtype: the members' rows are averaged too
+    columns = list(SUBTYPE_PROBABILITY_COLUMNS)  # task: subtype: the members' rows are averaged too
     subtypes = (
         {
             name: pooled[name].set_index("filename")[columns].reindex(base["filename"]).to_numpy()
             for name in models
         }
-        if all(set(columns) <= set(pooled[name].columns) for name in models)
+        if all(predictions_task(pooled[name]) == "subtype" for name in models)
         else None
     )
     combined_subtypes = np.full((len(base), len(columns)), np.nan)
@@ -179,6 +180,6 @@ def choose_over_seeds(seeds: Mapping[int, pd.DataFrame], models: Sequence[str]) 
     chosen, aucs = max(holding, key=lambda item: (float(np.mean(list(item[1].values()))), -len(item[0])))
     rows = pd.concat(seeds.values(), ignore_index=True)
     threshold = choose_threshold(
-        rows["target"].to_numpy(), rows[list(chosen)].mean(axis=1).to_numpy(), "youden"
+        rows["target"].to_numpy(), rows[list(chosen)].mean(axis=1).to_numpy(), YOUDEN
     )
     return SeedsChoice(chosen, threshold, aucs, {s: best_of(chosen, s) for s in seeds}, candidates)

@@ -9,9 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from breakhis.data.task_of import params_task
 from breakhis.evaluation.metrics import ACROSS_RUNS
 from breakhis.evaluation.tables import is_number
 from breakhis.pipeline.params import Params
+from breakhis.pipeline.task import Task
 
 HEADLINE = ACROSS_RUNS  # the metrics of a cross-validation summary
 COLUMNS = tuple(metric.column for metric in HEADLINE)  # their columns in tables and JSON
@@ -28,7 +30,7 @@ class FoldSettings:
     group_by: str
     resamples: int
     confidence: float
-    task: str = "binary"
+    task: Task = "binary"
 
 
 def fold_settings(params: dict[str, Any]) -> FoldSettings:
@@ -44,7 +46,7 @@ def fold_settings(params: dict[str, Any]) -> FoldSettings:
         group_by=str(split.get("group_by", defaults.split.group_by)),
         resamples=int(evaluate.get("bootstrap_resamples", defaults.evaluate.bootstrap_resamples)),
         confidence=float(evaluate.get("confidence", defaults.evaluate.confidence)),
-        task=str(params.get("task", defaults.task)),
+        task=params_task(params),
     )
 
 

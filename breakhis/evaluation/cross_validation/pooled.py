@@ -10,8 +10,10 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from breakhis.data.patient_groups import folder_group
+from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, predictions_task
 from breakhis.evaluation.bootstrap import Draw, GroupBootstrap, Interval
 from breakhis.evaluation.cross_validation.checks import CheckedFolds
+from breakhis.evaluation.decision import stored_threshold
 from breakhis.evaluation.metrics import (
     ACCURACY,
     BALANCED_ACCURACY,
@@ -25,7 +27,6 @@ from breakhis.evaluation.metrics import (
 from breakhis.evaluation.plots import CLASS_NAMES
 from breakhis.evaluation.subtype import evaluate_subtypes
 from breakhis.evaluation.subtype import image_metrics as subtype_image_metrics
-from breakhis.evaluation.tables import is_number
 from breakhis.pipeline.paths import predictions_file
 from breakhis.pipeline.task import SUBTYPE_CLASSES, subtype_index
 
@@ -63,10 +64,10 @@ def pooled_predictions(checked: CheckedFolds, model: str) -> pd.DataFrame:
                     f"{result.name}: {predictions_file(model)} column '{column}' holds "
                     f"{', '.join(sorted(unknown))}, not {' / '.join(CLASS_NAMES)}"
                 )
-        threshold = result.metrics[model].get("threshold")
-        if not is_number(threshold):
+        threshold = stored_threshold(result.metrics, model)
+        if threshold is None:
             raise ValueError(f"{result.name}: metrics/evaluate.json has no threshold for '{model}'")
-        frames.append(frame.assign(fold=result.fold, experiment=result.name, threshold=float(threshold)))
+        frames.append(frame.assign(fold=result.fold, experiment=result.name, threshold=threshold))
     pooled = pd.concat(frames, ignore_index=True)
     repeated = pooled[pooled["filename"].duplicated(keep=False)]
     if len(repeated):
@@ -166,10 +167,9 @@ def pooled_subtypes(
 ) -> dict[str, Any] | None:
     """task: subtype: the subtype metrics of a model's pooled predictions (their `p_<subtype>` and
     `actual_subtype` columns), with patient-group intervals; None for a binary model's."""
-    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]
-    if not set(columns) <= set(pooled.columns) or "actual_subtype" not in pooled:
+    if predictions_task(pooled) != "subtype":
         return None
-    probabilities = pooled[columns].to_numpy(dtype=float)
+    probabilities = pooled[list(SUBTYPE_PROBABILITY_COLUMNS)].to_numpy(dtype=float)
     rows = pooled.assign(subtype=pooled["actual_subtype"], patient_group=pooled["group"])
     entry = evaluate_subtypes(rows, probabilities, resamples=resamples, confidence=confidence, seed=seed)
     return {key: entry[key] for key in ("image", "patient", "per_class", "ci")}
@@ -181,7 +181,7 @@ def pooled_majority_subtype(checked: CheckedFolds, pooled: pd.DataFrame) -> dict
     chosen = {
         r.fold: (r.metrics.get("majority_subtype_baseline") or {}).get("subtype") for r in checked.results
     }
-    if "actual_subtype" not in pooled or None in chosen.values():
+    if predictions_task(pooled) != "subtype" or None in chosen.values():
         return None
     constant = np.zeros((len(pooled), len(SUBTYPE_CLASSES)))
     constant[np.arange(len(pooled)), [SUBTYPE_CLASSES.index(chosen[f]) for f in pooled["fold"]]] = 1.0

@@ -26,6 +26,7 @@ from breakhis.evaluation.cross_validation.pooled import (
     pooled_predictions,
     pooled_subtypes,
 )
+from breakhis.evaluation.decision import stored_threshold
 from breakhis.evaluation.tables import is_number
 from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE, MODEL_NAMES
 
@@ -62,13 +63,13 @@ def fold_table(checked: CheckedFolds, chosen: pd.DataFrame | None = None) -> pd.
                 {ENSEMBLE_OUT_OF_FOLD: {**pooled_metrics(mine), "threshold": mine["threshold"].iloc[0]}},
             )
         for model, entry in entries.items():
-            threshold = entry.get("threshold")
+            threshold = stored_threshold(entries, model)
             rows.append(
                 {
                     "fold": result.fold,
                     "model": model,
                     **headline(entry),
-                    "threshold": float(threshold) if is_number(threshold) else math.nan,
+                    "threshold": math.nan if threshold is None else threshold,
                     "test_images": len(tested),
                     "test_patients": int(tested["patient"].nunique()),
                     "experiment": result.name,
