@@ -26,11 +26,11 @@ SHRUNK = {  # what a CPU can run in a minute; everything else is the profile's
     "train.patience": 1,
     "train.batch_size": 16,
     "train.steps_per_epoch": 2,  # the step cap a runner owner's smoke run uses
-    "train.custom.epochs": 1,
-    "train.vgg19.epochs": 1,
-    "train.vgg19.head_epochs": 1,
-    "train.resnet50.epochs": 1,
-    "train.resnet50.head_epochs": 1,
+    "models.custom.epochs": 1,
+    "models.vgg19.epochs": 1,
+    "models.vgg19.head_epochs": 1,
+    "models.resnet50.epochs": 1,
+    "models.resnet50.head_epochs": 1,
 }
 
 

@@ -63,7 +63,8 @@ def test_rendered_params_round_trip_other_values() -> None:
     """Rendering is exact for every value kind (floats below 1e-4 included: PyYAML reads 1e-05 as text)."""
     params = Params.model_validate(
         {
-            "train": {"vgg19": {"fine_tune_learning_rate": 3e-6}, "seed": 7, "cache": False},
+            "train": {"seed": 7, "cache": False},
+            "models": {"vgg19": {"fine_tune_learning_rate": 3e-6}},
             "evaluate": {"threshold": "f1"},
         }
     )
@@ -73,13 +74,14 @@ def test_rendered_params_round_trip_other_values() -> None:
 def test_a_model_overrides_the_shared_training_values(tmp_path: Path) -> None:
     params = shipped()
     params["train"].update(patches_per_image=4, epochs=8)
-    params["train"]["vgg19"].update(patches_per_image=1, epochs=3, patience=2)
-    train = load_params(write(tmp_path, params)).train
-    assert (fit_settings(train, "vgg19").patches_per_image, fit_settings(train, "vgg19").epochs) == (1, 3)
-    assert fit_settings(train, "resnet50").patches_per_image == 4
-    assert (fit_settings(train, "vgg19").patience, fit_settings(train, "resnet50").patience) == (2, 4)
-    assert training_view(train, "vgg19").patches_per_image == 1
-    assert training_view(train, "resnet50").patches_per_image == 4
+    params["models"]["vgg19"].update(patches_per_image=1, epochs=3, patience=2)
+    loaded = load_params(write(tmp_path, params))
+    train, vgg19, resnet50 = loaded.train, loaded.models.vgg19, loaded.models.resnet50
+    assert (fit_settings(train, vgg19).patches_per_image, fit_settings(train, vgg19).epochs) == (1, 3)
+    assert fit_settings(train, resnet50).patches_per_image == 4
+    assert (fit_settings(train, vgg19).patience, fit_settings(train, resnet50).patience) == (2, 4)
+    assert training_view(train, vgg19).patches_per_image == 1
+    assert training_view(train, resnet50).patches_per_image == 4
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:
@@ -143,7 +145,7 @@ def test_a_relation_between_keys_is_named_once(tmp_path: Path) -> None:
     with pytest.raises(ParamsError) as error:
         load_params(write(tmp_path, raw))
     assert str(error.value).splitlines()[1] == (
-        "  train.min_epochs: 6 is above the epochs of a model: vgg19 trains 5 (train.vgg19.epochs); "
+        "  train.min_epochs: 6 is above the epochs of a model: vgg19 trains 5 (models.vgg19.epochs); "
         "lower train.min_epochs or raise the epochs"
     )
 
