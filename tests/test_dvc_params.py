@@ -85,7 +85,8 @@ def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(
     recorder.index(params)
     monkeypatch.setattr(Section, "__getattribute__", recorder.getattribute(object.__getattribute__))
     assert params.models.custom.dropout == 0.3 and other.train.epochs == 8
-    params.train.model_dump(exclude={"vgg19", "resnet50"})
+    params.train.model_dump()
+    params.models.model_dump(exclude={"vgg19", "resnet50"})
     pickle.dumps(params.augment)
     monkeypatch.undo()
     assert "models.custom.dropout" in recorder.reads

@@ -53,14 +53,14 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", ["vgg19", "resnet50"])
 def test_the_gpu_profile_trains_both_phases_on_a_cpu(name: str, repo: Path) -> None:
     profile = load_profile("gpu-imagenet", PROJECT_ROOT / "profiles")
-    assert profile.params[f"train.{name}.weights"] == "imagenet"
+    assert profile.params[f"models.{name}.weights"] == "imagenet"
     write_params(
         repo,
         {
             **profile.params,
             "data.source": "synthetic",  # the tiny data already ingested; train reads none of data.*
             **SHRUNK,
-            f"train.{name}.weights": str(repo / f"{name}-notop.weights.h5"),  # instead of imagenet
+            f"models.{name}.weights": str(repo / f"{name}-notop.weights.h5"),  # instead of imagenet
         },
     )
     stage("stages.train", name, cwd=repo)

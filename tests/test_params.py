@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from breakhis.modeling.views import training_view
 from breakhis.pipeline.params import Params, ParamsError
 from breakhis.pipeline.params_file import load_params, render_params
-from breakhis.pipeline.train_params import fit_settings
+from breakhis.pipeline.train_params import fit_settings, upgrade_recorded
 from tests.conftest import PROJECT_ROOT
 
 
@@ -168,3 +168,20 @@ def test_the_machine_is_checked_where_the_stages_run_not_in_the_schema(
     assert validate_params(big, Path("params.yaml"), machine=False).train.image_size == (2048, 2048)
     with pytest.raises(ParamsError, match=r"(?s)too much for this machine.*augment\.workers: 10000 is above"):
         validate_params(big, Path("params.yaml"))
+
+
+def test_recorded_params_of_the_old_layout_are_read_in_todays() -> None:
+    """An older experiment's params.yaml kept the per-model sections under `train`: read back as
+    recorded params (`upgrade_recorded`) they are under `models`; as params, they are refused."""
+    old = {"seed": 1, "train": {"epochs": 4, "custom": {"epochs": 7}, "vgg19": {"weights": "imagenet"}}}
+    new = upgrade_recorded(old)
+    assert new == {
+        "seed": 1,
+        "train": {"epochs": 4},
+        "models": {"custom": {"epochs": 7}, "vgg19": {"weights": "imagenet"}},
+    }
+    assert Params.model_validate(new).models.custom.epochs == 7
+    assert upgrade_recorded(new) == new  # today's layout is left as it is
+    assert old["train"]["custom"] == {"epochs": 7}  # the recorded mapping itself is not changed
+    with pytest.raises(ValidationError, match=r"train.custom.epochs: the per-model settings moved to models"):
+        Params.model_validate(old)
