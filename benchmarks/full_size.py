@@ -4,7 +4,7 @@ patients, 7,909 700x460 PNGs, rendered by benchmarks/scaling.py), each model's t
 few steps (`train.steps_per_epoch`). Wall time, peak memory and images per second of every stage
 and model on this machine, then the memory each model needs to train at 224x224 for a batch of 32
 and 64: measured (peak RSS of a few training steps on this machine's device) beside the
-projection of the params check (`training_memory` in breakhis/pipeline/params.py).
+projection of the params check (`training_memory` in breakhis/pipeline/machine.py).
 
     python benchmarks/full_size.py [--workdir DIR] [--keep] [--scale S] [--pool N] [--steps 4]
                                    [--batch-size 32] [--predict 300] [--memory-batches 32 64]
@@ -146,11 +146,11 @@ def project_params(args: argparse.Namespace, tree: Path, weights: dict[str, Path
         "train.batch_size": args.batch_size,
         "train.min_epochs": 1,
         "train.mixed_precision": args.mixed_precision,  # the profile's true: for a GPU runner
-        "train.custom.epochs": 1,
+        "models.custom.epochs": 1,
     }
     for name in BACKBONES:
-        changes |= {f"train.{name}.epochs": 1, f"train.{name}.head_epochs": 1}
-        changes[f"train.{name}.weights"] = str(weights[name])
+        changes |= {f"models.{name}.epochs": 1, f"models.{name}.head_epochs": 1}
+        changes[f"models.{name}.weights"] = str(weights[name])
     flat = {**load_profile(PROFILE).params, **changes}
     return apply(Params().model_dump(mode="json"), flat)
 
@@ -278,6 +278,7 @@ def run_pipeline(args: argparse.Namespace, project: Path, tree: Path) -> list[di
 
 def run_memory(args: argparse.Namespace, project: Path) -> list[dict[str, Any]]:
     train = Params().train.model_copy(update={"image_size": SIZE, "input": "field"})
+    models = Params().models
     rows = []
     for name in MODEL_NAMES:
         for batch in args.memory_batches:
@@ -293,12 +294,9 @@ def run_memory(args: argparse.Namespace, project: Path) -> list[dict[str, Any]]:
             result = run_stage(f"memory-{name}-{batch}", project, command)
             log = (project / f"memory-{name}-{batch}.log").read_text().strip().splitlines()
             measured = json.loads(log[-1]) if result["ok"] and log else {"images_per_s": float("nan")}
-            pretrained = (
-                {}
-                if name == "custom"
-                else {name: getattr(train, name).model_copy(update={"weights": "imagenet"})}
-            )
-            estimate = training_memory(train.model_copy(update={"batch_size": batch, **pretrained}), name)
+            own = models.of(name)
+            own = own if name == "custom" else own.model_copy(update={"weights": "imagenet"})
+            estimate = training_memory(train.model_copy(update={"batch_size": batch}), own, name)
             rows.append(
                 {
                     "model": name,

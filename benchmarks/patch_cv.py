@@ -89,14 +89,14 @@ def fold_seconds(rates: dict[str, Rates]) -> tuple[float, float, dict[str, tuple
     """Today's and the recipe's model-side seconds for one fold, and per model."""
     grid = views_per_image(FIELD, PATCH, ViewParams("patches", 1.0, 1))
     profile = load_profile("real-patches")
-    recipe = Params.model_validate(apply(Params().model_dump(mode="json"), profile.params)).train
+    recipe = Params.model_validate(apply(Params().model_dump(mode="json"), profile.params))
     per_model = {}
     for name in MODEL_NAMES:
         rate = rates[name]
         epochs = TODAY_EPOCHS[name]
         today = epochs * (TRAIN * TODAY_PATCHES * rate.train + VAL * grid * rate.infer)
         today += (VAL + TEST) * grid * rate.infer  # evaluate: validation and test
-        settings = fit_settings(recipe, name)
+        settings = fit_settings(recipe.train, recipe.models.of(name))
         new = settings.epochs * (TRAIN + VAL) * settings.patches_per_image * rate.train
         new += TEST * grid * rate.infer  # evaluate: test only
         per_model[name] = (today, new)

@@ -33,6 +33,7 @@ from breakhis.pipeline.experiments import (
     experiment_refs,
     file_at,
     head_commit,
+    params_at,
     predictions_at,
     resolve,
 )
@@ -41,7 +42,6 @@ from breakhis.pipeline.param_types import EVALUATED
 from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import EVALUATE_METRICS, PARAMS_FILE, SEEDS_DIR
 from breakhis.pipeline.stage import run_stage
-from breakhis.pipeline.yaml_text import parse_yaml
 
 PREFIX = "seeds-"
 
@@ -51,10 +51,9 @@ def experiment_name(label: str, seed: int) -> str:
 
 
 def load_run(name: str, rev: str) -> SeedRun:
-    params_text, metrics_text = file_at(rev, PARAMS_FILE), file_at(rev, EVALUATE_METRICS)
-    if params_text is None or metrics_text is None:
+    params, metrics_text = params_at(rev), file_at(rev, EVALUATE_METRICS)
+    if params is None or metrics_text is None:
         raise ValueError(f"{name}: no {PARAMS_FILE} or {EVALUATE_METRICS} at {rev[:7]} (did evaluate run?)")
-    params = parse_yaml(params_text, f"{PARAMS_FILE} at {rev[:7]}") or {}
     seed = (params.get("train") or {}).get("seed")
     if not isinstance(seed, int):
         raise ValueError(f"{name}: train.seed is not set in its {PARAMS_FILE}")

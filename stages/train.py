@@ -83,7 +83,10 @@ def main() -> None:
     if args.fresh:
         shutil.rmtree(RESUME_DIR / name, ignore_errors=True)
     resume = ResumeState(
-        RESUME_DIR / name, resume_config(name, params.train, seed, [AUGMENTED_TRAIN, VAL_SPLIT], params.task)
+        RESUME_DIR / name,
+        resume_config(
+            name, params.train, params.models.of(name), seed, [AUGMENTED_TRAIN, VAL_SPLIT], params.task
+        ),
     )
     live_dir, snapshots = train_log_dir(name), snapshot_dir(name)
     # the model, its DVCLive record and its snapshots appear together, or the earlier ones stay
@@ -93,7 +96,9 @@ def main() -> None:
             resume.restore_live(live_dir)
         with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
             live.log_params({**runtime.describe(), **environment_lock()})
-            trainer = Trainer(name, params.train, seed, runtime, live, resume, outputs(params.task))
+            trainer = Trainer(
+                name, params.train, params.models.of(name), seed, runtime, live, resume, outputs(params.task)
+            )
             model = trainer.run(train_rows, val_rows)
             require_finite_weights(model, name, trainer.rate_key("train"))  # a diverged model is never saved
             kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1

@@ -10,7 +10,7 @@ records each access to a field of an indexed section whose value is not itself a
 (`params.train.epochs` records `train.epochs`; reaching `params.train` reads nothing yet). An access
 to a section's `__dict__` (what `model_dump`, pickling, copying and `==` go through) records every
 such field of that section, so `params.model_dump()` reads every key, and
-`train.model_dump(exclude={"vgg19"})` reads every key but `train.vgg19.*`.
+`models.model_dump(exclude={"vgg19"})` reads every key but `models.vgg19.*`.
 
 Not recorded: the reads of validation inside `load_params` (the schema's relations and the machine
 checks), which can refuse params but never change an output; reads of a section object that did

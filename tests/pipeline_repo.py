@@ -41,7 +41,7 @@ TINY = {
     "train.epochs": 2,
     "train.min_epochs": 2,  # at most every model's epochs
     "train.batch_size": 16,
-    "train.custom.epochs": 3,  # its own default (30) would dominate the run
+    "models.custom.epochs": 3,  # its own default (30) would dominate the run
     "evaluate.bootstrap_resamples": 200,
 }
 

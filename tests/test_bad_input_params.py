@@ -64,20 +64,20 @@ CASES: dict[str, Case] = {
         {"train.learning_rate": Raw(".inf")}, "train.learning_rate: Input should be a finite number (got inf)"
     ),
     "custom learning_rate .inf": Case(
-        {"train.custom.learning_rate": Raw(".inf")},
-        "train.custom.learning_rate: Input should be a finite number (got inf)",
+        {"models.custom.learning_rate": Raw(".inf")},
+        "models.custom.learning_rate: Input should be a finite number (got inf)",
     ),
     "vgg19 learning_rate .Inf": Case(
-        {"train.vgg19.learning_rate": Raw(".Inf")},
-        "train.vgg19.learning_rate: Input should be a finite number (got inf)",
+        {"models.vgg19.learning_rate": Raw(".Inf")},
+        "models.vgg19.learning_rate: Input should be a finite number (got inf)",
     ),
     "resnet50 fine_tune_learning_rate .inf": Case(
-        {"train.resnet50.fine_tune_learning_rate": Raw(".inf")},
-        "train.resnet50.fine_tune_learning_rate: Input should be a finite number (got inf)",
+        {"models.resnet50.fine_tune_learning_rate": Raw(".inf")},
+        "models.resnet50.fine_tune_learning_rate: Input should be a finite number (got inf)",
     ),
     "fine_tune_learning_rate 1e999 (text to PyYAML, inf to float)": Case(
-        {"train.vgg19.fine_tune_learning_rate": Raw("1e999")},
-        "train.vgg19.fine_tune_learning_rate: Input should be a finite number (got '1e999')",
+        {"models.vgg19.fine_tune_learning_rate": Raw("1e999")},
+        "models.vgg19.fine_tune_learning_rate: Input should be a finite number (got '1e999')",
     ),
     "learning_rate Infinity": Case(
         {"train.learning_rate": Raw("Infinity")},
@@ -105,8 +105,8 @@ CASES: dict[str, Case] = {
         "data.synthetic.atypical_fraction: Input should be a finite number (got nan)",
     ),
     "dropout .nan": Case(
-        {"train.custom.dropout": Raw(".nan")},
-        "train.custom.dropout: Input should be a finite number (got nan)",
+        {"models.custom.dropout": Raw(".nan")},
+        "models.custom.dropout: Input should be a finite number (got nan)",
     ),
     "hed_jitter .inf": Case(
         {"train.hed_jitter": Raw(".inf")}, "train.hed_jitter: Input should be a finite number (got inf)"
@@ -125,7 +125,7 @@ CASES: dict[str, Case] = {
     ),
     "seed true": Case({"seed": True}, "seed: Input should be a valid integer (got True)"),
     "custom epochs true": Case(
-        {"train.custom.epochs": True}, "train.custom.epochs: Input should be a valid integer (got True)"
+        {"models.custom.epochs": True}, "models.custom.epochs: Input should be a valid integer (got True)"
     ),
     "min_epochs false": Case(
         {"train.min_epochs": False}, "train.min_epochs: Input should be a valid integer (got False)"
@@ -182,7 +182,7 @@ CASES: dict[str, Case] = {
     # ---- min_epochs <= every model's epochs: accepted before (the last epoch kept, silently) ----
     "min_epochs above the shared epochs": Case(
         {"train.min_epochs": 9},
-        "train.min_epochs: 9 is above the epochs of a model: vgg19 trains 5 (train.vgg19.epochs), "
+        "train.min_epochs: 9 is above the epochs of a model: vgg19 trains 5 (models.vgg19.epochs), "
         "resnet50 trains 8 (train.epochs); lower train.min_epochs or raise the epochs",
     ),
     "shared epochs below min_epochs": Case(
@@ -190,12 +190,12 @@ CASES: dict[str, Case] = {
         "train.min_epochs: 3 is above the epochs of a model: resnet50 trains 2 (train.epochs);",
     ),
     "custom epochs below min_epochs": Case(
-        {"train.custom.epochs": 2},
-        "train.min_epochs: 3 is above the epochs of a model: custom trains 2 (train.custom.epochs);",
+        {"models.custom.epochs": 2},
+        "train.min_epochs: 3 is above the epochs of a model: custom trains 2 (models.custom.epochs);",
     ),
     "vgg19 epochs below min_epochs": Case(
-        {"train.vgg19.epochs": 1},
-        "train.min_epochs: 3 is above the epochs of a model: vgg19 trains 1 (train.vgg19.epochs);",
+        {"models.vgg19.epochs": 1},
+        "train.min_epochs: 3 is above the epochs of a model: vgg19 trains 1 (models.vgg19.epochs);",
     ),
     # ---- train.validation none: nothing may be chosen on the validation split it trains on ----
     "youden threshold without validation": Case(
@@ -250,6 +250,18 @@ CASES: dict[str, Case] = {
     "validation neither split nor none": Case(
         {"train.validation": "off"}, "train.validation: Input should be 'split' or 'none' (got 'off')"
     ),
+    # ---- the per-model sections moved from train to models: the old keys name their new home ----
+    "a per-model key under train (the old layout)": Case(
+        {"train.custom.epochs": 30},
+        "train.custom.epochs: the per-model settings moved to models.custom (models.custom.epochs)",
+    ),
+    "a whole per-model section under train": Case(
+        {"train.vgg19": {"weights": "imagenet", "epochs": 3}},
+        "train.vgg19.weights: the per-model settings moved to models.vgg19 (models.vgg19.weights)",
+    ),
+    "an empty per-model section under train": Case(
+        {"train.resnet50": None}, "train.resnet50: the per-model settings moved to models.resnet50"
+    ),
     # ---- workers capped at WORKERS_PER_CORE x this machine's cores: accepted before ----
     "ingest workers above the cap": Case(
         {"ingest.workers": CAP + 1},
@@ -299,25 +311,25 @@ CASES: dict[str, Case] = {
         "train.image_size and train.batch_size: training vgg19 on 2048x2048 images, 32 per batch needs about",
     ),
     "custom image_size 2048x2048": Case(
-        {"train.custom.image_size": [2048, 2048], "train.patch_scale": 1.0, **FIELDS_OF(2048, 3072)},
-        "train.custom.image_size and train.batch_size: training custom on 2048x2048 images",
+        {"models.custom.image_size": [2048, 2048], "train.patch_scale": 1.0, **FIELDS_OF(2048, 3072)},
+        "models.custom.image_size and train.batch_size: training custom on 2048x2048 images",
     ),
     "vgg19 image_size 1024x1024": Case(
-        {"train.vgg19.image_size": [1024, 1024], "train.input": "field", **FIELDS_OF(1024, 1536)},
-        "train.vgg19.image_size and train.batch_size: training vgg19 on 1024x1024 images, 32 per batch needs "
-        "about 126.5 GB",
+        {"models.vgg19.image_size": [1024, 1024], "train.input": "field", **FIELDS_OF(1024, 1536)},
+        "models.vgg19.image_size and train.batch_size: training vgg19 on 1024x1024 images, 32 per batch "
+        "needs about 126.5 GB",
     ),
     "batch_size 100000": Case(
         {"train.batch_size": 100_000},
         "train.image_size and train.batch_size: training custom on 64x64 images, 100000 per batch needs",
     ),
     "resnet50 batch_size 4096": Case(
-        {"train.resnet50.batch_size": 4096},
-        "train.image_size and train.resnet50.batch_size: training resnet50 on 64x64 images, 4096 per batch",
+        {"models.resnet50.batch_size": 4096},
+        "train.image_size and models.resnet50.batch_size: training resnet50 on 64x64 images, 4096 per batch",
     ),
     "custom filters 8192 each": Case(
-        {"train.custom.filters": [8192, 8192, 8192, 8192]},
-        "train.image_size, train.batch_size and train.custom.filters: training custom on 64x64 images",
+        {"models.custom.filters": [8192, 8192, 8192, 8192]},
+        "train.image_size, train.batch_size and models.custom.filters: training custom on 64x64 images",
     ),
     "cpu_replicas multiply the batch": Case(
         {"train.cpu_replicas": 2, "train.batch_size": 16384},
@@ -389,7 +401,7 @@ def write_params(folder: Path, changes: dict[str, object]) -> Path:
         *parents, leaf = key.split(".")
         node = params
         for part in parents:
-            node = node[part]
+            node = node.setdefault(part, {})
         if isinstance(value, Raw):
             raw[f"RAW-{len(raw)}"] = value.text
             value = f"RAW-{len(raw) - 1}"

@@ -47,8 +47,8 @@ def test_the_old_tutorial_step_names_the_size_the_scale_and_the_fix() -> None:
 
 
 def test_a_patch_too_large_for_one_model_names_its_own_key() -> None:
-    line = refused({"train.vgg19.image_size": [128, 128]})
-    assert line.startswith("train.vgg19.image_size: 128x128 patches (vgg19; train.input patches)")
+    line = refused({"models.vgg19.image_size": [128, 128]})
+    assert line.startswith("models.vgg19.image_size: 128x128 patches (vgg19; train.input patches)")
     line = refused(
         {"train.image_size": [224, 224], "ingest.image_size": [200, 300], "train.patch_scale": 1.0}
     )
@@ -65,39 +65,41 @@ def test_a_whole_field_is_not_enlarged() -> None:
 
 
 def test_a_shared_key_that_reaches_no_model_is_refused() -> None:
-    every = {"train.custom.patience": 5, "train.vgg19.patience": 6, "train.resnet50.patience": 7}
+    every = {"models.custom.patience": 5, "models.vgg19.patience": 6, "models.resnet50.patience": 7}
     line = refused({"train.patience": 3, **every})
     assert line == (
-        "train.patience: 3 reaches no model, every one sets its own (train.custom.patience: 5, "
-        "train.vgg19.patience: 6, train.resnet50.patience: 7); set those, or set them to null to take "
+        "train.patience: 3 reaches no model, every one sets its own (models.custom.patience: 5, "
+        "models.vgg19.patience: 6, models.resnet50.patience: 7); set those, or set them to null to take "
         "train.patience"
     )
-    assert fit_settings(accepted(every).train, "vgg19").patience == 6  # the shared key at its default
-    assert (
-        fit_settings(
-            accepted({"train.patience": 3, **every, "train.vgg19.patience": None}).train, "vgg19"
-        ).patience
-        == 3
-    )
+    params = accepted(every)
+    assert fit_settings(params.train, params.models.vgg19).patience == 6  # the shared key at its default
+    params = accepted({"train.patience": 3, **every, "models.vgg19.patience": None})
+    assert fit_settings(params.train, params.models.vgg19).patience == 3
 
 
 def test_a_shared_key_reaching_some_models_is_allowed_and_reaches_only_them() -> None:
     """The documented limit: `-S train.epochs=30` with the defaults changes ResNet50 alone."""
-    train = accepted({"train.epochs": 30}).train
-    assert [fit_settings(train, name).epochs for name in ("custom", "vgg19", "resnet50")] == [30, 5, 30]
+    params = accepted({"train.epochs": 30})
+    epochs = [
+        fit_settings(params.train, params.models.of(name)).epochs for name in ("custom", "vgg19", "resnet50")
+    ]
+    assert epochs == [30, 5, 30]
 
 
 def test_a_weights_file_keras_cannot_read_is_refused() -> None:
-    line = refused({"train.vgg19.weights": "/models/vgg19.bin"})
-    assert line.startswith("train.vgg19.weights: '/models/vgg19.bin' is neither none, imagenet nor a Keras")
+    line = refused({"models.vgg19.weights": "/models/vgg19.bin"})
+    assert line.startswith("models.vgg19.weights: '/models/vgg19.bin' is neither none, imagenet nor a Keras")
     for weights in ("imagenet", "none", "w/vgg19_notop.h5", "v.weights.h5", "v.keras"):
-        assert accepted({"train.vgg19.weights": weights}).train.vgg19.weights == weights
+        assert accepted({"models.vgg19.weights": weights}).models.vgg19.weights == weights
 
 
 def test_imagenet_weights_get_an_rgb_input_of_at_least_32_pixels() -> None:
     """keras.applications' minimum for ImageNet weights: the schema's for every size (inputs are RGB)."""
-    with pytest.raises(ParamsError, match=r"train\.resnet50\.image_size\.0: Input should be greater than or"):
-        accepted({"train.resnet50.weights": "imagenet", "train.resnet50.image_size": [16, 16]})
+    with pytest.raises(
+        ParamsError, match=r"models\.resnet50\.image_size\.0: Input should be greater than or"
+    ):
+        accepted({"models.resnet50.weights": "imagenet", "models.resnet50.image_size": [16, 16]})
 
 
 def test_the_official_folds_need_the_kaggle_source() -> None:
@@ -115,8 +117,8 @@ def test_snapshots_within_every_models_epochs() -> None:
     )
     assert accepted({**none, "train.snapshot_epochs": [5]}).train.snapshot_epochs == [5]
     # with pretrained weights, phase 1's head epochs count too: 3 + 5
-    pretrained = {**none, "train.vgg19.weights": "imagenet", "train.snapshot_epochs": [8]}
-    assert accepted(pretrained).train.vgg19.weights == "imagenet"
+    pretrained = {**none, "models.vgg19.weights": "imagenet", "train.snapshot_epochs": [8]}
+    assert accepted(pretrained).models.vgg19.weights == "imagenet"
 
 
 @pytest.mark.parametrize("name", available(PROJECT_ROOT / "profiles"))

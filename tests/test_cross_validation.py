@@ -228,6 +228,36 @@ def test_folds_run_with_other_params_or_code_are_flagged() -> None:
     assert any("different code" in warning for warning in warnings)
 
 
+def test_a_fold_recorded_before_the_models_section_is_not_a_params_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold's params.yaml is read at its commit in today's layout (`params_at`): folds run before
+    the per-model sections left `train` compare equal to folds run after, with no false warning."""
+    from breakhis.pipeline.experiments import params_at
+
+    results = separable_folds()
+    own = {"vgg19": {"epochs": 3}, "custom": {"dropout": 0.5}}
+    old = dict(results[2].params, train={"epochs": 4, **own})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(old))
+    subprocess.run([*git, "-C", str(tmp_path), "add", "params.yaml"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "old layout"], check=True)
+    monkeypatch.chdir(tmp_path)
+    recorded = params_at("HEAD")
+    assert recorded == dict(results[2].params, train={"epochs": 4}, models=own)
+    for index in range(3):  # folds 0 and 1 in today's layout, fold 2 as recorded before the move
+        params = recorded if index == 2 else dict(results[index].params, train={"epochs": 4}, models=own)
+        results[index] = FoldResult(
+            results[index].name,
+            results[index].rev,
+            params,
+            results[index].metrics,
+            results[index].predictions,
+        )
+    assert not any("different params" in warning for warning in summarise_folds(results, "t").warnings)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -48,7 +48,7 @@ def table_keys(markdown: str) -> list[str]:
 def test_the_params_reference_has_every_key_of_the_schema_once() -> None:
     page = hooks.params_reference()
     assert table_keys(page) == leaf_keys(Params)
-    for section in ("data", "data.synthetic", "train", "train.custom", "evaluate"):
+    for section in ("data", "data.synthetic", "train", "models.custom", "evaluate"):
         assert f"`{section}`" in page
 
 

@@ -56,8 +56,8 @@ def test_train_stages_share_their_params_but_their_own_section() -> None:
         if name.startswith("train-")
     }
     assert set(lists) == {"custom", "vgg19", "resnet50"}
-    shared = {model: [key for key in keys if key != f"train.{model}"] for model, keys in lists.items()}
-    assert all(f"train.{model}" in keys for model, keys in lists.items())
+    shared = {model: [key for key in keys if key != f"models.{model}"] for model, keys in lists.items()}
+    assert all(f"models.{model}" in keys for model, keys in lists.items())
     assert shared["custom"] == shared["vgg19"] == shared["resnet50"]
 
 

@@ -7,7 +7,7 @@ key of the validated params that the stage's code touches (an attribute, or a wh
 `model_dump`, pickling or a copy). Validation's own reads inside `load_params` are not counted: they
 can refuse params, never change an output.
 
-A listed key covers the keys under it (`train.custom` covers `train.custom.dropout`), so a stage may
+A listed key covers the keys under it (`models.custom` covers `models.custom.dropout`), so a stage may
 list whole sections. It fails on
 - a key read but not listed: changing it would not re-run the stage, and leave a stale output;
 - a listed key of which nothing is read: changing it would re-run the stage for nothing.
@@ -84,17 +84,23 @@ def test_the_recorder_sees_attributes_dumps_and_pickles_but_not_sections(
     params, other = Params(), Params(seed=7)
     recorder.index(params)
     monkeypatch.setattr(Section, "__getattribute__", recorder.getattribute(object.__getattribute__))
-    assert params.train.custom.dropout == 0.3 and other.train.epochs == 8
-    params.train.model_dump(exclude={"vgg19", "resnet50"})
+    assert params.models.custom.dropout == 0.3 and other.train.epochs == 8
+    params.train.model_dump()
+    params.models.model_dump(exclude={"vgg19", "resnet50"})
     pickle.dumps(params.augment)
     monkeypatch.undo()
-    assert "train.custom.dropout" in recorder.reads
-    assert "train.custom" not in recorder.reads and "train" not in recorder.reads
-    assert {"train.epochs", "train.snapshot_epochs", "train.custom.filters", "augment.zoom"} <= recorder.reads
+    assert "models.custom.dropout" in recorder.reads
+    assert "models.custom" not in recorder.reads and "train" not in recorder.reads
+    assert {
+        "train.epochs",
+        "train.snapshot_epochs",
+        "models.custom.filters",
+        "augment.zoom",
+    } <= recorder.reads
     assert not any(
-        key.startswith(("train.vgg19", "train.resnet50", "seed", "evaluate")) for key in recorder.reads
+        key.startswith(("models.vgg19", "models.resnet50", "seed", "evaluate")) for key in recorder.reads
     )
-    assert uncovered({"train.custom.dropout", "train.snapshot_epochs"}, ["train.custom", "train.epochs"]) == [
-        "train.snapshot_epochs"
-    ]
-    assert unread(["train.custom", "evaluate"], {"train.custom.dropout"}) == ["evaluate"]
+    assert uncovered(
+        {"models.custom.dropout", "train.snapshot_epochs"}, ["models.custom", "train.epochs"]
+    ) == ["train.snapshot_epochs"]
+    assert unread(["models.custom", "evaluate"], {"models.custom.dropout"}) == ["evaluate"]

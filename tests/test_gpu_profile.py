@@ -26,11 +26,11 @@ SHRUNK = {  # what a CPU can run in a minute; everything else is the profile's
     "train.patience": 1,
     "train.batch_size": 16,
     "train.steps_per_epoch": 2,  # the step cap a runner owner's smoke run uses
-    "train.custom.epochs": 1,
-    "train.vgg19.epochs": 1,
-    "train.vgg19.head_epochs": 1,
-    "train.resnet50.epochs": 1,
-    "train.resnet50.head_epochs": 1,
+    "models.custom.epochs": 1,
+    "models.vgg19.epochs": 1,
+    "models.vgg19.head_epochs": 1,
+    "models.resnet50.epochs": 1,
+    "models.resnet50.head_epochs": 1,
 }
 
 
@@ -53,14 +53,14 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", ["vgg19", "resnet50"])
 def test_the_gpu_profile_trains_both_phases_on_a_cpu(name: str, repo: Path) -> None:
     profile = load_profile("gpu-imagenet", PROJECT_ROOT / "profiles")
-    assert profile.params[f"train.{name}.weights"] == "imagenet"
+    assert profile.params[f"models.{name}.weights"] == "imagenet"
     write_params(
         repo,
         {
             **profile.params,
             "data.source": "synthetic",  # the tiny data already ingested; train reads none of data.*
             **SHRUNK,
-            f"train.{name}.weights": str(repo / f"{name}-notop.weights.h5"),  # instead of imagenet
+            f"models.{name}.weights": str(repo / f"{name}-notop.weights.h5"),  # instead of imagenet
         },
     )
     stage("stages.train", name, cwd=repo)

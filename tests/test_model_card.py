@@ -98,7 +98,7 @@ def test_the_card_has_every_section_with_the_run_s_numbers(tmp_path: Path) -> No
     params = Params.model_validate(
         {
             "data": {"source": "breakhis", "path": "data/raw"},
-            "train": {"resnet50": {"weights": "imagenet"}},
+            "models": {"resnet50": {"weights": "imagenet"}},
             "evaluate": {"threshold": "youden", "ensemble": "val_auc"},
         }
     )

@@ -134,3 +134,15 @@ def test_training_twice_saves_identical_model_files(tmp_path: Path, synthetic_im
     assert digest(files[0]) == digest(files[1])
     loaded = keras.saving.load_model(files[0], safe_mode=True)  # the renumbered config loads
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True))
+
+
+def test_the_params_of_a_model_saved_before_the_models_section_read_in_todays_layout() -> None:
+    """A model file saved when the per-model sections were `train.<model>` records them there: read
+    back, its params are in today's layout (`models.<model>`), as a newly saved one's."""
+    description = tiny_description("vgg19")
+    today = description.model_dump(mode="json")
+    assert set(today["params"]["models"]) == {"vgg19"}  # its own section only
+    assert "vgg19" not in today["params"]["train"]
+    old = json.loads(json.dumps(today))
+    old["params"]["train"]["vgg19"] = old["params"].pop("models")["vgg19"]
+    assert ModelDescription.model_validate(old) == description

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from breakhis.modeling.views import training_view
 from breakhis.pipeline.params import Params, ParamsError
 from breakhis.pipeline.params_file import load_params, render_params
-from breakhis.pipeline.train_params import fit_settings
+from breakhis.pipeline.train_params import fit_settings, upgrade_recorded
 from tests.conftest import PROJECT_ROOT
 
 
@@ -63,7 +63,8 @@ def test_rendered_params_round_trip_other_values() -> None:
     """Rendering is exact for every value kind (floats below 1e-4 included: PyYAML reads 1e-05 as text)."""
     params = Params.model_validate(
         {
-            "train": {"vgg19": {"fine_tune_learning_rate": 3e-6}, "seed": 7, "cache": False},
+            "train": {"seed": 7, "cache": False},
+            "models": {"vgg19": {"fine_tune_learning_rate": 3e-6}},
             "evaluate": {"threshold": "f1"},
         }
     )
@@ -73,13 +74,14 @@ def test_rendered_params_round_trip_other_values() -> None:
 def test_a_model_overrides_the_shared_training_values(tmp_path: Path) -> None:
     params = shipped()
     params["train"].update(patches_per_image=4, epochs=8)
-    params["train"]["vgg19"].update(patches_per_image=1, epochs=3, patience=2)
-    train = load_params(write(tmp_path, params)).train
-    assert (fit_settings(train, "vgg19").patches_per_image, fit_settings(train, "vgg19").epochs) == (1, 3)
-    assert fit_settings(train, "resnet50").patches_per_image == 4
-    assert (fit_settings(train, "vgg19").patience, fit_settings(train, "resnet50").patience) == (2, 4)
-    assert training_view(train, "vgg19").patches_per_image == 1
-    assert training_view(train, "resnet50").patches_per_image == 4
+    params["models"]["vgg19"].update(patches_per_image=1, epochs=3, patience=2)
+    loaded = load_params(write(tmp_path, params))
+    train, vgg19, resnet50 = loaded.train, loaded.models.vgg19, loaded.models.resnet50
+    assert (fit_settings(train, vgg19).patches_per_image, fit_settings(train, vgg19).epochs) == (1, 3)
+    assert fit_settings(train, resnet50).patches_per_image == 4
+    assert (fit_settings(train, vgg19).patience, fit_settings(train, resnet50).patience) == (2, 4)
+    assert training_view(train, vgg19).patches_per_image == 1
+    assert training_view(train, resnet50).patches_per_image == 4
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:
@@ -143,7 +145,7 @@ def test_a_relation_between_keys_is_named_once(tmp_path: Path) -> None:
     with pytest.raises(ParamsError) as error:
         load_params(write(tmp_path, raw))
     assert str(error.value).splitlines()[1] == (
-        "  train.min_epochs: 6 is above the epochs of a model: vgg19 trains 5 (train.vgg19.epochs); "
+        "  train.min_epochs: 6 is above the epochs of a model: vgg19 trains 5 (models.vgg19.epochs); "
         "lower train.min_epochs or raise the epochs"
     )
 
@@ -166,3 +168,20 @@ def test_the_machine_is_checked_where_the_stages_run_not_in_the_schema(
     assert validate_params(big, Path("params.yaml"), machine=False).train.image_size == (2048, 2048)
     with pytest.raises(ParamsError, match=r"(?s)too much for this machine.*augment\.workers: 10000 is above"):
         validate_params(big, Path("params.yaml"))
+
+
+def test_recorded_params_of_the_old_layout_are_read_in_todays() -> None:
+    """An older experiment's params.yaml kept the per-model sections under `train`: read back as
+    recorded params (`upgrade_recorded`) they are under `models`; as params, they are refused."""
+    old = {"seed": 1, "train": {"epochs": 4, "custom": {"epochs": 7}, "vgg19": {"weights": "imagenet"}}}
+    new = upgrade_recorded(old)
+    assert new == {
+        "seed": 1,
+        "train": {"epochs": 4},
+        "models": {"custom": {"epochs": 7}, "vgg19": {"weights": "imagenet"}},
+    }
+    assert Params.model_validate(new).models.custom.epochs == 7
+    assert upgrade_recorded(new) == new  # today's layout is left as it is
+    assert old["train"]["custom"] == {"epochs": 7}  # the recorded mapping itself is not changed
+    with pytest.raises(ValidationError, match=r"train.custom.epochs: the per-model settings moved to models"):
+        Params.model_validate(old)

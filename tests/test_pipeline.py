@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -110,6 +111,16 @@ def test_second_repro_runs_nothing(pipeline_run: tuple[Path, str]) -> None:
     output = dvc("repro", cwd=repo)
     assert "Running stage" not in output
     assert "up to date" in output
+
+
+def test_a_models_own_setting_retrains_that_model_alone(pipeline_run: tuple[Path, str]) -> None:
+    """A train stage lists `train` and its own `models.<model>` as whole sections (dvc.yaml): DVC tracks
+    a dotted key naming a mapping as one value, so a change under it re-runs that model's training
+    (and evaluate), never the other models'."""
+    repo, _ = pipeline_run
+    output = dvc("exp", "run", "-S", "models.vgg19.epochs=2", cwd=repo)  # tiny: its own default is 5
+    ran = set(re.findall(r"Running stage '([^']+)'", output))
+    assert ran == {"train-vgg19", "evaluate"}, output
 
 
 def test_a_fetched_model_predicts_as_in_the_project_with_nothing_else_in_sight(

@@ -53,6 +53,11 @@ def test_the_real_data_profile_trains_on_every_patient() -> None:
             {"version": 1, "description": "x", "params": {"train": {"validation": "none"}}},
             "bad.yaml: invalid params\n  train.lr_schedule: plateau halves the rate",
         ),
+        (  # a profile written before the per-model sections left train
+            {"version": 1, "description": "x", "params": {"train": {"vgg19": {"epochs": 3}}}},
+            "bad.yaml: invalid params\n  train.vgg19.epochs: the per-model settings moved to models.vgg19 "
+            "(models.vgg19.epochs)",
+        ),
         (
             {"version": 0, "description": "x", "params": {"seed": 1}},
             "version: 0 is not a positive whole number",
@@ -96,11 +101,16 @@ def test_exp_run_prints_the_profile_then_the_users_overrides(capsys: pytest.Capt
             r"params.yaml --profile real-patches -Strain.epochs=-3: invalid params\n"
             r"  train.epochs: Input should be greater than 0",
         ),
-        (["--set-param", "train.vgg19.dropout=2"], r"train.vgg19.dropout: Input should be less than"),
+        (["--set-param", "models.vgg19.dropout=2"], r"models.vgg19.dropout: Input should be less than"),
         (["-S", "train.epochs"], r"-S train.epochs: expected key=value"),
         (["-Sevaluate.members=[densenet]"], r"evaluate.members.0: Input should be 'custom', 'vgg19' or"),
+        (
+            ["-S", "train.custom.epochs=50"],
+            r"\n  train.custom.epochs: the per-model settings moved to models.custom "
+            r"\(models.custom.epochs\)",
+        ),
     ],
-    ids=["negative epochs", "--set-param", "no value", "attached -S"],
+    ids=["negative epochs", "--set-param", "no value", "attached -S", "a per-model key of the old layout"],
 )
 def test_exp_run_checks_the_users_values_before_printing(
     sets: list[str], message: str, capsys: pytest.CaptureFixture[str]
@@ -132,16 +142,16 @@ def test_the_gpu_profile_is_the_seeds_recipe_and_valid() -> None:
     assert params.data.source == "breakhis" and params.data.magnifications == [40, 100, 200, 400]
     assert train.input == "field" and train.image_size == (224, 224) and train.mixed_precision
     assert train.validation == "split" and params.evaluate.threshold == 0.5
-    for backbone in (train.vgg19, train.resnet50):
+    for backbone in (params.models.vgg19, params.models.resnet50):
         assert backbone.weights == "imagenet" and backbone.head_epochs > 0 and backbone.fine_tune_layers > 0
     for name in ("custom", "vgg19", "resnet50"):  # every model at 224x224, with its own epochs
-        assert fit_settings(train, name).image_size == (224, 224)
-        assert getattr(train, name).epochs is not None
+        assert fit_settings(train, params.models.of(name)).image_size == (224, 224)
+        assert params.models.of(name).epochs is not None
     # an air-gapped runner points the weights at local files instead: still valid
     local = {
         **profile.params,
-        "train.vgg19.weights": "/w/vgg19_notop.h5",
-        "train.resnet50.weights": "r.weights.h5",
+        "models.vgg19.weights": "/w/vgg19_notop.h5",
+        "models.resnet50.weights": "r.weights.h5",
     }
     Params.model_validate(apply(Params().model_dump(mode="json"), local))
 
@@ -151,8 +161,8 @@ def test_exp_run_prints_the_gpu_profile(capsys: pytest.CaptureFixture[str]) -> N
     command = capsys.readouterr().out.strip()
     assert command.startswith("dvc exp run -S data.source=breakhis ")
     for override in (
-        "train.vgg19.weights=imagenet",
-        "train.resnet50.weights=imagenet",
+        "models.vgg19.weights=imagenet",
+        "models.resnet50.weights=imagenet",
         "train.mixed_precision=true",
     ):
         assert f"-S {override}" in command

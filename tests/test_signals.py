@@ -29,7 +29,7 @@ EVALUATE_OUTPUTS = (
     "plots/evaluate",
     *(f"models/{name}/decision.json" for name in ("custom", "vgg19", "resnet50", "ensemble")),
 )
-LONG_CUSTOM = {"train.custom.epochs": 30, "train.custom.patience": 30}  # time to be interrupted
+LONG_CUSTOM = {"models.custom.epochs": 30, "models.custom.patience": 30}  # time to be interrupted
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_fresh_discards_an_interrupted_runs_state(repo: Path) -> None:
     shutil.rmtree(repo / "models/.resume/custom", ignore_errors=True)
     status, errors = interrupt(repo, ["stages.train", "custom"], epochs_done(repo, 2), signal.SIGTERM)
     assert status == 143, errors
-    write_params(repo, {**TINY, "train.custom.epochs": 4, "train.custom.patience": 4})
+    write_params(repo, {**TINY, "models.custom.epochs": 4, "models.custom.patience": 4})
     done = stage("stages.train", "custom", "--fresh", cwd=repo)
     assert "resuming" not in done and "Epoch 1/4" in done
     assert not (repo / "models/.resume/custom").exists()

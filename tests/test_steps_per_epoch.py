@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from breakhis.pipeline.train_params import TrainParams
+from breakhis.pipeline.train_params import CustomCNNParams, TrainParams
 
 ROWS, BATCH = 40, 4  # 10 batches an epoch
 
@@ -34,7 +34,13 @@ def optimizer_steps(tmp_path: Path, cap: int | None, *, validation: bool, in_mem
     val = tf.data.Dataset.from_tensor_slices((x[:8], y[:8])).batch(BATCH) if validation else None
     with Live(str(tmp_path / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         trainer = Trainer(
-            "custom", train, 0, configure_runtime(train, 0), live, ResumeState(tmp_path / "resume", {})
+            "custom",
+            train,
+            CustomCNNParams(),
+            0,
+            configure_runtime(train, 0),
+            live,
+            ResumeState(tmp_path / "resume", {}),
         )
         rows = pd.DataFrame({"target": y[:, 0]})
         trainer.inputs = TrainingInputs(rows, rows.iloc[:0], data, val, None)

@@ -24,7 +24,7 @@ from tests.pipeline_repo import TINY, dvc, environment, make_repo, stage, write_
 pytestmark = pytest.mark.slow
 
 # params.yaml gives the custom CNN its own epochs and patience; cleared, it uses the train.* values set
-CUSTOM_USES_SHARED = {"train.custom.epochs": None, "train.custom.patience": None}
+CUSTOM_USES_SHARED = {"models.custom.epochs": None, "models.custom.patience": None}
 # TINY trains 2 epochs: train.min_epochs (3 by default) must not be above any model's epochs. Each
 # test sets it with the epochs, since the tests share one repository and its params.yaml.
 TINY_MIN_EPOCHS = {"train.min_epochs": 2}
@@ -98,13 +98,14 @@ from breakhis.modeling.input_pipeline import inference_dataset
 from breakhis.modeling.views import training_view
 from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.train_params import fit_settings
-train = load_params().train
+params = load_params()
+train, custom = params.train, params.models.custom
 rows = pd.read_csv("data/split/val.csv")
 model = keras.saving.load_model("models/custom/model.keras")
 model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
 data = inference_dataset(rows["path"].tolist(), rows["target"].to_numpy(), model_name="custom",
-                     image_size=fit_settings(train, "custom").image_size, batch_size=16,
-                     view=training_view(train, "custom"))
+                     image_size=fit_settings(train, custom).image_size, batch_size=16,
+                     view=training_view(train, custom))
 print(json.dumps(model.evaluate(data, verbose=0, return_dict=True)))
 """
 
@@ -188,9 +189,9 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
             "train.epochs": 2,
             "train.min_epochs": 2,
             "train.patience": 5,
-            "train.resnet50.weights": str(weights),
-            "train.resnet50.head_epochs": 2,
-            "train.resnet50.fine_tune_layers": 10,
+            "models.resnet50.weights": str(weights),
+            "models.resnet50.head_epochs": 2,
+            "models.resnet50.fine_tune_layers": 10,
         },
     )
     stage("stages.train", "resnet50", cwd=repo)
@@ -232,16 +233,16 @@ def test_two_phase_transfer_learning_from_a_weights_file(repo: Path) -> None:
 def test_a_weights_file_for_another_backbone_is_refused_by_name(repo: Path) -> None:
     weights = repo / "resnet50-notop.weights.h5"
     assert weights.exists(), "made by the two-phase test"
-    write_params(repo, {"train.vgg19.weights": str(weights)})
+    write_params(repo, {"models.vgg19.weights": str(weights)})
     output = stage("stages.train", "vgg19", cwd=repo, check=False)
     assert "does not fit vgg19" in output and str(weights) in output
-    write_params(repo, {"train.vgg19.weights": "missing.weights.h5"})
+    write_params(repo, {"models.vgg19.weights": "missing.weights.h5"})
     output = stage("stages.train", "vgg19", cwd=repo, check=False)
     assert "'missing.weights.h5' does not exist" in output
 
 
 def test_imagenet_without_network_names_the_fixes(repo: Path, tmp_path: Path) -> None:
-    write_params(repo, {"train.vgg19.weights": "imagenet"})
+    write_params(repo, {"models.vgg19.weights": "imagenet"})
     offline = {
         **environment(),
         "KERAS_HOME": str(tmp_path),
@@ -253,7 +254,7 @@ def test_imagenet_without_network_names_the_fixes(repo: Path, tmp_path: Path) ->
     assert "could not be downloaded" in output
     assert str(tmp_path / "models") in output and "'none'" in output and "weights file" in output
     assert "Traceback" not in output
-    write_params(repo, {"train.vgg19.weights": "none"})
+    write_params(repo, {"models.vgg19.weights": "none"})
 
 
 def test_a_diverging_run_fails_naming_the_epoch_and_saves_nothing(repo: Path) -> None:

@@ -72,14 +72,14 @@ def test_an_alias_to_itself_is_refused() -> None:
 def test_a_merge_key_is_valid_yaml_and_its_keys_can_be_overridden(tmp_path: Path) -> None:
     path = params_file(
         tmp_path,
-        "train:\n  vgg19: &backbone\n    dropout: 0.2\n    head_epochs: 2\n"
+        "models:\n  vgg19: &backbone\n    dropout: 0.2\n    head_epochs: 2\n"
         "  resnet50:\n    <<: *backbone\n    dropout: 0.4\n",
     )
     params = load_params(path)
-    assert (params.train.vgg19.dropout, params.train.resnet50.dropout) == (0.2, 0.4)
-    assert params.train.resnet50.head_epochs == 2
+    assert (params.models.vgg19.dropout, params.models.resnet50.dropout) == (0.2, 0.4)
+    assert params.models.resnet50.head_epochs == 2
     twice = (
-        "train:\n  vgg19: &b {dropout: 0.2}\n  resnet50:\n    <<: *b\n    dropout: 0.4\n    dropout: 0.5\n"
+        "models:\n  vgg19: &b {dropout: 0.2}\n  resnet50:\n    <<: *b\n    dropout: 0.4\n    dropout: 0.5\n"
     )
     with pytest.raises(ParamsError, match=r"duplicate key 'dropout' \(first on line 5\)"):
         load_params(params_file(tmp_path, twice))

@@ -93,14 +93,14 @@ def build_backbone(name: str, image_size: tuple[int, int], weights: str) -> kera
         if resolved == "imagenet":
             cache = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
             raise WeightsError(
-                f"train.{name}.weights=imagenet: the ImageNet weights could not be downloaded ({exc}). "
+                f"models.{name}.weights=imagenet: the ImageNet weights could not be downloaded ({exc}). "
                 f"Without network access, put the weights file in the Keras cache ({cache}/), or set "
-                f"train.{name}.weights to the path of a local weights file, or to 'none' "
+                f"models.{name}.weights to the path of a local weights file, or to 'none' "
                 "to train from scratch."
             ) from exc
         if resolved is not None:
             raise WeightsError(
-                f"train.{name}.weights='{weights}': the file does not fit {name} ({exc})"
+                f"models.{name}.weights='{weights}': the file does not fit {name} ({exc})"
             ) from exc
         raise
 

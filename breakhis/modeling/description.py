@@ -30,7 +30,7 @@ from breakhis.pipeline.param_types import MODEL_NAMES, Colour
 from breakhis.pipeline.params import Params, training_seed
 from breakhis.pipeline.stage import listed
 from breakhis.pipeline.task import BINARY_CLASSES, Task, classes, outputs
-from breakhis.pipeline.train_params import fit_settings
+from breakhis.pipeline.train_params import CustomCNNParams, fit_settings, upgrade_recorded
 
 if TYPE_CHECKING:
     import keras
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 DESCRIPTION_MEMBER = "breakhis-model.json"  # the zip member of a .keras file that describes it
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's time in a saved model (the zip format's earliest)
 CHUNK_BYTES = 1 << 20
-# the params a model stores as those it was trained with, without the other models' sections: keys that
+# the params a model stores as those it was trained with, its own section of `models` only: keys that
 # the train stage does not depend on (evaluate's, the upstream stages') would make a stored value stale
-TRAINED_WITH = {"seed", "task", "train"}
+TRAINED_WITH = {"seed", "task", "train", "models"}
 FORMAT = 1  # of the description; a reader refuses other formats
 TRAINED_BY = "stages.train"  # the stage that trains models: the code it runs is a model's code version
 # what each model expects of a float RGB image in [0, 255] (breakhis.modeling.input_pipeline.preprocess)
@@ -98,7 +98,13 @@ class ModelDescription(_Record):
     data: TrainingData
     training: dict[str, Any]  # seed, epochs trained, the epoch whose weights were kept
     code: dict[str, Any]  # digest of the train stage's code (breakhis.pipeline.code), environment lock
-    params: dict[str, Any]  # the params it was trained with: TRAINED_WITH, its own train.<name> only
+    params: dict[str, Any]  # the params it was trained with: TRAINED_WITH, its own models.<name> only
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _today_layout(cls, params: Any) -> Any:
+        """A model saved before the per-model sections left `train` records them there."""
+        return upgrade_recorded(params) if isinstance(params, dict) else params
 
     @field_validator("name")
     @classmethod
@@ -119,14 +125,13 @@ class ModelDescription(_Record):
 
 
 def architecture(name: str, params: Params) -> str:
-    if name == "custom":
-        custom = params.train.custom
+    own = params.models.of(name)
+    if isinstance(own, CustomCNNParams):
         return (
-            f"custom CNN: 4 convolution blocks {custom.filters}"
-            f"{' with BatchNorm' if custom.batch_norm else ''}, dropout {custom.dropout:g}, "
+            f"custom CNN: 4 convolution blocks {own.filters}"
+            f"{' with BatchNorm' if own.batch_norm else ''}, dropout {own.dropout:g}, "
             f"{head(params.task)}"
         )
-    own = getattr(params.train, name)
     backbone = "VGG19 with BatchNorm (from scratch)" if name == "vgg19" and own.weights == "none" else name
     return f"{backbone} backbone, global average pooling, dropout {own.dropout:g}, {head(params.task)}"
 
@@ -156,12 +161,13 @@ def describe(
     copies: int | None = None,
 ) -> ModelDescription:
     """The description of a model the train stage has just trained with `params`."""
-    settings = fit_settings(params.train, name)
-    view = training_view(params.train, name)
+    own = params.models.of(name)
+    settings = fit_settings(params.train, own)
+    view = training_view(params.train, own)
     return ModelDescription(
         name=name,
         architecture=architecture(name, params),
-        initial_weights=getattr(getattr(params.train, name), "weights", "none"),
+        initial_weights=getattr(own, "weights", "none"),
         task=params.task,
         classes=classes(params.task),
         input=ModelInput(
@@ -187,7 +193,7 @@ def describe(
         training={"seed": training_seed(params), **training},
         code=code_version(),
         params=params.model_dump(
-            mode="json", include=TRAINED_WITH, exclude={"train": set(MODEL_NAMES) - {name}}
+            mode="json", include=TRAINED_WITH, exclude={"models": set(MODEL_NAMES) - {name}}
         ),
     )
 

@@ -14,8 +14,7 @@ import keras
 from dvclive import Live
 
 from breakhis.pipeline.files import file_digest
-from breakhis.pipeline.param_types import MODEL_NAMES
-from breakhis.pipeline.train_params import TrainParams
+from breakhis.pipeline.train_params import ModelOverrides, TrainParams
 
 
 class ResumeState:
@@ -74,14 +73,20 @@ class ResumeState:
 
 
 def resume_config(
-    model_name: str, train: TrainParams, seed: int, data_files: list[Path], task: str = "binary"
+    model_name: str,
+    train: TrainParams,
+    own: ModelOverrides,
+    seed: int,
+    data_files: list[Path],
+    task: str = "binary",
 ) -> dict[str, Any]:
-    """What a training run depends on: its task, params and the digests of its data files."""
-    others = set(MODEL_NAMES) - {model_name}
+    """What a training run depends on: its task, params (`train` and `own`, its section of `models`)
+    and the digests of its data files."""
     return {
         "model": model_name,
         "task": task,
         "seed": seed,
-        "train": train.model_dump(mode="json", exclude=others),
+        "train": train.model_dump(mode="json"),
+        "models": {model_name: own.model_dump(mode="json")},
         "data": {str(path): file_digest(path) for path in data_files},
     }

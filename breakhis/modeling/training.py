@@ -38,7 +38,7 @@ from breakhis.modeling.resume import ResumeState
 from breakhis.modeling.runtime import Runtime
 from breakhis.modeling.views import ViewParams, training_view
 from breakhis.pipeline.paths import snapshot_name
-from breakhis.pipeline.train_params import BackboneParams, CustomCNNParams, TrainParams, fit_settings
+from breakhis.pipeline.train_params import BackboneParams, CustomCNNParams, TrainParams, fit_key, fit_settings
 
 
 def balanced_class_weights(targets: np.ndarray, classes: int = 2) -> dict[int, float]:
@@ -117,6 +117,7 @@ class Trainer:
         self,
         model_name: str,
         train: TrainParams,
+        own: CustomCNNParams | BackboneParams,
         seed: int,
         runtime: Runtime,
         live: Live,
@@ -126,7 +127,8 @@ class Trainer:
         self.name = model_name
         self.outputs = outputs  # 1: P(malignant); more: a softmax over the subtypes (targets 0..outputs-1)
         self.params = train
-        self.settings = fit_settings(train, model_name)
+        self.own = own  # the model's section of `models`
+        self.settings = fit_settings(train, own)
         self.seed = seed
         self.runtime = runtime
         self.live = live
@@ -138,7 +140,7 @@ class Trainer:
 
     @property
     def view(self) -> ViewParams:
-        return training_view(self.params, self.name)
+        return training_view(self.params, self.own)
 
     @property
     def jitter(self) -> ColourJitter:
@@ -219,11 +221,10 @@ class Trainer:
 
     def rate_key(self, phase: str) -> str:
         """The learning rate of a phase with the key that sets it, for error messages."""
-        own = getattr(self.params, self.name)
-        if phase == "phase2":
-            return f"train.{self.name}.fine_tune_learning_rate {own.fine_tune_learning_rate:g}"
-        key = f"train.{self.name}.learning_rate" if own.learning_rate is not None else "train.learning_rate"
-        return f"{key} {self.settings.learning_rate:g}"
+        own = self.own
+        if phase == "phase2" and isinstance(own, BackboneParams):
+            return f"models.{self.name}.fine_tune_learning_rate {own.fine_tune_learning_rate:g}"
+        return f"{fit_key(own, self.name, 'learning_rate')} {self.settings.learning_rate:g}"
 
     def fit(self, model: keras.Model, phase: str, train_data: tuple, val_data: Any, *, epochs: int) -> float:
         """Fit up to `epochs` more epochs, resumable; keep the best weights; return the best
@@ -324,7 +325,7 @@ class Trainer:
             if self.params.class_weights
             else None,
         )
-        own = getattr(self.params, self.name)
+        own = self.own
         with self.runtime.strategy.scope():
             if isinstance(own, CustomCNNParams):
                 model = build_custom_cnn(

@@ -13,7 +13,7 @@ import numpy as np
 
 from breakhis.pipeline.coherence import scaled_size
 from breakhis.pipeline.param_types import Colour
-from breakhis.pipeline.train_params import TrainParams, fit_settings
+from breakhis.pipeline.train_params import ModelOverrides, TrainParams, fit_settings
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,10 @@ def view_params(train: TrainParams, *, test_time_flips: bool) -> ViewParams:
     )
 
 
-def training_view(train: TrainParams, model_name: str) -> ViewParams:
-    """How the named model sees a field in training: its own `patches_per_image` when set."""
+def training_view(train: TrainParams, own: ModelOverrides) -> ViewParams:
+    """How a model (`own`: its section of `models`) sees a field in training: its own
+    `patches_per_image` when set."""
     return replace(
         view_params(train, test_time_flips=False),
-        patches_per_image=fit_settings(train, model_name).patches_per_image,
+        patches_per_image=fit_settings(train, own).patches_per_image,
     )

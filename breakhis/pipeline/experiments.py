@@ -2,7 +2,8 @@
 cross-validation's experiments are named.
 
 Metrics and per-image predictions are committed (`cache: false`), so any revision's or
-experiment's results are read from git: `file_at(rev, path)`. DVC keeps an experiment as a commit
+experiment's results are read from git: `file_at(rev, path)`; its params, in today's layout:
+`params_at(rev)`. DVC keeps an experiment as a commit
 under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>.
 
 A cross-validation fold is the experiment `cv-<label>-s<seed>-f<fold>` (commands.cross_validate runs
@@ -18,10 +19,13 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from breakhis.pipeline.paths import CV_DIR, ENTRY_POINTS, LIBRARY, predictions_file
+from breakhis.pipeline.paths import CV_DIR, ENTRY_POINTS, LIBRARY, PARAMS_FILE, predictions_file
+from breakhis.pipeline.train_params import upgrade_recorded
+from breakhis.pipeline.yaml_text import parse_yaml
 
 EXPERIMENT_REFS = "refs/exps"
 CODE = (LIBRARY, *ENTRY_POINTS, "dvc.yaml")  # what runs to be compared (folds, seeds) must run the same of
@@ -133,6 +137,17 @@ def file_at(rev: str, path: object) -> str | None:
     """A file's text at a commit, or None when the commit has no such file."""
     result = git("show", f"{rev}:{path}")
     return result.stdout if result.returncode == 0 else None
+
+
+def params_at(rev: str) -> Any:
+    """The params.yaml recorded at a commit (parsed, not validated: an older run's keys may have been
+    renamed since), in today's layout (`upgrade_recorded`: per-model sections under `models`); None
+    when the commit has no params.yaml."""
+    text = file_at(rev, PARAMS_FILE)
+    if text is None:
+        return None
+    params = parse_yaml(text, f"{PARAMS_FILE} at {rev[:7]}") or {}
+    return upgrade_recorded(params) if isinstance(params, dict) else params
 
 
 @dataclass(frozen=True)

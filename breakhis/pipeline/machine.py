@@ -20,7 +20,13 @@ from pathlib import Path
 
 from breakhis.pipeline.param_types import MODEL_NAMES, pixel_count, size_text
 from breakhis.pipeline.params import Params, ParamsError, SyntheticParams
-from breakhis.pipeline.train_params import BackboneParams, CustomCNNParams, TrainParams, fit_key, fit_settings
+from breakhis.pipeline.train_params import (
+    BackboneParams,
+    CustomCNNParams,
+    TrainParams,
+    fit_key,
+    fit_settings,
+)
 
 # Estimates are of resident memory, measured on this project's code; they are about right (within
 # some 30%), not bounds: the budget refuses sizes that cannot fit, it does not promise that the
@@ -85,16 +91,16 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def training_memory(train: TrainParams, name: str) -> MemoryEstimate:
-    """Training the named model: its weights and optimizer state, the activations of one batch at
-    the model's image size, the input batches in flight, and the patch shuffle buffer."""
-    settings = fit_settings(train, name)
+def training_memory(train: TrainParams, own: CustomCNNParams | BackboneParams, name: str) -> MemoryEstimate:
+    """Training the named model (`own`: its section of `models`): its weights and optimizer state, the
+    activations of one batch at the model's image size, the input batches in flight, and the patch
+    shuffle buffer."""
+    settings = fit_settings(train, own)
     pixels = pixel_count(settings.image_size)
     batch = settings.batch_size * max(1, train.cpu_replicas)  # every replica holds its own batch
-    if name == "custom":
-        activations, parameters = custom_cnn_size(train.custom.filters, train.custom.batch_norm)
+    if isinstance(own, CustomCNNParams):
+        activations, parameters = custom_cnn_size(own.filters, own.batch_norm)
     else:
-        own: BackboneParams = getattr(train, name)
         activations, parameters = BACKBONE_SIZES[name, "none" if own.weights == "none" else "pretrained"]
     parts = {
         "TensorFlow": TENSORFLOW_BYTES,
@@ -104,9 +110,9 @@ def training_memory(train: TrainParams, name: str) -> MemoryEstimate:
     }
     if train.input == "patches":
         parts["patch shuffle buffer"] = (PATCH_SHUFFLE + settings.patches_per_image) * pixels * 3.0
-    keys = f"{fit_key(train, name, 'image_size')} and {fit_key(train, name, 'batch_size')}"
-    if name == "custom" and train.custom.filters != CustomCNNParams().filters:
-        keys = keys.replace(" and ", ", ") + " and train.custom.filters"
+    keys = f"{fit_key(own, name, 'image_size')} and {fit_key(own, name, 'batch_size')}"
+    if isinstance(own, CustomCNNParams) and own.filters != CustomCNNParams().filters:
+        keys = keys.replace(" and ", ", ") + f" and models.{name}.filters"
     task = f"training {name} on {size_text(settings.image_size)} images, {batch} per batch"
     return MemoryEstimate(keys, task, parts)
 
@@ -135,7 +141,7 @@ def memory_estimates(params: Params) -> list[MemoryEstimate]:
     """Every process the params size: generation (synthetic source), ingest, each model's training."""
     estimates = [synthetic_memory(params.data.synthetic)] if params.data.source == "synthetic" else []
     estimates.append(ingest_memory(params))
-    return estimates + [training_memory(params.train, name) for name in MODEL_NAMES]
+    return estimates + [training_memory(params.train, params.models.of(name), name) for name in MODEL_NAMES]
 
 
 def machine_memory() -> float | None:

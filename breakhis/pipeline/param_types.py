@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
 
 ModelName = Literal["custom", "vgg19", "resnet50"]
-MODEL_NAMES: tuple[str, ...] = get_args(ModelName)  # each has a train.<name> section and a train stage
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)  # each has a models.<name> section and a train stage
 ENSEMBLE = "ensemble"  # the soft vote of the models, scored beside them
 SCORED_MODELS = (*MODEL_NAMES, ENSEMBLE)  # what evaluate, the report and the card list
 COLOUR_BASELINE = "colour_baseline"  # scored beside them: what every model must beat

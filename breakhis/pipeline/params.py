@@ -4,14 +4,14 @@ Unknown keys and values of the wrong type are refused with an error that names t
 typo in `dvc exp run -S train.epoch=3` fails at once instead of being silently ignored.
 
 Every number is checked before work starts (`load_params`, breakhis.pipeline.params_file):
-- the schema (this module; its train section: breakhis.pipeline.train_params; the value types:
-  breakhis.pipeline.param_types): every float finite (no `.inf`, `.nan`), booleans are not
+- the schema (this module; its train and models sections: breakhis.pipeline.train_params; the
+  value types: breakhis.pipeline.param_types): every float finite (no `.inf`, `.nan`), booleans are not
   numbers and numbers are not booleans (`epochs: true` is refused, not read as 1 epoch; `flip: 1`
   is refused), integers are integers (`epochs: 3.0` or `"3"` is refused; a float key still takes
   `1`), each value in its range (generated and ingested images within the MAX_PIXELS that ingest
-  reads), and the relations between keys (`train.min_epochs` at most every model's epochs,
-  ingest's size within the generated images', the split sizes, the fold; across sections:
-  breakhis.pipeline.coherence, e.g. patches that fit in the scaled field);
+  reads), and the relations between keys (ingest's size within the generated images', the split
+  sizes, the fold; across sections: breakhis.pipeline.coherence, e.g. patches that fit in the scaled
+  field, `train.min_epochs` at most every model's epochs);
 - the machine (`machine_problems` in breakhis.pipeline.machine, run by `validate_params`):
   `ingest.workers`, `augment.workers` and `train.cpu_replicas` at most WORKERS_PER_CORE x the cores
   of this machine, and the memory that the image sizes need (`memory_estimates`: synthetic
@@ -41,7 +41,7 @@ from breakhis.pipeline.param_types import (
     pixel_count,
     size_text,
 )
-from breakhis.pipeline.train_params import TrainParams
+from breakhis.pipeline.train_params import ModelsParams, TrainParams
 
 # The largest image ingest decodes (breakhis.data.images.MAX_PIXELS, equal by a test: that module
 # imports this one): a generated or ingested image above it could never be read.
@@ -252,6 +252,7 @@ class Params(Section):
     split: SplitParams = SplitParams()
     augment: AugmentParams = AugmentParams()
     train: TrainParams = TrainParams()
+    models: ModelsParams = ModelsParams()
     evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="after")

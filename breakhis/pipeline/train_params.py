@@ -1,11 +1,12 @@
-"""The train section of the params schema (breakhis.pipeline.params): the keys the three train
-stages share, each model's own section of overrides and settings, and the fit settings a model
-trains with."""
+"""The train and models sections of the params schema (breakhis.pipeline.params): `train`, the keys
+the three train stages share; `models`, each model's own section of overrides and settings (a train
+stage depends on `train` and its own `models.<model>` only); the fit settings a model trains with;
+and the move of the per-model sections out of `train` (refused in params, upgraded in recorded ones)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -23,7 +24,7 @@ from breakhis.pipeline.param_types import (
 
 
 class ModelOverrides(Section):
-    """Per-model values that override the shared `train.*` ones when set."""
+    """Per-model values (`models.<model>.*`) that override the shared `train.*` ones when set."""
 
     image_size: ImageSize | None = Field(None, description="overrides train.image_size")
     epochs: PositiveInt | None = Field(None, description="overrides train.epochs")
@@ -88,7 +89,7 @@ class ResNet50Params(BackboneParams):
 
 
 class TrainParams(Section):
-    """Shared by the three train stages; `train.<model>.*` overrides some keys per model."""
+    """Shared by the three train stages; `models.<model>.*` overrides some keys per model."""
 
     seed: Seed | None = Field(
         None,
@@ -185,14 +186,18 @@ class TrainParams(Section):
         description="more than 1: mirror over that many logical CPUs (tests the multi-GPU path); at most 4 x "
         "the cores",
     )
-    custom: CustomCNNParams = CustomCNNParams()
-    vgg19: VGG19Params = VGG19Params()
-    resnet50: ResNet50Params = ResNet50Params()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_model_settings_moved(cls, data: object) -> object:
+        """`train.<model>` moved to `models.<model>`: refused with its new home, never ignored."""
+        if isinstance(data, dict) and (moved := [name for name in MODEL_NAMES if name in data]):
+            raise ValueError("\n  ".join(moved_key_message(name, data[name]) for name in moved))
+        return data
 
     @model_validator(mode="after")
-    def _min_epochs_within_epochs(self) -> TrainParams:
-        """An epoch before min_epochs can neither stop training nor be kept: above a model's epochs,
-        min_epochs would leave only the last epoch to keep. Without validation, every epoch runs."""
+    def _snapshots_and_schedule_without_validation(self) -> TrainParams:
+        """Snapshots are for train.validation none; without validation, nothing plateaus."""
         if self.snapshot_epochs and self.validation == "split":
             raise ValueError(
                 "train.snapshot_epochs: with train.validation split the kept epoch is chosen on the "
@@ -200,24 +205,26 @@ class TrainParams(Section):
             )
         if len(set(self.snapshot_epochs)) != len(self.snapshot_epochs):
             raise ValueError(f"train.snapshot_epochs: {self.snapshot_epochs} names an epoch twice")
-        if self.validation == "none":
-            if self.lr_schedule == "plateau":
-                raise ValueError(
-                    "train.lr_schedule: plateau halves the rate on a plateau of the validation metric, and "
-                    "train.validation is none; use constant or cosine"
-                )
-            return self
-        short = [
-            f"{name} trains {fit_settings(self, name).epochs} ({fit_key(self, name, 'epochs')})"
-            for name in MODEL_NAMES
-            if self.min_epochs > fit_settings(self, name).epochs
-        ]
-        if short:
+        if self.validation == "none" and self.lr_schedule == "plateau":
             raise ValueError(
-                f"train.min_epochs: {self.min_epochs} is above the epochs of a model: {', '.join(short)}; "
-                "lower train.min_epochs or raise the epochs"
+                "train.lr_schedule: plateau halves the rate on a plateau of the validation metric, and "
+                "train.validation is none; use constant or cosine"
             )
         return self
+
+
+class ModelsParams(Section):
+    """Each model's own settings, one section per model: its train stage depends on `train` and its
+    own section only, so a change to one model's settings retrains that model alone."""
+
+    custom: CustomCNNParams = CustomCNNParams()
+    vgg19: VGG19Params = VGG19Params()
+    resnet50: ResNet50Params = ResNet50Params()
+
+    def of(self, name: str) -> CustomCNNParams | BackboneParams:
+        """The named model's section."""
+        own: CustomCNNParams | BackboneParams = getattr(self, name)
+        return own
 
 
 @dataclass(frozen=True)
@@ -232,9 +239,8 @@ class FitSettings:
     patience: int
 
 
-def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
-    """`train.<model>.<key>` overrides `train.<key>` when set."""
-    own: ModelOverrides = getattr(train, model_name)
+def fit_settings(train: TrainParams, own: ModelOverrides) -> FitSettings:
+    """`models.<model>.<key>` (the model's section, `own`) overrides `train.<key>` when set."""
     return FitSettings(
         image_size=own.image_size or train.image_size,
         epochs=own.epochs or train.epochs,
@@ -245,5 +251,34 @@ def fit_settings(train: TrainParams, model_name: str) -> FitSettings:
     )
 
 
-def fit_key(train: TrainParams, name: str, key: str) -> str:
-    return f"train.{name}.{key}" if getattr(getattr(train, name), key) is not None else f"train.{key}"
+def fit_key(own: ModelOverrides, name: str, key: str) -> str:
+    """The key that sets a model's fit setting: its own `models.<name>.<key>`, or the shared one."""
+    return f"models.{name}.{key}" if getattr(own, key) is not None else f"train.{key}"
+
+
+# ---- the per-model sections' move out of train ----------------------------------------------------
+
+
+def moved_key_message(name: str, section: object) -> str:
+    """The error for a `train.<model>` section in params: the key, and where it lives now."""
+    first = next(iter(section), None) if isinstance(section, dict) and section else None
+    key = f"{name}.{first}" if first is not None else name
+    return f"train.{key}: the per-model settings moved to models.{name} (models.{key})"
+
+
+def upgrade_recorded(params: dict[str, Any]) -> dict[str, Any]:
+    """RECORDED params (an older experiment's params.yaml, a model file's description) in today's
+    layout: each `train.<model>` section moved to `models.<model>`. Never for the user's own params,
+    which the schema refuses in the old layout (naming the new key)."""
+    train = params.get("train")
+    if not isinstance(train, dict) or not any(name in train for name in MODEL_NAMES):
+        return params
+    models = dict(params.get("models") or {})
+    for name in MODEL_NAMES:
+        if name in train:
+            models[name] = train[name]
+    return {
+        **params,
+        "train": {key: value for key, value in train.items() if key not in MODEL_NAMES},
+        "models": models,
+    }

@@ -137,7 +137,9 @@ def _training_inputs(params: Params) -> list[str]:
             "at ingest and in predict."
         )
     if train.input == "patches":
-        counts = ", ".join(f"{name} {fit_settings(train, name).patches_per_image}" for name in MODEL_NAMES)
+        counts = ", ".join(
+            f"{name} {fit_settings(train, params.models.of(name)).patches_per_image}" for name in MODEL_NAMES
+        )
         lines.append(
             f"Models see patches of the field scaled by {train.patch_scale:g} (random patches per image "
             f"and epoch in training: {counts}; a covering grid, averaged, in evaluation)."

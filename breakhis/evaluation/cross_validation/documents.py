@@ -161,7 +161,7 @@ def epoch_lines(summary: CVSummary) -> list[str]:
         ]
         lines += [
             f"**{model}**: best at epoch {curve.best_epoch} of {curve.last_epoch} "
-            f"(`-S train.{model}.epochs={curve.best_epoch}`).",
+            f"(`-S models.{model}.epochs={curve.best_epoch}`).",
             "",
             *table(["Epoch", "ROC AUC", "Images"], rows, "rrr"),
             "",

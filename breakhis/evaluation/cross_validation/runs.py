@@ -39,6 +39,7 @@ from breakhis.pipeline.experiments import (
     git,
     head_commit,
     head_or_none,
+    params_at,
     parse_experiment_name,
     predictions_at,
     summary_dir,
@@ -49,7 +50,6 @@ from breakhis.pipeline.params_file import load_params
 from breakhis.pipeline.paths import CV_DIR, EVALUATE_METRICS, PARAMS_FILE, epoch_predictions_file
 from breakhis.pipeline.profiles import available, load_profile
 from breakhis.pipeline.stage import listed
-from breakhis.pipeline.yaml_text import parse_yaml
 
 DEFAULT_LABEL = "default"
 RESERVED = {"split.strategy": "kfold", "split.fold": "the fold", "split.folds": "--folds", "seed": "--seed"}
@@ -108,9 +108,9 @@ def by_label(label: str, seed: int | None, refs: list[ExperimentRef]) -> dict[in
 
 def load(target: Target) -> FoldResult:
     """An experiment's params, evaluate metrics and test predictions, read from git at its commit."""
-    params_text = file_at(target.rev, PARAMS_FILE)
+    params = params_at(target.rev)
     metrics_text = file_at(target.rev, EVALUATE_METRICS)
-    if params_text is None:
+    if params is None:
         raise ValueError(f"{target.name}: no {PARAMS_FILE} at {target.rev[:7]}")
     if metrics_text is None:
         raise ValueError(
@@ -120,7 +120,7 @@ def load(target: Target) -> FoldResult:
     return FoldResult(
         name=target.name,
         rev=target.rev,
-        params=parse_yaml(params_text, f"{PARAMS_FILE} at {target.rev[:7]}") or {},
+        params=params,
         metrics=metrics,
         predictions=predictions_at(target.rev, scored_models(metrics)),
         baseline=target.baseline,
