@@ -207,16 +207,30 @@ class Trainer:
         cap = self.params.steps_per_epoch
         return batches if cap is None else min(cap, batches)
 
-    def steps_cap(self, train_data: tuple) -> int | None:
+    def fit_arguments(self, train_data: tuple, epochs: int) -> dict[str, Any]:
+        """What both kinds of fit pass to `model.fit` besides the data and callbacks: `epochs` more
+        epochs from `self.epoch`, the step cap, the class weights; in-memory arrays (phase 1's
+        features) batched and shuffled by Keras, a tf.data pipeline as it is (it shuffles itself,
+        and Keras warns when told to)."""
+        in_memory = not isinstance(train_data[0], tf.data.Dataset)
+        return {
+            "batch_size": self.batch_size if in_memory else None,
+            "shuffle": in_memory,
+            "initial_epoch": self.epoch,
+            "epochs": self.epoch + epochs,
+            "steps_per_epoch": self.steps_cap(train_data[0], in_memory),
+            "class_weight": self.inputs.class_weight,
+            "verbose": self.verbose,
+        }
+
+    def steps_cap(self, data: Any, in_memory: bool) -> int | None:
         """Keras's `steps_per_epoch`: `train.steps_per_epoch` when it is below the batches of an epoch
         (or their number is unknown, as with patches); else None, every batch."""
-        cap, data = self.params.steps_per_epoch, train_data[0]
+        cap = self.params.steps_per_epoch
         if cap is None:
             return None
-        if isinstance(data, tf.data.Dataset):
-            batches = int(data.cardinality())  # negative: unknown or infinite
-        else:  # phase 1's in-memory features
-            batches = math.ceil(len(data) / self.batch_size)
+        # phase 1's features are counted; a tf.data pipeline's cardinality is negative when unknown
+        batches = math.ceil(len(data) / self.batch_size) if in_memory else int(data.cardinality())
         return cap if batches < 0 or cap < batches else None
 
     def rate_key(self, phase: str) -> str:
@@ -256,19 +270,12 @@ class Trainer:
                 )
             )
         callbacks += self.resume.callbacks(phase, self.live)  # last: after the epoch is logged
-        in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
         start = self.epoch
         history = model.fit(
             *train_data,
-            batch_size=self.batch_size if in_memory else None,
-            shuffle=in_memory,  # a tf.data pipeline shuffles itself (Keras warns when told to)
             validation_data=val_data,
-            initial_epoch=start,
-            epochs=start + epochs,
-            steps_per_epoch=self.steps_cap(train_data),
-            class_weight=self.inputs.class_weight,
             callbacks=callbacks,
-            verbose=self.verbose,
+            **self.fit_arguments(train_data, epochs),
         )
         self.epoch = history.epoch[-1] + 1 if history.epoch else start + epochs
         self.kept_epoch = stopping.best_epoch  # restored by EarlyStopping at the end of the fit
@@ -285,19 +292,8 @@ class Trainer:
             SaveSnapshots(self.whole, set(self.params.snapshot_epochs), self.resume.snapshots),
             *self.resume.callbacks(phase, self.live),  # last: after the epoch is logged
         ]
-        in_memory = not isinstance(train_data[0], tf.data.Dataset)  # phase 1 features
         start = self.epoch
-        model.fit(
-            *train_data,
-            batch_size=self.batch_size if in_memory else None,
-            shuffle=in_memory,
-            initial_epoch=start,
-            epochs=start + epochs,
-            steps_per_epoch=self.steps_cap(train_data),
-            class_weight=self.inputs.class_weight,
-            callbacks=callbacks,
-            verbose=self.verbose,
-        )
+        model.fit(*train_data, callbacks=callbacks, **self.fit_arguments(train_data, epochs))
         self.epoch = start + epochs
         self.kept_epoch = self.epoch - 1  # 0-based, as EarlyStopping's best_epoch
         return -math.inf
