@@ -424,3 +424,21 @@ def test_with_train_validation_none_only_test_must_hold_every_subtype() -> None:
         )
         assert set(splits["test"]["subtype"]) == set(manifest["subtype"])
         assert set(pd.concat([splits["train"], splits["val"]])["subtype"]) == set(manifest["subtype"])
+
+
+@pytest.mark.parametrize("strategy", ["patient", "kfold", "official"])
+def test_make_splits_keeps_folders_linked_by_duplicates_csv_together(strategy: str) -> None:
+    """make_splits hands ingest's duplicates.csv to every grouped strategy: a folder whose image ingest
+    dropped as another folder's pixel twin goes wherever that folder goes, whatever the seed."""
+    manifest = with_official_folds(crafted_manifest(benign_patients=12, malignant_patients=20))
+    dc_folder, lc_folder = "SOB_M_X_14-m1AB", "SOB_M_X_14-m4CD"
+    manifest["fold_1"] = np.where(manifest["patient"] == lc_folder, "test", manifest["fold_1"])
+    manifest["fold_1"] = np.where(manifest["patient"] == dc_folder, "train", manifest["fold_1"])
+    kept = manifest[manifest["patient"] == dc_folder].iloc[0]
+    duplicates = pd.DataFrame(
+        {"filename": ["SOB_M_LC-x.png"], "patient": [lc_folder], "duplicate_of": [kept["filename"]]}
+    )
+    params = SplitParams(strategy=strategy, group_by="folder", folds=3, fold=0)
+    for seed in range(8):
+        result = make_splits(manifest, params, seed=seed, duplicates=duplicates)
+        check_no_leak(result.splits, "patient", duplicates)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -333,49 +334,17 @@ def make_splits(
         "patient_groups": int(keys.nunique()),
         "linked_by_pixel_twins": linked_groups(keys),
     }
+    # every strategy: the seed, the task and what validation is; the grouped ones also their groups
+    common: dict[str, Any] = {"seed": seed, "task": task, "train_on_val": train_on_val}
+    grouped = {**common, "group_by": params.group_by, "duplicates": duplicates, "val_size": params.val_size}
     if params.strategy == "patient":
-        splits = split_by_patient(
-            manifest,
-            val_size=params.val_size,
-            test_size=params.test_size,
-            group_by=params.group_by,
-            seed=seed,
-            duplicates=duplicates,
-            task=task,
-            train_on_val=train_on_val,
-        )
+        splits = split_by_patient(manifest, test_size=params.test_size, **grouped)
     elif params.strategy == "kfold":
-        splits = split_kfold(
-            manifest,
-            folds=params.folds,
-            fold=params.fold,
-            val_size=params.val_size,
-            group_by=params.group_by,
-            seed=seed,
-            duplicates=duplicates,
-            task=task,
-            train_on_val=train_on_val,
-        )
+        splits = split_kfold(manifest, folds=params.folds, fold=params.fold, **grouped)
         info.update(folds=params.folds, fold=params.fold)
     elif params.strategy == "official":
-        splits, report = split_official(
-            manifest,
-            fold=params.fold,
-            val_size=params.val_size,
-            group_by=params.group_by,
-            seed=seed,
-            duplicates=duplicates,
-            task=task,
-            train_on_val=train_on_val,
-        )
+        splits, report = split_official(manifest, fold=params.fold, **grouped)
         info.update(fold=params.fold, **report)
     else:
-        splits = split_by_image(
-            manifest,
-            val_size=params.val_size,
-            test_size=params.test_size,
-            seed=seed,
-            task=task,
-            train_on_val=train_on_val,
-        )
+        splits = split_by_image(manifest, val_size=params.val_size, test_size=params.test_size, **common)
     return SplitResult(splits, leaky=params.strategy == "image", info=info)
