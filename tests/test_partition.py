@@ -196,16 +196,26 @@ def test_official_fold_keeps_the_published_test_side_and_repairs_the_leaks() -> 
     }
 
 
+DC_FOLDER, LC_FOLDER = "SOB_M_X_14-m1AB", "SOB_M_X_14-m4CD"
+
+
+def twin_dropped_by_ingest() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A manifest whose official fold 1 puts the DC folder in train and the LC folder in test, and
+    the duplicates.csv that links them: ingest kept the DC copy of an image and dropped the LC one."""
+    manifest = with_official_folds(crafted_manifest(benign_patients=12, malignant_patients=20))
+    manifest["fold_1"] = np.where(manifest["patient"] == LC_FOLDER, "test", manifest["fold_1"])
+    manifest["fold_1"] = np.where(manifest["patient"] == DC_FOLDER, "train", manifest["fold_1"])
+    kept = manifest[manifest["patient"] == DC_FOLDER].iloc[0]
+    duplicates = pd.DataFrame(
+        {"filename": ["SOB_M_LC-x.png"], "patient": [LC_FOLDER], "duplicate_of": [kept["filename"]]}
+    )
+    return manifest, duplicates
+
+
 def test_official_twin_dropped_by_ingest_is_linked_through_duplicates_csv() -> None:
     """Ingest keeps the DC copy and drops the LC one; duplicates.csv still links the two folders."""
-    manifest = with_official_folds(crafted_manifest(benign_patients=12, malignant_patients=20))
-    dc_folder, lc_folder = "SOB_M_X_14-m1AB", "SOB_M_X_14-m4CD"
-    manifest["fold_1"] = np.where(manifest["patient"] == lc_folder, "test", manifest["fold_1"])
-    manifest["fold_1"] = np.where(manifest["patient"] == dc_folder, "train", manifest["fold_1"])
-    kept = manifest[manifest["patient"] == dc_folder].iloc[0]
-    duplicates = pd.DataFrame(
-        {"filename": ["SOB_M_LC-x.png"], "patient": [lc_folder], "duplicate_of": [kept["filename"]]}
-    )
+    manifest, duplicates = twin_dropped_by_ingest()
+    dc_folder, lc_folder = DC_FOLDER, LC_FOLDER
     splits, report = split_official(
         manifest, fold=0, val_size=0.15, group_by="folder", seed=0, duplicates=duplicates
     )
@@ -430,14 +440,7 @@ def test_with_train_validation_none_only_test_must_hold_every_subtype() -> None:
 def test_make_splits_keeps_folders_linked_by_duplicates_csv_together(strategy: str) -> None:
     """make_splits hands ingest's duplicates.csv to every grouped strategy: a folder whose image ingest
     dropped as another folder's pixel twin goes wherever that folder goes, whatever the seed."""
-    manifest = with_official_folds(crafted_manifest(benign_patients=12, malignant_patients=20))
-    dc_folder, lc_folder = "SOB_M_X_14-m1AB", "SOB_M_X_14-m4CD"
-    manifest["fold_1"] = np.where(manifest["patient"] == lc_folder, "test", manifest["fold_1"])
-    manifest["fold_1"] = np.where(manifest["patient"] == dc_folder, "train", manifest["fold_1"])
-    kept = manifest[manifest["patient"] == dc_folder].iloc[0]
-    duplicates = pd.DataFrame(
-        {"filename": ["SOB_M_LC-x.png"], "patient": [lc_folder], "duplicate_of": [kept["filename"]]}
-    )
+    manifest, duplicates = twin_dropped_by_ingest()
     params = SplitParams(strategy=strategy, group_by="folder", folds=3, fold=0)
     for seed in range(8):
         result = make_splits(manifest, params, seed=seed, duplicates=duplicates)
