@@ -13,8 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from ruamel.yaml import YAML
 
 from breakhis.pipeline.code import PACKAGES
 from breakhis.pipeline.environment import SYNC_RECORD
@@ -194,6 +196,15 @@ ROUND_TRIPS = [
     [0.5, "x", None],
     (224, 224),
     {"a": [1, 2], "b": {"c": 1e-05}},
+    # strings YAML 1.2 (DVC's ruamel, Hydra's -S) reads as numbers, and flow indicators inside a list
+    "1e5",
+    "0o17",
+    "0x1F",
+    ".5",
+    ".inf",
+    ["a, b", "x]", "{", "c}"],
+    {"k": "[v]"},
+    "two\nlines",
 ]
 
 
@@ -204,6 +215,16 @@ def test_yaml_value_reads_back_as_the_same_value(value: object) -> None:
     expected = list(value) if isinstance(value, tuple) else value
     assert parse_yaml(text, "x") == expected
     assert yaml.safe_load(text) == expected  # PyYAML's own reading (YAML 1.1), as the docs' hooks read
+    assert YAML(typ="safe", pure=True).load(text) == expected  # YAML 1.2, as DVC reads params.yaml
+
+
+def test_numpy_numbers_are_written_as_pythons() -> None:
+    assert [yaml_value(v) for v in (np.float64(0.5), np.float32(0.25), np.int64(3), np.bool_(True))] == [
+        "0.5",
+        "0.25",
+        "3",
+        "true",
+    ]
 
 
 def test_a_float_is_written_with_a_point_and_never_an_exponent() -> None:

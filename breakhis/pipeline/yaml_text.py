@@ -22,6 +22,8 @@ so a value reads the same everywhere.
 from __future__ import annotations
 
 import math
+import numbers
+import re
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
@@ -143,24 +145,43 @@ def _float_text(value: float) -> str:
     return text if "." in text else f"{text}.0"
 
 
+# what YAML 1.2 (ruamel, which DVC reads params.yaml with) takes for a number: such a string is quoted
+YAML_12_NUMBER = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+
+
+def _string_text(text: str) -> str:
+    if YAML_12_NUMBER.fullmatch(text):
+        return f"'{text}'"
+    # quoted as an item of a flow sequence, so `,`, `[`, `]`, `{`, `}` inside are quoted too; double
+    # quotes (escapes) for control characters, so a newline stays on the one line
+    style = '"' if any(ord(c) < 32 or c == "\x7f" for c in text) else None
+    dumped = yaml.safe_dump(
+        [text], default_flow_style=True, default_style=style, width=math.inf, allow_unicode=True
+    )
+    return dumped.strip()[1:-1]
+
+
 def yaml_value(value: Any) -> str:
     """`value` as one line of flow-style YAML, read back (by `parse_yaml`, and by DVC) as the same
     value: null, true/false, `0.00001` (a float always with a point and never an exponent), a string
-    plain or quoted as PyYAML needs, `[a, b]`, `{key: value}`."""
+    plain or quoted as both YAML 1.1 and 1.2 need (also inside `[...]`), `[a, b]`, `{key: value}`;
+    NumPy's numbers as Python's."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b":  # NumPy's too
         return "true" if value else "false"
-    if isinstance(value, float):
-        return _float_text(value)
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return _float_text(float(value))
     if isinstance(value, list | tuple):
         return "[" + ", ".join(yaml_value(item) for item in value) + "]"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{yaml_value(k)}: {yaml_value(v)}" for k, v in value.items()) + "}"
-    text = yaml.safe_dump(str(value), default_flow_style=True, width=math.inf, allow_unicode=True)
-    return text.strip().removesuffix("...").strip()  # a plain scalar ends its document with `...`
+    return _string_text(str(value))
 
 
 def yaml_lines(mapping: Mapping[str, Any], indent: str = "") -> list[str]:
