@@ -332,6 +332,8 @@ def default_run(path: str = "metrics/evaluate.json", *, page_path: str = "") -> 
     source = ROOT / path
     if not source.is_file():
         raise DocsError(f"{path} not found (it is committed with every run's metrics)")
+    from breakhis.evaluation.decision import stored_threshold
+
     metrics = json.loads(source.read_text())
     scored = {name: entry for name, entry in metrics.items() if isinstance(entry, dict) and "image" in entry}
     if not scored:
@@ -350,11 +352,11 @@ def default_run(path: str = "metrics/evaluate.json", *, page_path: str = "") -> 
     rows = []
     for name, entry in scored.items():
         image, patient, ci = entry.get("image", {}), entry.get("patient", {}), entry.get("ci", {})
-        threshold = entry.get("threshold")
+        threshold = stored_threshold(metrics, name)  # the one reader of a run's stored thresholds
         rows.append(
             [
                 MODEL_NAMES.get(name, name),
-                fmt(threshold, 2) if not isinstance(threshold, str) else threshold,
+                fmt(threshold, 2),
                 with_interval(image.get("accuracy"), ci.get("image_accuracy")),
                 fmt(image.get("balanced_accuracy")),
                 with_interval(image.get("roc_auc"), ci.get("roc_auc")),

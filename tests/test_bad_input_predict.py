@@ -651,7 +651,7 @@ def test_read_inputs_lists_every_spelling_and_each_file_once() -> None:
     image("a.png")
     folder_of("b.png", "notes.txt", ".DS_Store")
     inputs = read_inputs(["a.png", "a.png", "folder"])
-    assert inputs.listed == ["a.png", "a.png", "folder/b.png"]
+    assert inputs.named == ["a.png", "a.png", "folder/b.png"]
     assert inputs.paths == ["a.png", "folder/b.png"]
     assert inputs.duplicates == [("a.png", "a.png")]
     assert (inputs.skipped, inputs.hidden) == (["folder/notes.txt"], ["folder/.DS_Store"])

@@ -25,9 +25,10 @@ from breakhis.evaluation.cross_validation.pooled import (
     pooled_predictions,
 )
 from breakhis.evaluation.cross_validation.summary import summarise_folds
-from breakhis.evaluation.decision import YOUDEN, choose_threshold
+from breakhis.evaluation.decision import choose_threshold
 from breakhis.evaluation.metrics import evaluate_predictions
 from breakhis.pipeline.experiments import check_label, experiment_name, parse_experiment_name
+from breakhis.pipeline.param_types import YOUDEN
 
 # A patient: (B|M, slide, malignant probabilities of their images)
 Patient = tuple[str, str, list[float]]

@@ -1,5 +1,6 @@
-"""The decision rule has one home (breakhis/evaluation/decision.py): whether a threshold is chosen or
-fixed, the run's decision as one object, and the one reader of the thresholds stored in the metrics."""
+"""The decision rule has one home: whether a threshold is chosen or fixed (`chosen_by`, in
+breakhis/pipeline/param_types.py, which params validation uses too), the run's decision as one object
+and the one reader of the thresholds stored in the metrics (breakhis/evaluation/decision.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ from pathlib import Path
 import pytest
 
 from breakhis.evaluation.decision import (
-    F1,
-    FIXED,
-    YOUDEN,
     RunDecision,
-    chosen_by,
     read_decision,
     stored_threshold,
     threshold_rule,
     write_decisions,
 )
-from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import ENSEMBLE, F1, FIXED, MODEL_NAMES, YOUDEN, chosen_by
 from breakhis.pipeline.params import EvaluateParams
 
 

@@ -10,7 +10,10 @@ import pytest
 from breakhis.pipeline.stage import SHOWN, SHOWN_LINES, listed, listed_lines
 from tests.conftest import PROJECT_ROOT
 
-BY_HAND = re.compile(r"""\.\.\. and \{|["'](, | )\.\.\.["']|^SHOWN\w* = """, re.MULTILINE)
+# "... and {n} more" or "..." written by hand, a limit of its own, or a silent cut at the shared one
+BY_HAND = re.compile(
+    r"""\.\.\. and \{|["'](, | )\.\.\.["']|^SHOWN\w* = |\[:SHOWN\w*\]|\.head\(SHOWN\w*\)""", re.MULTILINE
+)
 
 
 def test_a_short_list_is_shown_whole() -> None:
@@ -38,6 +41,8 @@ def test_lines_list_one_per_line_up_to_their_own_limit() -> None:
         'f"... and {len(rows) - 50} more"',
         "SHOWN = 20  # problems listed",
         "names = ', '.join(held[:6]) + ' ...'",
+        "for i in frame.index[bad][:SHOWN]:",
+        "lines = [row for row in rejected.head(SHOWN_LINES)]",
     ],
 )
 def test_the_scan_finds_a_list_truncated_by_hand(code: str) -> None:
@@ -53,3 +58,20 @@ def test_no_module_truncates_a_list_by_hand() -> None:
                 continue
             found += [f"{name}: {m.group(0)}" for m in BY_HAND.finditer(path.read_text())]
     assert not found, "use breakhis.pipeline.stage.listed:\n" + "\n".join(found)
+
+
+def test_a_manifest_shows_the_first_few_of_every_kind_of_problem_and_counts_them_all() -> None:
+    """Eight padded file names do not hide the one contradiction, and none is dropped unsaid."""
+    from breakhis.data.manifest_checks import ManifestError, check_manifest
+    from tests.conftest import crafted_manifest
+
+    manifest = crafted_manifest()
+    manifest.loc[0:7, "filename"] = manifest.loc[0:7, "filename"] + " "
+    manifest.loc[20, "target"] = 1 - manifest.loc[20, "target"]
+    with pytest.raises(ManifestError) as error:
+        check_manifest(manifest, "manifest.csv")
+    lines = str(error.value).splitlines()
+    assert lines[0].startswith("manifest.csv: 9 contradictions or empty keys")
+    padded = [line for line in lines if "has spaces or line breaks around it" in line]
+    assert len(padded) == SHOWN and lines[1 + SHOWN].strip() == f"... and {8 - SHOWN} more"
+    assert any("contradicts label" in line for line in lines[2 + SHOWN :])

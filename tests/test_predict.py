@@ -83,7 +83,7 @@ def test_collects_files_folders_and_csvs(tmp_path: Path, monkeypatch: pytest.Mon
     write_png(lists / "d.png", tissue())
     (lists / "paths.csv").write_text(f"path,label\nd.png,x\n{a},y\n")  # relative to the CSV, absolute
     monkeypatch.chdir(tmp_path)
-    paths = read_inputs(["a.png", "folder", "lists/paths.csv"]).listed
+    paths = read_inputs(["a.png", "folder", "lists/paths.csv"]).named
     assert paths == [
         "a.png",
         str(Path("folder/c.jpg")),

@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from breakhis.evaluation import errors, plots  # noqa: E402
-from breakhis.evaluation.decision import YOUDEN, RunDecision  # noqa: E402
+from breakhis.evaluation.decision import RunDecision  # noqa: E402
+from breakhis.pipeline.param_types import YOUDEN  # noqa: E402
 
 SUMMARY = {  # no thresholds: the writers read them from the run's decision, not from the metrics
     "custom": {

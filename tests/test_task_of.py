@@ -42,3 +42,13 @@ def test_outputs_predictions_and_metrics() -> None:
     assert predictions_task(subtype.drop(columns="actual_subtype")) == "binary"
     assert metrics_task({"custom": {}}) == "binary"
     assert metrics_task({"majority_subtype_baseline": {"subtype": "DC"}}) == "subtype"
+
+
+def test_a_folds_unknown_task_names_the_experiment_and_its_commit() -> None:
+    from breakhis.evaluation.cross_validation.folds import FoldResult
+
+    fold = FoldResult(
+        name="cv-s42-f0", rev="0123456789abcdef", params={"task": "binar"}, metrics={}, predictions={}
+    )
+    with pytest.raises(ValueError, match=r"^cv-s42-f0: params.yaml at 0123456: task 'binar' is not one of"):
+        _ = fold.settings

@@ -26,7 +26,7 @@ IMAGE_SUFFIXES = tuple(FORMATS)
 class Inputs:
     """The image files the inputs name, each once, and what was left out and why."""
 
-    listed: list[str]  # every image file named, in order: a file given twice is here twice
+    named: list[str]  # every image file named, in order: a file given twice is here twice
     paths: list[str]  # each file once (by its resolved path), the first spelling kept: what runs
     duplicates: list[tuple[str, str]]  # (spelling left out, spelling kept), one per repetition
     csvs: list[str]  # the CSV files given
@@ -69,7 +69,7 @@ class Inputs:
 class _Found:
     """What a search of the inputs gathers."""
 
-    listed: list[str] = field(default_factory=list)
+    named: list[str] = field(default_factory=list)
     csvs: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -208,13 +208,13 @@ def _not_found(missing: Sequence[str]) -> str:
     return f"{len(missing)} input(s) not found:\n  " + listed_lines(missing)
 
 
-def _once_each(listed: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+def _once_each(named: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """Each file once, by its resolved path (spellings, relative or absolute, symbolic links), the
     first spelling kept; and the (left out, kept) spellings of the repetitions."""
     kept: dict[str, str] = {}
     resolved: dict[str, str] = {}
     duplicates = []
-    for path in listed:
+    for path in named:
         real = resolved.get(path)
         if real is None:
             real = resolved[path] = os.path.realpath(path)
@@ -249,19 +249,19 @@ def read_inputs(inputs: Iterable[str | Path]) -> Inputs:
                     + (f"; {len(others)} other file(s): {listed(others)}" if others else "")
                     + (f"; {hidden} hidden or system file(s) or folder(s)" if hidden else "")
                 )
-            found.listed.extend(images)
+            found.named.extend(images)
         elif kind == FILE and path.suffix.lower() == ".csv":
             found.csvs.append(str(path))
-            found.listed.extend(_paths_from_csv(path, found.missing))
+            found.named.extend(_paths_from_csv(path, found.missing))
         elif kind == FILE:
-            found.listed.append(str(path))
+            found.named.append(str(path))
         elif is_special(kind):
             raise ValueError(f"{path}: is {kind}; inputs are image files, folders or CSVs")
         else:
             found.missing.append(str(path) if kind == MISSING else f"{path} ({kind})")
     if found.missing:
         raise FileNotFoundError(_not_found(found.missing))
-    if not found.listed:
+    if not found.named:
         raise ValueError("no input images given")
-    paths, duplicates = _once_each(found.listed)
-    return Inputs(found.listed, paths, duplicates, found.csvs, found.skipped, found.hidden, found.relinked)
+    paths, duplicates = _once_each(found.named)
+    return Inputs(found.named, paths, duplicates, found.csvs, found.skipped, found.hidden, found.relinked)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from breakhis.data.dataset import MAGNIFICATIONS
-from breakhis.pipeline.stage import SHOWN, listed, listed_lines
+from breakhis.pipeline.stage import SHOWN, listed
 
 # what splitting reads of ingest's manifest and duplicates (ingest writes more)
 MANIFEST_REQUIRED = (
@@ -50,8 +50,15 @@ def _shown(value: object) -> str:
     return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def _key_problems(frame: pd.DataFrame) -> list[str]:
-    problems = []
+def _cell(value: Any) -> str:
+    """A cell as a message quotes it: `empty`, or its value in quotes."""
+    return "empty" if pd.isna(value) else f"'{_shown(value)}'"
+
+
+# Each check below returns its kinds of problem, a list each (every row that has it): check_manifest
+# shows the first few of every kind.
+def _key_problems(frame: pd.DataFrame) -> list[list[str]]:
+    problems: list[list[str]] = []
     for column in KEY_COLUMNS:
         if column not in frame.columns:
             continue
@@ -59,68 +66,79 @@ def _key_problems(frame: pd.DataFrame) -> list[str]:
         text = values.astype("string")
         empty = values.isna() | (text.str.strip() == "").fillna(True).astype(bool)
         if empty.any():
-            problems.append(f"empty {column} in {csv_lines(frame.index[empty])}")
+            problems.append([f"empty {column} in {csv_lines(frame.index[empty])}"])
         padded = ~empty & (text != text.str.strip()).fillna(False).astype(bool)
-        for i in frame.index[padded][:SHOWN]:
-            problems.append(
+        problems.append(
+            [
                 f"{csv_lines([i])}: {column} '{_shown(values[i])}' has spaces or line breaks around it"
-            )
+                for i in frame.index[padded]
+            ]
+        )
         odd = ~empty & ~text.map(lambda v: v.isprintable(), na_action="ignore").fillna(True).astype(bool)
         if column in ASCII_COLUMNS:
             odd |= ~empty & ~text.map(lambda v: v.isascii(), na_action="ignore").fillna(True).astype(bool)
-        for i in frame.index[odd & ~padded][:SHOWN]:
-            problems.append(
+        problems.append(
+            [
                 f"{csv_lines([i])}: {column} '{_shown(values[i])}' holds a control or non-ASCII character "
                 "(a look-alike letter? ingest writes ASCII names)"
-            )
+                for i in frame.index[odd & ~padded]
+            ]
+        )
     return problems
 
 
-def _value_problems(frame: pd.DataFrame) -> list[str]:
-    problems = []
+def _value_problems(frame: pd.DataFrame) -> list[list[str]]:
+    problems: list[list[str]] = []
     if "label" in frame.columns:
         known = frame["label"].isin(list(TARGETS)) | frame["label"].isna()
-        for i in frame.index[~known][:SHOWN]:
-            problems.append(
+        problems.append(
+            [
                 f"{csv_lines([i])}: label '{_shown(frame.at[i, 'label'])}' is not benign or malignant"
-            )
+                for i in frame.index[~known]
+            ]
+        )
     if "target" in frame.columns:
         target = pd.to_numeric(frame["target"], errors="coerce")
         bad = ~target.isin([0, 1])
-        for i in frame.index[bad][:SHOWN]:
-            value = frame["target"][i]
-            shown = "empty" if pd.isna(value) else f"'{_shown(value)}'"
-            problems.append(f"{csv_lines([i])}: target {shown} is not 0 or 1")
+        problems.append(
+            [f"{csv_lines([i])}: target {_cell(frame['target'][i])} is not 0 or 1" for i in frame.index[bad]]
+        )
         if "label" in frame.columns:
             expected = frame["label"].map(TARGETS)
             clash = ~bad & expected.notna() & (target != expected)
-            for i in frame.index[clash][:SHOWN]:
-                problems.append(
+            problems.append(
+                [
                     f"{csv_lines([i])}: target {int(target[i])} contradicts label '{frame['label'][i]}' "
                     "(benign is 0, malignant 1)"
-                )
+                    for i in frame.index[clash]
+                ]
+            )
     if "magnification" in frame.columns:
         magnification = pd.to_numeric(frame["magnification"], errors="coerce")
         bad = ~magnification.isin(list(MAGNIFICATIONS))
-        for i in frame.index[bad][:SHOWN]:
-            value = frame["magnification"][i]
-            shown = "empty" if pd.isna(value) else f"'{_shown(value)}'"
-            problems.append(
-                f"{csv_lines([i])}: magnification {shown} is not one of {', '.join(map(str, MAGNIFICATIONS))}"
-            )
+        known_ones = ", ".join(map(str, MAGNIFICATIONS))
+        problems.append(
+            [
+                f"{csv_lines([i])}: magnification {_cell(frame['magnification'][i])} is not one of "
+                + known_ones
+                for i in frame.index[bad]
+            ]
+        )
     return problems
 
 
-def _listed_twice(frame: pd.DataFrame) -> list[str]:
-    problems = []
+def _listed_twice(frame: pd.DataFrame) -> list[list[str]]:
+    problems: list[list[str]] = []
     for column in ("path", "filename"):
         if column not in frame.columns:
             continue
         twice = frame[frame[column].duplicated(keep=False) & frame[column].notna()]
-        for value, rows in list(twice.groupby(column, sort=True))[:SHOWN]:
-            problems.append(
+        problems.append(
+            [
                 f"{column} '{_shown(value)}' is listed {len(rows)} times ({csv_lines(rows.index)})"
-            )
+                for value, rows in twice.groupby(column, sort=True)
+            ]
+        )
     return problems
 
 
@@ -132,7 +150,7 @@ def _one_value_per(frame: pd.DataFrame, key: str, column: str, what: str) -> tup
     values = rows.groupby(key, sort=True)[column].nunique()
     mixed = values[values > 1].index
     problems = []
-    for value in mixed[:SHOWN]:
+    for value in mixed:
         own = rows[rows[key] == value]
         parts = [f"'{_shown(v)}' ({csv_lines(r.index)})" for v, r in own.groupby(column, sort=True)]
         problems.append(f"{key.replace('_', ' ')} '{_shown(value)}' has {what}: {' and '.join(parts)}")
@@ -149,20 +167,22 @@ def check_manifest(frame: pd.DataFrame, path: Path | str) -> None:
     checked (split's train.csv has no `subtype`, say). A manifest written by ingest always passes:
     a failure means a hand-edited, merged or foreign file.
     """
-    problems = _key_problems(frame) + _value_problems(frame) + _listed_twice(frame)
+    kinds = _key_problems(frame) + _value_problems(frame) + _listed_twice(frame)
     by_patient, mixed_patients = _one_value_per(frame, "patient", "label", "both labels")
-    problems += by_patient
-    in_groups, _ = _one_value_per(frame, "patient", "patient_group", "more than one patient group")
-    problems += in_groups
+    kinds.append(by_patient)
+    kinds.append(_one_value_per(frame, "patient", "patient_group", "more than one patient group")[0])
     if "patient" in frame.columns and mixed_patients:  # a group of a mixed patient is mixed too: said once
         frame = frame[~frame["patient"].isin(mixed_patients)]
-    problems += _one_value_per(frame, "patient_group", "label", "both labels")[0]
-    if not problems:
+    kinds.append(_one_value_per(frame, "patient_group", "label", "both labels")[0])
+    kinds = [kind for kind in kinds if kind]
+    count = sum(len(kind) for kind in kinds)
+    if count == 0:
         return
-    if len(problems) == 1:
-        raise ManifestError(f"{path}: {problems[0]}")
-    shown = listed_lines(problems)
+    if count == 1:
+        raise ManifestError(f"{path}: {kinds[0][0]}")
+    # the first few of every kind, so that a thousand padded names cannot hide one contradiction
+    shown = "\n  ".join(listed(kind, SHOWN, "\n  ") for kind in kinds)
     raise ManifestError(
-        f"{path}: {len(problems)} contradictions or empty keys (a hand-edited or foreign file? ingest "
+        f"{path}: {count} contradictions or empty keys (a hand-edited or foreign file? ingest "
         "writes it consistent):\n  " + shown
     )

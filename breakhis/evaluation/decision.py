@@ -8,7 +8,8 @@ each model's choice beside the model, in `models/<model>/decision.json` (and the
 Predict, Grad-CAM and the model card read them back from there: a model and its decision travel
 together (one DVC artifact folder), and a decision is never applied to another model file.
 
-Whether a threshold is fixed or chosen (and by which criterion) is answered here only (`chosen_by`).
+Whether a threshold is fixed or chosen (and by which criterion) is answered by `chosen_by` alone
+(breakhis.pipeline.param_types: params validation asks it too).
 What one evaluate run decided is one object, `RunDecision`, built once (breakhis.evaluation.scoring):
 the metrics' thresholds and ensemble weights, the decision files, the plots, Grad-CAM and the report
 are written from it; what reads a run back from its files reads each threshold with `stored_threshold`
@@ -22,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,33 +33,21 @@ from breakhis.evaluation.calibration import apply_temperature, fit_temperature, 
 from breakhis.evaluation.metrics import ensemble_weights, image_metrics
 from breakhis.evaluation.tables import is_number
 from breakhis.pipeline.files import file_digest, write_json
-from breakhis.pipeline.param_types import ENSEMBLE, MODEL_NAMES
+from breakhis.pipeline.param_types import (  # the rule's names and its one test, for the layer below
+    ENSEMBLE,
+    FIXED,
+    MODEL_NAMES,
+    YOUDEN,
+    Criterion,
+    ThresholdRule,
+    chosen_by,
+)
 from breakhis.pipeline.params import EvaluateParams
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Temperature = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Digest = Annotated[str, Field(pattern="^[0-9a-f]{64}$")]  # SHA-256, lower-case hex
-
-
-FIXED: Final = "fixed"  # the threshold is a param (`evaluate.threshold: 0.5`)
-YOUDEN: Final = "youden"  # chosen on validation to maximise Youden's J (balanced accuracy)
-F1: Final = "f1"  # chosen on validation to maximise F1
-Criterion = Literal["youden", "f1"]
-ThresholdRule = Literal["fixed", "youden", "f1"]
-CRITERIA: tuple[Criterion, ...] = (YOUDEN, F1)
-
-
-def chosen_by(rule: float | str) -> Criterion | None:
-    """Is the threshold chosen or fixed? The criterion it is chosen by on the validation split, or
-    None when it is fixed. `rule`: `evaluate.threshold` (a probability or a criterion), or a
-    decision's `threshold_rule`."""
-    if isinstance(rule, float | int) or rule == FIXED:
-        return None
-    for criterion in CRITERIA:
-        if rule == criterion:
-            return criterion
-    raise ValueError(f"threshold rule {rule!r}: not {FIXED}, {YOUDEN} or {F1}")
 
 
 def threshold_rule(setting: float | str) -> ThresholdRule:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Final, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
@@ -48,3 +48,25 @@ def pixel_count(size: tuple[int, int]) -> int:
 
 def size_text(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
+
+
+# The decision rule's names: is the threshold fixed (a param) or chosen on the validation split, and
+# by what? Answered by `chosen_by` alone (params validation, evaluate's decision, the card, the docs).
+FIXED: Final = "fixed"  # the threshold is a param (`evaluate.threshold: 0.5`)
+YOUDEN: Final = "youden"  # chosen on validation to maximise Youden's J (balanced accuracy)
+F1: Final = "f1"  # chosen on validation to maximise F1
+Criterion = Literal["youden", "f1"]
+ThresholdRule = Literal["fixed", "youden", "f1"]
+CRITERIA: tuple[Criterion, ...] = (YOUDEN, F1)
+
+
+def chosen_by(rule: float | str) -> Criterion | None:
+    """Is the threshold chosen or fixed? The criterion it is chosen by on the validation split, or
+    None when it is fixed. `rule`: `evaluate.threshold` (a probability or a criterion), or a
+    decision's `threshold_rule`."""
+    if isinstance(rule, float | int) or rule == FIXED:
+        return None
+    for criterion in CRITERIA:
+        if rule == criterion:
+            return criterion
+    raise ValueError(f"threshold rule {rule!r}: not {FIXED}, {YOUDEN} or {F1}")

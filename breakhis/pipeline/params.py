@@ -28,6 +28,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, model_validator
 
 from breakhis.pipeline.param_types import (
+    Criterion,
     Flag,
     Fraction,
     ImageSize,
@@ -38,6 +39,7 @@ from breakhis.pipeline.param_types import (
     PositiveInt,
     Section,
     Seed,
+    chosen_by,
     pixel_count,
     size_text,
 )
@@ -205,7 +207,7 @@ def training_seed(params: Params) -> int:
 class EvaluateParams(Section):
     """Every model and the ensemble on the test split; the decision rule chosen on validation."""
 
-    threshold: Fraction | Literal["youden", "f1"] = Field(
+    threshold: Fraction | Criterion = Field(
         0.5, description="a fixed probability, or youden | f1: chosen per model on the validation split"
     )
     ensemble: Literal["mean", "val_auc"] = Field(
@@ -262,7 +264,11 @@ class Params(Section):
             return self
         evaluate = self.evaluate
         chosen = {  # key: (its value, chosen on validation?, what to set instead)
-            "evaluate.threshold": (evaluate.threshold, isinstance(evaluate.threshold, str), "a probability"),
+            "evaluate.threshold": (
+                evaluate.threshold,
+                chosen_by(evaluate.threshold) is not None,
+                "a probability",
+            ),
             "evaluate.calibration": (evaluate.calibration, evaluate.calibration != "none", "none"),
             "evaluate.ensemble": (evaluate.ensemble, evaluate.ensemble != "mean", "mean"),
         }

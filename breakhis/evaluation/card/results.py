@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from breakhis.evaluation.card.values import as_number, lookup, metric_cell, metric_interval, wilson_interval
-from breakhis.evaluation.decision import F1, YOUDEN, read_decision, stored_threshold
+from breakhis.evaluation.decision import read_decision, stored_threshold
 from breakhis.evaluation.metrics import HEADLINE, majority_cells
 from breakhis.evaluation.tables import number, table
-from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED, MODEL_NAMES, SCORED_MODELS
+from breakhis.pipeline.param_types import ENSEMBLE, EVALUATED, F1, MODEL_NAMES, SCORED_MODELS, YOUDEN
 from breakhis.pipeline.params import Params
 from breakhis.pipeline.paths import EVALUATE_METRICS, decision_file
 

@@ -23,8 +23,9 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, predictions_task
-from breakhis.evaluation.decision import YOUDEN, choose_threshold
+from breakhis.evaluation.decision import choose_threshold
 from breakhis.evaluation.plots import CLASS_NAMES
+from breakhis.pipeline.param_types import YOUDEN
 from breakhis.pipeline.task import predicted_subtypes
 
 ENSEMBLE_OUT_OF_FOLD = "ensemble_oof"  # its name in the summary's tables

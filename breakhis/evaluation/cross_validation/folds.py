@@ -33,7 +33,7 @@ class FoldSettings:
     task: Task = "binary"
 
 
-def fold_settings(params: dict[str, Any]) -> FoldSettings:
+def fold_settings(params: dict[str, Any], source: str = "params.yaml") -> FoldSettings:
     """Read from the raw params (not validated: an older experiment may have keys since renamed)."""
     defaults = Params()
     split = params.get("split") or {}
@@ -46,7 +46,7 @@ def fold_settings(params: dict[str, Any]) -> FoldSettings:
         group_by=str(split.get("group_by", defaults.split.group_by)),
         resamples=int(evaluate.get("bootstrap_resamples", defaults.evaluate.bootstrap_resamples)),
         confidence=float(evaluate.get("confidence", defaults.evaluate.confidence)),
-        task=params_task(params),
+        task=params_task(params, source),
     )
 
 
@@ -65,7 +65,7 @@ class FoldResult:
 
     @property
     def settings(self) -> FoldSettings:
-        return fold_settings(self.params)
+        return fold_settings(self.params, f"{self.name}: params.yaml at {self.rev[:7]}")
 
     @property
     def fold(self) -> int:

@@ -63,7 +63,7 @@ def fold_table(checked: CheckedFolds, chosen: pd.DataFrame | None = None) -> pd.
                 {ENSEMBLE_OUT_OF_FOLD: {**pooled_metrics(mine), "threshold": mine["threshold"].iloc[0]}},
             )
         for model, entry in entries.items():
-            threshold = stored_threshold(entries, model)
+            threshold = stored_threshold({**result.metrics, **entries}, model)  # older: one top-level
             rows.append(
                 {
                     "fold": result.fold,
