@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from breakhis.data.input_files import Inputs, read_inputs
 from breakhis.data.stain import StainNormalization
-from breakhis.data.task_of import task_of
+from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, task_of
 from breakhis.evaluation.decision import PredictionRule, prediction_rule, soft_vote
 from breakhis.modeling.description import ModelInput, describe_for_humans, load_model
 from breakhis.modeling.models_folder import ModelEntry, ModelSet, common_input, find_models
@@ -262,8 +262,8 @@ def predictions_table(
     table["predicted_class"] = np.where(table[deciding] >= rule.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
     table["threshold"] = rule.threshold
     if task_of(decided) == "subtype":  # the deciding model's (or ensemble's) eight probabilities
-        for index, code in enumerate(SUBTYPE_CLASSES):
-            table[f"p_{code}"] = decided[:, index].round(6)
+        for index, column in enumerate(SUBTYPE_PROBABILITY_COLUMNS):
+            table[column] = decided[:, index].round(6)
         table["predicted_subtype"] = predicted_subtypes(decided)
     table = pd.concat([table, info], axis=1)
     table["unseen_by"] = unseen_by(found, info["magnification"])

@@ -657,7 +657,7 @@ def test_the_ensemble_is_chosen_on_the_other_folds_and_leaves_out_models_below_t
     per_fold = summary.folds[summary.folds["model"] == "ensemble_oof"]
     assert len(per_fold) == 4 and per_fold["image_roc_auc"].notna().all()
     text = markdown(summary)
-    assert "## The ensemble chosen out of fold" in text and "-S 'evaluate.members=[custom,resnet50]'" in text
+    assert "## The ensemble chosen out of fold" in text and "-S 'evaluate.members=[custom, resnet50]'" in text
     assert summary_json(summary)["ensemble_choice"]["recommended"] == {
         "evaluate.members": ["custom", "resnet50"],
         "evaluate.threshold": round(choice.all_folds.threshold, 3),

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from breakhis.data.dataset import LayoutError, parse_image_name
-from breakhis.pipeline.task import SUBTYPE_CLASSES, predicted_subtypes
+from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS
+from breakhis.pipeline.task import predicted_subtypes
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def aggregate_by_patient(predictions: pd.DataFrame, probability: str, threshold:
         per_patient["mean_probability"] >= threshold, "malignant", "benign"
     )
     per_patient["threshold"] = threshold
-    columns = [f"p_{code}" for code in SUBTYPE_CLASSES]
+    columns = list(SUBTYPE_PROBABILITY_COLUMNS)
     if set(columns) <= set(named.columns):
         means = named.groupby("patient", sort=True)[columns].mean()
         per_patient[columns] = means.round(6)

@@ -4,6 +4,7 @@ every fold), JSON, and the files of cv/<label>/s<seed>/ (with folds.csv and the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from breakhis.evaluation.subtype import MACRO_F1 as SUBTYPE_MACRO_F1
 from breakhis.evaluation.subtype import SUBTYPE_HEADLINE
 from breakhis.evaluation.tables import estimate, is_number, mean_std, number, table
 from breakhis.pipeline.files import write_json
-from breakhis.pipeline.yaml_text import yaml_lines
+from breakhis.pipeline.yaml_text import yaml_lines, yaml_value
 
 
 def _pooled_cell(entry: dict[str, Any], column: str) -> str:
@@ -36,8 +37,17 @@ def _spread_cell(entry: dict[str, dict[str, Any]], column: str) -> str:
     return mean_std(stats.get("mean"), stats.get("std"))
 
 
+THRESHOLD_DIGITS = 3  # a recommended threshold's decimals: finer is noise on a few patients
+
+
+def recommended_params(members: Sequence[str], threshold: float) -> dict[str, Any]:
+    """What a pipeline run sets to use an ensemble chosen out of fold: its members and threshold."""
+    return {"evaluate.members": list(members), "evaluate.threshold": round(threshold, THRESHOLD_DIGITS)}
+
+
 def _members_override(choice: MemberChoice) -> str:
-    return f"-S 'evaluate.members=[{','.join(choice.members)}]' -S evaluate.threshold={choice.threshold:.3f}"
+    params = recommended_params(choice.members, choice.threshold)
+    return " ".join(f"-S '{key}={yaml_value(value)}'" for key, value in params.items())
 
 
 def ensemble_lines(summary: CVSummary) -> list[str]:
@@ -344,10 +354,7 @@ def _choice_json(summary: CVSummary) -> dict[str, Any] | None:
     return {
         "per_test_fold": {str(fold): one(chosen) for fold, chosen in sorted(choice.per_fold.items())},
         "all_folds": one(choice.all_folds),
-        "recommended": {
-            "evaluate.members": list(choice.all_folds.members),
-            "evaluate.threshold": round(choice.all_folds.threshold, 3),
-        },
+        "recommended": recommended_params(choice.all_folds.members, choice.all_folds.threshold),
     }
 
 
@@ -434,7 +441,8 @@ def recommendation_lines(choice: SeedsChoice) -> list[str]:
 
 def recommended_yaml(choice: SeedsChoice) -> str:
     """The profile params that make a pipeline run use what cross-validation chose."""
-    section = {"members": list(choice.members), "threshold": round(choice.threshold, 3)}
+    params = recommended_params(choice.members, choice.threshold)
+    section = {key.removeprefix("evaluate."): value for key, value in params.items()}
     return "\n".join(yaml_lines({"evaluate": section})) + "\n"
 
 
