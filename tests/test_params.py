@@ -185,3 +185,5 @@ def test_recorded_params_of_the_old_layout_are_read_in_todays() -> None:
     assert old["train"]["custom"] == {"epochs": 7}  # the recorded mapping itself is not changed
     with pytest.raises(ValidationError, match=r"train.custom.epochs: the per-model settings moved to models"):
         Params.model_validate(old)
+    both = {"train": {"custom": {"epochs": 7}}, "models": {"custom": {"epochs": 9}}}
+    assert upgrade_recorded(both)["models"]["custom"] == {"epochs": 9}  # today's key, where both are

@@ -273,10 +273,11 @@ def upgrade_recorded(params: dict[str, Any]) -> dict[str, Any]:
     train = params.get("train")
     if not isinstance(train, dict) or not any(name in train for name in MODEL_NAMES):
         return params
-    models = dict(params.get("models") or {})
+    recorded = params.get("models")
+    models = dict(recorded) if isinstance(recorded, dict) else {}
     for name in MODEL_NAMES:
-        if name in train:
-            models[name] = train[name]
+        if name in train:  # a `models.<model>` already there (a hand-merged file) is today's: it stays
+            models.setdefault(name, train[name])
     return {
         **params,
         "train": {key: value for key, value in train.items() if key not in MODEL_NAMES},
