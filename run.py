@@ -95,7 +95,9 @@ def sync(extras: list[str]) -> None:
     if not (BIN / "uv").exists():  # bootstrap: the locked uv, checked against the lock's hashes
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as requirements:
             requirements.write("\n".join(locked_uv()) + "\n")
-        pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        # -qq: errors only; a machine's own pip settings (an index folder that is not there) would
+        # print warnings about that machine on every fresh clone's first run
+        pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-qq"]
         subprocess.run([*pip, "--require-hashes", "-r", requirements.name], check=True)
         os.unlink(requirements.name)
     print(f"run.py: syncing .venv/ to uv.lock (extras: {', '.join(['dev', *extras])})", file=sys.stderr)
