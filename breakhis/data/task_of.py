@@ -22,6 +22,7 @@ from breakhis.pipeline.params import Params
 from breakhis.pipeline.task import SUBTYPE_CLASSES, Task, task_of
 
 __all__ = [
+    "ACTUAL_SUBTYPE_COLUMN",
     "SUBTYPE_PROBABILITY_COLUMNS",
     "TASKS",
     "as_task",
@@ -35,7 +36,7 @@ __all__ = [
 TASKS: tuple[Task, ...] = get_args(Task)
 DEFAULT_TASK: Task = Params.model_fields["task"].default
 SUBTYPE_PROBABILITY_COLUMNS = tuple(f"p_{code}" for code in SUBTYPE_CLASSES)  # a subtype run's predictions
-ACTUAL_SUBTYPE_COLUMN = "actual_subtype"
+ACTUAL_SUBTYPE_COLUMN = "actual_subtype"  # and its true subtype (evaluate writes both, read back here)
 
 
 def as_task(value: object, source: str) -> Task:

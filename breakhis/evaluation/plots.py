@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, task_of
+from breakhis.data.task_of import ACTUAL_SUBTYPE_COLUMN, SUBTYPE_PROBABILITY_COLUMNS, task_of
 from breakhis.evaluation.calibration import reliability_bins
 from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.errors import THRESHOLD_FIGURE, sensitivity_specificity
@@ -288,7 +288,7 @@ def write_evaluation_plots(
         subtypes = {"actual": rows["subtype"].to_numpy()}
         if task_of(output) == "subtype":
             predictions = predictions.assign(
-                actual_subtype=rows["subtype"].to_numpy(),
+                **{ACTUAL_SUBTYPE_COLUMN: rows["subtype"].to_numpy()},
                 predicted_subtype=predicted_subtypes(output),
                 **{column: output[:, i].round(6) for i, column in enumerate(SUBTYPE_PROBABILITY_COLUMNS)},
             )

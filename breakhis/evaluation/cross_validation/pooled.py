@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from breakhis.data.patient_groups import folder_group
-from breakhis.data.task_of import SUBTYPE_PROBABILITY_COLUMNS, predictions_task
+from breakhis.data.task_of import ACTUAL_SUBTYPE_COLUMN, SUBTYPE_PROBABILITY_COLUMNS, predictions_task
 from breakhis.evaluation.bootstrap import Draw, GroupBootstrap, Interval
 from breakhis.evaluation.cross_validation.checks import CheckedFolds
 from breakhis.evaluation.decision import stored_threshold
@@ -170,7 +170,7 @@ def pooled_subtypes(
     if predictions_task(pooled) != "subtype":
         return None
     probabilities = pooled[list(SUBTYPE_PROBABILITY_COLUMNS)].to_numpy(dtype=float)
-    rows = pooled.assign(subtype=pooled["actual_subtype"], patient_group=pooled["group"])
+    rows = pooled.assign(subtype=pooled[ACTUAL_SUBTYPE_COLUMN], patient_group=pooled["group"])
     entry = evaluate_subtypes(rows, probabilities, resamples=resamples, confidence=confidence, seed=seed)
     return {key: entry[key] for key in ("image", "patient", "per_class", "ci")}
 
