@@ -153,7 +153,7 @@ def main() -> None:
         return np.concatenate([train, extra])
 
     def training_data(train: np.ndarray, seed: int) -> tf.data.Dataset:
-        train = balanced(train)
+        """The rows to fit (already `balanced`), as the stage's batches of random patches."""
         repeats = args.patches_per_image if args.input == "patches" else 1
         data = tf.data.Dataset.from_tensor_slices((images[train], targets[train].astype("float32")))
         data = data.repeat(repeats).shuffle(len(train) * repeats, seed=args.seed)
@@ -198,7 +198,9 @@ def main() -> None:
             rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps)
         model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
         weights = {c: len(fitted) / (2 * np.sum(targets[fitted] == c)) for c in (0, 1)}
-        model.fit(training_data(train, args.seed + fold), epochs=args.epochs, class_weight=weights, verbose=0)
+        model.fit(
+            training_data(fitted, args.seed + fold), epochs=args.epochs, class_weight=weights, verbose=0
+        )
         per_view = [
             model.predict_on_batch(stain_free(inference_views(images[i : i + 1], size, view), args.colour))
             for i in test
