@@ -143,6 +143,8 @@ def main() -> None:
     jitter = ColourJitter(args.hed, args.hsv)
     views = views_per_image(FIELD, size, view)
 
+    repeats = args.patches_per_image if args.input == "patches" else 1  # samples per image and epoch
+
     def balanced(train: np.ndarray) -> np.ndarray:
         """The train rows, the minority class's repeated (then cut) up to the majority's count."""
         if not args.oversample:
@@ -154,7 +156,6 @@ def main() -> None:
 
     def training_data(train: np.ndarray, seed: int) -> tf.data.Dataset:
         """The rows to fit (already `balanced`), as the stage's batches of random patches."""
-        repeats = args.patches_per_image if args.input == "patches" else 1
         data = tf.data.Dataset.from_tensor_slices((images[train], targets[train].astype("float32")))
         data = data.repeat(repeats).shuffle(len(train) * repeats, seed=args.seed)
 
@@ -193,8 +194,7 @@ def main() -> None:
         fitted = balanced(train)
         rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
         if args.lr_schedule == "cosine":
-            per_epoch = len(fitted) * (args.patches_per_image if args.input == "patches" else 1)
-            steps = -(-per_epoch // 32) * args.epochs
+            steps = -(-len(fitted) * repeats // 32) * args.epochs
             rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps)
         model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
         weights = {c: len(fitted) / (2 * np.sum(targets[fitted] == c)) for c in (0, 1)}
