@@ -6,6 +6,8 @@ python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --input field --ima
 python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --stain macenko --hed 0.05 --hsv 0.04
 python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --colour haematoxylin --seed 1 \
     --predictions haematoxylin-s1.csv
+python benchmarks/real_data_ablation.py /path/to/BreaKHis_v1 --folds pipeline --seed 42 --train-seed 1 \
+    --predictions t1-s42.csv
 
 A few minutes per fold on 2 CPU cores, instead of the whole pipeline's three models. Fixed epochs, no
 validation split (every model trains the same number of epochs): it compares levers, it does not
@@ -14,7 +16,7 @@ resamples patient groups, the colour baseline on the same folds, and how closely
 (Spearman correlation over patients of their mean probabilities); appends a JSON line to --log and,
 with --predictions, writes every image's out-of-fold probabilities (the columns of evaluate's
 predictions CSVs, so `breakhis.evaluation.comparison.paired_comparison` pairs two runs' files: runs
-with the same --seed test every image in the same fold).
+with the same --seed test every image in the same fold, whatever their --train-seed).
 """
 
 from __future__ import annotations
@@ -112,7 +114,12 @@ def main() -> None:
         action="store_true",
         help="as the augment stage at target_ratio 1: the minority class repeated up to the majority",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the folds' seed, and the training's by default")
+    parser.add_argument(
+        "--train-seed",
+        type=int,
+        help="the training's seed (weights, patch order, augmentation), for other models on --seed's folds",
+    )
     parser.add_argument("--log", type=Path, default=Path("real_data_ablation.jsonl"))
     parser.add_argument(
         "--folds",
@@ -124,6 +131,7 @@ def main() -> None:
     parser.add_argument("--predictions", type=Path, help="write the out-of-fold predictions to this CSV")
     args = parser.parse_args()
     size = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
+    train_seed = args.seed if args.train_seed is None else args.train_seed
 
     import keras
     import tensorflow as tf
@@ -157,7 +165,7 @@ def main() -> None:
     def training_data(train: np.ndarray, seed: int) -> tf.data.Dataset:
         """The rows to fit (already `balanced`), as the stage's batches of random patches."""
         data = tf.data.Dataset.from_tensor_slices((images[train], targets[train].astype("float32")))
-        data = data.repeat(repeats).shuffle(len(train) * repeats, seed=args.seed)
+        data = data.repeat(repeats).shuffle(len(train) * repeats, seed=train_seed)
 
         def sample(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             image = tf.cast(image, tf.float32)
@@ -186,7 +194,7 @@ def main() -> None:
     features = np.stack([colour_features(image) for image in images])
     per_fold, started = [], time.monotonic()
     for fold, (train, test) in enumerate(folds):
-        keras.utils.set_random_seed(args.seed + fold)
+        keras.utils.set_random_seed(train_seed + fold)
         colour[test] = fit_colour_baseline(features[train], targets[train]).predict_proba(features[test])[
             :, 1
         ]
@@ -199,7 +207,7 @@ def main() -> None:
         model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
         weights = {c: len(fitted) / (2 * np.sum(targets[fitted] == c)) for c in (0, 1)}
         model.fit(
-            training_data(fitted, args.seed + fold), epochs=args.epochs, class_weight=weights, verbose=0
+            training_data(fitted, train_seed + fold), epochs=args.epochs, class_weight=weights, verbose=0
         )
         per_view = [
             model.predict_on_batch(stain_free(inference_views(images[i : i + 1], size, view), args.colour))
