@@ -6,6 +6,11 @@ same `--seed` test every image in the same fold, so they pair image by image:
 
     python benchmarks/pair_runs.py DIR --reference rgb --variants haematoxylin grey
 
+`--average NAME=RUN,RUN,...` adds a variant NAME whose probability for each image is the mean of the
+named runs' (a seed ensemble, when the runs differ only in `--train-seed`):
+
+    python benchmarks/pair_runs.py DIR --reference s42 --variants t100 t200 x3 --average x3=s42,t100,t200
+
 Prints, per variant, the CNN's pooled ROC AUC difference from the reference with its interval over
 patient groups, per seed and over the seeds, whether the lever holds in every seed, and the Spearman
 correlation with the colour baseline before and after.
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,7 +49,10 @@ class FastLoopRun:
 
 
 def load_run(path: Path) -> FastLoopRun:
-    rows = pd.read_csv(path)
+    return as_run(pd.read_csv(path))
+
+
+def as_run(rows: pd.DataFrame) -> FastLoopRun:
     colour = rows.assign(probability=rows["colour_baseline"])
     return FastLoopRun(
         {MODEL: rows, "colour_baseline": colour},
@@ -62,6 +71,21 @@ def runs(directory: Path, name: str) -> dict[int, FastLoopRun]:
     return found
 
 
+def averaged(members: list[dict[int, FastLoopRun]]) -> dict[int, FastLoopRun]:
+    """Per seed the members share, every image's probability averaged over the members."""
+    seeds = sorted(set.intersection(*(set(member) for member in members)))
+    found = {}
+    for seed in seeds:
+        tables = [member[seed].predictions[MODEL].set_index("filename") for member in members]
+        if any(set(table.index) != set(tables[0].index) for table in tables):
+            raise SystemExit(f"seed {seed}: the averaged runs do not hold the same images")
+        mean = pd.concat([table["probability"] for table in tables], axis=1).mean(axis=1)
+        called = np.where(mean.reindex(tables[0].index) >= 0.5, "malignant", "benign")
+        rows = tables[0].assign(probability=mean, predicted=called)
+        found[seed] = as_run(rows.reset_index())
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,11 +94,28 @@ def main() -> None:
     parser.add_argument("--reference", required=True)
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument(
+        "--average",
+        action="append",
+        default=[],
+        metavar="NAME=RUN,RUN,...",
+        help="a variant NAME averaging the named runs' probabilities image by image",
+    )
     args = parser.parse_args()
-    reference = runs(args.directory, args.reference)
+    made = {}
+    for spec in args.average:
+        name, _, members = spec.partition("=")
+        if not name or not members:
+            raise SystemExit(f"--average {spec}: expected NAME=RUN,RUN,...")
+        made[name] = averaged([runs(args.directory, member) for member in members.split(",")])
+
+    def loaded(name: str) -> dict[int, FastLoopRun]:
+        return made[name] if name in made else runs(args.directory, name)
+
+    reference = loaded(args.reference)
     results = {}
     for name in args.variants:
-        variant = runs(args.directory, name)
+        variant = loaded(name)
         seeds = sorted(set(reference) & set(variant))
         results[name] = compare_variant(
             {s: reference[s] for s in seeds},
