@@ -1,6 +1,8 @@
 """Stages `train-custom`, `train-vgg19`, `train-resnet50`: `python -m stages.train <model>`.
 
-Trains one model (one process per model, so accelerator memory is freed between models) for
+Trains one model (one process per model, so accelerator memory is freed between models; with
+`models.<model>.seeds` above 1, a seed ensemble of that many networks saved as one model:
+breakhis.modeling.seed_ensemble) for
 `task` (benign vs malignant, or the eight subtypes: breakhis.pipeline.task) on the augmented train
 split with early stopping on the validation split, or (`train.validation: none`) on the train and
 validation splits together for exactly its epochs. Writes
@@ -45,7 +47,7 @@ from breakhis.pipeline.paths import (
     train_log_dir,
 )
 from breakhis.pipeline.stage import run_stage
-from breakhis.pipeline.task import outputs, targets
+from breakhis.pipeline.task import targets
 
 if TYPE_CHECKING:
     from breakhis.modeling.resume import ResumeState
@@ -71,10 +73,9 @@ def main() -> None:
 
     from dvclive import Live  # TensorFlow and Keras load with these
 
-    from breakhis.modeling.divergence import require_finite_weights
     from breakhis.modeling.resume import ResumeState, resume_config
     from breakhis.modeling.runtime import configure_runtime
-    from breakhis.modeling.training import Trainer, inference_copy
+    from breakhis.modeling.seed_training import train_model
 
     seed = training_seed(params)
     runtime = configure_runtime(params.train, seed)
@@ -96,12 +97,7 @@ def main() -> None:
             resume.restore_live(live_dir)
         with Live(str(live_dir), resume=resume.resuming, dvcyaml=None, save_dvc_exp=False) as live:
             live.log_params({**runtime.describe(), **environment_lock()})
-            trainer = Trainer(
-                name, params.train, params.models.of(name), seed, runtime, live, resume, outputs(params.task)
-            )
-            model = trainer.run(train_rows, val_rows)
-            require_finite_weights(model, name, trainer.rate_key("train"))  # a diverged model is never saved
-            kept_epoch = trainer.kept_epoch if trainer.kept_epoch is not None else -1
+            model, training = train_model(name, params, seed, runtime, live, resume, train_rows, val_rows)
             description = describe(
                 name,
                 params,
@@ -110,18 +106,9 @@ def main() -> None:
                 copies=int(train_rows["source_path"].notna().sum()),  # augment's copies name their source
                 validation_images=len(val_rows),
                 magnifications=sorted(set(train_rows["magnification"])),
-                training={
-                    "validation": params.train.validation,
-                    "epochs_trained": trainer.epoch,
-                    "kept_epoch": kept_epoch,
-                },
+                training=training,
             )
-            save_model(inference_copy(model), model_path, description)
-            live.log_metric("epochs_trained", trainer.epoch, plot=False)
-            # `train`/`eval` hold the last epoch; `kept` the saved one (0-based index, val metrics if any)
-            live.log_metric("kept/epoch", kept_epoch, plot=False)
-            for metric, value in trainer.validate(model).items():
-                live.log_metric(f"kept/eval/{metric}", value, plot=False)
+            save_model(model, model_path, description)
         snapshots.mkdir(parents=True)  # a DVC output: its index is written even without snapshots
         kept = sorted(resume.snapshots.glob("*.weights.h5"))
         for path in kept:

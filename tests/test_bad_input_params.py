@@ -224,6 +224,18 @@ CASES: dict[str, Case] = {
         {"train.validation": "none", "train.lr_schedule": "cosine", "train.snapshot_epochs": [2, 2]},
         "train.snapshot_epochs: [2, 2] names an epoch twice",
     ),
+    "snapshots with a seed ensemble": Case(
+        {
+            "train.validation": "none",
+            "train.lr_schedule": "cosine",
+            "train.snapshot_epochs": [2],
+            "models.resnet50.seeds": 3,
+        },
+        "train.snapshot_epochs: a snapshot holds the weights of one network, and models.resnet50.seeds: 3",
+    ),
+    "a seed ensemble of no network": Case(
+        {"models.custom.seeds": 0}, "models.custom.seeds: Input should be greater than 0 (got 0)"
+    ),
     "a snapshot epoch zero": Case(
         {"train.validation": "none", "train.lr_schedule": "cosine", "train.snapshot_epochs": [0]},
         "train.snapshot_epochs.0: Input should be greater than 0 (got 0)",

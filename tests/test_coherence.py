@@ -121,6 +121,19 @@ def test_snapshots_within_every_models_epochs() -> None:
     assert accepted(pretrained).models.vgg19.weights == "imagenet"
 
 
+def test_snapshots_hold_one_network_not_a_seed_ensemble() -> None:
+    none = {"train.validation": "none", "train.lr_schedule": "cosine", "train.snapshot_epochs": [2]}
+    line = refused({**none, "models.custom.seeds": 2})
+    assert line == (
+        "train.snapshot_epochs: a snapshot holds the weights of one network, and models.custom.seeds: 2 "
+        "ask for seed ensembles; choose the epochs with one network per model (seeds 1), then train the "
+        "ensemble without snapshots"
+    )
+    assert (
+        accepted({**none, "train.snapshot_epochs": []} | {"models.custom.seeds": 2}).models.custom.seeds == 2
+    )
+
+
 @pytest.mark.parametrize("name", available(PROJECT_ROOT / "profiles"))
 def test_the_profiles_and_the_test_fixtures_still_load(name: str) -> None:
     load_profile(name, PROJECT_ROOT / "profiles")

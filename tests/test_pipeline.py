@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
+from breakhis.modeling.description import load_model
+from breakhis.modeling.seed_ensemble import members_of
 from tests.docs_blocks import command_blocks
 from tests.pipeline_repo import TINY, commit, dvc, make_repo, run, set_args, stage
 
@@ -231,3 +234,46 @@ def test_the_docs_command_blocks_run(pipeline_run: tuple[Path, str]) -> None:
     assert (repo / "predictions.csv").is_file() and (repo / "resnet.csv").is_file()
     assert any((repo / "gradcam").iterdir())
     assert (repo / "comparison.json").is_file() and (repo / "pr_comment.md").is_file()
+
+
+def test_a_seed_ensemble_is_one_model_to_evaluate_explain_and_predict(
+    pipeline_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`models.custom.seeds: 2` retrains the custom CNN alone as two networks (the second logs into
+    its own DVCLive folder) saved as one model that averages them; evaluate, its Grad-CAM figure,
+    the model card and predict's overlays take it as any model."""
+    repo, _ = pipeline_run
+    before = (repo / "plots/evaluate/gradcam.png").read_bytes()
+    output = dvc("exp", "run", "-S", "models.custom.seeds=2", cwd=repo)
+    assert set(re.findall(r"Running stage '([^']+)'", output)) == {"train-custom", "evaluate"}, output
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # saved without an optimizer: Keras would warn at loading
+        model, description = load_model(repo / "models/custom/model.keras", "custom")
+    seed = description.training["seed"]
+    assert [member.name for member in members_of(model)] == [f"custom_seed{seed}", f"custom_seed{seed + 1}"]
+    assert [member["seed"] for member in description.training["members"]] == [seed, seed + 1]
+    assert (repo / f"metrics/train/custom/seed-{seed + 1}/metrics.json").is_file()
+    assert "kept" in json.loads((repo / "metrics/train/custom/metrics.json").read_text())
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert 0.0 <= metrics["custom"]["image"]["roc_auc"] <= 1.0
+    assert (repo / "plots/evaluate/gradcam.png").read_bytes() != before
+    assert "the mean of 2 networks" in (repo / "metrics/model_card.md").read_text()
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((repo / "data/ingested/images").glob("*.png"))[:2]:
+        shutil.copy(source, images)
+    explained = tmp_path / "explained"
+    stage(
+        "commands.predict",
+        str(images),
+        "--model",
+        "custom",
+        "--explain",
+        str(explained),
+        "--out",
+        str(tmp_path / "p.csv"),
+        cwd=repo,
+    )
+    assert len(list(explained.iterdir())) >= 2

@@ -328,6 +328,14 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
             f"description names ({description.name}, input "
             f"{description.input.image_size[0]}x{description.input.image_size[1]})"
         )
+    from breakhis.modeling.seed_ensemble import members_of
+
+    seeds = description.params.get("models", {}).get(description.name, {}).get("seeds", 1)
+    if len(members_of(model)) != seeds:
+        raise ModelFileError(
+            f"{path}: the network averages {len(members_of(model))} member(s), but its description says "
+            f"models.{description.name}.seeds {seeds}"
+        )
     units = int(model.output_shape[-1])
     if units != outputs(description.task):
         raise ModelFileError(

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from breakhis.modeling.description import load_model
 from breakhis.modeling.prediction import load_for_model, model_inputs
+from breakhis.modeling.seed_ensemble import members_of
 from breakhis.modeling.views import WHOLE_FIELD, ViewParams, grid_offsets, mean_over_views, scaled_size
 from breakhis.pipeline.figures import grid_figure, save_figure
 from breakhis.pipeline.param_types import ENSEMBLE
@@ -75,10 +76,16 @@ def target_layer(
 
 
 class GradCam:
-    """Grad-CAM of one model; call it on a batch of model inputs."""
+    """Grad-CAM of one model; call it on a batch of model inputs. A seed ensemble
+    (breakhis.modeling.seed_ensemble) is explained by the mean of its members' raw maps, each for the
+    class the ensemble predicts."""
 
     def __init__(self, model: keras.Model, layer: str | None = None, min_side: int = MIN_MAP_SIDE) -> None:
         self.model = model
+        members = members_of(model)
+        self.members = [GradCam(member, layer, min_side) for member in members] if len(members) > 1 else []
+        if self.members:
+            return
         if layer is None:
             self.parent, self.layer = target_layer(model, min_side)
         else:
@@ -96,6 +103,8 @@ class GradCam:
 
     @property
     def layer_name(self) -> str:
+        if self.members:
+            return f"{self.members[0].layer_name.split('/')[-1]}, mean of {len(self.members)} seeds"
         return self.layer.name if self.parent is None else f"{self.parent.name}/{self.layer.name}"
 
     def _forward(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -128,20 +137,25 @@ class GradCam:
         threshold: float = 0.5,
         *,
         malignant: np.ndarray | None = None,
+        subtype: np.ndarray | None = None,
         normalise: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Maps at the feature map's resolution, shape (n, h, w), and the probabilities (n,) of a
         binary model, (n, k) of a subtype model. The map explains the predicted class: the malignant
         logit (sign-flipped below `threshold`, or where `malignant`, one call per input, is False),
-        or the logit of the most probable subtype. `normalise`: each map in [0, 1] by its own peak;
-        False: the raw, non-negative maps, comparable between the inputs (patches of one field)."""
+        or the logit of the most probable subtype (or of `subtype`, an index per input).
+        `normalise`: each map in [0, 1] by its own peak; False: the raw, non-negative maps,
+        comparable between the inputs (patches of one field)."""
         inputs = tf.convert_to_tensor(inputs, dtype=tf.float32)
+        if self.members:
+            return self._mean_of_members(inputs, threshold, malignant, subtype, normalise)
         with tf.GradientTape() as tape:
             tape.watch(inputs)  # frozen layers have no watched variables; the input path is enough
             feature_map, logit = self._forward(inputs)
             if logit.shape.rank == 2:  # a softmax over subtypes
                 probability = tf.nn.softmax(logit, axis=-1)
-                chosen = tf.one_hot(tf.argmax(logit, axis=-1), tf.shape(logit)[-1])
+                index = tf.argmax(logit, axis=-1) if subtype is None else tf.constant(subtype, tf.int64)
+                chosen = tf.one_hot(index, tf.shape(logit)[-1])
                 score = tf.reduce_sum(tf.stop_gradient(chosen) * logit)
             else:
                 probability = tf.sigmoid(logit)
@@ -155,6 +169,29 @@ class GradCam:
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1)).numpy()
         return (scaled_to_peak(cam) if normalise else cam), probability.numpy()
+
+    def _mean_of_members(
+        self,
+        inputs: tf.Tensor,
+        threshold: float,
+        malignant: np.ndarray | None,
+        subtype: np.ndarray | None,
+        normalise: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A seed ensemble's maps: the mean of its members' raw maps, each explaining the class the
+        ensemble predicts (its output is the mean of theirs)."""
+        probability = np.asarray(self.model(inputs, training=False), dtype="float32")
+        if probability.shape[-1] == 1:
+            probability = probability.reshape(-1)
+            malignant = probability >= threshold if malignant is None else malignant
+        elif subtype is None:
+            subtype = probability.argmax(axis=-1)
+        maps = [
+            member(inputs, threshold, malignant=malignant, subtype=subtype, normalise=False)[0]
+            for member in self.members
+        ]
+        cam = np.mean(maps, axis=0)
+        return (scaled_to_peak(cam) if normalise else cam), probability
 
     def _check(self, inputs: tf.Tensor, probability: tf.Tensor) -> None:
         expected = np.asarray(self.model(inputs, training=False), dtype="float32")

@@ -26,6 +26,7 @@ class ResumeState:
 
     def __init__(self, root: Path, config: dict[str, Any]) -> None:
         self.root = root
+        self.config = config
         stamp = root / "config.json"
         if root.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != config):
             shutil.rmtree(root)

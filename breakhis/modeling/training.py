@@ -311,6 +311,19 @@ class Trainer:
                 else self.params.steps_per_epoch,
             }
         )
+        self.prepare(train_rows, val_rows)
+        own = self.own
+        with self.runtime.strategy.scope():
+            if isinstance(own, CustomCNNParams):
+                model = build_custom_cnn(
+                    self.settings.image_size, own.filters, own.dropout, own.batch_norm, self.outputs
+                )
+                self.whole = model
+                return self.train_every_layer(model)
+            return self.run_transfer(own)
+
+    def prepare(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> None:
+        """The rows' datasets and class weights, which `run` fits on and `validate` scores with."""
         targets = train_rows["target"].to_numpy()
         self.inputs = TrainingInputs(
             train_rows=train_rows,
@@ -321,15 +334,6 @@ class Trainer:
             if self.params.class_weights
             else None,
         )
-        own = self.own
-        with self.runtime.strategy.scope():
-            if isinstance(own, CustomCNNParams):
-                model = build_custom_cnn(
-                    self.settings.image_size, own.filters, own.dropout, own.batch_norm, self.outputs
-                )
-                self.whole = model
-                return self.train_every_layer(model)
-            return self.run_transfer(own)
 
     def train_every_layer(self, model: keras.Model) -> keras.Model:
         """One phase: every layer trainable, at the model's learning rate."""

@@ -21,7 +21,8 @@ keys and the fix.
   every input RGB by the schema, so nothing more is checked for them.)
 - `split.strategy: official` takes the folds of the Kaggle `Folds.csv`: `data.source: kaggle`.
 - `train.snapshot_epochs` within every model's epochs (counted across both phases of transfer
-  learning), or a model would have no snapshot for them.
+  learning), or a model would have no snapshot for them; and not with a seed ensemble
+  (`models.<model>.seeds` above 1): a snapshot holds the weights of one network.
 """
 
 from __future__ import annotations
@@ -174,6 +175,17 @@ def other_problems(params: Params) -> list[str]:
             problems.append(
                 f"train.snapshot_epochs: epoch {max(train.snapshot_epochs)} is beyond the epochs of a model: "
                 f"{', '.join(short)}; lower train.snapshot_epochs or raise those models' epochs"
+            )
+        ensembles = [
+            f"models.{name}.seeds: {models.of(name).seeds}"
+            for name in MODEL_NAMES
+            if models.of(name).seeds > 1
+        ]
+        if ensembles:
+            problems.append(
+                "train.snapshot_epochs: a snapshot holds the weights of one network, and "
+                f"{', '.join(ensembles)} ask for seed ensembles; choose the epochs with one network per "
+                "model (seeds 1), then train the ensemble without snapshots"
             )
     return problems
 

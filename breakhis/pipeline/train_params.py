@@ -36,7 +36,17 @@ class ModelOverrides(Section):
     patience: PositiveInt | None = Field(None, description="overrides train.patience")
 
 
-class CustomCNNParams(ModelOverrides):
+class ModelSection(ModelOverrides):
+    """A model's own section: its overrides of `train.*`, and what is the model's alone."""
+
+    seeds: PositiveInt = Field(
+        1,
+        description="above 1, a seed ensemble: that many networks (training seeds seed, seed + 1, ...) "
+        "saved as one model, the mean of their outputs; that many times the training time and file size",
+    )
+
+
+class CustomCNNParams(ModelSection):
     """The 4-block CNN trained from scratch; null keys take the shared `train.*` value."""
 
     epochs: PositiveInt | None = Field(
@@ -50,7 +60,7 @@ class CustomCNNParams(ModelOverrides):
     batch_norm: Flag = Field(True, description="BatchNorm after every convolution")
 
 
-class BackboneParams(ModelOverrides):
+class BackboneParams(ModelSection):
     """A keras.applications backbone with a dropout + sigmoid head; null keys take `train.*`."""
 
     weights: str = Field(

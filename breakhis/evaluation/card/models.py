@@ -55,7 +55,12 @@ def models_section(
             f"{'/'.join(f'{m}X' for m in data['magnifications'])}"
         )
         kept = training.get("kept_epoch", -1)
-        epochs = f"{training.get('epochs_trained', 'n/a')} ({'last' if kept == -1 else kept + 1})"
+        epochs = f"{training.get('epochs_trained', 'n/a')} ({kept_name(kept)})"
+        if members := training.get("members"):  # a seed ensemble: each network's epochs
+            each = [
+                f"seed {m['seed']}: {m['epochs_trained']} ({kept_name(m['kept_epoch'])})" for m in members
+            ]
+            epochs = f"{'; '.join(each)}: the mean of {len(members)} networks"
         weights = description["initial_weights"]
         weights = "none (from scratch)" if weights == "none" else weights
         lines.append(
@@ -94,3 +99,8 @@ def summary_task(params: Params, models: Mapping[str, Mapping[str, Any] | str]) 
         if isinstance(entry, Mapping)
     }
     return one_task(described) or params.task
+
+
+def kept_name(kept: int) -> str:
+    """The kept epoch as the card names it: 1-based, or `last`."""
+    return "last" if kept == -1 else str(kept + 1)

@@ -1,0 +1,107 @@
+"""Seed ensembles (`models.<model>.seeds`): one saved model averaging its members, Grad-CAM as the
+mean of the members' maps, and a killed ensemble that keeps its finished members."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from dvclive import Live
+
+from breakhis.modeling.architectures import build_custom_cnn
+from breakhis.modeling.gradcam import GradCam
+from breakhis.modeling.resume import ResumeState
+from breakhis.modeling.seed_ensemble import combine, member_seeds, members_of
+from breakhis.modeling.seed_training import Member, trained_members
+
+SIZE = (32, 32)
+
+
+class Killed(Exception):
+    """The run stopped from outside."""
+
+
+def networks(count: int, outputs: int = 1) -> list[keras.Model]:
+    """`count` small custom CNNs with different weights."""
+    found = []
+    for seed in range(count):
+        keras.utils.set_random_seed(seed)
+        found.append(build_custom_cnn(SIZE, [4, 4, 4, 4], 0.0, True, outputs))
+    return found
+
+
+def images(count: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (count, *SIZE, 3)).astype("float32")
+
+
+def test_the_ensemble_outputs_the_mean_of_its_members_and_saves_as_one_model(tmp_path: Path) -> None:
+    members = networks(3)
+    model = combine(members, "custom", [7, 8, 9])
+    expected = np.mean([np.asarray(member(images())) for member in members], axis=0)
+    assert np.allclose(np.asarray(model(images())), expected, atol=1e-6)
+    assert model.name == "custom"
+    assert [member.name for member in members_of(model)] == ["custom_seed7", "custom_seed8", "custom_seed9"]
+
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert np.allclose(np.asarray(loaded(images())), expected, atol=1e-6)
+    assert len(members_of(loaded)) == 3
+
+
+def test_a_single_network_is_saved_as_it_is() -> None:
+    (network,) = networks(1)
+    assert combine([network], "custom", [42]) is network
+    assert members_of(network) == [network]
+    assert member_seeds(42, 3) == [42, 43, 44]
+
+
+@pytest.mark.parametrize("outputs", [1, 8])
+def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(outputs: int) -> None:
+    """Each member explains the class the ensemble predicts (not its own), and the ensemble's map is
+    the mean of their raw maps."""
+    members = networks(2, outputs)
+    model = combine(members, "custom", [0, 1])
+    cam = GradCam(model)
+    assert cam.layer_name.endswith("mean of 2 seeds")
+    maps, probabilities = cam(images(), 0.5, normalise=False)
+    output = np.asarray(model(images()))
+    assert np.allclose(probabilities, output.reshape(probabilities.shape), atol=1e-6)
+    if outputs == 1:
+        called = output.reshape(-1) >= 0.5
+        own = [GradCam(m)(images(), 0.5, malignant=called, normalise=False)[0] for m in members_of(model)]
+    else:
+        chosen = output.argmax(axis=-1)
+        own = [GradCam(m)(images(), 0.5, subtype=chosen, normalise=False)[0] for m in members_of(model)]
+    assert np.allclose(maps, np.mean(own, axis=0), atol=1e-5)
+    assert maps.shape == own[0].shape and maps.max() > 0
+
+
+def test_a_killed_ensemble_keeps_its_finished_members(tmp_path: Path) -> None:
+    """Killed while training its second member, the ensemble resumes there: the first member is read
+    back, not retrained; each member after the first logs into its own DVCLive folder."""
+    trained: list[int] = []
+    kill = [43]  # the first run is killed when it starts this member
+
+    def fit(seed: int, live: Live, resume: ResumeState) -> Member:
+        if seed in kill:
+            kill.remove(seed)
+            raise Killed  # as Ctrl-C would (a KeyboardInterrupt would stop the test worker)
+        trained.append(seed)
+        live.log_metric("kept/epoch", seed, plot=False)
+        return Member(seed, networks(1)[0], 3, -1, {"auc": 0.5})
+
+    config = {"model": "custom", "seed": 42}
+    live_dir = tmp_path / "live"
+    with pytest.raises(Killed), Live(str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
+        trained_members([42, 43], live, ResumeState(tmp_path / "resume", config), config, fit)
+    assert trained == [42]
+
+    resume = ResumeState(tmp_path / "resume", config)
+    with Live(str(live_dir), resume=True, dvcyaml=None, save_dvc_exp=False) as live:
+        members = trained_members([42, 43], live, resume, config, fit)
+    assert trained == [42, 43]
+    assert [member.seed for member in members] == [42, 43]
+    assert members[0].validation == {"auc": 0.5} and members[0].epochs_trained == 3
+    assert (live_dir / "seed-43" / "metrics.json").is_file()
