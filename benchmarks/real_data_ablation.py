@@ -95,6 +95,11 @@ def main() -> None:
     parser.add_argument("--hed", type=float, default=0.0)
     parser.add_argument("--hsv", type=float, default=0.0)
     parser.add_argument("--colour", choices=("rgb", "grey", "haematoxylin"), default="rgb")
+    parser.add_argument(
+        "--stain-transfer",
+        action="store_true",
+        help="the train stage's train.stain_transfer: each image takes the stain of another of its batch",
+    )
     parser.add_argument("--epochs", type=int, default=30)
     # the train stage's recipe, one factor at a time (the gap between this loop and a profile's CV)
     parser.add_argument(
@@ -148,7 +153,7 @@ def main() -> None:
     images, rows = load(args.tree, args.stain)
     targets, groups = rows["target"].to_numpy(), rows["patient_group"].to_numpy()
     view = ViewParams(args.input, args.patch_scale, args.patches_per_image)
-    jitter = ColourJitter(args.hed, args.hsv)
+    jitter = ColourJitter(args.hed, args.hsv, args.stain_transfer)
     views = views_per_image(FIELD, size, view)
 
     repeats = args.patches_per_image if args.input == "patches" else 1  # samples per image and epoch
