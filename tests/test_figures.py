@@ -112,6 +112,12 @@ def test_training_curves_show_training_beside_validation_and_the_kept_epoch(
     assert outside_the_axes(figure, figure.axes[1])
     plt.close(figure)
 
+    (log / "seed-43").mkdir()  # a seed ensemble's second network: the curves are the first's
+    figure = plots.training_curves_figure(["custom"])
+    labels = {line.get_label() for line in figure.axes[0].get_lines()}
+    assert "custom (first of 2 seeds) kept epoch" in labels and "custom (first of 2 seeds) training" in labels
+    plt.close(figure)
+
 
 def test_the_grid_title_clears_the_first_rows_captions() -> None:
     image = np.zeros((64, 96, 3), dtype=np.uint8)

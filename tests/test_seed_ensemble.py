@@ -3,6 +3,8 @@ mean of the members' maps, and a killed ensemble that keeps its finished members
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -14,7 +16,7 @@ from breakhis.modeling.architectures import build_custom_cnn
 from breakhis.modeling.gradcam import GradCam
 from breakhis.modeling.resume import ResumeState
 from breakhis.modeling.seed_ensemble import combine, member_seeds, members_of
-from breakhis.modeling.seed_training import Member, trained_members
+from breakhis.modeling.seed_training import Member, log_training, trained_members
 
 SIZE = (32, 32)
 
@@ -79,29 +81,38 @@ def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(outputs: int) -
 
 
 def test_a_killed_ensemble_keeps_its_finished_members(tmp_path: Path) -> None:
-    """Killed while training its second member, the ensemble resumes there: the first member is read
-    back, not retrained; each member after the first logs into its own DVCLive folder."""
+    """Killed while training its third network, the ensemble resumes there: the first two are read
+    back, not retrained, and their DVCLive summaries are whole again (the stage starts from an empty
+    DVCLive folder, put back from the copy each epoch leaves in the resume state)."""
     trained: list[int] = []
-    kill = [43]  # the first run is killed when it starts this member
+    kill = [44]  # the first run is killed when it starts this member
 
     def fit(seed: int, live: Live, resume: ResumeState) -> Member:
         if seed in kill:
             kill.remove(seed)
             raise Killed  # as Ctrl-C would (a KeyboardInterrupt would stop the test worker)
         trained.append(seed)
-        live.log_metric("kept/epoch", seed, plot=False)
-        return Member(seed, networks(1)[0], 3, -1, {"auc": 0.5})
+        live.log_metric("eval/auc", 0.5)
+        live.next_step()
+        shutil.copytree(live.dir, resume.root / "dvclive", dirs_exist_ok=True)  # as each epoch does
+        member = Member(seed, networks(1)[0], 3, -1, {"auc": 0.5})
+        log_training(live, member)
+        return member
 
     config = {"model": "custom", "seed": 42}
-    live_dir = tmp_path / "live"
+    live_dir, seeds = tmp_path / "live", [42, 43, 44]
     with pytest.raises(Killed), Live(str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
-        trained_members([42, 43], live, ResumeState(tmp_path / "resume", config), config, fit)
-    assert trained == [42]
-
-    resume = ResumeState(tmp_path / "resume", config)
-    with Live(str(live_dir), resume=True, dvcyaml=None, save_dvc_exp=False) as live:
-        members = trained_members([42, 43], live, resume, config, fit)
+        trained_members(seeds, live, ResumeState(tmp_path / "resume", config), fit)
     assert trained == [42, 43]
-    assert [member.seed for member in members] == [42, 43]
-    assert members[0].validation == {"auc": 0.5} and members[0].epochs_trained == 3
-    assert (live_dir / "seed-43" / "metrics.json").is_file()
+
+    shutil.rmtree(live_dir)  # the stage's output unit puts the earlier outputs back
+    resume = ResumeState(tmp_path / "resume", config)
+    resume.restore_live(live_dir)
+    with Live(str(live_dir), resume=True, dvcyaml=None, save_dvc_exp=False) as live:
+        members = trained_members(seeds, live, resume, fit)
+    assert trained == [42, 43, 44]
+    assert [member.seed for member in members] == seeds
+    assert members[1].validation == {"auc": 0.5} and members[1].epochs_trained == 3
+    for folder in (live_dir, live_dir / "seed-43", live_dir / "seed-44"):
+        summary = json.loads((folder / "metrics.json").read_text())
+        assert summary["epochs_trained"] == 3 and summary["kept"] == {"epoch": -1, "eval": {"auc": 0.5}}

@@ -25,7 +25,7 @@ from breakhis.evaluation.decision import RunDecision
 from breakhis.evaluation.errors import THRESHOLD_FIGURE, sensitivity_specificity
 from breakhis.pipeline.figures import save_figure
 from breakhis.pipeline.param_types import COLOUR_BASELINE, ENSEMBLE
-from breakhis.pipeline.paths import train_log_dir, training_curve, validation_curve
+from breakhis.pipeline.paths import member_log_dirs, train_log_dir, training_curve, validation_curve
 from breakhis.pipeline.task import BINARY_CLASSES as CLASS_NAMES
 from breakhis.pipeline.task import SUBTYPE_CLASSES, malignant_probability, predicted_subtypes
 
@@ -218,11 +218,13 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
     figure, panels = plt.subplots(1, 2, figsize=(11, 3.8))
     for panel, metric in zip(panels, ("loss", "auc"), strict=True):
         for model in models:
+            others = len(member_log_dirs(model))  # a seed ensemble: the curves are its first network's
+            shown = f"{model} (first of {others + 1} seeds)" if others else model
             curve = validation_curve(model, metric)
             colour = None
             if curve.exists():
                 points = pd.read_csv(curve, sep="\t")
-                colour = panel.plot(points["step"], points[metric], marker=".", label=f"{model} validation")[
+                colour = panel.plot(points["step"], points[metric], marker=".", label=f"{shown} validation")[
                     0
                 ]
                 kept = kept_epoch(model)
@@ -236,7 +238,7 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
                         linestyle="none",
                         color=colour.get_color(),
                         markeredgecolor="black",
-                        label=f"{model} kept epoch",
+                        label=f"{shown} kept epoch",
                     )
             train = training_curve(model, metric)
             if train.exists():
@@ -247,7 +249,7 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
                     linestyle="--",
                     alpha=0.7,
                     color=None if colour is None else colour.get_color(),
-                    label=f"{model} training",
+                    label=f"{shown} training",
                 )
         panel.set(
             xlabel="epoch",

@@ -334,7 +334,8 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
     if len(members_of(model)) != seeds:
         raise ModelFileError(
             f"{path}: the network averages {len(members_of(model))} member(s), but its description says "
-            f"models.{description.name}.seeds {seeds}"
+            f"models.{description.name}.seeds {seeds}: the file was changed after training; retrain it "
+            f"(`dvc repro train-{description.name}`)"
         )
     units = int(model.output_shape[-1])
     if units != outputs(description.task):

@@ -104,7 +104,7 @@ class GradCam:
     @property
     def layer_name(self) -> str:
         if self.members:
-            return f"{self.members[0].layer_name.split('/')[-1]}, mean of {len(self.members)} seeds"
+            return f"{self.members[0].layer_name}, mean of {len(self.members)} seeds"
         return self.layer.name if self.parent is None else f"{self.parent.name}/{self.layer.name}"
 
     def _forward(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from breakhis.modeling.runtime import Runtime
 from breakhis.modeling.seed_ensemble import combine, member_seeds
 from breakhis.modeling.training import Trainer, inference_copy
 from breakhis.pipeline.params import Params
+from breakhis.pipeline.paths import member_log_dir
 from breakhis.pipeline.task import outputs
 
 
@@ -45,39 +47,37 @@ class Member:
 Fit = Callable[[int, Live, ResumeState], Member]
 
 
-def trained_members(
-    seeds: list[int], live: Live, resume: ResumeState, config: dict[str, Any], fit: Fit
-) -> list[Member]:
+def trained_members(seeds: list[int], live: Live, resume: ResumeState, fit: Fit) -> list[Member]:
     """`fit(seed, live, resume)` for each seed: the first in the model's `live` folder and `resume`
     state, each other in its own (see the module's docstring); members of an ensemble that finished
-    before an interruption are read back. `config`: the resume configuration of the model (each
-    member's is the same with its own seed)."""
+    before an interruption are read back, with their DVCLive summary written again."""
     members = []
     for index, seed in enumerate(seeds):
-        if index == 0:
+        with ExitStack() as stack:
             own_live, own_resume = live, resume
-        else:
-            own_resume = ResumeState(resume.root / f"seed-{seed}", {**config, "seed": seed})
-            folder = Path(live.dir) / f"seed-{seed}"
-            own_resume.restore_live(folder)
-            own_live = Live(str(folder), resume=own_resume.resuming, dvcyaml=None, save_dvc_exp=False)
-        saved, record = resume.root / f"member-{seed}.keras", resume.root / f"member-{seed}.json"
-        if len(seeds) > 1 and record.exists():
-            done = json.loads(record.read_text())
-            member = Member(
-                seed,
-                keras.saving.load_model(saved),
-                done["epochs_trained"],
-                done["kept_epoch"],
-                done["validation"],
-            )
-        else:
-            member = fit(seed, own_live, own_resume)
-            if len(seeds) > 1:
-                inference_copy(member.model).save(saved)
-                record.write_text(json.dumps({**member.record(), "validation": member.validation}))
-        if index:
-            own_live.end()
+            if index:  # each member after the first: its own resume state and DVCLive folder
+                own_resume = ResumeState(resume.root / f"seed-{seed}", {**resume.config, "seed": seed})
+                folder = member_log_dir(Path(live.dir), seed)
+                own_resume.restore_live(folder)
+                own_live = stack.enter_context(
+                    Live(str(folder), resume=own_resume.resuming, dvcyaml=None, save_dvc_exp=False)
+                )
+            saved, record = resume.root / f"member-{seed}.keras", resume.root / f"member-{seed}.json"
+            if len(seeds) > 1 and record.exists():
+                done = json.loads(record.read_text())
+                member = Member(
+                    seed,
+                    keras.saving.load_model(saved),
+                    done["epochs_trained"],
+                    done["kept_epoch"],
+                    done["validation"],
+                )
+                log_training(own_live, member)  # its copy of the folder is from its last epoch
+            else:
+                member = fit(seed, own_live, own_resume)
+                if len(seeds) > 1:
+                    member.model.save(saved)
+                    record.write_text(json.dumps({**member.record(), "validation": member.validation}))
         members.append(member)
     return members
 
@@ -94,12 +94,12 @@ def train_model(
 ) -> tuple[keras.Model, dict[str, Any]]:
     """The model the train stage saves, without its optimizer state: one network, or the seed
     ensemble of `models.<name>.seeds` networks; and what its description says of its training. The
-    DVCLive summary in `live` is the saved model's (`log_training`); each other member's is in its
-    own folder."""
+    DVCLive summary in `live` is the first network's (`log_training`), with `kept.eval` the saved
+    model's validation metrics; each other network's is in its own folder."""
     own, units = params.models.of(name), outputs(params.task)
 
     def fit(member_seed: int, member_live: Live, member_resume: ResumeState) -> Member:
-        """One network, trained and checked: a diverged one is never saved."""
+        """One network, trained and checked (a diverged one is never saved), without its optimizer."""
         if member_seed != seed:  # the first network trains in the runtime's seeding
             keras.utils.set_random_seed(member_seed)
         trainer = Trainer(name, params.train, own, member_seed, runtime, member_live, member_resume, units)
@@ -108,9 +108,9 @@ def train_model(
         kept = trainer.kept_epoch if trainer.kept_epoch is not None else -1
         member = Member(member_seed, model, trainer.epoch, kept, trainer.validate(model))
         log_training(member_live, member)
-        return member
+        return replace(member, model=inference_copy(model))
 
-    members = trained_members(member_seeds(seed, own.seeds), live, resume, resume.config, fit)
+    members = trained_members(member_seeds(seed, own.seeds), live, resume, fit)
     first = members[0]
     training: dict[str, Any] = {
         "validation": params.train.validation,
@@ -118,13 +118,14 @@ def train_model(
         "kept_epoch": first.kept_epoch,
     }
     if len(members) == 1:
-        return inference_copy(first.model), training
+        return first.model, training
     training["members"] = [member.record() for member in members]
-    model = combine([inference_copy(m.model) for m in members], name, [m.seed for m in members])
-    scorer = Trainer(name, params.train, own, seed, runtime, live, resume, units)
-    scorer.prepare(train_rows, val_rows)
-    log_training(live, replace(first, validation=scorer.validate(model)))  # the ensemble's
-    return inference_copy(model), training  # validate compiled it: saved without the optimizer
+    with runtime.strategy.scope():  # built and scored on every replica, as the members trained
+        model = combine([m.model for m in members], name, [m.seed for m in members])
+        scorer = Trainer(name, params.train, own, seed, runtime, live, resume, units)
+        scorer.prepare(train_rows, val_rows)
+        log_training(live, replace(first, validation=scorer.validate(model)))  # the ensemble's
+        return inference_copy(model), training  # validate compiled it: saved without the optimizer
 
 
 def log_training(live: Live, member: Member) -> None:

@@ -103,6 +103,17 @@ def train_log_dir(name: str) -> Path:
     return TRAIN_LOGS / name
 
 
+def member_log_dir(live_dir: Path, seed: int) -> Path:
+    """The DVCLive folder of a seed ensemble's network after the first, inside the model's
+    (breakhis.modeling.seed_training)."""
+    return live_dir / f"seed-{seed}"
+
+
+def member_log_dirs(name: str) -> list[Path]:
+    """The DVCLive folders of a trained seed ensemble's networks after the first; none for one network."""
+    return sorted(train_log_dir(name).glob("seed-*"))
+
+
 def validation_curve(name: str, metric: str) -> Path:
     """A train stage's per-epoch validation metric, as DVCLive's Keras callback writes it."""
     return train_log_dir(name) / "plots" / "metrics" / "eval" / f"{metric}.tsv"

@@ -41,8 +41,9 @@ class ModelSection(ModelOverrides):
 
     seeds: PositiveInt = Field(
         1,
-        description="above 1, a seed ensemble: that many networks (training seeds seed, seed + 1, ...) "
-        "saved as one model, the mean of their outputs; that many times the training time and file size",
+        description="above 1, a seed ensemble: that many networks (training seeds s, s + 1, ...; s: "
+        "train.seed, else seed) saved as one model, the mean of their outputs; that many times the "
+        "training time and file size",
     )
 
 
