@@ -59,6 +59,33 @@ def test_a_single_network_is_saved_as_it_is() -> None:
     assert member_seeds(42, 3) == [42, 43, 44]
 
 
+def test_a_file_whose_networks_are_not_the_ones_described_is_refused(tmp_path: Path) -> None:
+    """A model file holds its description: an ensemble saved under a description of one network (a
+    file changed after training) is refused when loaded, naming both and the fix."""
+    from breakhis.modeling.description import ModelFileError, describe, load_model, save_model
+    from tests.conftest import TINY_MODEL_SIZE, tiny_run_params
+
+    params = tiny_run_params()
+    keras.utils.set_random_seed(0)
+    members = [build_custom_cnn(TINY_MODEL_SIZE, [4, 4, 4, 4], 0.0, True) for _ in range(2)]
+    description = describe(
+        "custom",
+        params,
+        data_files=[],
+        images=8,
+        validation_images=0,
+        magnifications=params.data.magnifications,
+        training={"epochs_trained": 1, "kept_epoch": -1},
+    )
+    save_model(combine(members, "custom", [0, 1]), tmp_path / "model.keras", description)
+    with pytest.raises(
+        ModelFileError,
+        match=r"model.keras: the network averages 2 member\(s\), but its description says "
+        r"models.custom.seeds 1: the file was changed after training; retrain it",
+    ):
+        load_model(tmp_path / "model.keras", "custom")
+
+
 @pytest.mark.parametrize("outputs", [1, 8])
 def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(outputs: int) -> None:
     """Each member explains the class the ensemble predicts (not its own), and the ensemble's map is

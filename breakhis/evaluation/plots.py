@@ -216,17 +216,19 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
     """Loss and AUC per epoch of each model, from its DVCLive folder: training (dashed) and
     validation (solid) in the model's colour, and a star at the epoch whose weights it kept."""
     figure, panels = plt.subplots(1, 2, figsize=(11, 3.8))
+    shown = {}  # a seed ensemble's curves are its first network's, and say so
+    for model in models:
+        others = len(member_log_dirs(model))
+        shown[model] = f"{model} (first of {others + 1} seeds)" if others else model
     for panel, metric in zip(panels, ("loss", "auc"), strict=True):
         for model in models:
-            others = len(member_log_dirs(model))  # a seed ensemble: the curves are its first network's
-            shown = f"{model} (first of {others + 1} seeds)" if others else model
             curve = validation_curve(model, metric)
             colour = None
             if curve.exists():
                 points = pd.read_csv(curve, sep="\t")
-                colour = panel.plot(points["step"], points[metric], marker=".", label=f"{shown} validation")[
-                    0
-                ]
+                colour = panel.plot(
+                    points["step"], points[metric], marker=".", label=f"{shown[model]} validation"
+                )[0]
                 kept = kept_epoch(model)
                 at = points[points["step"] == kept]
                 if not at.empty:
@@ -238,7 +240,7 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
                         linestyle="none",
                         color=colour.get_color(),
                         markeredgecolor="black",
-                        label=f"{shown} kept epoch",
+                        label=f"{shown[model]} kept epoch",
                     )
             train = training_curve(model, metric)
             if train.exists():
@@ -249,7 +251,7 @@ def training_curves_figure(models: list[str]) -> plt.Figure:
                     linestyle="--",
                     alpha=0.7,
                     color=None if colour is None else colour.get_color(),
-                    label=f"{shown} training",
+                    label=f"{shown[model]} training",
                 )
         panel.set(
             xlabel="epoch",

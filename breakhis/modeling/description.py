@@ -331,9 +331,10 @@ def load_model(path: Path, expected: str | None = None) -> tuple[keras.Model, Mo
     from breakhis.modeling.seed_ensemble import members_of
 
     seeds = description.params.get("models", {}).get(description.name, {}).get("seeds", 1)
-    if len(members_of(model)) != seeds:
+    members = len(members_of(model))
+    if members != seeds:
         raise ModelFileError(
-            f"{path}: the network averages {len(members_of(model))} member(s), but its description says "
+            f"{path}: the network averages {members} member(s), but its description says "
             f"models.{description.name}.seeds {seeds}: the file was changed after training; retrain it "
             f"(`dvc repro train-{description.name}`)"
         )
